@@ -1,0 +1,51 @@
+/**
+ * Authentication (who is this?) and authorization (may they do that here?).
+ *
+ * An Authenticator turns USER/PASS into an Account or a rejection. The
+ * Account carries the session's Storage (already bound to the user's root)
+ * and the permissions the session checks before every command.
+ */
+import type { Storage } from '../storage/types.js';
+
+/**
+ * Permission letters, as in pyftpdlib:
+ * e change directory (CWD, CDUP), l list (LIST, NLST, MLSD, MLST, STAT path, SIZE, MDTM),
+ * r retrieve (RETR), a append (APPE), d delete (DELE, RMD), f rename (RNFR, RNTO),
+ * m make directory (MKD), w store (STOR, STOU), M change mode (SITE CHMOD),
+ * T change modification time (MFMT).
+ */
+export type Permission = 'e' | 'l' | 'r' | 'a' | 'd' | 'f' | 'm' | 'w' | 'M' | 'T';
+
+export const READ_PERMISSIONS = 'elr';
+export const ALL_PERMISSIONS = 'elradfmwMT';
+
+export interface Account {
+  username: string;
+  /** Storage bound to this user's root. The session calls `close()` at the end if present. */
+  storage: Storage;
+  /** Granted permission letters, e.g. 'elr' (read-only) or 'elradfmwMT'. */
+  permissions: string;
+  /**
+   * Optional finer check, e.g. per-directory overrides. Called with a
+   * normalised virtual path; when present it replaces the `permissions` test.
+   */
+  hasPermission?(permission: Permission, path: string): boolean;
+}
+
+export interface AuthRequest {
+  username: string;
+  password: string;
+  /** The client's address as seen on the control connection (IPv4 in dotted form). */
+  remoteAddress: string;
+  /** True when the control connection is encrypted. */
+  secure: boolean;
+}
+
+export interface Authenticator {
+  /** Resolve to an Account, or null to reject (the client sees 530 after a delay). */
+  authenticate(request: AuthRequest): Promise<Account | null>;
+}
+
+export function accountHasPermission(account: Account, permission: Permission, path: string): boolean {
+  return account.hasPermission ? account.hasPermission(permission, path) : account.permissions.includes(permission);
+}

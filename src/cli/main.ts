@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+/**
+ * The `ferry` command. With no arguments it serves the current directory
+ * read-only to anonymous users on port 2121, like `python -m pyftpdlib`.
+ */
+import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { pino } from 'pino';
+import { AnonymousAuthenticator } from '../auth/anonymous.js';
+import { ALL_PERMISSIONS, READ_PERMISSIONS, type Authenticator } from '../auth/types.js';
+import { UserListAuthenticator, type ListedUser } from '../auth/user-list.js';
+import { parsePortRange } from '../server/options.js';
+import { createServer } from '../server/server.js';
+import { LocalStorage } from '../storage/local.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+interface ServeFlags {
+  root: string;
+  host: string;
+  port: number;
+  user: Array<{ username: string; password: string }>;
+  write: boolean;
+  passivePorts?: { min: number; max: number };
+  masquerade?: string;
+  logLevel: string;
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) throw new InvalidArgumentError('expected a port number from 0 to 65535.');
+  return port;
+}
+
+function collectUser(value: string, previous: ServeFlags['user']): ServeFlags['user'] {
+  const colon = value.indexOf(':');
+  if (colon <= 0) throw new InvalidArgumentError('expected NAME:PASSWORD, e.g. --user alice:s3cret');
+  return [...previous, { username: value.slice(0, colon), password: value.slice(colon + 1) }];
+}
+
+function parseRange(value: string): { min: number; max: number } {
+  const range = parsePortRange(value);
+  if (!range) throw new InvalidArgumentError(`"${value}" is not a port range like 50000-50100 (1-65535).`);
+  return range;
+}
+
+/** Addresses a client on this machine or the LAN can use to reach `host`. */
+function reachableAddresses(host: string): string[] {
+  if (host !== '0.0.0.0' && host !== '::') return [host];
+  const found = ['127.0.0.1'];
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const item of list ?? []) if (item.family === 'IPv4' && !item.internal) found.push(item.address);
+  }
+  return found;
+}
+
+async function serve(flags: ServeFlags): Promise<void> {
+  const root = path.resolve(flags.root);
+  const rootInfo = await stat(root).catch(() => null);
+  if (!rootInfo?.isDirectory()) fail(`--root ${flags.root}: not a directory. Pass an existing folder to serve.`);
+
+  const permissions = flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS;
+  const storage = () => new LocalStorage(root);
+  const anonymous = flags.user.length === 0;
+  const authenticator: Authenticator = anonymous
+    ? new AnonymousAuthenticator({ storage, permissions })
+    : new UserListAuthenticator(flags.user.map((u): ListedUser => ({ ...u, storage, permissions })));
+
+  const logger = pino({ level: flags.logLevel, base: undefined });
+  const server = createServer({
+    authenticator,
+    host: flags.host,
+    port: flags.port,
+    passivePorts: flags.passivePorts,
+    masqueradeAddress: flags.masquerade,
+    logger,
+  });
+
+  try {
+    await server.listen();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') fail(`port ${flags.port} on ${flags.host} is already in use. Stop the other server or choose another with --port.`, 1);
+    if (code === 'EACCES') fail(`not allowed to listen on port ${flags.port}. Ports below 1024 need root; use --port 2121.`, 1);
+    throw err;
+  }
+
+  const port = server.address()!.port;
+  const access = flags.write ? 'read-write' : 'read-only';
+  const who = anonymous ? 'anonymous users (any password)' : `user${flags.user.length > 1 ? 's' : ''} ${flags.user.map((u) => u.username).join(', ')}`;
+  const lines = [`Ferry ${pkg.version} is serving ${root} (${access}) to ${who}.`];
+  for (const address of reachableAddresses(flags.host)) {
+    const shown = address.includes(':') ? `[${address}]` : address;
+    lines.push(`  ftp://${anonymous ? '' : `${flags.user[0]!.username}@`}${shown}:${port}/`);
+  }
+  const example = reachableAddresses(flags.host)[0]!;
+  lines.push(`Try: lftp -p ${port} ${anonymous ? '' : `-u ${flags.user[0]!.username} `}${example}   or   curl ${anonymous ? '' : `-u ${flags.user[0]!.username}:PASSWORD `}ftp://${example.includes(':') ? `[${example}]` : example}:${port}/`);
+  if (anonymous && flags.write) lines.push('Warning: anyone who can reach this port can write and delete files (--write with anonymous access).');
+  lines.push('Press Ctrl-C to stop.');
+  process.stdout.write(lines.join('\n') + '\n');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      process.stdout.write('Stopping now.\n');
+      process.exit(1);
+    }
+    stopping = true;
+    process.stdout.write(`\n${signal}: stopping; running transfers get ${server.options.shutdownGraceMs / 1000} s to finish (Ctrl-C again to stop at once).\n`);
+    void server.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+function fail(message: string, exitCode = 2): never {
+  process.stderr.write(`ferry: ${message}\n`);
+  process.exit(exitCode);
+}
+
+function serveOptions(command: Command): Command {
+  return command
+    .option('--root <dir>', 'folder to serve', process.cwd())
+    .option('--host <addr>', 'address to listen on (:: for IPv6)', '0.0.0.0')
+    .option('--port <n>', 'control port', parsePort, 2121)
+    .option('--user <name:password>', 'allow this user instead of anonymous (repeatable)', collectUser, [])
+    .option('--write', 'grant write permissions (upload, delete, rename, mkdir)', false)
+    .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
+    .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)')
+    .addOption(new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .action((flags: ServeFlags) => serve(flags));
+}
+
+const program = new Command('ferry')
+  .description('Ferry: a fast, safe FTP server. With no command, serves the current folder read-only to anonymous users.')
+  .version(pkg.version)
+  .showHelpAfterError();
+serveOptions(program);
+serveOptions(program.command('serve').description('run the FTP server (the default command)'));
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`ferry: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,136 @@
+/**
+ * Passive data connections (RFC 959 PASV, RFC 2428 EPSV).
+ *
+ * Each PASV opens one listener from the pool; the first connection from the
+ * control connection's peer address becomes the data socket and the listener
+ * closes at once, so the port returns to the pool. Connections from any other
+ * address are dropped (no data-connection theft). Readiness is one event and
+ * one deadline, never a polling loop.
+ */
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import { sameHost } from '../protocol/address.js';
+import type { DataChannel } from './channel.js';
+
+export interface PortRange {
+  min: number;
+  max: number;
+}
+
+export class NoPassivePortError extends Error {
+  constructor() {
+    super('no free port in the passive range');
+  }
+}
+
+/**
+ * Hands out ports from a range by binding them for real: a port is "free" when
+ * listen() succeeds, so there is no probe-then-bind race with other processes.
+ * Ports this process holds are skipped without a syscall.
+ */
+export class PassivePortPool {
+  readonly #range: PortRange | null;
+  readonly #held = new Set<number>();
+  #cursor: number;
+
+  constructor(range?: PortRange | null) {
+    this.#range = range ?? null;
+    this.#cursor = range ? range.min + Math.floor(Math.random() * (range.max - range.min + 1)) : 0;
+  }
+
+  /** Bind `server` on `host` to a port from the range (any port without a range). */
+  async bind(server: net.Server, host: string): Promise<number> {
+    const range = this.#range;
+    if (!range) return listen(server, host, 0);
+    const size = range.max - range.min + 1;
+    for (let attempt = 0; attempt < size; attempt++) {
+      const port = this.#cursor;
+      this.#cursor = port >= range.max ? range.min : port + 1;
+      if (this.#held.has(port)) continue;
+      try {
+        await listen(server, host, port);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || (err as NodeJS.ErrnoException).code === 'EACCES') continue;
+        throw err;
+      }
+      this.#held.add(port);
+      server.once('close', () => this.#held.delete(port));
+      return port;
+    }
+    throw new NoPassivePortError();
+  }
+}
+
+function listen(server: net.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen({ host, port, exclusive: true, backlog: 4 }, () => {
+      server.off('error', onError);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
+export class PassiveChannel implements DataChannel {
+  readonly mode = 'passive';
+  readonly port: number;
+  readonly #server: net.Server;
+  readonly #peer: string;
+  readonly #timeoutMs: number;
+  #socket: Socket | null = null;
+  #waiter: ((socket: Socket) => void) | null = null;
+
+  private constructor(server: net.Server, port: number, peer: string, timeoutMs: number) {
+    this.#server = server;
+    this.port = port;
+    this.#peer = peer;
+    this.#timeoutMs = timeoutMs;
+    server.on('connection', (socket) => this.#onConnection(socket));
+    server.on('error', () => this.close());
+  }
+
+  static async open(pool: PassivePortPool, host: string, peer: string, timeoutMs: number): Promise<PassiveChannel> {
+    const server = net.createServer({ noDelay: true });
+    try {
+      const port = await pool.bind(server, host);
+      return new PassiveChannel(server, port, peer, timeoutMs);
+    } catch (err) {
+      server.close();
+      throw err;
+    }
+  }
+
+  #onConnection(socket: Socket): void {
+    if (this.#socket || !sameHost(socket.remoteAddress ?? '', this.#peer)) {
+      socket.destroy();
+      return;
+    }
+    this.#socket = socket;
+    this.#server.close();
+    socket.on('error', () => {}); // the transfer observes errors through its pipeline
+    this.#waiter?.(socket);
+  }
+
+  open(signal: AbortSignal): Promise<Socket> {
+    if (this.#socket) return Promise.resolve(this.#socket);
+    return new Promise((resolve, reject) => {
+      const finish = (err: Error | null, socket?: Socket) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.#waiter = null;
+        if (err) reject(err);
+        else resolve(socket!);
+      };
+      const onAbort = () => finish(new Error('aborted while waiting for the data connection'));
+      const timer = setTimeout(() => finish(new Error('data connection timed out')), this.#timeoutMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiter = (socket) => finish(null, socket);
+    });
+  }
+
+  close(): void {
+    this.#server.close();
+    this.#socket?.destroy();
+  }
+}

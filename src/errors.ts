@@ -1,0 +1,131 @@
+/**
+ * Typed errors and their FTP replies, in one place.
+ *
+ * Storage backends, authenticators and the session throw `FerryError` with a
+ * stable `code`; `replyForError` is the only function that turns any thrown
+ * value into an FTP reply. Unknown errors become a generic 451 so that no
+ * internal detail (an absolute path, a stack, an SDK message) reaches the
+ * client; the caller logs the original.
+ */
+
+export const ErrorCodes = {
+  /** The path does not exist. */
+  NOT_FOUND: 'FERRY_ERR_NOT_FOUND',
+  /** Something already exists where a new entry was to be created. */
+  EXISTS: 'FERRY_ERR_EXISTS',
+  NOT_A_DIRECTORY: 'FERRY_ERR_NOT_A_DIRECTORY',
+  IS_A_DIRECTORY: 'FERRY_ERR_IS_A_DIRECTORY',
+  NOT_EMPTY: 'FERRY_ERR_NOT_EMPTY',
+  /** The backend refused (EACCES, AccessDenied) or the path leaves the root. */
+  ACCESS_DENIED: 'FERRY_ERR_ACCESS_DENIED',
+  /** The account lacks the permission letter the command needs. */
+  NO_PERMISSION: 'FERRY_ERR_NO_PERMISSION',
+  /** A path that is never valid: NUL byte, too long, bad encoding. */
+  INVALID_NAME: 'FERRY_ERR_INVALID_NAME',
+  /** The storage cannot do this at all (e.g. REST+STOR on object storage). */
+  UNSUPPORTED: 'FERRY_ERR_UNSUPPORTED',
+  /** A REST offset beyond the end of the file. */
+  INVALID_OFFSET: 'FERRY_ERR_INVALID_OFFSET',
+  /** The disk or bucket is out of space (retry later may help). */
+  NO_SPACE: 'FERRY_ERR_NO_SPACE',
+  /** A quota or maximum file size was exceeded. */
+  QUOTA_EXCEEDED: 'FERRY_ERR_QUOTA_EXCEEDED',
+  /** The backend is temporarily unavailable (endpoint down, throttled). */
+  UNAVAILABLE: 'FERRY_ERR_UNAVAILABLE',
+  /** The data connection closed or failed during a transfer. */
+  DATA_CONNECTION: 'FERRY_ERR_DATA_CONNECTION',
+  /** The transfer was aborted by ABOR, shutdown or a timeout. */
+  ABORTED: 'FERRY_ERR_ABORTED',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export interface FtpReply {
+  code: number;
+  text: string;
+}
+
+/** The reply each code maps to. Texts are generic on purpose: no paths. */
+const replies: Record<ErrorCode, FtpReply> = {
+  FERRY_ERR_NOT_FOUND: { code: 550, text: 'No such file or directory.' },
+  FERRY_ERR_EXISTS: { code: 550, text: 'File exists.' },
+  FERRY_ERR_NOT_A_DIRECTORY: { code: 550, text: 'Not a directory.' },
+  FERRY_ERR_IS_A_DIRECTORY: { code: 550, text: 'Is a directory.' },
+  FERRY_ERR_NOT_EMPTY: { code: 550, text: 'Directory not empty.' },
+  FERRY_ERR_ACCESS_DENIED: { code: 550, text: 'Permission denied.' },
+  FERRY_ERR_NO_PERMISSION: { code: 550, text: 'Permission denied.' },
+  // RFC 959: 553 Requested action not taken. File name not allowed.
+  FERRY_ERR_INVALID_NAME: { code: 553, text: 'File name not allowed.' },
+  // RFC 959: 504 Command not implemented for that parameter.
+  FERRY_ERR_UNSUPPORTED: { code: 504, text: 'Not supported by this storage.' },
+  FERRY_ERR_INVALID_OFFSET: { code: 554, text: 'Invalid REST offset.' },
+  // RFC 959: 452 is the transient "insufficient storage", 552 the quota one.
+  FERRY_ERR_NO_SPACE: { code: 452, text: 'Insufficient storage space.' },
+  FERRY_ERR_QUOTA_EXCEEDED: { code: 552, text: 'Exceeded storage allocation.' },
+  FERRY_ERR_UNAVAILABLE: { code: 451, text: 'Storage temporarily unavailable; try again later.' },
+  FERRY_ERR_DATA_CONNECTION: { code: 426, text: 'Connection closed; transfer aborted.' },
+  FERRY_ERR_ABORTED: { code: 426, text: 'Transfer aborted.' },
+};
+
+const kFerryError = Symbol.for('ferry.error');
+
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+
+  /**
+   * @param code stable error code
+   * @param message for logs only; never sent to the client
+   */
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? code, options);
+    this.name = 'FerryError';
+    this.code = code;
+  }
+
+  get [kFerryError](): true {
+    return true;
+  }
+
+  // Recognise errors from a second copy of the package too (undici does the same).
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kFerryError] === true;
+  }
+}
+
+const errnoToCode: Record<string, ErrorCode> = {
+  ENOENT: ErrorCodes.NOT_FOUND,
+  EEXIST: ErrorCodes.EXISTS,
+  ENOTDIR: ErrorCodes.NOT_A_DIRECTORY,
+  EISDIR: ErrorCodes.IS_A_DIRECTORY,
+  ENOTEMPTY: ErrorCodes.NOT_EMPTY,
+  EACCES: ErrorCodes.ACCESS_DENIED,
+  EPERM: ErrorCodes.ACCESS_DENIED,
+  EROFS: ErrorCodes.ACCESS_DENIED,
+  ELOOP: ErrorCodes.ACCESS_DENIED,
+  ENAMETOOLONG: ErrorCodes.INVALID_NAME,
+  EINVAL: ErrorCodes.INVALID_NAME,
+  ENOSPC: ErrorCodes.NO_SPACE,
+  EDQUOT: ErrorCodes.QUOTA_EXCEEDED,
+  EFBIG: ErrorCodes.QUOTA_EXCEEDED,
+  EXDEV: ErrorCodes.UNSUPPORTED,
+};
+
+/** Translate a Node system error (ENOENT, EACCES, ...) into a FerryError. */
+export function fromSystemError(err: unknown): unknown {
+  if (err instanceof FerryError) return err;
+  const errno = (err as NodeJS.ErrnoException | null)?.code;
+  const code = errno ? errnoToCode[errno] : undefined;
+  return code ? new FerryError(code, (err as Error).message, { cause: err }) : err;
+}
+
+/** The single place where anything thrown becomes an FTP reply. */
+export function replyForError(err: unknown): FtpReply {
+  const translated = fromSystemError(err);
+  if (translated instanceof FerryError) return replies[translated.code];
+  return { code: 451, text: 'Local error in processing.' };
+}
+
+/** True when the error is one we expect in normal operation (not worth a stack in the log). */
+export function isExpectedError(err: unknown): boolean {
+  return fromSystemError(err) instanceof FerryError;
+}

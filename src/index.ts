@@ -1,0 +1,18 @@
+/** Ferry's public library API. Everything exported here is supported. */
+export { createServer, FtpServer } from './server/server.js';
+export type { FtpServerOptions } from './server/options.js';
+export { parsePortRange } from './server/options.js';
+export type { PortRange } from './data/passive.js';
+
+export type { Storage, StorageCapabilities, StorageWritable, FileInfo, FileType, ReadOptions, WriteOptions } from './storage/types.js';
+export { LocalStorage } from './storage/local.js';
+export { MemoryStorage } from './storage/memory.js';
+
+export type { Account, Authenticator, AuthRequest, Permission } from './auth/types.js';
+export { READ_PERMISSIONS, ALL_PERMISSIONS } from './auth/types.js';
+export { AnonymousAuthenticator, type AnonymousOptions } from './auth/anonymous.js';
+export { UserListAuthenticator, ChainAuthenticator, type ListedUser } from './auth/user-list.js';
+
+export { FerryError, ErrorCodes, type ErrorCode, type FtpReply, replyForError } from './errors.js';
+export type { ServerEvents, SessionInfo, UserInfo, TransferInfo } from './observability/events.js';
+export type { Logger } from './observability/logger.js';

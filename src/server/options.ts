@@ -1,0 +1,123 @@
+/**
+ * Server options: defaults, validation, freezing. Validated once at
+ * construction; a bad value throws a TypeError that names the option and
+ * what it expects. Units are in the names (…Ms, …Bytes).
+ */
+import net from 'node:net';
+import type { Authenticator } from '../auth/types.js';
+import type { Logger } from '../observability/logger.js';
+import { silentLogger } from '../observability/logger.js';
+import type { PortRange } from '../data/passive.js';
+
+export interface FtpServerOptions {
+  /** Decides who may log in and what storage and permissions they get. Required. */
+  authenticator: Authenticator;
+  /** Address to listen on. Default '0.0.0.0'; use '::' for IPv6 (and IPv4 where the OS maps it). */
+  host?: string;
+  /** Control port. Default 2121; 0 picks a free port (see `server.address()`). */
+  port?: number;
+  /** Passive data ports, `{ min, max }` or "50000-50100". Default: any free port. */
+  passivePorts?: PortRange | string;
+  /** IPv4 address announced in PASV replies, for servers behind NAT. Default: the control connection's local address. */
+  masqueradeAddress?: string;
+  /** Text of the 220 greeting (one string, or lines). */
+  greeting?: string | string[];
+  /** Concurrent control connections in total (421 beyond). Default 512. */
+  maxConnections?: number;
+  /** Concurrent control connections from one IP address (421 beyond). Default 32. */
+  maxConnectionsPerIp?: number;
+  /** Longest command line accepted, in bytes (500 beyond). Default 8192. */
+  maxCommandBytes?: number;
+  /** Close a control connection silent this long (not counting transfers). Default 300000. */
+  idleTimeoutMs?: number;
+  /** How long to wait for a data connection to arrive or connect. Default 30000. */
+  dataConnectTimeoutMs?: number;
+  /** Abort a transfer whose data connection moves no byte for this long. Default 300000. */
+  dataIdleTimeoutMs?: number;
+  /** Failed logins allowed per connection before 421 and close. Default 3. */
+  maxLoginAttempts?: number;
+  /** Delay before answering a failed login, against guessing. Default 1000. */
+  loginFailureDelayMs?: number;
+  /** Allow PORT/EPRT (to the client's own address only). Default true. */
+  allowActiveMode?: boolean;
+  /** How long close() lets running transfers finish. Default 10000. */
+  shutdownGraceMs?: number;
+  /** A pino-compatible logger. Default: silent. */
+  logger?: Logger;
+}
+
+export interface ResolvedOptions {
+  readonly authenticator: Authenticator;
+  readonly host: string;
+  readonly port: number;
+  readonly passivePorts: PortRange | null;
+  readonly masqueradeAddress: string | null;
+  readonly greeting: readonly string[];
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  readonly maxCommandBytes: number;
+  readonly idleTimeoutMs: number;
+  readonly dataConnectTimeoutMs: number;
+  readonly dataIdleTimeoutMs: number;
+  readonly maxLoginAttempts: number;
+  readonly loginFailureDelayMs: number;
+  readonly allowActiveMode: boolean;
+  readonly shutdownGraceMs: number;
+  readonly logger: Logger;
+}
+
+export function parsePortRange(value: string): PortRange | null {
+  const match = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(value);
+  if (!match) return null;
+  const min = Number(match[1]);
+  const max = Number(match[2]);
+  return min >= 1 && max <= 65535 && min <= max ? { min, max } : null;
+}
+
+function integer(name: string, value: number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new TypeError(`${name}: ${String(value)} is not a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
+  if (!options || typeof options.authenticator?.authenticate !== 'function') {
+    throw new TypeError('authenticator: required, an object with an authenticate(request) method');
+  }
+  let passivePorts: PortRange | null = null;
+  if (typeof options.passivePorts === 'string') {
+    passivePorts = parsePortRange(options.passivePorts);
+    if (!passivePorts) throw new TypeError(`passivePorts: "${options.passivePorts}" is not a port range like 50000-50100 (1-65535)`);
+  } else if (options.passivePorts) {
+    const { min, max } = options.passivePorts;
+    integer('passivePorts.min', min, 0, 1, 65535);
+    integer('passivePorts.max', max, 0, min, 65535);
+    passivePorts = { min, max };
+  }
+  const masquerade = options.masqueradeAddress ?? null;
+  if (masquerade !== null && net.isIPv4(masquerade) === false) {
+    throw new TypeError(`masqueradeAddress: "${masquerade}" is not an IPv4 address (PASV can only announce IPv4)`);
+  }
+  const greeting = options.greeting ?? 'Ferry FTP server ready.';
+  return Object.freeze({
+    authenticator: options.authenticator,
+    host: options.host ?? '0.0.0.0',
+    port: integer('port', options.port, 2121, 0, 65535),
+    passivePorts,
+    masqueradeAddress: masquerade,
+    greeting: Object.freeze(typeof greeting === 'string' ? greeting.split(/\r?\n/) : [...greeting]),
+    maxConnections: integer('maxConnections', options.maxConnections, 512, 1),
+    maxConnectionsPerIp: integer('maxConnectionsPerIp', options.maxConnectionsPerIp, 32, 1),
+    maxCommandBytes: integer('maxCommandBytes', options.maxCommandBytes, 8192, 512, 1 << 20),
+    idleTimeoutMs: integer('idleTimeoutMs', options.idleTimeoutMs, 300_000, 1),
+    dataConnectTimeoutMs: integer('dataConnectTimeoutMs', options.dataConnectTimeoutMs, 30_000, 1),
+    dataIdleTimeoutMs: integer('dataIdleTimeoutMs', options.dataIdleTimeoutMs, 300_000, 1),
+    maxLoginAttempts: integer('maxLoginAttempts', options.maxLoginAttempts, 3, 1),
+    loginFailureDelayMs: integer('loginFailureDelayMs', options.loginFailureDelayMs, 1000, 0),
+    allowActiveMode: options.allowActiveMode ?? true,
+    shutdownGraceMs: integer('shutdownGraceMs', options.shutdownGraceMs, 10_000, 0),
+    logger: options.logger ?? silentLogger,
+  });
+}

@@ -1,0 +1,89 @@
+/** Login and logout: USER, PASS, REIN, QUIT, ACCT (RFC 959 §4.1.1). */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Account } from '../../auth/types.js';
+import type { CommandSpec } from '../command.js';
+import type { Session } from '../session.js';
+
+async function pass(session: Session, password: string): Promise<void> {
+  const username = session.pendingUsername;
+  if (username === null) {
+    if (session.loggedIn) session.reply(230, 'Already logged in.');
+    else session.reply(503, 'Send USER first.');
+    return;
+  }
+  const { options } = session.host;
+  let account: Account | null = null;
+  try {
+    account = await options.authenticator.authenticate({
+      username,
+      password,
+      remoteAddress: session.remoteAddress,
+      secure: false,
+    });
+  } catch (err) {
+    session.log.error({ err, username }, 'authenticator failed');
+  }
+  if (account) {
+    session.login(account);
+    session.log.info({ username: account.username }, 'login');
+    session.host.emit('login', session.who);
+    session.reply(230, 'Login successful.');
+    return;
+  }
+  session.logout(); // a new USER is needed either way
+  session.failedLogins++;
+  session.log.info({ username }, 'login failed');
+  session.host.emit('login-failed', { sessionId: session.id, remoteAddress: session.remoteAddress, username });
+  // The same delay for unknown users, wrong passwords and disabled accounts.
+  await sleep(options.loginFailureDelayMs);
+  if (session.failedLogins >= options.maxLoginAttempts) session.closeWith(421, 'Too many failed logins; closing connection.');
+  else session.reply(530, 'Login incorrect.');
+}
+
+export const authCommands: CommandSpec[] = [
+  {
+    verb: 'USER',
+    syntax: 'USER <sp> username',
+    auth: false,
+    arg: 'required',
+    handler(session, { arg }) {
+      session.setUsername(arg);
+      session.reply(331, 'Please specify the password.');
+    },
+  },
+  {
+    verb: 'PASS',
+    syntax: 'PASS [<sp> password]',
+    auth: false,
+    arg: 'optional',
+    handler: (session, { arg }) => pass(session, arg),
+  },
+  {
+    verb: 'REIN',
+    syntax: 'REIN',
+    auth: false,
+    arg: 'none',
+    handler(session) {
+      session.logout();
+      session.reply(220, 'Ready for a new user.');
+    },
+  },
+  {
+    verb: 'QUIT',
+    syntax: 'QUIT',
+    auth: false,
+    arg: 'optional',
+    handler(session) {
+      session.closeWith(221, 'Goodbye.');
+    },
+  },
+  {
+    verb: 'ACCT',
+    syntax: 'ACCT <sp> account',
+    auth: false,
+    arg: 'required',
+    handler(session) {
+      session.reply(202, 'ACCT is not needed on this server.');
+    },
+  },
+];

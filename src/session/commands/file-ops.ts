@@ -1,0 +1,142 @@
+/** Directory and file operations: MKD RMD DELE RNFR RNTO SIZE MDTM MFMT. */
+import { ErrorCodes, FerryError } from '../../errors.js';
+import { formatMlsxTime, parseMlsxTime } from '../../protocol/listing.js';
+import { quotePath } from '../../protocol/reply.js';
+import { alias, type CommandSpec } from '../command.js';
+
+const mkd: CommandSpec = {
+  verb: 'MKD',
+  syntax: 'MKD <sp> pathname',
+  auth: true,
+  arg: 'required',
+  path: 'plain',
+  permission: 'm',
+  async handler(session, { path }) {
+    if (path === '/') throw new FerryError(ErrorCodes.EXISTS);
+    await session.storage.mkdir(path);
+    session.host.emit('mkdir', { ...session.who, path });
+    session.reply(257, `${quotePath(path)} created.`);
+  },
+};
+
+const rmd: CommandSpec = {
+  verb: 'RMD',
+  syntax: 'RMD <sp> pathname',
+  auth: true,
+  arg: 'required',
+  path: 'plain',
+  permission: 'd',
+  async handler(session, { path }) {
+    if (path === '/') throw new FerryError(ErrorCodes.ACCESS_DENIED, 'refusing to remove the root');
+    await session.storage.rmdir(path);
+    session.host.emit('rmdir', { ...session.who, path });
+    session.reply(250, 'Directory removed.');
+  },
+};
+
+const dele: CommandSpec = {
+  verb: 'DELE',
+  syntax: 'DELE <sp> pathname',
+  auth: true,
+  arg: 'required',
+  path: 'plain',
+  permission: 'd',
+  async handler(session, { path }) {
+    await session.storage.delete(path);
+    session.host.emit('delete', { ...session.who, path });
+    session.reply(250, 'File deleted.');
+  },
+};
+
+const rnfr: CommandSpec = {
+  verb: 'RNFR',
+  syntax: 'RNFR <sp> pathname',
+  auth: true,
+  arg: 'required',
+  path: 'plain',
+  permission: 'f',
+  async handler(session, { path }) {
+    if (path === '/') throw new FerryError(ErrorCodes.ACCESS_DENIED, 'refusing to rename the root');
+    await session.storage.stat(path);
+    session.renameFrom = path;
+    session.reply(350, 'Ready for RNTO.');
+  },
+};
+
+const rnto: CommandSpec = {
+  verb: 'RNTO',
+  syntax: 'RNTO <sp> pathname',
+  auth: true,
+  arg: 'required',
+  path: 'plain',
+  permission: 'f',
+  async handler(session, { path }) {
+    const from = session.renameFrom;
+    session.renameFrom = null;
+    if (from === null) {
+      session.reply(503, 'Send RNFR first.');
+      return;
+    }
+    if (path === '/' || path.startsWith(`${from}/`)) throw new FerryError(ErrorCodes.INVALID_NAME, 'rename into itself');
+    await session.storage.rename(from, path);
+    session.host.emit('rename', { ...session.who, from, to: path });
+    session.reply(250, 'Rename successful.');
+  },
+};
+
+const size: CommandSpec = {
+  verb: 'SIZE',
+  syntax: 'SIZE <sp> pathname',
+  auth: true,
+  arg: 'required',
+  path: 'plain',
+  permission: 'l',
+  feature: () => 'SIZE',
+  async handler(session, { path }) {
+    const info = await session.storage.stat(path);
+    if (info.type === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY);
+    session.reply(213, String(info.size));
+  },
+};
+
+const mdtm: CommandSpec = {
+  verb: 'MDTM',
+  syntax: 'MDTM <sp> pathname',
+  auth: true,
+  arg: 'required',
+  path: 'plain',
+  permission: 'l',
+  feature: () => 'MDTM',
+  async handler(session, { path }) {
+    const info = await session.storage.stat(path);
+    session.reply(213, formatMlsxTime(info.mtime));
+  },
+};
+
+// draft-somers-ftp-mfxx: MFMT <time> <path> sets the modification time.
+const mfmt: CommandSpec = {
+  verb: 'MFMT',
+  syntax: 'MFMT <sp> YYYYMMDDHHMMSS <sp> pathname',
+  auth: true,
+  arg: 'required',
+  feature: (session) => (!session.loggedIn || session.storage.setModifiedTime ? 'MFMT' : null),
+  async handler(session, { arg }) {
+    const match = /^(\S+) (.+)$/.exec(arg);
+    const mtime = match ? parseMlsxTime(match[1]!) : null;
+    if (!match || !mtime) {
+      session.reply(501, 'Syntax: MFMT YYYYMMDDHHMMSS pathname');
+      return;
+    }
+    const storage = session.storage;
+    if (!storage.setModifiedTime) {
+      session.reply(502, 'MFMT is not supported by this storage.');
+      return;
+    }
+    const path = session.resolve(match[2]!);
+    session.authorize('T', path);
+    await storage.setModifiedTime(path, mtime);
+    session.reply(213, `Modify=${formatMlsxTime(mtime)}; ${match[2]}`);
+  },
+};
+
+export const fileCommands: CommandSpec[] = [mkd, alias(mkd, 'XMKD'), rmd, alias(rmd, 'XRMD'), dele, rnfr, rnto, size, mdtm, mfmt];

@@ -1,0 +1,223 @@
+/**
+ * Session settings and information: NOOP SYST FEAT OPTS HELP STAT TYPE MODE
+ * STRU ALLO SITE. FEAT and HELP are built from the command table, so they
+ * list exactly what is implemented.
+ */
+import { parseOptsMlst } from '../../protocol/listing.js';
+import { stripListOptions } from '../../protocol/path.js';
+import type { CommandSpec } from '../command.js';
+import type { Session } from '../session.js';
+import { statListing } from './listing.js';
+
+function features(session: Session): string[] {
+  const lines = new Set<string>();
+  for (const spec of session.host.commands.values()) {
+    const line = spec.feature?.(session);
+    if (line) lines.add(` ${line}`);
+  }
+  return [...lines].sort();
+}
+
+function help(session: Session): string[] {
+  const verbs = [...session.host.commands.keys()].sort();
+  const rows: string[] = [];
+  for (let i = 0; i < verbs.length; i += 8) rows.push(' ' + verbs.slice(i, i + 8).map((v) => v.padEnd(5)).join(' '));
+  return rows;
+}
+
+/** RFC 959 §4.1.2 TYPE: A [N], I, L 8. Other types and formats are 504. */
+function parseType(arg: string): 'A' | 'I' | 'unsupported' | null {
+  const words = arg.trim().toUpperCase().split(/\s+/);
+  const [type, param] = words;
+  if (words.length > 2) return null;
+  if (type === 'A') return param === undefined || param === 'N' ? 'A' : param === 'T' || param === 'C' ? 'unsupported' : null;
+  if (type === 'I') return param === undefined ? 'I' : null;
+  if (type === 'L8') return param === undefined ? 'I' : null;
+  if (type === 'L') return param === '8' ? 'I' : /^\d+$/.test(param ?? '') ? 'unsupported' : null;
+  if (type === 'E') return 'unsupported';
+  return null;
+}
+
+const site: CommandSpec = {
+  verb: 'SITE',
+  syntax: 'SITE <sp> HELP | CHMOD <sp> mode <sp> pathname',
+  auth: false,
+  arg: 'required',
+  async handler(session, { arg }) {
+    const space = arg.indexOf(' ');
+    const sub = (space === -1 ? arg : arg.slice(0, space)).toUpperCase();
+    const rest = space === -1 ? '' : arg.slice(space + 1);
+    if (sub === 'HELP') {
+      session.reply(214, ['SITE commands:', ' HELP', ' CHMOD <mode> <path>', 'End.']);
+      return;
+    }
+    if (sub !== 'CHMOD') {
+      session.reply(500, `Unknown SITE command "${sub.slice(0, 16)}".`);
+      return;
+    }
+    if (!session.loggedIn) {
+      session.reply(530, 'Please log in with USER and PASS first.');
+      return;
+    }
+    const match = /^([0-7]{3,4}) (.+)$/.exec(rest);
+    if (!match) {
+      session.reply(501, 'Syntax: SITE CHMOD <octal mode> <path>');
+      return;
+    }
+    const storage = session.storage;
+    if (!storage.chmod) {
+      session.reply(502, 'SITE CHMOD is not supported by this storage.');
+      return;
+    }
+    const path = session.resolve(match[2]!);
+    session.authorize('M', path);
+    await storage.chmod(path, parseInt(match[1]!, 8));
+    session.reply(200, 'SITE CHMOD successful.');
+  },
+};
+
+export const infoCommands: CommandSpec[] = [
+  {
+    verb: 'NOOP',
+    syntax: 'NOOP',
+    auth: false,
+    arg: 'none',
+    handler: (session) => session.reply(200, 'NOOP ok.'),
+  },
+  {
+    verb: 'SYST',
+    syntax: 'SYST',
+    auth: false,
+    arg: 'none',
+    handler: (session) => session.reply(215, 'UNIX Type: L8'),
+  },
+  {
+    verb: 'FEAT',
+    syntax: 'FEAT',
+    auth: false,
+    arg: 'none',
+    handler: (session) => session.reply(211, ['Features:', ...features(session), 'End']),
+  },
+  {
+    verb: 'OPTS',
+    syntax: 'OPTS <sp> UTF8 ON | MLST facts',
+    auth: false,
+    arg: 'required',
+    // RFC 2640 §3.2: UTF-8 paths are always on; announced by the UTF8 feature.
+    feature: () => 'UTF8',
+    handler(session, { arg }) {
+      const [option = '', ...rest] = arg.trim().split(/\s+/);
+      const value = rest.join(' ');
+      switch (option.toUpperCase()) {
+        case 'UTF8':
+        case 'UTF-8':
+          if (value.toUpperCase() === 'OFF') session.reply(504, 'UTF-8 cannot be turned off.');
+          else session.reply(200, 'UTF-8 is always on.');
+          return;
+        case 'MLST': {
+          // RFC 3659 §7.9: the reply lists the facts now in force.
+          session.mlstFacts = parseOptsMlst(value);
+          session.reply(200, `MLST OPTS ${[...session.mlstFacts].map((f) => `${f};`).join('')}`);
+          return;
+        }
+        default:
+          session.reply(501, `Option "${option.slice(0, 16)}" not understood.`);
+      }
+    },
+  },
+  {
+    verb: 'HELP',
+    syntax: 'HELP [<sp> command]',
+    auth: false,
+    arg: 'optional',
+    handler(session, { arg }) {
+      if (!arg.trim()) {
+        session.reply(214, ['The following commands are recognized:', ...help(session), 'Help OK.']);
+        return;
+      }
+      const spec = session.host.commands.get(arg.trim().toUpperCase());
+      if (spec) session.reply(214, `Syntax: ${spec.syntax}`);
+      else session.reply(501, 'Unknown command.');
+    },
+  },
+  {
+    verb: 'STAT',
+    syntax: 'STAT [<sp> pathname]',
+    auth: false,
+    arg: 'optional',
+    duringTransfer: true,
+    async handler(session, { arg }) {
+      const transfer = session.transferStatus();
+      if (transfer) {
+        session.reply(213, ['Status of the transfer in progress:', ` ${transfer}`, 'End of status.']);
+        return;
+      }
+      if (!arg.trim()) {
+        const account = session.account;
+        session.reply(211, [
+          'Ferry FTP server status:',
+          ` Connected from ${session.remoteAddress}`,
+          account ? ` Logged in as ${account.username}` : ' Not logged in',
+          ` TYPE: ${session.transferType === 'A' ? 'ASCII' : 'BINARY'}, STRUcture: File, MODE: Stream`,
+          'End of status.',
+        ]);
+        return;
+      }
+      if (!session.loggedIn) {
+        session.reply(530, 'Please log in with USER and PASS first.');
+        return;
+      }
+      const path = session.resolve(stripListOptions(arg));
+      session.authorize('l', path);
+      const lines = await statListing(session, path);
+      session.reply(213, ['Status follows:', ...lines, 'End of status.']);
+    },
+  },
+  {
+    verb: 'TYPE',
+    syntax: 'TYPE <sp> A | I | L 8',
+    auth: true,
+    arg: 'required',
+    handler(session, { arg }) {
+      const type = parseType(arg);
+      if (type === null) session.reply(501, 'Syntax: TYPE A | I | L 8');
+      else if (type === 'unsupported') session.reply(504, 'Only TYPE A, I and L 8 are supported.');
+      else {
+        session.transferType = type;
+        session.reply(200, `Type set to ${type}.`);
+      }
+    },
+  },
+  {
+    verb: 'MODE',
+    syntax: 'MODE <sp> S',
+    auth: true,
+    arg: 'required',
+    handler(session, { arg }) {
+      const mode = arg.trim().toUpperCase();
+      if (mode === 'S') session.reply(200, 'Mode set to S.');
+      else if (mode === 'B' || mode === 'C') session.reply(504, 'Only MODE S is supported.');
+      else session.reply(501, 'Syntax: MODE S');
+    },
+  },
+  {
+    verb: 'STRU',
+    syntax: 'STRU <sp> F',
+    auth: true,
+    arg: 'required',
+    handler(session, { arg }) {
+      const structure = arg.trim().toUpperCase();
+      if (structure === 'F') session.reply(200, 'Structure set to F.');
+      else if (structure === 'R' || structure === 'P') session.reply(504, 'Only STRU F is supported.');
+      else session.reply(501, 'Syntax: STRU F');
+    },
+  },
+  {
+    verb: 'ALLO',
+    syntax: 'ALLO <sp> bytes',
+    auth: true,
+    arg: 'required',
+    handler: (session) => session.reply(202, 'No storage allocation necessary.'),
+  },
+  site,
+];

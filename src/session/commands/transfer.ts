@@ -1,0 +1,142 @@
+/** File transfers: REST, RETR, STOR, APPE, STOU, ABOR (RFC 959 §4.1.3, RFC 3659 §5). */
+import { randomBytes } from 'node:crypto';
+import { ErrorCodes, FerryError } from '../../errors.js';
+import { receiveFromSocket, sendToSocket } from '../../data/transfer.js';
+import { baseName, joinPath, parentPath } from '../../protocol/path.js';
+import type { StorageWritable, WriteOptions } from '../../storage/types.js';
+import type { CommandSpec } from '../command.js';
+import type { Session } from '../session.js';
+
+function modeName(session: Session): string {
+  return session.transferType === 'A' ? 'ASCII' : 'BINARY';
+}
+
+async function retrieve(session: Session, path: string): Promise<void> {
+  const started = Date.now();
+  const source = await session.storage.read(path, { start: session.restOffset });
+  const ascii = session.transferType === 'A';
+  const ok = await session.transferData(path, `Opening ${modeName(session)} mode data connection for ${baseName(path)}.`, (socket, signal) =>
+    sendToSocket(source, socket, { ascii, signal }),
+  );
+  if (!ok) {
+    source.destroy();
+    return;
+  }
+  session.host.emit('file-sent', { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started });
+}
+
+/** Shared by STOR, APPE and STOU once the target and the write mode are known. */
+async function store(session: Session, path: string, options: WriteOptions, preliminary?: string): Promise<void> {
+  const started = Date.now();
+  const sink: StorageWritable = await session.storage.write(path, options);
+  const ascii = session.transferType === 'A';
+  const text = preliminary ?? `Ok to send data for ${baseName(path)}.`;
+  const ok = await session.transferData(path, text, (socket, signal) => receiveFromSocket(socket, sink, { ascii, signal }));
+  const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started };
+  if (ok) {
+    session.host.emit('file-received', info);
+    return;
+  }
+  sink.destroy(new FerryError(ErrorCodes.ABORTED, 'upload did not complete'));
+  session.host.emit('upload-aborted', { ...info, reason: 'transfer did not complete' });
+}
+
+function uniqueSuffix(): string {
+  return randomBytes(4).toString('hex');
+}
+
+export const transferCommands: CommandSpec[] = [
+  {
+    verb: 'REST',
+    syntax: 'REST <sp> byte-offset',
+    auth: true,
+    arg: 'required',
+    feature: () => 'REST STREAM',
+    handler(session, { arg }) {
+      const offset = /^\d{1,15}$/.test(arg.trim()) ? Number(arg.trim()) : NaN;
+      if (!Number.isSafeInteger(offset)) {
+        session.reply(501, 'REST needs a byte offset (a whole number).');
+        return;
+      }
+      session.restOffset = offset;
+      session.reply(350, `Restarting at ${offset}. Send STOR or RETR to start the transfer.`);
+    },
+  },
+  {
+    verb: 'RETR',
+    syntax: 'RETR <sp> pathname',
+    auth: true,
+    arg: 'required',
+    path: 'plain',
+    permission: 'r',
+    transfer: true,
+    handler: (session, { path }) => retrieve(session, path),
+  },
+  {
+    verb: 'STOR',
+    syntax: 'STOR <sp> pathname',
+    auth: true,
+    arg: 'required',
+    path: 'plain',
+    permission: 'w',
+    transfer: true,
+    handler(session, { path }) {
+      const start = session.restOffset;
+      if (start > 0 && !session.storage.capabilities.randomWrite) {
+        throw new FerryError(ErrorCodes.UNSUPPORTED, 'REST+STOR needs random-offset writes');
+      }
+      return store(session, path, start > 0 ? { start } : {});
+    },
+  },
+  {
+    verb: 'APPE',
+    syntax: 'APPE <sp> pathname',
+    auth: true,
+    arg: 'required',
+    path: 'plain',
+    permission: 'a',
+    transfer: true,
+    handler(session, { path }) {
+      if (!session.storage.capabilities.append) throw new FerryError(ErrorCodes.UNSUPPORTED, 'APPE needs append');
+      return store(session, path, { append: true });
+    },
+  },
+  {
+    verb: 'STOU',
+    syntax: 'STOU [<sp> pathname]',
+    auth: true,
+    arg: 'optional',
+    path: 'plain',
+    transfer: true,
+    async handler(session, { arg, path }) {
+      // With an argument, the name is a suggestion; without one, invent a name in the current directory.
+      const dir = arg.trim() ? parentPath(path) : session.cwd;
+      const stem = arg.trim() ? baseName(path) : 'ferry';
+      session.authorize('w', dir);
+      for (let attempt = 0; attempt < 8; attempt++) {
+        const target = joinPath(dir, attempt === 0 && arg.trim() ? stem : `${stem}.${uniqueSuffix()}`);
+        try {
+          await session.storage.stat(target);
+          continue; // taken
+        } catch (err) {
+          if ((err as FerryError).code !== ErrorCodes.NOT_FOUND) throw err;
+        }
+        // RFC 1123 §4.1.2.9: the 150 reply carries the name as "FILE: name".
+        return store(session, target, { exclusive: true }, `FILE: ${baseName(target)}`);
+      }
+      throw new FerryError(ErrorCodes.EXISTS, 'no unique name found');
+    },
+  },
+  {
+    verb: 'ABOR',
+    syntax: 'ABOR',
+    auth: true,
+    arg: 'none',
+    duringTransfer: true,
+    async handler(session) {
+      const aborted = await session.abortTransfer();
+      // RFC 959 §4.1.3: the aborted transfer got 426; ABOR itself gets 226.
+      session.reply(226, aborted ? 'ABOR successful.' : 'No transfer to abort.');
+    },
+  },
+];

@@ -1,0 +1,419 @@
+/**
+ * One control connection: framing, the command queue, login state, the data
+ * channel and the transfer in progress. Command semantics live in
+ * `commands/`; this file owns the lifecycle and the generic checks.
+ */
+import type { Socket } from 'node:net';
+import type { Account, Permission } from '../auth/types.js';
+import { accountHasPermission } from '../auth/types.js';
+import { ErrorCodes, FerryError, isExpectedError, replyForError } from '../errors.js';
+import type { ServerEvents } from '../observability/events.js';
+import type { Logger } from '../observability/logger.js';
+import { normalizeAddress } from '../protocol/address.js';
+import { LineReader, parseCommand, type ParsedCommand } from '../protocol/line-reader.js';
+import { MLSX_FACTS, type MlsxFact } from '../protocol/listing.js';
+import { resolvePath, stripListOptions } from '../protocol/path.js';
+import { formatReply } from '../protocol/reply.js';
+import type { DataChannel } from '../data/channel.js';
+import type { PassivePortPool } from '../data/passive.js';
+import type { ResolvedOptions } from '../server/options.js';
+import type { Storage } from '../storage/types.js';
+import type { CommandSpec } from './command.js';
+
+/** What a session needs from its server. */
+export interface SessionHost {
+  readonly options: ResolvedOptions;
+  readonly passivePorts: PassivePortPool;
+  readonly commands: ReadonlyMap<string, CommandSpec>;
+  readonly logger: Logger;
+  emit<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): boolean;
+}
+
+type LoginState =
+  | { kind: 'anonymous' }
+  | { kind: 'user-given'; username: string }
+  | { kind: 'logged-in'; account: Account };
+
+interface Transfer {
+  readonly verb: string;
+  readonly controller: AbortController;
+  readonly done: Promise<void>;
+  path: string | null;
+  socket: Socket | null;
+  readonly startedAt: number;
+}
+
+const MAX_QUEUED_COMMANDS = 16;
+
+export class Session {
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  /** True when the control connection is IPv6 (not IPv4-mapped). */
+  readonly ipv6: boolean;
+  readonly host: SessionHost;
+  readonly log: Logger;
+
+  cwd = '/';
+  /** RFC 959 §3.1.1: ASCII is the default type. */
+  transferType: 'A' | 'I' = 'A';
+  restOffset = 0;
+  renameFrom: string | null = null;
+  /** RFC 2428 §4: after EPSV ALL only EPSV may set up data connections. */
+  epsvAll = false;
+  mlstFacts: ReadonlySet<MlsxFact> = new Set(MLSX_FACTS);
+  failedLogins = 0;
+
+  readonly #socket: Socket;
+  readonly #reader: LineReader;
+  readonly #queue: Array<ParsedCommand | null> = [];
+  readonly #idleTimer: NodeJS.Timeout;
+  #login: LoginState = { kind: 'anonymous' };
+  #dataChannel: DataChannel | null = null;
+  #transfer: Transfer | null = null;
+  #draining = false;
+  #closed = false;
+  #closing = false;
+
+  constructor(id: string, socket: Socket, host: SessionHost) {
+    this.id = id;
+    this.#socket = socket;
+    this.host = host;
+    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? '');
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = normalizeAddress(socket.localAddress ?? '');
+    this.ipv6 = this.localAddress.includes(':');
+    this.log = host.logger.child({ session: id, remote: this.remoteAddress });
+    this.#reader = new LineReader(host.options.maxCommandBytes);
+    this.#idleTimer = setTimeout(() => this.#onIdle(), host.options.idleTimeoutMs).unref();
+
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#reader.push(chunk, this.#sink));
+    socket.on('error', (err) => this.log.debug({ err }, 'control connection error'));
+    socket.on('close', () => this.#cleanup());
+  }
+
+  start(): void {
+    this.reply(220, [...this.host.options.greeting]);
+  }
+
+  // ---- replies and lifecycle ----------------------------------------------
+
+  reply(code: number, text: string | readonly string[]): void {
+    if (this.#closed || this.#socket.destroyed) return;
+    this.#socket.write(formatReply(code, text));
+  }
+
+  /** Send a last reply and close the control connection once it is flushed. */
+  closeWith(code: number, text: string): void {
+    if (this.#closed) return;
+    this.#closing = true;
+    this.#socket.end(formatReply(code, text));
+    // A peer that never reads must not keep us waiting forever.
+    setTimeout(() => this.#socket.destroy(), 2000).unref();
+  }
+
+  /** Server shutdown: close now if idle, else after the running transfer. */
+  shutdown(): void {
+    if (this.#transfer) this.#closing = true;
+    else this.closeWith(421, 'Server shutting down. Goodbye.');
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  get transferring(): boolean {
+    return this.#transfer !== null;
+  }
+
+  readonly #sink = {
+    line: (line: Buffer) => this.#onLine(line),
+    tooLong: () => this.#onLine(null, 'too-long'),
+  };
+
+  #onLine(line: Buffer | null, problem?: 'too-long'): void {
+    if (this.#closing) return;
+    this.#idleTimer.refresh();
+    if (problem === 'too-long') {
+      this.reply(500, 'Command line too long.');
+      return;
+    }
+    const command = parseCommand(line!);
+    if (command && this.#transfer && this.host.commands.get(command.verb)?.duringTransfer) {
+      void this.#execute(command);
+      return;
+    }
+    this.#queue.push(command);
+    // Pipelined clients are fine; a flood is paused until we catch up.
+    if (this.#queue.length >= MAX_QUEUED_COMMANDS) this.#socket.pause();
+    void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      while (this.#queue.length > 0 && !this.#closing) {
+        const command = this.#queue.shift()!;
+        if (this.#socket.isPaused() && this.#queue.length < MAX_QUEUED_COMMANDS / 2) this.#socket.resume();
+        await this.#execute(command);
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #execute(command: ParsedCommand | null): Promise<void> {
+    if (!command) {
+      this.reply(501, 'Command is not valid UTF-8.');
+      return;
+    }
+    const spec = this.host.commands.get(command.verb);
+    if (!spec) {
+      this.reply(500, `Unknown command "${command.verb.slice(0, 16)}".`);
+      return;
+    }
+    const arg = command.arg;
+    if (spec.arg === 'required' && arg.trim() === '') {
+      this.reply(501, `Syntax: ${spec.syntax}`);
+      return;
+    }
+    if (spec.arg === 'none' && arg.trim() !== '') {
+      this.reply(501, `Syntax: ${spec.syntax}`);
+      return;
+    }
+    if (spec.auth && !this.loggedIn) {
+      this.reply(530, 'Please log in with USER and PASS first.');
+      return;
+    }
+    this.log.debug({ verb: spec.verb }, 'command');
+    let path = this.cwd;
+    try {
+      if (spec.path) path = this.resolve(spec.path === 'list-options' ? stripListOptions(arg) : arg);
+      if (spec.permission) this.authorize(spec.permission, path);
+      if (spec.verb !== 'RNTO') this.renameFrom = null;
+      if (spec.transfer) await this.#runAsTransfer(spec, { arg, path });
+      else await spec.handler(this, { arg, path });
+    } catch (err) {
+      this.replyError(err);
+    }
+  }
+
+  /** Answer with the reply for `err` (the one mapping in errors.ts); log what the client does not see. */
+  replyError(err: unknown): void {
+    const { code, text } = replyForError(err);
+    if (isExpectedError(err)) this.log.debug({ err }, 'command failed');
+    else this.log.warn({ err }, 'command failed unexpectedly');
+    this.reply(code, text);
+  }
+
+  async #runAsTransfer(spec: CommandSpec, context: { arg: string; path: string }): Promise<void> {
+    let finish!: () => void;
+    const transfer: Transfer = {
+      verb: spec.verb,
+      controller: new AbortController(),
+      done: new Promise<void>((resolve) => (finish = resolve)),
+      path: null,
+      socket: null,
+      startedAt: Date.now(),
+    };
+    this.#transfer = transfer;
+    try {
+      await spec.handler(this, context);
+    } finally {
+      this.#transfer = null;
+      this.restOffset = 0;
+      finish();
+      if (this.#closing && !this.#closed) this.closeWith(421, 'Server shutting down. Goodbye.');
+    }
+  }
+
+  #onIdle(): void {
+    if (this.#transfer) {
+      this.#idleTimer.refresh();
+      return;
+    }
+    this.log.info('idle timeout');
+    this.closeWith(421, 'Idle timeout; closing control connection.');
+  }
+
+  #cleanup(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#idleTimer);
+    this.#transfer?.controller.abort();
+    this.#dataChannel?.close();
+    this.#dataChannel = null;
+    const account = this.account;
+    if (account?.storage.close) account.storage.close().catch((err) => this.log.warn({ err }, 'storage close failed'));
+    this.host.emit('disconnect', { sessionId: this.id, remoteAddress: this.remoteAddress, username: account?.username });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  onClose(listener: () => void): void {
+    this.#socket.once('close', listener);
+  }
+
+  // ---- login state --------------------------------------------------------
+
+  get loggedIn(): boolean {
+    return this.#login.kind === 'logged-in';
+  }
+
+  get account(): Account | null {
+    return this.#login.kind === 'logged-in' ? this.#login.account : null;
+  }
+
+  get pendingUsername(): string | null {
+    return this.#login.kind === 'user-given' ? this.#login.username : null;
+  }
+
+  get storage(): Storage {
+    if (this.#login.kind !== 'logged-in') throw new FerryError(ErrorCodes.NO_PERMISSION, 'not logged in');
+    return this.#login.account.storage;
+  }
+
+  /** USER: forget any previous login (and its storage) and wait for PASS. */
+  setUsername(username: string): void {
+    this.logout();
+    this.#login = { kind: 'user-given', username };
+  }
+
+  login(account: Account): void {
+    this.#login = { kind: 'logged-in', account };
+    this.cwd = '/';
+    this.failedLogins = 0;
+  }
+
+  /** REIN and USER: back to the state of a fresh connection (RFC 959 §4.1.1). */
+  logout(): void {
+    const account = this.account;
+    if (account?.storage.close) account.storage.close().catch((err) => this.log.warn({ err }, 'storage close failed'));
+    this.#login = { kind: 'anonymous' };
+    this.cwd = '/';
+    this.transferType = 'A';
+    this.restOffset = 0;
+    this.renameFrom = null;
+    this.epsvAll = false;
+    this.setDataChannel(null);
+  }
+
+  /** Fields every user event carries. */
+  get who(): { sessionId: string; remoteAddress: string; username: string } {
+    return { sessionId: this.id, remoteAddress: this.remoteAddress, username: this.account?.username ?? '' };
+  }
+
+  // ---- paths and permissions ---------------------------------------------
+
+  resolve(arg: string): string {
+    const result = resolvePath(this.cwd, arg);
+    if (!result.ok) throw new FerryError(ErrorCodes.INVALID_NAME, `path rejected: ${result.reason}`);
+    return result.path;
+  }
+
+  can(permission: Permission, path: string): boolean {
+    const account = this.account;
+    return account !== null && accountHasPermission(account, permission, path);
+  }
+
+  authorize(permission: Permission, path: string): void {
+    if (!this.can(permission, path)) throw new FerryError(ErrorCodes.NO_PERMISSION, `lacks '${permission}' on ${path}`);
+  }
+
+  // ---- data connections and transfers ------------------------------------
+
+  setDataChannel(channel: DataChannel | null): void {
+    this.#dataChannel?.close();
+    this.#dataChannel = channel;
+  }
+
+  get hasDataChannel(): boolean {
+    return this.#dataChannel !== null;
+  }
+
+  /**
+   * Run a transfer on the prepared data channel. Replies 150 first (before
+   * waiting for the connection: clients wait for it), then runs `work` with
+   * the connected socket, then replies 226, or 425/426/4xx/5xx on failure.
+   * Resolves true when the transfer completed.
+   */
+  async transferData(
+    path: string | null,
+    preliminary: string,
+    work: (socket: Socket, signal: AbortSignal) => Promise<void>,
+  ): Promise<boolean> {
+    const transfer = this.#transfer;
+    const channel = this.#dataChannel;
+    this.#dataChannel = null;
+    if (!transfer) throw new Error('transferData outside a transfer command');
+    if (!channel) {
+      this.reply(425, 'Use PORT, EPRT, PASV or EPSV first.');
+      return false;
+    }
+    transfer.path = path;
+    const signal = transfer.controller.signal;
+    this.reply(150, preliminary);
+    let socket: Socket;
+    try {
+      socket = await channel.open(signal);
+    } catch (err) {
+      channel.close();
+      this.log.debug({ err }, 'data connection failed');
+      this.reply(signal.aborted ? 426 : 425, signal.aborted ? 'Transfer aborted.' : "Can't open data connection.");
+      return false;
+    }
+    transfer.socket = socket;
+    let socketFailed = false;
+    socket.once('error', () => (socketFailed = true));
+    socket.setTimeout(this.host.options.dataIdleTimeoutMs, () => {
+      socketFailed = true;
+      socket.destroy(new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection stalled'));
+    });
+    try {
+      await work(socket, signal);
+      this.reply(226, 'Transfer complete.');
+      return true;
+    } catch (err) {
+      socket.destroy();
+      if (signal.aborted) this.reply(426, 'Transfer aborted.');
+      else if (socketFailed || isDataConnectionError(err)) this.reply(426, 'Data connection closed; transfer aborted.');
+      else this.replyError(err);
+      return false;
+    } finally {
+      channel.close();
+    }
+  }
+
+  /** Bytes moved on the data connection so far, for STAT and events. */
+  get transferredBytes(): number {
+    const socket = this.#transfer?.socket;
+    return socket ? socket.bytesRead + socket.bytesWritten : 0;
+  }
+
+  transferStatus(): string | null {
+    const transfer = this.#transfer;
+    if (!transfer) return null;
+    const seconds = ((Date.now() - transfer.startedAt) / 1000).toFixed(1);
+    return `${transfer.verb} ${transfer.path ?? ''}: ${this.transferredBytes} bytes in ${seconds} s`;
+  }
+
+  /** ABOR: stop the running transfer and wait until its 426 has been sent. */
+  async abortTransfer(): Promise<boolean> {
+    const transfer = this.#transfer;
+    this.setDataChannel(null);
+    if (!transfer) return false;
+    transfer.controller.abort();
+    await transfer.done;
+    return true;
+  }
+}
+
+function isDataConnectionError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ETIMEDOUT';
+}

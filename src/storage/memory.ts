@@ -1,0 +1,480 @@
+/**
+ * MemoryStorage: the Storage contract over an in-memory tree.
+ *
+ * One instance is one filesystem: share it between sessions to let them see
+ * each other's files. Meant for tests and embedding; semantics follow
+ * LocalStorage:
+ *   - full upload (no offset, not append): bytes collect in the writable and
+ *     replace the file only on 'finish' (a new node under the name); an
+ *     aborted upload leaves the old content and creates nothing;
+ *   - exclusive: EXISTS when write() is called if the name is taken, and again
+ *     at commit if another upload took it meanwhile;
+ *   - start > 0: the file is truncated at the offset, then written in place;
+ *     an abort keeps what was written (resumable);
+ *   - append: appends in place; a file created by the append is removed on
+ *     abort, an existing one keeps what was appended.
+ *
+ * Stored Buffers are never mutated once stored: content changes swap or extend
+ * a node's chunk list, and read() works on a copy of that list (references, not
+ * bytes), so a reader sees a consistent snapshot. Incoming chunks are copied,
+ * since the caller may reuse its buffers once a write completes.
+ *
+ * `maxBytes` caps the total bytes held, uploads in progress included (a full
+ * replace holds old and new content until it commits, as a disk would). The
+ * writable fails with QUOTA_EXCEEDED on the chunk that would cross it.
+ */
+import { Readable, Writable } from 'node:stream';
+import { ErrorCodes, FerryError } from '../errors.js';
+import type {
+  FileInfo,
+  ReadOptions,
+  Storage,
+  StorageCapabilities,
+  StorageWritable,
+  WriteOptions,
+} from './types.js';
+
+export interface MemoryStorageOptions {
+  /** Total bytes this filesystem may hold; QUOTA_EXCEEDED beyond. Default: unlimited. */
+  maxBytes?: number;
+}
+
+interface FileNode {
+  kind: 'file';
+  chunks: Buffer[];
+  size: number;
+  mtime: Date;
+  mode: number;
+  id: string;
+  /** In the tree and counted in the quota; false once deleted or replaced. */
+  attached: boolean;
+}
+
+interface DirNode {
+  kind: 'dir';
+  children: Map<string, Node>;
+  mtime: Date;
+  mode: number;
+  id: string;
+}
+
+type Node = FileNode | DirNode;
+
+const READ_CHUNK_BYTES = 256 * 1024;
+/** Full uploads up to this size are stored as one Buffer rather than many small ones. */
+const COALESCE_BYTES = 1024 * 1024;
+
+function parsePath(path: string): string[] {
+  if (typeof path !== 'string' || path.includes('\0')) {
+    throw new FerryError(ErrorCodes.INVALID_NAME, 'path contains a NUL byte');
+  }
+  if (!path.startsWith('/')) throw new FerryError(ErrorCodes.INVALID_NAME, `path is not absolute: ${path}`);
+  if (path === '/') return [];
+  const segments = path.slice(1).split('/');
+  for (const segment of segments) {
+    if (segment === '' || segment === '.' || segment === '..') {
+      throw new FerryError(ErrorCodes.INVALID_NAME, `path is not normalised: ${path}`);
+    }
+  }
+  return segments;
+}
+
+function checkOffset(start: number | undefined): number {
+  const value = start ?? 0;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new FerryError(ErrorCodes.INVALID_OFFSET, `invalid offset: ${String(start)}`);
+  }
+  return value;
+}
+
+function copyOf(chunk: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(chunk.length);
+  chunk.copy(copy);
+  return copy;
+}
+
+function concatExact(chunks: Buffer[], size: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(size);
+  let offset = 0;
+  for (const chunk of chunks) offset += chunk.copy(out, offset);
+  return out;
+}
+
+/** Keep the first `size` bytes of a chunk list (new list; Buffers shared via subarray). */
+function truncateChunks(chunks: Buffer[], size: number): Buffer[] {
+  const out: Buffer[] = [];
+  let remaining = size;
+  for (const chunk of chunks) {
+    if (remaining === 0) break;
+    const piece = chunk.length <= remaining ? chunk : chunk.subarray(0, remaining);
+    out.push(piece);
+    remaining -= piece.length;
+  }
+  return out;
+}
+
+function chunkReader(chunks: readonly Buffer[], start: number): Readable {
+  let index = 0;
+  let skip = start;
+  while (index < chunks.length && skip >= chunks[index]!.length) {
+    skip -= chunks[index]!.length;
+    index += 1;
+  }
+  return new Readable({
+    highWaterMark: READ_CHUNK_BYTES,
+    read() {
+      while (index < chunks.length) {
+        let chunk = chunks[index]!;
+        index += 1;
+        if (skip > 0) {
+          chunk = chunk.subarray(skip);
+          skip = 0;
+        }
+        if (chunk.length > 0 && !this.push(chunk)) return;
+      }
+      this.push(null);
+    },
+  });
+}
+
+interface Sink {
+  write(chunk: Buffer): void;
+  commit(): void;
+  abort(): void;
+}
+
+/** Synchronous sink behind a Writable: 'finish' after commit, destroy-before-finish aborts. */
+class MemoryUpload extends Writable {
+  readonly #sink: Sink;
+  #committed = false;
+
+  constructor(sink: Sink) {
+    super({ highWaterMark: READ_CHUNK_BYTES });
+    this.#sink = sink;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    try {
+      if (chunk.length > 0) this.#sink.write(chunk);
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    try {
+      this.#sink.commit();
+      this.#committed = true;
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.#committed) {
+      try {
+        this.#sink.abort();
+      } catch {
+        // nothing to undo beyond what abort managed
+      }
+    }
+    callback(error);
+  }
+}
+
+export class MemoryStorage implements Storage {
+  readonly capabilities: StorageCapabilities = Object.freeze({
+    randomWrite: true,
+    append: true,
+    atomicRename: true,
+    directories: true,
+  });
+
+  readonly #root: DirNode;
+  readonly #maxBytes: number;
+  #usedBytes = 0;
+  #nextId = 1;
+
+  constructor(options: MemoryStorageOptions = {}) {
+    this.#maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.#root = this.#newDir();
+  }
+
+  /** Bytes held now: stored files plus uploads in progress. */
+  get usedBytes(): number {
+    return this.#usedBytes;
+  }
+
+  #newId(): string {
+    const id = `m${this.#nextId.toString(16)}`;
+    this.#nextId += 1;
+    return id;
+  }
+
+  #newDir(): DirNode {
+    return { kind: 'dir', children: new Map(), mtime: new Date(), mode: 0o755, id: this.#newId() };
+  }
+
+  #newFile(chunks: Buffer[], size: number, mode: number): FileNode {
+    return { kind: 'file', chunks, size, mtime: new Date(), mode, id: this.#newId(), attached: true };
+  }
+
+  /** Account for `bytes` more held bytes, or fail without changing anything. */
+  #reserve(bytes: number): void {
+    if (this.#usedBytes + bytes > this.#maxBytes) {
+      throw new FerryError(ErrorCodes.QUOTA_EXCEEDED, `storage limit of ${this.#maxBytes} bytes reached`);
+    }
+    this.#usedBytes += bytes;
+  }
+
+  #release(bytes: number): void {
+    this.#usedBytes -= bytes;
+  }
+
+  /** Take a node out of the tree's accounting (after removing it from its parent). */
+  #detach(node: Node): void {
+    if (node.kind === 'file' && node.attached) {
+      node.attached = false;
+      this.#release(node.size);
+    }
+  }
+
+  #lookup(segments: string[], path: string): Node {
+    let node: Node = this.#root;
+    for (const segment of segments) {
+      if (node.kind !== 'dir') throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `not a directory on the way to ${path}`);
+      const child = node.children.get(segment);
+      if (!child) throw new FerryError(ErrorCodes.NOT_FOUND, `not found: ${path}`);
+      node = child;
+    }
+    return node;
+  }
+
+  #parentOf(segments: string[], path: string): { parent: DirNode; name: string } {
+    const name = segments[segments.length - 1];
+    if (name === undefined) throw new FerryError(ErrorCodes.ACCESS_DENIED, 'the root has no parent');
+    const parent = this.#lookup(segments.slice(0, -1), path);
+    if (parent.kind !== 'dir') throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `parent is a file: ${path}`);
+    return { parent, name };
+  }
+
+  #info(name: string, node: Node): FileInfo {
+    return {
+      name,
+      type: node.kind,
+      size: node.kind === 'file' ? node.size : 0,
+      mtime: node.mtime,
+      mode: node.mode,
+      id: node.id,
+    };
+  }
+
+  async stat(path: string): Promise<FileInfo> {
+    const segments = parsePath(path);
+    return this.#info(segments[segments.length - 1] ?? '/', this.#lookup(segments, path));
+  }
+
+  async *list(path: string): AsyncGenerator<FileInfo> {
+    const node = this.#lookup(parsePath(path), path);
+    if (node.kind !== 'dir') throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `list of a file: ${path}`);
+    // Map iteration tolerates changes meanwhile: removed entries are skipped.
+    for (const [name, child] of node.children) yield this.#info(name, child);
+  }
+
+  async read(path: string, options: ReadOptions = {}): Promise<Readable> {
+    const start = checkOffset(options.start);
+    const node = this.#lookup(parsePath(path), path);
+    if (node.kind === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `read of a directory: ${path}`);
+    if (start > node.size) {
+      throw new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${node.size}: ${path}`);
+    }
+    return chunkReader(node.chunks.slice(), start);
+  }
+
+  async write(path: string, options: WriteOptions = {}): Promise<StorageWritable> {
+    const segments = parsePath(path);
+    const start = checkOffset(options.start);
+    if (options.append && start > 0) {
+      throw new FerryError(ErrorCodes.INVALID_OFFSET, 'append and a start offset are exclusive');
+    }
+    if (options.exclusive && start > 0) {
+      throw new FerryError(ErrorCodes.INVALID_OFFSET, 'an exclusive create has no data to resume');
+    }
+    if (segments.length === 0) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, 'write to the root');
+    const { parent, name } = this.#parentOf(segments, path);
+    const existing = parent.children.get(name);
+    if (options.exclusive && existing) throw new FerryError(ErrorCodes.EXISTS, `exists: ${path}`);
+    if (existing?.kind === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `write to a directory: ${path}`);
+
+    if (options.append) return this.#append(parent, name, existing);
+    if (start > 0) {
+      if (!existing) throw new FerryError(ErrorCodes.NOT_FOUND, `resume of a missing file: ${path}`);
+      return this.#resume(existing, start, path);
+    }
+    return this.#fullUpload(segments, path, options.exclusive === true);
+  }
+
+  #fullUpload(segments: string[], path: string, exclusive: boolean): MemoryUpload {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let held = true;
+    const releasePending = (): void => {
+      if (held) {
+        held = false;
+        this.#release(size);
+      }
+    };
+    return new MemoryUpload({
+      write: (chunk) => {
+        this.#reserve(chunk.length);
+        chunks.push(copyOf(chunk));
+        size += chunk.length;
+      },
+      commit: () => {
+        // Resolve again: the tree may have changed during the upload.
+        const { parent, name } = this.#parentOf(segments, path);
+        const previous = parent.children.get(name);
+        if (previous && exclusive) throw new FerryError(ErrorCodes.EXISTS, `exists: ${path}`);
+        if (previous?.kind === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `write to a directory: ${path}`);
+        const stored = chunks.length > 1 && size <= COALESCE_BYTES ? [concatExact(chunks, size)] : chunks;
+        const node = this.#newFile(stored, size, previous?.mode ?? 0o644);
+        held = false; // the pending bytes now belong to the node
+        if (previous) this.#detach(previous);
+        parent.children.set(name, node);
+        parent.mtime = new Date();
+      },
+      abort: releasePending,
+    });
+  }
+
+  #resume(node: FileNode, start: number, path: string): MemoryUpload {
+    if (start > node.size) {
+      throw new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${node.size}: ${path}`);
+    }
+    // REST + STOR: the file ends where the new data ends.
+    if (node.attached) this.#release(node.size - start);
+    node.chunks = truncateChunks(node.chunks, start);
+    node.size = start;
+    node.mtime = new Date();
+    return new MemoryUpload({
+      write: (chunk) => this.#writeInPlace(node, chunk),
+      commit: () => undefined,
+      // Keep what was written: the client can resume from the new size.
+      abort: () => undefined,
+    });
+  }
+
+  #append(parent: DirNode, name: string, existing: FileNode | undefined): MemoryUpload {
+    let node = existing;
+    let created = false;
+    if (!node) {
+      node = this.#newFile([], 0, 0o644);
+      parent.children.set(name, node);
+      parent.mtime = new Date();
+      created = true;
+    }
+    const target = node;
+    return new MemoryUpload({
+      write: (chunk) => this.#writeInPlace(target, chunk),
+      commit: () => undefined,
+      // An aborted append keeps its data in an existing file; a file it created disappears.
+      abort: () => {
+        if (created && parent.children.get(name) === target) {
+          parent.children.delete(name);
+          parent.mtime = new Date();
+          this.#detach(target);
+        }
+      },
+    });
+  }
+
+  #writeInPlace(node: FileNode, chunk: Buffer): void {
+    if (node.attached) this.#reserve(chunk.length);
+    // Push onto the live list: readers hold their own copy of the list.
+    node.chunks.push(copyOf(chunk));
+    node.size += chunk.length;
+    node.mtime = new Date();
+  }
+
+  async mkdir(path: string): Promise<void> {
+    const segments = parsePath(path);
+    if (segments.length === 0) throw new FerryError(ErrorCodes.EXISTS, 'mkdir of the root');
+    const { parent, name } = this.#parentOf(segments, path);
+    if (parent.children.has(name)) throw new FerryError(ErrorCodes.EXISTS, `exists: ${path}`);
+    parent.children.set(name, this.#newDir());
+    parent.mtime = new Date();
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const segments = parsePath(path);
+    if (segments.length === 0) throw new FerryError(ErrorCodes.ACCESS_DENIED, 'rmdir of the root');
+    const { parent, name } = this.#parentOf(segments, path);
+    const node = parent.children.get(name);
+    if (!node) throw new FerryError(ErrorCodes.NOT_FOUND, `not found: ${path}`);
+    if (node.kind !== 'dir') throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `rmdir of a file: ${path}`);
+    if (node.children.size > 0) throw new FerryError(ErrorCodes.NOT_EMPTY, `not empty: ${path}`);
+    parent.children.delete(name);
+    parent.mtime = new Date();
+  }
+
+  async delete(path: string): Promise<void> {
+    const segments = parsePath(path);
+    if (segments.length === 0) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, 'delete of the root');
+    const { parent, name } = this.#parentOf(segments, path);
+    const node = parent.children.get(name);
+    if (!node) throw new FerryError(ErrorCodes.NOT_FOUND, `not found: ${path}`);
+    if (node.kind === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `delete of a directory: ${path}`);
+    parent.children.delete(name);
+    parent.mtime = new Date();
+    this.#detach(node);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const fromSegments = parsePath(from);
+    const toSegments = parsePath(to);
+    if (fromSegments.length === 0 || toSegments.length === 0) {
+      throw new FerryError(ErrorCodes.ACCESS_DENIED, 'rename of or onto the root');
+    }
+    const source = this.#parentOf(fromSegments, from);
+    const node = source.parent.children.get(source.name);
+    if (!node) throw new FerryError(ErrorCodes.NOT_FOUND, `not found: ${from}`);
+    const target = this.#parentOf(toSegments, to);
+    const existing = target.parent.children.get(target.name);
+    if (existing === node) return; // same entry: POSIX makes this a no-op
+    if (
+      node.kind === 'dir' &&
+      toSegments.length > fromSegments.length &&
+      fromSegments.every((segment, i) => toSegments[i] === segment)
+    ) {
+      // As rename(2)'s EINVAL: a directory cannot move into itself.
+      throw new FerryError(ErrorCodes.INVALID_NAME, `rename of ${from} into its own subtree ${to}`);
+    }
+    if (existing) {
+      if (node.kind === 'file' && existing.kind === 'dir') {
+        throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `rename of a file onto a directory: ${to}`);
+      }
+      if (node.kind === 'dir' && existing.kind === 'file') {
+        throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `rename of a directory onto a file: ${to}`);
+      }
+      if (existing.kind === 'dir' && existing.children.size > 0) {
+        throw new FerryError(ErrorCodes.NOT_EMPTY, `rename onto a non-empty directory: ${to}`);
+      }
+      this.#detach(existing);
+    }
+    source.parent.children.delete(source.name);
+    target.parent.children.set(target.name, node);
+    const now = new Date();
+    source.parent.mtime = now;
+    target.parent.mtime = now;
+  }
+
+  async setModifiedTime(path: string, mtime: Date): Promise<void> {
+    this.#lookup(parsePath(path), path).mtime = new Date(mtime.getTime());
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    this.#lookup(parsePath(path), path).mode = mode & 0o777;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The Storage contract: what a backend (local disk, memory, S3, your own)
+ * implements. One Storage instance serves one logged-in session and is bound
+ * to that account's root.
+ *
+ * Paths: every path a method receives is already normalised by the session:
+ * absolute inside the virtual root, '/'-separated, no '.', '..', empty or
+ * trailing segments, no NUL. '/' is the root. Backends must still refuse to
+ * leave their root through anything they resolve themselves (symlinks).
+ *
+ * Errors: throw `FerryError` (see errors.ts) or a Node system error with an
+ * errno code (ENOENT, EEXIST, ...); both become precise FTP replies. Anything
+ * else becomes a generic 451 and is logged.
+ */
+import type { Readable, Writable } from 'node:stream';
+
+export type FileType = 'file' | 'dir' | 'symlink';
+
+export interface FileInfo {
+  /** Base name (no '/'); for stat() of '/', the name is '/'. */
+  name: string;
+  type: FileType;
+  /** Bytes; 0 for directories where the backend has no size. */
+  size: number;
+  /** Last modification time. */
+  mtime: Date;
+  /** Unix permission bits (e.g. 0o644) if the backend has them. */
+  mode?: number;
+  /** A stable identifier for the MLSx `unique` fact (e.g. dev+inode, ETag). */
+  id?: string;
+}
+
+/** What a backend can do; the session consults these before acting. */
+export interface StorageCapabilities {
+  /** write({start > 0}) overwrites from an offset: REST + STOR. */
+  randomWrite: boolean;
+  /** write({append: true}): APPE. */
+  append: boolean;
+  /** rename() is atomic and works for directories too. */
+  atomicRename: boolean;
+  /** Directories are real objects (false: implied by key prefixes, like S3). */
+  directories: boolean;
+}
+
+export interface ReadOptions {
+  /** Byte offset to start from (REST). 0 by default. */
+  start?: number;
+}
+
+export interface WriteOptions {
+  /**
+   * Byte offset to write from (REST + STOR). Absent or 0 replaces the file.
+   * A start beyond the current size is an INVALID_OFFSET error.
+   */
+  start?: number;
+  /** Append to the end of the file (APPE), creating it if absent. */
+  append?: boolean;
+  /** Fail with EXISTS if the file already exists (STOU). */
+  exclusive?: boolean;
+}
+
+/**
+ * A write in progress. Ending it (`end()`, as `stream.pipeline` does) commits:
+ * its 'finish' event means the data is durable and visible under its name.
+ * Destroying it with an error aborts: a new file does not appear, an existing
+ * file replaced by a full upload keeps its old content. Backends that cannot
+ * keep the old content say so in their documentation.
+ */
+export type StorageWritable = Writable;
+
+export interface Storage {
+  readonly capabilities: StorageCapabilities;
+
+  /** Metadata of one path; NOT_FOUND if absent. Symlinks are followed. */
+  stat(path: string): Promise<FileInfo>;
+
+  /**
+   * Entries of a directory, streamed: a directory of a million entries must
+   * never be loaded whole. Order is backend-defined. NOT_A_DIRECTORY if the
+   * path is a file.
+   */
+  list(path: string): AsyncIterable<FileInfo>;
+
+  /** Open a file for reading from `start`; errors surface before any byte flows. */
+  read(path: string, options?: ReadOptions): Promise<Readable>;
+
+  /** Open a file for writing; errors (is a directory, no parent) surface here. */
+  write(path: string, options?: WriteOptions): Promise<StorageWritable>;
+
+  mkdir(path: string): Promise<void>;
+  /** Remove an empty directory; NOT_EMPTY otherwise. */
+  rmdir(path: string): Promise<void>;
+  /** Remove a file; IS_A_DIRECTORY for a directory. */
+  delete(path: string): Promise<void>;
+  /** Rename a file or directory; the target's parent must exist. */
+  rename(from: string, to: string): Promise<void>;
+
+  /** Optional: MFMT. Absent → the command answers 502 and FEAT omits it. */
+  setModifiedTime?(path: string, mtime: Date): Promise<void>;
+  /** Optional: SITE CHMOD. Absent → 502. */
+  chmod?(path: string, mode: number): Promise<void>;
+  /** Optional: called once when the session ends. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,536 @@
+/**
+ * One behaviour suite, run against every Storage backend that has real
+ * directories and random writes (local disk, memory). A new backend of that
+ * kind joins by adding one `conformance(...)` call at the bottom.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { after, before, beforeEach, afterEach, describe, it } from 'node:test';
+import { ErrorCodes, type ErrorCode } from '../../src/errors.js';
+import { LocalStorage } from '../../src/storage/local.js';
+import { MemoryStorage } from '../../src/storage/memory.js';
+import type { FileInfo, Storage, WriteOptions } from '../../src/storage/types.js';
+
+interface Fixture {
+  storage: Storage;
+  /** Create many empty files fast, bypassing the storage when it has a quicker way. */
+  createEmptyFiles(dir: string, names: string[]): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+type MakeStorage = () => Promise<Fixture>;
+
+function hasCode(code: ErrorCode) {
+  return (err: unknown): boolean => {
+    assert.equal((err as { code?: unknown } | null)?.code, code, `expected ${code}, got ${String(err)}`);
+    return true;
+  };
+}
+
+/** Split into chunks of irregular sizes, so writev batching and chunk boundaries get exercised. */
+function chunked(data: Buffer, maxChunk = 65_536): Buffer[] {
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  let step = 1;
+  while (offset < data.length) {
+    const size = Math.min(data.length - offset, 1 + ((step * 7919) % maxChunk));
+    chunks.push(data.subarray(offset, offset + size));
+    offset += size;
+    step += 1;
+  }
+  return chunks;
+}
+
+async function put(storage: Storage, path: string, data: Buffer | string, options?: WriteOptions): Promise<void> {
+  const writable = await storage.write(path, options);
+  await pipeline(Readable.from(chunked(Buffer.from(data))), writable);
+}
+
+async function get(storage: Storage, path: string, start?: number): Promise<Buffer> {
+  const readable = await storage.read(path, start === undefined ? {} : { start });
+  const parts: Buffer[] = [];
+  for await (const chunk of readable) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+async function listAll(storage: Storage, path: string): Promise<FileInfo[]> {
+  const entries: FileInfo[] = [];
+  for await (const entry of storage.list(path)) entries.push(entry);
+  return entries;
+}
+
+async function names(storage: Storage, path: string): Promise<string[]> {
+  return (await listAll(storage, path)).map((e) => e.name).sort();
+}
+
+/** Write some bytes, then destroy the writable with an error, as an aborted transfer does. */
+async function abortedUpload(storage: Storage, path: string, data: Buffer, options?: WriteOptions): Promise<void> {
+  const writable = await storage.write(path, options);
+  writable.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => writable.write(data, (err) => (err ? reject(err) : resolve())));
+  const closed = new Promise<void>((resolve) => writable.once('close', () => resolve()));
+  writable.destroy(new Error('x'));
+  await closed;
+}
+
+function conformance(name: string, makeStorage: MakeStorage): void {
+  describe(`Storage conformance: ${name}`, () => {
+    let fixture: Fixture;
+    let storage: Storage;
+
+    beforeEach(async () => {
+      fixture = await makeStorage();
+      storage = fixture.storage;
+    });
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    describe('write and read', () => {
+      it('round-trips an empty file', async () => {
+        await put(storage, '/empty', Buffer.alloc(0));
+        assert.equal((await get(storage, '/empty')).length, 0);
+        assert.equal((await storage.stat('/empty')).size, 0);
+      });
+
+      it('round-trips a small file byte-exact', async () => {
+        const data = Buffer.from('hello, ferry\r\n\x00\xff', 'latin1');
+        await put(storage, '/small.bin', data);
+        assert.deepEqual(await get(storage, '/small.bin'), data);
+      });
+
+      it('round-trips 5 MiB of random data written in irregular chunks', async () => {
+        const data = randomBytes(5 * 1024 * 1024);
+        await put(storage, '/big.bin', data);
+        const back = await get(storage, '/big.bin');
+        assert.equal(back.length, data.length);
+        assert.ok(back.equals(data));
+        assert.equal((await storage.stat('/big.bin')).size, data.length);
+      });
+
+      it('a full upload replaces the previous content entirely', async () => {
+        await put(storage, '/f', 'a much longer first version');
+        await put(storage, '/f', 'short');
+        assert.equal((await get(storage, '/f')).toString(), 'short');
+      });
+
+      it('reads from a start offset, and an offset at the end gives no bytes', async () => {
+        const data = randomBytes(300_000);
+        await put(storage, '/f', data);
+        assert.ok((await get(storage, '/f', 123_457)).equals(data.subarray(123_457)));
+        assert.equal((await get(storage, '/f', data.length)).length, 0);
+      });
+
+      it('rejects a read offset beyond the end with INVALID_OFFSET', async () => {
+        await put(storage, '/f', 'abc');
+        await assert.rejects(storage.read('/f', { start: 4 }), hasCode(ErrorCodes.INVALID_OFFSET));
+        await assert.rejects(storage.read('/f', { start: -1 }), hasCode(ErrorCodes.INVALID_OFFSET));
+      });
+
+      it('read of a missing file is NOT_FOUND and of a directory IS_A_DIRECTORY, before any byte', async () => {
+        await storage.mkdir('/d');
+        await assert.rejects(storage.read('/missing'), hasCode(ErrorCodes.NOT_FOUND));
+        await assert.rejects(storage.read('/d'), hasCode(ErrorCodes.IS_A_DIRECTORY));
+      });
+
+      it('write surfaces errors when opened: missing parent, directory target, file as parent', async () => {
+        await storage.mkdir('/d');
+        await put(storage, '/f', 'x');
+        await assert.rejects(storage.write('/nope/f'), hasCode(ErrorCodes.NOT_FOUND));
+        await assert.rejects(storage.write('/d'), hasCode(ErrorCodes.IS_A_DIRECTORY));
+        await assert.rejects(storage.write('/d', { append: true }), hasCode(ErrorCodes.IS_A_DIRECTORY));
+        await assert.rejects(storage.write('/f/g'), hasCode(ErrorCodes.NOT_A_DIRECTORY));
+        await assert.rejects(storage.write('/'), hasCode(ErrorCodes.IS_A_DIRECTORY));
+      });
+
+      it('new content is not visible until the upload finishes', async () => {
+        await put(storage, '/f', 'old');
+        const writable = await storage.write('/f');
+        await new Promise<void>((resolve, reject) =>
+          writable.write(Buffer.from('new content'), (err) => (err ? reject(err) : resolve())),
+        );
+        assert.equal((await get(storage, '/f')).toString(), 'old');
+        await new Promise<void>((resolve, reject) => {
+          writable.once('error', reject);
+          writable.end(() => resolve());
+        });
+        assert.equal((await get(storage, '/f')).toString(), 'new content');
+      });
+    });
+
+    describe('append and offsets', () => {
+      it('append adds to the end of an existing file', async () => {
+        await put(storage, '/log', 'one\n');
+        await put(storage, '/log', 'two\n', { append: true });
+        await put(storage, '/log', 'three\n', { append: true });
+        assert.equal((await get(storage, '/log')).toString(), 'one\ntwo\nthree\n');
+      });
+
+      it('append creates a missing file', async () => {
+        await put(storage, '/new', 'first', { append: true });
+        assert.equal((await get(storage, '/new')).toString(), 'first');
+      });
+
+      it('a start offset write truncates there and writes in place (REST + STOR)', async () => {
+        await put(storage, '/f', 'abcdefgh');
+        await put(storage, '/f', 'XY', { start: 3 });
+        assert.equal((await get(storage, '/f')).toString(), 'abcXY');
+        await put(storage, '/f', '123', { start: 5 });
+        assert.equal((await get(storage, '/f')).toString(), 'abcXY123');
+      });
+
+      it('a start offset beyond the end is INVALID_OFFSET and leaves the file alone', async () => {
+        await put(storage, '/f', 'abc');
+        await assert.rejects(storage.write('/f', { start: 4 }), hasCode(ErrorCodes.INVALID_OFFSET));
+        assert.equal((await get(storage, '/f')).toString(), 'abc');
+      });
+
+      it('a start offset on a missing file is NOT_FOUND', async () => {
+        await assert.rejects(storage.write('/missing', { start: 1 }), hasCode(ErrorCodes.NOT_FOUND));
+      });
+
+      it('an aborted offset write keeps what was written, so it can be resumed', async () => {
+        await put(storage, '/f', 'abcdefgh');
+        await abortedUpload(storage, '/f', Buffer.from('XYZ'), { start: 2 });
+        assert.equal((await get(storage, '/f')).toString(), 'abXYZ');
+      });
+
+      it('an aborted append that created the file leaves no file', async () => {
+        await abortedUpload(storage, '/new', Buffer.from('data'), { append: true });
+        await assert.rejects(storage.stat('/new'), hasCode(ErrorCodes.NOT_FOUND));
+      });
+    });
+
+    describe('exclusive create', () => {
+      it('creates a missing file', async () => {
+        await put(storage, '/unique', 'content', { exclusive: true });
+        assert.equal((await get(storage, '/unique')).toString(), 'content');
+      });
+
+      it('fails with EXISTS when the file, or a directory, exists, leaving it untouched', async () => {
+        await put(storage, '/taken', 'original');
+        await storage.mkdir('/dir');
+        await assert.rejects(storage.write('/taken', { exclusive: true }), hasCode(ErrorCodes.EXISTS));
+        await assert.rejects(storage.write('/dir', { exclusive: true }), hasCode(ErrorCodes.EXISTS));
+        assert.equal((await get(storage, '/taken')).toString(), 'original');
+      });
+
+      it('fails at commit with EXISTS when another upload took the name meanwhile', async () => {
+        const first = await storage.write('/race', { exclusive: true });
+        await put(storage, '/race', 'winner', { exclusive: true });
+        first.write(Buffer.from('loser'));
+        first.end();
+        await assert.rejects(
+          new Promise((resolve, reject) => {
+            first.once('finish', resolve);
+            first.once('error', reject);
+          }),
+          hasCode(ErrorCodes.EXISTS),
+        );
+        assert.equal((await get(storage, '/race')).toString(), 'winner');
+        assert.deepEqual(await names(storage, '/'), ['race']);
+      });
+    });
+
+    describe('aborted uploads', () => {
+      it('an aborted full upload keeps the previous content and shows no temp entry', async () => {
+        await put(storage, '/f', 'previous');
+        await abortedUpload(storage, '/f', randomBytes(100_000));
+        assert.equal((await get(storage, '/f')).toString(), 'previous');
+        assert.deepEqual(await names(storage, '/'), ['f']);
+      });
+
+      it('an aborted upload of a new file leaves no file and no temp entry', async () => {
+        await abortedUpload(storage, '/new', randomBytes(10_000));
+        await assert.rejects(storage.stat('/new'), hasCode(ErrorCodes.NOT_FOUND));
+        assert.deepEqual(await names(storage, '/'), []);
+      });
+
+      it('an aborted exclusive upload leaves no file', async () => {
+        await abortedUpload(storage, '/new', Buffer.from('x'), { exclusive: true });
+        await assert.rejects(storage.stat('/new'), hasCode(ErrorCodes.NOT_FOUND));
+        assert.deepEqual(await names(storage, '/'), []);
+      });
+    });
+
+    describe('list', () => {
+      it('lists names, types and sizes of a directory', async () => {
+        await storage.mkdir('/d');
+        await storage.mkdir('/d/sub');
+        await put(storage, '/d/a.txt', 'aaa');
+        await put(storage, '/d/b.bin', Buffer.alloc(1000));
+        await put(storage, '/d/empty', '');
+        const entries = (await listAll(storage, '/d')).sort((x, y) => x.name.localeCompare(y.name));
+        assert.deepEqual(
+          entries.map((e) => [e.name, e.type]),
+          [
+            ['a.txt', 'file'],
+            ['b.bin', 'file'],
+            ['empty', 'file'],
+            ['sub', 'dir'],
+          ],
+        );
+        assert.deepEqual(
+          entries.filter((e) => e.type === 'file').map((e) => e.size),
+          [3, 1000, 0],
+        );
+        for (const entry of entries) assert.ok(entry.mtime instanceof Date && !Number.isNaN(entry.mtime.getTime()));
+      });
+
+      it('lists an empty directory and the root', async () => {
+        await storage.mkdir('/empty');
+        assert.deepEqual(await listAll(storage, '/empty'), []);
+        assert.deepEqual(await names(storage, '/'), ['empty']);
+      });
+
+      it('lists 20,000 entries', async () => {
+        await storage.mkdir('/many');
+        const expected = Array.from({ length: 20_000 }, (_, i) => `file-${i.toString().padStart(5, '0')}`);
+        await fixture.createEmptyFiles('/many', expected);
+        const seen = new Set<string>();
+        for await (const entry of storage.list('/many')) {
+          assert.equal(entry.type, 'file');
+          seen.add(entry.name);
+        }
+        assert.equal(seen.size, expected.length);
+        assert.ok(expected.every((n) => seen.has(n)));
+      });
+
+      it('a consumer may stop listing early', async () => {
+        await storage.mkdir('/d');
+        await fixture.createEmptyFiles('/d', Array.from({ length: 300 }, (_, i) => `f${i}`));
+        let count = 0;
+        for await (const _ of storage.list('/d')) {
+          count += 1;
+          if (count === 10) break;
+        }
+        assert.equal(count, 10);
+        assert.equal((await listAll(storage, '/d')).length, 300);
+      });
+
+      it('list of a file is NOT_A_DIRECTORY and of a missing path NOT_FOUND', async () => {
+        await put(storage, '/f', 'x');
+        await assert.rejects(listAll(storage, '/f'), hasCode(ErrorCodes.NOT_A_DIRECTORY));
+        await assert.rejects(listAll(storage, '/missing'), hasCode(ErrorCodes.NOT_FOUND));
+      });
+    });
+
+    describe('stat', () => {
+      it('reports name, type, size, mtime, mode and id; the root is named /', async () => {
+        const before = Date.now();
+        await put(storage, '/f.txt', '12345');
+        await storage.mkdir('/d');
+        const file = await storage.stat('/f.txt');
+        assert.equal(file.name, 'f.txt');
+        assert.equal(file.type, 'file');
+        assert.equal(file.size, 5);
+        assert.ok(file.mtime.getTime() >= before - 2000 && file.mtime.getTime() <= Date.now() + 2000);
+        assert.equal(typeof file.mode, 'number');
+        assert.equal(typeof file.id, 'string');
+        assert.equal((await storage.stat('/d')).type, 'dir');
+        const root = await storage.stat('/');
+        assert.equal(root.name, '/');
+        assert.equal(root.type, 'dir');
+      });
+
+      it('id is stable for one file and differs between files', async () => {
+        await put(storage, '/a', 'a');
+        await put(storage, '/b', 'b');
+        assert.equal((await storage.stat('/a')).id, (await storage.stat('/a')).id);
+        assert.notEqual((await storage.stat('/a')).id, (await storage.stat('/b')).id);
+      });
+
+      it('stat of a missing path is NOT_FOUND and of a path through a file NOT_A_DIRECTORY', async () => {
+        await put(storage, '/f', 'x');
+        await assert.rejects(storage.stat('/missing'), hasCode(ErrorCodes.NOT_FOUND));
+        await assert.rejects(storage.stat('/missing/deeper'), hasCode(ErrorCodes.NOT_FOUND));
+        await assert.rejects(storage.stat('/f/child'), hasCode(ErrorCodes.NOT_A_DIRECTORY));
+      });
+
+      it('paths containing NUL are refused with INVALID_NAME', async () => {
+        await assert.rejects(storage.stat('/a\0b'), hasCode(ErrorCodes.INVALID_NAME));
+        await assert.rejects(storage.write('/a\0b'), hasCode(ErrorCodes.INVALID_NAME));
+        await assert.rejects(storage.mkdir('/a\0b'), hasCode(ErrorCodes.INVALID_NAME));
+      });
+    });
+
+    describe('directories, delete and rename', () => {
+      it('mkdir creates a directory; an existing entry is EXISTS; a missing parent NOT_FOUND', async () => {
+        await storage.mkdir('/d');
+        await put(storage, '/f', 'x');
+        assert.equal((await storage.stat('/d')).type, 'dir');
+        await assert.rejects(storage.mkdir('/d'), hasCode(ErrorCodes.EXISTS));
+        await assert.rejects(storage.mkdir('/f'), hasCode(ErrorCodes.EXISTS));
+        await assert.rejects(storage.mkdir('/'), hasCode(ErrorCodes.EXISTS));
+        await assert.rejects(storage.mkdir('/no/such'), hasCode(ErrorCodes.NOT_FOUND));
+      });
+
+      it('rmdir removes an empty directory; non-empty is NOT_EMPTY; a file NOT_A_DIRECTORY', async () => {
+        await storage.mkdir('/d');
+        await put(storage, '/d/f', 'x');
+        await assert.rejects(storage.rmdir('/d'), hasCode(ErrorCodes.NOT_EMPTY));
+        await assert.rejects(storage.rmdir('/d/f'), hasCode(ErrorCodes.NOT_A_DIRECTORY));
+        await assert.rejects(storage.rmdir('/missing'), hasCode(ErrorCodes.NOT_FOUND));
+        await storage.delete('/d/f');
+        await storage.rmdir('/d');
+        await assert.rejects(storage.stat('/d'), hasCode(ErrorCodes.NOT_FOUND));
+      });
+
+      it('delete removes a file; a directory is IS_A_DIRECTORY; a missing file NOT_FOUND', async () => {
+        await put(storage, '/f', 'x');
+        await storage.mkdir('/d');
+        await storage.delete('/f');
+        await assert.rejects(storage.stat('/f'), hasCode(ErrorCodes.NOT_FOUND));
+        await assert.rejects(storage.delete('/d'), hasCode(ErrorCodes.IS_A_DIRECTORY));
+        await assert.rejects(storage.delete('/f'), hasCode(ErrorCodes.NOT_FOUND));
+        assert.equal((await storage.stat('/d')).type, 'dir');
+      });
+
+      it('renames a file, replacing an existing target file', async () => {
+        await put(storage, '/a', 'content of a');
+        await put(storage, '/b', 'content of b');
+        await storage.rename('/a', '/c');
+        assert.equal((await get(storage, '/c')).toString(), 'content of a');
+        await assert.rejects(storage.stat('/a'), hasCode(ErrorCodes.NOT_FOUND));
+        await storage.rename('/c', '/b');
+        assert.equal((await get(storage, '/b')).toString(), 'content of a');
+        assert.deepEqual(await names(storage, '/'), ['b']);
+      });
+
+      it('renames a directory with its contents into another directory', async () => {
+        await storage.mkdir('/src');
+        await storage.mkdir('/src/inner');
+        await put(storage, '/src/inner/f', 'deep');
+        await storage.mkdir('/dst');
+        await storage.rename('/src', '/dst/moved');
+        assert.equal((await get(storage, '/dst/moved/inner/f')).toString(), 'deep');
+        await assert.rejects(storage.stat('/src'), hasCode(ErrorCodes.NOT_FOUND));
+      });
+
+      it('rename errors: missing source NOT_FOUND, missing target parent NOT_FOUND, dir into itself INVALID_NAME', async () => {
+        await storage.mkdir('/d');
+        await put(storage, '/f', 'x');
+        await assert.rejects(storage.rename('/missing', '/x'), hasCode(ErrorCodes.NOT_FOUND));
+        await assert.rejects(storage.rename('/f', '/no/such'), hasCode(ErrorCodes.NOT_FOUND));
+        await assert.rejects(storage.rename('/d', '/d/sub'), hasCode(ErrorCodes.INVALID_NAME));
+        await assert.rejects(storage.rename('/f', '/d'), hasCode(ErrorCodes.IS_A_DIRECTORY));
+        assert.equal((await storage.stat('/d')).type, 'dir');
+      });
+
+      it('setModifiedTime changes the mtime that stat reports', async () => {
+        await put(storage, '/f', 'x');
+        const when = new Date('2020-02-29T12:34:56.000Z');
+        assert.ok(storage.setModifiedTime);
+        await storage.setModifiedTime('/f', when);
+        assert.equal((await storage.stat('/f')).mtime.getTime(), when.getTime());
+        assert.equal((await listAll(storage, '/'))[0]?.mtime.getTime(), when.getTime());
+      });
+
+      it('chmod sets permission bits only', async () => {
+        await put(storage, '/f', 'x');
+        assert.ok(storage.chmod);
+        await storage.chmod('/f', 0o640);
+        assert.equal((await storage.stat('/f')).mode, 0o640);
+        await storage.chmod('/f', 0o4755);
+        assert.equal((await storage.stat('/f')).mode, 0o755);
+      });
+
+      it('keeps the permission bits of a file replaced by an upload', async () => {
+        await put(storage, '/f', 'x');
+        await storage.chmod?.('/f', 0o600);
+        await put(storage, '/f', 'y');
+        assert.equal((await storage.stat('/f')).mode, 0o600);
+      });
+    });
+
+    describe('names', () => {
+      const awkward = ['with space.txt', "it's \"quoted\".txt", '-rf', '--help', 'ünïcødé 日本語 🚀.txt', ' leading', 'trailing '];
+
+      it('stores, lists, reads, renames and deletes names with spaces, quotes, leading dashes and unicode', async () => {
+        await storage.mkdir('/dir with space');
+        for (const name of awkward) await put(storage, `/dir with space/${name}`, name);
+        assert.deepEqual(await names(storage, '/dir with space'), [...awkward].sort());
+        for (const name of awkward) {
+          assert.equal((await get(storage, `/dir with space/${name}`)).toString(), name);
+          assert.equal((await storage.stat(`/dir with space/${name}`)).name, name);
+        }
+        await storage.rename('/dir with space/-rf', '/dir with space/ünï -rf');
+        await storage.delete('/dir with space/ünï -rf');
+        await assert.rejects(storage.stat('/dir with space/-rf'), hasCode(ErrorCodes.NOT_FOUND));
+      });
+    });
+  });
+}
+
+let tempBase = '';
+
+before(async () => {
+  tempBase = await fsp.mkdtemp(join(tmpdir(), 'ferry-storage-'));
+});
+
+after(async () => {
+  if (tempBase) await fsp.rm(tempBase, { recursive: true, force: true });
+});
+
+let localCount = 0;
+
+conformance('LocalStorage', async () => {
+  localCount += 1;
+  const root = join(tempBase, `t${localCount}`);
+  await fsp.mkdir(root);
+  return {
+    storage: new LocalStorage(root),
+    async createEmptyFiles(dir, fileNames) {
+      const base = join(root, ...dir.split('/').filter(Boolean));
+      for (let i = 0; i < fileNames.length; i += 256) {
+        await Promise.all(fileNames.slice(i, i + 256).map((n) => fsp.writeFile(join(base, n), '')));
+      }
+    },
+    async cleanup() {
+      await fsp.rm(root, { recursive: true, force: true });
+    },
+  };
+});
+
+conformance('MemoryStorage', async () => {
+  const storage = new MemoryStorage();
+  return {
+    storage,
+    async createEmptyFiles(dir, fileNames) {
+      for (const n of fileNames) {
+        const writable = await storage.write(`${dir}/${n}`);
+        await new Promise<void>((resolve) => writable.end(() => resolve()));
+      }
+    },
+    async cleanup() {},
+  };
+});
+
+describe('MemoryStorage quota', () => {
+  it('fails an upload with QUOTA_EXCEEDED as soon as it crosses maxBytes, keeping the old content', async () => {
+    const storage = new MemoryStorage({ maxBytes: 1000 });
+    await put(storage, '/f', Buffer.alloc(400));
+    // 400 held + 700 pending crosses 1000, even though the result would replace the 400.
+    await assert.rejects(put(storage, '/f', Buffer.alloc(700)), hasCode(ErrorCodes.QUOTA_EXCEEDED));
+    assert.equal((await storage.stat('/f')).size, 400);
+    assert.equal(storage.usedBytes, 400);
+    await put(storage, '/f', Buffer.alloc(600));
+    assert.equal(storage.usedBytes, 600);
+  });
+
+  it('frees space on delete and on offset truncation', async () => {
+    const storage = new MemoryStorage({ maxBytes: 100 });
+    await put(storage, '/a', Buffer.alloc(100));
+    await assert.rejects(put(storage, '/b', 'x'), hasCode(ErrorCodes.QUOTA_EXCEEDED));
+    await put(storage, '/a', Buffer.alloc(10), { start: 50 });
+    assert.equal(storage.usedBytes, 60);
+    await storage.delete('/a');
+    assert.equal(storage.usedBytes, 0);
+    await assert.rejects(put(storage, '/log', Buffer.alloc(101), { append: true }), hasCode(ErrorCodes.QUOTA_EXCEEDED));
+  });
+});
