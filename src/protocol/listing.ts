@@ -113,8 +113,9 @@ export function formatMlsxTime(d: Date): string {
     pad(d.getUTCHours(), 2) +
     pad(d.getUTCMinutes(), 2) +
     pad(d.getUTCSeconds(), 2);
-  const ms = d.getUTCMilliseconds();
-  return ms === 0 ? base : `${base}.${pad(ms, 3)}`;
+  // Whole seconds only: RFC 3659 allows a fraction, but minimal clients
+  // (cameras, scripts) parse exactly 14 digits after "213 ".
+  return base;
 }
 
 const TIME_VAL = /^([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})(?:\.([0-9]+))?$/;

@@ -126,9 +126,9 @@ describe('formatMlsxTime', () => {
     assert.equal(formatMlsxTime(new Date(0)), '19700101000000');
   });
 
-  test('appends milliseconds only when they are not zero', () => {
-    assert.equal(formatMlsxTime(new Date('2026-11-21T08:30:00.005Z')), '20261121083000.005');
-    assert.equal(formatMlsxTime(new Date('2026-11-21T08:30:00.250Z')), '20261121083000.250');
+  test('drops milliseconds so that 14-digit parsers read it', () => {
+    assert.equal(formatMlsxTime(new Date('2026-11-21T08:30:00.005Z')), '20261121083000');
+    assert.equal(formatMlsxTime(new Date('2026-11-21T08:30:00.999Z')), '20261121083000');
   });
 });
 
@@ -186,11 +186,11 @@ describe('parseMlsxTime', () => {
     );
   });
 
-  test('round-trips formatMlsxTime with milliseconds', () => {
+  test('formatMlsxTime then parseMlsxTime truncates to the second', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: Date.UTC(2100, 11, 31, 23, 59, 59, 999) }), (ms) => {
         const d = new Date(ms);
-        assert.equal(parseMlsxTime(formatMlsxTime(d))?.getTime(), ms);
+        assert.equal(parseMlsxTime(formatMlsxTime(d))?.getTime(), ms - (ms % 1000));
       }),
     );
   });
@@ -266,10 +266,10 @@ describe('formatMlsxEntry', () => {
     assert.equal(formatMlsxEntry(file({ mode: 0 }), only, ''), 'unix.mode=0000; notes.txt');
   });
 
-  test('writes milliseconds in modify when present', () => {
+  test('writes modify in whole seconds', () => {
     const only = new Set<MlsxFact>(['modify']);
     const info = file({ mtime: new Date('2026-11-21T08:30:00.125Z') });
-    assert.equal(formatMlsxEntry(info, only, ''), 'modify=20261121083000.125; notes.txt');
+    assert.equal(formatMlsxEntry(info, only, ''), 'modify=20261121083000; notes.txt');
   });
 
   test('hex-encodes a unique id that would break the fact list', () => {

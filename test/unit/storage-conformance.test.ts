@@ -487,9 +487,14 @@ conformance('LocalStorage', async () => {
     storage: new LocalStorage(root),
     async createEmptyFiles(dir, fileNames) {
       const base = join(root, ...dir.split('/').filter(Boolean));
-      for (let i = 0; i < fileNames.length; i += 256) {
-        await Promise.all(fileNames.slice(i, i + 256).map((n) => fsp.writeFile(join(base, n), '')));
+      // Hard links to one empty file outside the root: a directory entry each, no inode
+      // allocation, consistently the fastest way to make 20,000 entries on a busy disk.
+      const seed = `${root}.seed`;
+      await fsp.writeFile(seed, '');
+      for (let i = 0; i < fileNames.length; i += 64) {
+        await Promise.all(fileNames.slice(i, i + 64).map((n) => fsp.link(seed, join(base, n))));
       }
+      await fsp.unlink(seed);
     },
     async cleanup() {
       await fsp.rm(root, { recursive: true, force: true });
