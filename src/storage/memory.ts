@@ -60,7 +60,8 @@ interface DirNode {
 
 type Node = FileNode | DirNode;
 
-const READ_CHUNK_BYTES = 256 * 1024;
+/** Stream buffer size for reads and for uploads before backpressure (as LocalStorage). */
+const STREAM_BUFFER_BYTES = 256 * 1024;
 /** Full uploads up to this size are stored as one Buffer rather than many small ones. */
 const COALESCE_BYTES = 1024 * 1024;
 
@@ -121,7 +122,7 @@ function chunkReader(chunks: readonly Buffer[], start: number): Readable {
     index += 1;
   }
   return new Readable({
-    highWaterMark: READ_CHUNK_BYTES,
+    highWaterMark: STREAM_BUFFER_BYTES,
     read() {
       while (index < chunks.length) {
         let chunk = chunks[index]!;
@@ -149,7 +150,7 @@ class MemoryUpload extends Writable {
   #committed = false;
 
   constructor(sink: Sink) {
-    super({ highWaterMark: READ_CHUNK_BYTES });
+    super({ highWaterMark: STREAM_BUFFER_BYTES });
     this.#sink = sink;
   }
 
@@ -265,7 +266,7 @@ export class MemoryStorage implements Storage {
       name,
       type: node.kind,
       size: node.kind === 'file' ? node.size : 0,
-      mtime: node.mtime,
+      mtime: new Date(node.mtime.getTime()), // a copy: callers must not reach into the tree
       mode: node.mode,
       id: node.id,
     };

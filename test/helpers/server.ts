@@ -5,7 +5,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { TestContext } from 'node:test';
 import {
   AnonymousAuthenticator,
   ChainAuthenticator,
@@ -38,7 +37,12 @@ export interface TestServerOptions extends Partial<FtpServerOptions> {
 }
 
 /** Start a server for one test (or one suite, with a suite context). */
-export async function startServer(t: { after: TestContext['after'] }, options: TestServerOptions = {}): Promise<TestServer> {
+/** Anything that can run cleanup after the test: a TestContext, or a suite's own list. */
+export interface Cleanup {
+  after(fn: () => Promise<void>): void;
+}
+
+export async function startServer(t: Cleanup, options: TestServerOptions = {}): Promise<TestServer> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'ferry-test-'));
   const { permissions = 'elradfmwMT', storage, anonymous = false, ...rest } = options;
   const store = () => storage ?? new LocalStorage(root);

@@ -18,7 +18,7 @@ function suiteServer(): () => TestServer {
   let srv: TestServer | undefined;
   const stops: Array<() => Promise<void>> = [];
   before(async () => {
-    srv = await startServer({ after: (fn) => void stops.push(fn as () => Promise<void>) });
+    srv = await startServer({ after: (fn) => void stops.push(fn) });
     await mkdir(path.join(srv.root, 'dir'));
     await writeFile(path.join(srv.root, 'file.txt'), 'hello\n');
   });
