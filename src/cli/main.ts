@@ -137,7 +137,9 @@ function serveOptions(command: Command): Command {
 const program = new Command('ferry')
   .description('Ferry: a fast, safe FTP server. With no command, serves the current folder read-only to anonymous users.')
   .version(pkg.version)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors exit 2, runtime failures 1, help and version 0 (the usual CLI convention).
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 serveOptions(program);
 serveOptions(program.command('serve').description('run the FTP server (the default command)'));
 

@@ -29,7 +29,10 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     this.options = resolveOptions(options);
     this.passivePorts = new PassivePortPool(this.options.passivePorts);
     this.#net = net.createServer({ noDelay: true }, (socket) => this.#accept(socket));
-    this.#net.on('error', (err) => this.emit('error', err));
+    // Errors before listening reject listen(); later ones are the embedder's to handle.
+    this.#net.on('error', (err) => {
+      if (this.#net.listening) this.emit('error', err);
+    });
   }
 
   get logger() {

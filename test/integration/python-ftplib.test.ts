@@ -283,7 +283,7 @@ describe('python ftplib against Ferry', () => {
     const names = ['with space.txt', '-dash.txt', 'naïve 日本.txt'];
     const contents = names.map((n) => Buffer.from(`contents of ${n}\n`));
     for (const [i, n] of names.entries()) await writeFile(path.join(local, `upload-${i}`), contents[i]!);
-    const r = await python<{ mkd: string; pwd: string; nlst: string[]; list: string[]; got: string[] }>(
+    const r = await python<{ mkd: string; pwd: string; nlst: string[]; list: string[]; got: string[]; dash: string[] }>(
       `
       ftp = connect()
       mkd = ftp.mkd(A['dir'])
@@ -296,7 +296,9 @@ describe('python ftplib against Ferry', () => {
       lines = []
       ftp.retrlines('LIST', lines.append)
       got = [fetch(ftp, name).decode('utf-8') for name in A['names']]
-      out(mkd=mkd, pwd=pwd, nlst=nlst, list=lines, got=got)
+      dash = []
+      ftp.retrlines('LIST -dash.txt', dash.append)
+      out(mkd=mkd, pwd=pwd, nlst=nlst, list=lines, got=got, dash=dash)
       ftp.quit()
       `,
       { ...args, local, dir, names },
@@ -307,6 +309,9 @@ describe('python ftplib against Ferry', () => {
     assert.deepEqual([...r.nlst].sort(), [...names].sort());
     for (const n of names) assert.ok(r.list.some((line) => line.endsWith(` ${n}`)), `LIST shows ${n}: ${r.list.join('\n')}`);
     assert.deepEqual(r.got, contents.map((c) => c.toString()));
+    // "-dash.txt" is a name, not an ls option: LIST shows exactly that file.
+    assert.equal(r.dash.length, 1, r.dash.join('\n'));
+    assert.ok(r.dash[0]!.endsWith(' -dash.txt'));
     assert.deepEqual((await readdir(path.join(srv.root, dir))).sort(), [...names].sort());
     assert.deepEqual(await readFile(path.join(srv.root, dir, 'naïve 日本.txt')), contents[2]);
   });
