@@ -62,6 +62,7 @@ describe('protocol', () => {
     const c = await login();
     try {
       assert.equal((await c.command('XYZZY')).code, 500);
+      assert.equal((await c.command('SMNT /x')).code, 502);
       assert.equal((await c.command('RETR')).code, 501);
       assert.equal((await c.command('NOOP extra')).code, 501);
       assert.equal((await c.command('TYPE Q')).code, 501);
@@ -437,6 +438,61 @@ describe('protocol', () => {
       await c.command('USER nobody', 331);
       const unknown = await c.command('PASS nope', 530);
       assert.equal(wrong.text, unknown.text);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe('IPv6', () => {
+  test('over ::1, EPSV and EPRT carry data, PASV points to EPSV, EPRT |1| is refused', async (t) => {
+    let srv: TestServer;
+    try {
+      srv = await startServer(t, { host: '::1' });
+    } catch (err) {
+      t.skip(`::1 unavailable: ${(err as Error).message}`);
+      return;
+    }
+    await writeFile(path.join(srv.root, 'six.txt'), 'over ipv6');
+    const c = await RawClient.login(srv.port, USER, PASSWORD, '::1');
+    try {
+      await c.command('TYPE I', 200);
+      assert.equal((await c.command('PASV')).code, 425);
+      assert.equal((await c.command('EPSV 1')).text, 'Network protocol not supported, use (2).');
+      assert.equal((await c.command('EPRT |1|127.0.0.1|5000|')).code, 522);
+      const data = await c.passive('::1');
+      c.send('RETR six.txt');
+      await c.expect(150);
+      assert.equal((await readAll(data)).toString(), 'over ipv6');
+      await c.expect(226);
+
+      const listener = net.createServer();
+      await new Promise<void>((resolve) => listener.listen(0, '::1', resolve));
+      t.after(async () => void listener.close());
+      const accepted = once(listener, 'connection');
+      await c.command(`EPRT |2|::1|${(listener.address() as net.AddressInfo).port}|`, 200);
+      c.send('RETR six.txt');
+      await c.expect(150);
+      const [socket] = (await accepted) as [net.Socket];
+      assert.equal((await readAll(socket)).toString(), 'over ipv6');
+      await c.expect(226);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a dual-stack listener answers PASV with a plain IPv4 address', async (t) => {
+    let srv: TestServer;
+    try {
+      srv = await startServer(t, { host: '::' });
+    } catch (err) {
+      t.skip(`:: unavailable: ${(err as Error).message}`);
+      return;
+    }
+    const c = await RawClient.login(srv.port, USER, PASSWORD, '127.0.0.1');
+    try {
+      const reply = await c.command('PASV', 227);
+      assert.match(reply.text, /\(127,0,0,1,\d+,\d+\)/);
     } finally {
       c.close();
     }

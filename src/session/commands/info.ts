@@ -220,4 +220,12 @@ export const infoCommands: CommandSpec[] = [
     handler: (session) => session.reply(202, 'No storage allocation necessary.'),
   },
   site,
+  {
+    // RFC 959 verbs we recognise but deliberately do not implement: 502, not 500.
+    verb: 'SMNT',
+    syntax: 'SMNT <sp> pathname',
+    auth: true,
+    arg: 'required',
+    handler: (session) => session.reply(502, 'SMNT is not implemented.'),
+  },
 ];
