@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -94,7 +94,7 @@ describe('python ftplib against Ferry', () => {
   const cleanups: Array<() => unknown> = [];
 
   before(async () => {
-    srv = await startServer({ after: (fn) => void cleanups.push(() => fn?.({} as never)) });
+    srv = await startServer({ after: (fn) => void cleanups.push(() => fn?.()) });
     local = await mkdtemp(path.join(os.tmpdir(), 'ferry-ftplib-'));
     args = { host: '127.0.0.1', port: srv.port, user: USER, password: PASSWORD };
   });
@@ -177,13 +177,14 @@ describe('python ftplib against Ferry', () => {
   });
 
   test('python ftplib lists uploaded names with LIST, NLST and MLSD facts', async () => {
-    await mkdir(path.join(srv.root, 'listing', 'sub'), { recursive: true });
-    await writeFile(path.join(srv.root, 'listing', 'one.txt'), 'hello');
-    await writeFile(path.join(srv.root, 'listing', 'two.bin'), randomBytes(1234));
     const r = await python<{ list: string[]; nlst: string[]; mlsd: Array<[string, Record<string, string>]>; nlstPath: string[] }>(
       `
       ftp = connect()
+      ftp.mkd('listing')
       ftp.cwd('/listing')
+      ftp.mkd('sub')
+      ftp.storbinary('STOR one.txt', io.BytesIO(b'hello'))
+      ftp.storbinary('STOR two.bin', io.BytesIO(os.urandom(1234)))
       lines = []
       ftp.retrlines('LIST', lines.append)
       nlst = ftp.nlst()
