@@ -82,7 +82,7 @@ async function setup(t: TestContext, backend: Backend, options: TestServerOption
   const memory = backend === 'memory' ? new MemoryStorage() : undefined;
   const server = await startServer(t, memory ? { ...options, storage: memory } : options);
   const client = new Client(10_000);
-  if (process.env.FTP_VERBOSE) client.ftp.verbose = true;
+  if (process.env.FTP_VERBOSE) client.ftp.verbose = true; // FTP_VERBOSE=1 prints the control dialogue
   t.after(() => client.close());
   await client.access({ host: server.host, port: server.port, user: USER, password: PASSWORD });
   return { ...server, client, inspect: memory ?? new LocalStorage(server.root) };
