@@ -101,7 +101,7 @@ export class Session {
   // ---- replies and lifecycle ----------------------------------------------
 
   reply(code: number, text: string | readonly string[]): void {
-    if (this.#closed || this.#socket.destroyed) return;
+    if (this.#closed || this.#socket.writableEnded) return;
     this.#socket.write(formatReply(code, text));
   }
 
@@ -357,6 +357,12 @@ export class Session {
     }
     transfer.path = path;
     const signal = transfer.controller.signal;
+    if (signal.aborted) {
+      // ABOR arrived while the storage was still opening.
+      channel.close();
+      this.reply(426, 'Transfer aborted.');
+      return false;
+    }
     this.reply(150, preliminary);
     let socket: Socket;
     try {
