@@ -3,6 +3,7 @@
  * fresh temporary folder, stopped by the test's `after` even on failure.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -56,4 +57,13 @@ export async function startServer(t: Cleanup, options: TestServerOptions = {}): 
   });
   const address = await server.listen();
   return { server, host, port: address.port, root };
+}
+
+/** Whether this machine can listen on ::1 (IPv6 tests skip, saying why, where it cannot). */
+export function canBindIpv6Loopback(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(0, '::1', () => probe.close(() => resolve(true)));
+  });
 }

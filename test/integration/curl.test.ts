@@ -7,12 +7,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { PASSWORD, USER, startServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, USER, startServer, type TestServer, canBindIpv6Loopback } from '../helpers/server.js';
 
 const CURL = '/usr/bin/curl';
 
@@ -51,14 +50,6 @@ function ok(result: CurlResult): CurlResult {
 }
 
 const userinfo = `${encodeURIComponent(USER)}:${encodeURIComponent(PASSWORD)}`;
-
-async function canBindIpv6Loopback(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen(0, '::1', () => probe.close(() => resolve(true)));
-  });
-}
 
 describe('curl against Ferry', () => {
   let srv: TestServer;

@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { PASSWORD, USER, startServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, USER, startServer, type TestServer, canBindIpv6Loopback } from '../helpers/server.js';
 
 const PRELUDE = `
 import ftplib, hashlib, io, json, os, socket, sys
@@ -77,14 +76,6 @@ function python<T = Record<string, unknown>>(script: string, args: Record<string
 }
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
-
-async function canBindIpv6Loopback(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen(0, '::1', () => probe.close(() => resolve(true)));
-  });
-}
 
 describe('python ftplib against Ferry', () => {
   let srv: TestServer;
