@@ -8,7 +8,6 @@ import type { Socket } from 'node:net';
 import type { DataChannel } from './channel.js';
 
 export class ActiveChannel implements DataChannel {
-  readonly mode = 'active';
   readonly #host: string;
   readonly #port: number;
   readonly #localAddress: string | undefined;
@@ -23,6 +22,7 @@ export class ActiveChannel implements DataChannel {
   }
 
   open(signal: AbortSignal): Promise<Socket> {
+    if (signal.aborted) return Promise.reject(new Error('aborted before connecting'));
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host: this.#host, port: this.#port, localAddress: this.#localAddress, noDelay: true });
       this.#socket = socket;

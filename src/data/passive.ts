@@ -63,21 +63,29 @@ export class PassivePortPool {
 
 function listen(server: net.Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen({ host, port, exclusive: true, backlog: 4 }, () => {
+    // Both listeners go whatever the outcome: a failed attempt must not leave
+    // a 'listening' callback behind to fire on a later, successful one.
+    const onError = (err: Error) => {
+      server.off('listening', onListening);
+      reject(err);
+    };
+    const onListening = () => {
       server.off('error', onError);
       resolve((server.address() as net.AddressInfo).port);
-    });
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen({ host, port, exclusive: true, backlog: 4 });
   });
 }
 
 export class PassiveChannel implements DataChannel {
-  readonly mode = 'passive';
   readonly port: number;
   readonly #server: net.Server;
   readonly #peer: string;
   readonly #timeoutMs: number;
+  /** An unused listener must not hold its port until the session ends. */
+  readonly #unusedTimer: NodeJS.Timeout;
   #socket: Socket | null = null;
   #waiter: ((socket: Socket) => void) | null = null;
 
@@ -86,6 +94,9 @@ export class PassiveChannel implements DataChannel {
     this.port = port;
     this.#peer = peer;
     this.#timeoutMs = timeoutMs;
+    this.#unusedTimer = setTimeout(() => {
+      if (!this.#waiter && !this.#socket) this.close();
+    }, timeoutMs).unref();
     server.on('connection', (socket) => this.#onConnection(socket));
     server.on('error', () => this.close());
   }
@@ -113,7 +124,9 @@ export class PassiveChannel implements DataChannel {
   }
 
   open(signal: AbortSignal): Promise<Socket> {
+    clearTimeout(this.#unusedTimer);
     if (this.#socket) return Promise.resolve(this.#socket);
+    if (signal.aborted || !this.#server.listening) return Promise.reject(new Error('passive listener closed or aborted'));
     return new Promise((resolve, reject) => {
       const finish = (err: Error | null, socket?: Socket) => {
         clearTimeout(timer);
@@ -130,6 +143,7 @@ export class PassiveChannel implements DataChannel {
   }
 
   close(): void {
+    clearTimeout(this.#unusedTimer);
     this.#server.close();
     this.#socket?.destroy();
   }

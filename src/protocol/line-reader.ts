@@ -20,45 +20,65 @@ export interface LineSink {
 
 export class LineReader {
   readonly #maxLineBytes: number;
-  #carry: Buffer | null = null;
+  /** Pieces of an unterminated line, joined once its LF arrives (no quadratic re-copying). */
+  #carry: Buffer[] = [];
+  #carryBytes = 0;
   #discarding = false;
+  /** After an urgent "ABOR\r", its LF may still arrive: drop exactly that one. */
+  #swallowLf = false;
 
   constructor(maxLineBytes: number) {
     this.#maxLineBytes = maxLineBytes;
   }
 
   push(chunk: Buffer, sink: LineSink): void {
-    let data = chunk;
-    if (this.#carry) {
-      data = Buffer.concat([this.#carry, chunk]);
-      this.#carry = null;
+    if (this.#swallowLf) {
+      this.#swallowLf = false;
+      if (chunk[0] === LF) chunk = chunk.subarray(1);
     }
     let start = 0;
-    let lf: number;
-    while ((lf = data.indexOf(LF, start)) !== -1) {
-      const end = lf > start && data[lf - 1] === CR ? lf - 1 : lf;
-      if (this.#discarding) {
-        this.#discarding = false;
-      } else if (end - start > this.#maxLineBytes) {
-        sink.tooLong();
-      } else {
-        sink.line(stripTelnet(data.subarray(start, end)));
-      }
+    let lf = chunk.indexOf(LF);
+    if (lf !== -1 && this.#carryBytes > 0) {
+      // Complete the carried line with the head of this chunk.
+      const line = Buffer.concat([...this.#carry, chunk.subarray(0, lf)]);
+      this.#carry = [];
+      this.#carryBytes = 0;
+      this.#emit(line, 0, line.length, sink);
+      start = lf + 1;
+      lf = chunk.indexOf(LF, start);
+    }
+    for (; lf !== -1; lf = chunk.indexOf(LF, start)) {
+      this.#emit(chunk, start, lf, sink);
       start = lf + 1;
     }
-    if (start >= data.length || this.#discarding) return;
-    const rest = data.subarray(start);
-    if (rest.length > this.#maxLineBytes) {
+    if (start >= chunk.length || this.#discarding) return;
+    const rest = chunk.subarray(start);
+    if (this.#carryBytes + rest.length > this.#maxLineBytes) {
+      this.#carry = [];
+      this.#carryBytes = 0;
       this.#discarding = true;
       sink.tooLong();
       return;
     }
-    if (isUrgentAbort(rest)) {
+    if (this.#carryBytes === 0 && isUrgentAbort(rest)) {
+      this.#swallowLf = true;
       sink.line(stripTelnet(rest.subarray(0, rest.length - 1)));
       return;
     }
     // Copy: the tail must not pin the (possibly large) socket chunk.
-    this.#carry = Buffer.from(rest);
+    this.#carry.push(Buffer.from(rest));
+    this.#carryBytes += rest.length;
+  }
+
+  /** Emit bytes [start, lf) of `data` as a line (without its CR). */
+  #emit(data: Buffer, start: number, lf: number, sink: LineSink): void {
+    if (this.#discarding) {
+      this.#discarding = false;
+      return;
+    }
+    const end = lf > start && data[lf - 1] === CR ? lf - 1 : lf;
+    if (end - start > this.#maxLineBytes) sink.tooLong();
+    else sink.line(stripTelnet(data.subarray(start, end)));
   }
 }
 
@@ -75,24 +95,34 @@ function isUrgentAbort(rest: Buffer): boolean {
 }
 
 /**
- * Remove Telnet commands (RFC 854): IAC IP and IAC DM precede ABOR; IAC IAC
- * is a literal 0xff. Option negotiation (WILL/WONT/DO/DONT) is dropped.
+ * Remove Telnet commands (RFC 854) that clients put before ABOR and STAT:
+ * IAC IP, IAC DM and the like (IAC + 0xF0..0xFA), with IAC IAC meaning a
+ * literal 0xFF. Because the urgent byte of a Synch is taken out of band, some
+ * clients leave a lone IAC or a lone command byte behind: a lone IAC is
+ * dropped, and so are command bytes (>= 0xF0) left at the start of the line,
+ * where no valid command can have them. Other bytes stay, so non-UTF-8 input
+ * still ends in a 501.
  */
 export function stripTelnet(line: Buffer): Buffer {
-  if (line.indexOf(IAC) === -1) return line;
+  if (line.length === 0 || (line.indexOf(IAC) === -1 && line[0]! < 0xf0)) return line;
   const out = Buffer.allocUnsafe(line.length);
   let n = 0;
   for (let i = 0; i < line.length; i++) {
     const byte = line[i]!;
     if (byte !== IAC) {
+      // A stray Telnet command byte before the verb.
+      if (n === 0 && byte >= 0xf0) continue;
       out[n++] = byte;
       continue;
     }
-    const command = line[i + 1];
-    if (command === undefined) break;
-    if (command === IAC) out[n++] = IAC;
-    // WILL, WONT, DO, DONT carry one option byte.
-    i += command >= 251 && command <= 254 ? 2 : 1;
+    const next = line[i + 1];
+    if (next === IAC) {
+      out[n++] = IAC;
+      i++;
+    } else if (next !== undefined && next >= 0xf0 && next <= 0xfa) {
+      i++;
+    }
+    // Otherwise a lone IAC: drop it and keep what follows.
   }
   return out.subarray(0, n);
 }

@@ -208,7 +208,8 @@ export function formatMlsxEntry(
     const type = typeOverride ?? (info.type === 'dir' ? 'dir' : info.type === 'symlink' ? 'OS.unix=symlink' : 'file');
     out += `type=${type};`;
   }
-  if (facts.has('size') && Number.isFinite(info.size) && info.size >= 0) {
+  // RFC 3659 §7.5.7: size is the file's transfer size; a directory's on-disk size would mislead.
+  if (facts.has('size') && info.type !== 'dir' && Number.isFinite(info.size) && info.size >= 0) {
     out += `size=${Math.floor(info.size)};`;
   }
   if (facts.has('modify') && !Number.isNaN(info.mtime.getTime())) {

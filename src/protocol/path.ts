@@ -9,10 +9,15 @@
 export const MAX_PATH_BYTES = 4096;
 export const MAX_NAME_BYTES = 255;
 
-export type PathResult = { ok: true; path: string } | { ok: false; reason: 'nul' | 'too-long' };
+export type PathResult = { ok: true; path: string } | { ok: false; reason: 'nul' | 'control' | 'too-long' };
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x01-\x1f\x7f]/;
 
 export function resolvePath(cwd: string, input: string): PathResult {
   if (input.includes('\0')) return { ok: false, reason: 'nul' };
+  // Names with control characters (CR, ESC, ...) break listings and terminals.
+  if (CONTROL.test(input)) return { ok: false, reason: 'control' };
   const raw = input.startsWith('/') ? input : `${cwd}/${input}`;
   const parts: string[] = [];
   for (const segment of raw.split('/')) {

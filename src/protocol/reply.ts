@@ -3,9 +3,18 @@
  * multi-line reply leaves in one write, one TCP segment where it fits.
  */
 
-/** Text must never carry CR or LF: that would let a file name forge a reply. */
+/**
+ * Reply text never carries control characters: CR or LF would let a file
+ * name forge a reply, others (ESC, NUL) would reach the user's terminal.
+ * They are shown as '?', as ls does.
+ */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\x00-\x1f\x7f]/g;
+
 function clean(text: string): string {
-  return /[\r\n]/.test(text) ? text.replace(/[\r\n]+/g, ' ') : text;
+  return CONTROL.test(text) ? text.replace(CONTROLS, '?') : text;
 }
 
 export function formatReply(code: number, text: string | readonly string[]): string {

@@ -14,6 +14,19 @@ import type { CommandSpec } from '../session/command.js';
 import { Session, type SessionHost } from '../session/session.js';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from './options.js';
 
+/** Events logged at info level: what users did, for operators reading logs. Payloads carry no secrets. */
+const ACTIVITY_EVENTS = new Set<keyof ServerEvents>([
+  'login',
+  'login-failed',
+  'file-received',
+  'file-sent',
+  'upload-aborted',
+  'delete',
+  'rename',
+  'mkdir',
+  'rmdir',
+]);
+
 export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost {
   readonly options: ResolvedOptions;
   readonly passivePorts: PassivePortPool;
@@ -39,6 +52,16 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     return this.options.logger;
   }
 
+  notify<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void {
+    if (ACTIVITY_EVENTS.has(event)) this.logger.info(args[0] as object, event);
+    try {
+      (this.emit as (event: K, ...args: ServerEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      // A listener's bug must not take the session (or the process) down.
+      this.logger.error({ err, event }, 'event listener threw');
+    }
+  }
+
   /** Start listening. Resolves with the bound address (useful with port 0). */
   listen(port = this.options.port, host = this.options.host): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
@@ -62,11 +85,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   }
 
   #accept(socket: net.Socket): void {
-    if (this.#closing) {
-      socket.end(formatReply(421, 'Server shutting down.'));
-      return;
-    }
-    const ip = normalizeAddress(socket.remoteAddress ?? '');
+    const ip = limitKey(normalizeAddress(socket.remoteAddress ?? ''));
     const fromIp = this.#perIp.get(ip) ?? 0;
     if (this.#sessions.size >= this.options.maxConnections || fromIp >= this.options.maxConnectionsPerIp) {
       this.logger.warn({ remote: ip }, 'connection limit reached');
@@ -84,7 +103,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
       if (left > 0) this.#perIp.set(ip, left);
       else this.#perIp.delete(ip);
     });
-    this.emit('connect', { sessionId: session.id, remoteAddress: session.remoteAddress, remotePort: session.remotePort });
+    this.notify('connect', { sessionId: session.id, remoteAddress: session.remoteAddress, remotePort: session.remotePort });
     session.start();
   }
 
@@ -110,6 +129,19 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     });
     return this.#closing;
   }
+}
+
+/**
+ * The per-IP limit counts IPv6 clients by their /64: one host usually owns a
+ * whole /64, so counting single addresses would be no limit at all.
+ */
+function limitKey(address: string): string {
+  if (!address.includes(':')) return address;
+  const groups = address.split('::');
+  const head = groups[0] ? groups[0].split(':') : [];
+  const tail = groups.length > 1 && groups[1] ? groups[1].split(':') : [];
+  const full = [...head, ...Array(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail];
+  return `${full.slice(0, 4).join(':')}::/64`;
 }
 
 export function createServer(options: FtpServerOptions): FtpServer {

@@ -26,10 +26,11 @@ export interface CommandSpec {
   /** Whether an argument is required, optional or forbidden. */
   arg: 'none' | 'optional' | 'required';
   /**
-   * The argument is a path to resolve ('plain'), or a LIST/NLST path that may
-   * start with ls options ('list-options'). Resolution errors answer 553.
+   * The argument is a path to resolve ('plain'), a LIST/NLST path that may
+   * start with ls options ('list-options'), or a function that picks the path
+   * out of the argument (MFMT's second word). Resolution errors answer 553.
    */
-  path?: 'plain' | 'list-options';
+  path?: 'plain' | 'list-options' | ((arg: string) => string);
   /** Permission letter needed on `path` (550 without it). */
   permission?: Permission;
   /** The command opens a data transfer: ABOR and STAT may interrupt it. */

@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import type { Account, Permission } from '../auth/types.js';
 import { accountHasPermission } from '../auth/types.js';
-import { ErrorCodes, FerryError, isExpectedError, replyForError } from '../errors.js';
+import { ErrorCodes, FerryError, fromSystemError, isExpectedError, replyForError } from '../errors.js';
 import type { ServerEvents } from '../observability/events.js';
 import type { Logger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
@@ -26,7 +26,8 @@ export interface SessionHost {
   readonly passivePorts: PassivePortPool;
   readonly commands: ReadonlyMap<string, CommandSpec>;
   readonly logger: Logger;
-  emit<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): boolean;
+  /** Emit an event; a listener that throws is logged, never allowed to break the session. */
+  notify<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void;
 }
 
 type LoginState =
@@ -44,6 +45,13 @@ interface Transfer {
 }
 
 const MAX_QUEUED_COMMANDS = 16;
+/**
+ * Replies a client has not read yet. A client that sends commands but never
+ * reads is paused at the first threshold and cut off at the second, so it
+ * cannot make us buffer without limit (a STAT listing is the largest reply).
+ */
+const REPLY_BACKLOG_PAUSE_BYTES = 64 * 1024;
+const REPLY_BACKLOG_MAX_BYTES = 8 * 1024 * 1024;
 
 export class Session {
   readonly id: string;
@@ -103,6 +111,10 @@ export class Session {
   reply(code: number, text: string | readonly string[]): void {
     if (this.#closed || this.#socket.writableEnded) return;
     this.#socket.write(formatReply(code, text));
+    if (this.#socket.writableLength > REPLY_BACKLOG_MAX_BYTES) {
+      this.log.warn('client does not read its replies; closing');
+      this.#socket.destroy();
+    }
   }
 
   /** Send a last reply and close the control connection once it is flushed. */
@@ -114,14 +126,20 @@ export class Session {
     setTimeout(() => this.#socket.destroy(), 2000).unref();
   }
 
-  /** Server shutdown: close now if idle, else after the running transfer. */
+  /** Server shutdown: close now if idle, else once the running command or transfer ends. */
   shutdown(): void {
-    if (this.#transfer) this.#closing = true;
+    if (this.#transfer || this.#draining) this.#closing = true;
     else this.closeWith(421, 'Server shutting down. Goodbye.');
   }
 
+  /** End of the shutdown grace period: tell the client why, then cut. */
   destroy(): void {
-    this.#socket.destroy();
+    if (!this.#closed && !this.#socket.writableEnded) {
+      const text = this.#transfer ? formatReply(426, 'Transfer aborted: server shutting down.') : '';
+      this.#socket.end(text + formatReply(421, 'Server shutting down. Goodbye.'));
+    }
+    this.#transfer?.controller.abort();
+    setTimeout(() => this.#socket.destroy(), 100).unref();
   }
 
   get transferring(): boolean {
@@ -134,7 +152,7 @@ export class Session {
   };
 
   #onLine(line: Buffer | null, problem?: 'too-long'): void {
-    if (this.#closing) return;
+    if (this.#closed) return;
     this.#idleTimer.refresh();
     if (problem === 'too-long') {
       this.reply(500, 'Command line too long.');
@@ -145,6 +163,8 @@ export class Session {
       void this.#execute(command);
       return;
     }
+    // While shutting down, only ABOR and STAT for the running transfer are heard.
+    if (this.#closing) return;
     this.#queue.push(command);
     // Pipelined clients are fine; a flood is paused until we catch up.
     if (this.#queue.length >= MAX_QUEUED_COMMANDS) this.#socket.pause();
@@ -156,6 +176,9 @@ export class Session {
     this.#draining = true;
     try {
       while (this.#queue.length > 0 && !this.#closing) {
+        // A client that does not read its replies gets no new ones until it does.
+        if (this.#socket.writableLength > REPLY_BACKLOG_PAUSE_BYTES) await this.#replyDrain();
+        if (this.#closing) break;
         const command = this.#queue.shift()!;
         if (this.#socket.isPaused() && this.#queue.length < MAX_QUEUED_COMMANDS / 2) this.#socket.resume();
         await this.#execute(command);
@@ -163,6 +186,22 @@ export class Session {
     } finally {
       this.#draining = false;
     }
+    if (this.#closing && !this.#closed && !this.#transfer) this.closeWith(421, 'Server shutting down. Goodbye.');
+  }
+
+  /** Wait until the client has read its pending replies (or the connection ends). */
+  #replyDrain(): Promise<void> {
+    this.#socket.pause();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#socket.off('drain', done);
+        this.#socket.off('close', done);
+        if (!this.#closing) this.#socket.resume();
+        resolve();
+      };
+      this.#socket.once('drain', done);
+      this.#socket.once('close', done);
+    });
   }
 
   async #execute(command: ParsedCommand | null): Promise<void> {
@@ -171,6 +210,8 @@ export class Session {
       return;
     }
     const spec = this.host.commands.get(command.verb);
+    // RFC 959 §4.1.1: RNTO must come right after RNFR; anything else cancels it.
+    if (command.verb !== 'RNTO') this.renameFrom = null;
     if (!spec) {
       this.reply(500, `Unknown command "${command.verb.slice(0, 16)}".`);
       return;
@@ -188,12 +229,11 @@ export class Session {
       this.reply(530, 'Please log in with USER and PASS first.');
       return;
     }
-    this.log.debug({ verb: spec.verb }, 'command');
+    this.log.debug({ verb: spec.verb, arg: spec.verb === 'PASS' ? undefined : arg }, 'command');
     let path = this.cwd;
     try {
-      if (spec.path) path = this.resolve(spec.path === 'list-options' ? stripListOptions(arg) : arg);
+      if (spec.path) path = this.resolve(pathArgument(spec.path, arg));
       if (spec.permission) this.authorize(spec.permission, path);
-      if (spec.verb !== 'RNTO') this.renameFrom = null;
       if (spec.transfer) await this.#runAsTransfer(spec, { arg, path });
       else await spec.handler(this, { arg, path });
     } catch (err) {
@@ -204,8 +244,10 @@ export class Session {
   /** Answer with the reply for `err` (the one mapping in errors.ts); log what the client does not see. */
   replyError(err: unknown): void {
     const { code, text } = replyForError(err);
-    if (isExpectedError(err)) this.log.debug({ err }, 'command failed');
-    else this.log.warn({ err }, 'command failed unexpectedly');
+    const known = fromSystemError(err);
+    if (!isExpectedError(err)) this.log.warn({ err }, 'command failed unexpectedly');
+    else if (known instanceof FerryError && known.code === ErrorCodes.ACCESS_DENIED) this.log.warn({ reason: known.message }, 'access denied');
+    else this.log.debug({ code: (known as FerryError).code, reason: (known as Error).message }, 'command failed');
     this.reply(code, text);
   }
 
@@ -226,7 +268,6 @@ export class Session {
       this.#transfer = null;
       this.restOffset = 0;
       finish();
-      if (this.#closing && !this.#closed) this.closeWith(421, 'Server shutting down. Goodbye.');
     }
   }
 
@@ -242,13 +283,15 @@ export class Session {
   #cleanup(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing = true;
+    this.#queue.length = 0;
     clearTimeout(this.#idleTimer);
     this.#transfer?.controller.abort();
     this.#dataChannel?.close();
     this.#dataChannel = null;
     const account = this.account;
-    if (account?.storage.close) account.storage.close().catch((err) => this.log.warn({ err }, 'storage close failed'));
-    this.host.emit('disconnect', { sessionId: this.id, remoteAddress: this.remoteAddress, username: account?.username });
+    if (account) closeStorage(account, this.log);
+    this.host.notify('disconnect', { sessionId: this.id, remoteAddress: this.remoteAddress, username: account?.username });
   }
 
   get closed(): boolean {
@@ -284,16 +327,22 @@ export class Session {
     this.#login = { kind: 'user-given', username };
   }
 
-  login(account: Account): void {
+  /** Returns false (and releases the account's storage) when the client left during authentication. */
+  login(account: Account): boolean {
+    if (this.#closed) {
+      closeStorage(account, this.log);
+      return false;
+    }
     this.#login = { kind: 'logged-in', account };
     this.cwd = '/';
     this.failedLogins = 0;
+    return true;
   }
 
   /** REIN and USER: back to the state of a fresh connection (RFC 959 §4.1.1). */
   logout(): void {
     const account = this.account;
-    if (account?.storage.close) account.storage.close().catch((err) => this.log.warn({ err }, 'storage close failed'));
+    if (account) closeStorage(account, this.log);
     this.#login = { kind: 'anonymous' };
     this.cwd = '/';
     this.transferType = 'A';
@@ -330,6 +379,8 @@ export class Session {
   setDataChannel(channel: DataChannel | null): void {
     this.#dataChannel?.close();
     this.#dataChannel = channel;
+    // The client may have left while the channel was being set up.
+    if (this.#closed) this.#dataChannel?.close();
   }
 
   get hasDataChannel(): boolean {
@@ -351,16 +402,16 @@ export class Session {
     const channel = this.#dataChannel;
     this.#dataChannel = null;
     if (!transfer) throw new Error('transferData outside a transfer command');
-    if (!channel) {
-      this.reply(425, 'Use PORT, EPRT, PASV or EPSV first.');
-      return false;
-    }
     transfer.path = path;
     const signal = transfer.controller.signal;
     if (signal.aborted) {
       // ABOR arrived while the storage was still opening.
-      channel.close();
-      this.reply(426, 'Transfer aborted.');
+      channel?.close();
+      this.replyError(new FerryError(ErrorCodes.ABORTED));
+      return false;
+    }
+    if (!channel) {
+      this.reply(425, 'Use PORT, EPRT, PASV or EPSV first.');
       return false;
     }
     this.reply(150, preliminary);
@@ -369,8 +420,9 @@ export class Session {
       socket = await channel.open(signal);
     } catch (err) {
       channel.close();
-      this.log.debug({ err }, 'data connection failed');
-      this.reply(signal.aborted ? 426 : 425, signal.aborted ? 'Transfer aborted.' : "Can't open data connection.");
+      this.log.debug({ err: (err as Error).message }, 'data connection failed');
+      if (signal.aborted) this.replyError(new FerryError(ErrorCodes.ABORTED));
+      else this.reply(425, "Can't open data connection.");
       return false;
     }
     transfer.socket = socket;
@@ -386,8 +438,8 @@ export class Session {
       return true;
     } catch (err) {
       socket.destroy();
-      if (signal.aborted) this.reply(426, 'Transfer aborted.');
-      else if (socketFailed || isDataConnectionError(err)) this.reply(426, 'Data connection closed; transfer aborted.');
+      if (signal.aborted) this.replyError(new FerryError(ErrorCodes.ABORTED, 'aborted', { cause: err }));
+      else if (socketFailed || isDataConnectionError(err)) this.replyError(new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection failed', { cause: err }));
       else this.replyError(err);
       return false;
     } finally {
@@ -417,6 +469,16 @@ export class Session {
     await transfer.done;
     return true;
   }
+}
+
+function pathArgument(kind: NonNullable<CommandSpec['path']>, arg: string): string {
+  if (kind === 'plain') return arg;
+  if (kind === 'list-options') return stripListOptions(arg);
+  return kind(arg);
+}
+
+function closeStorage(account: Account, log: Logger): void {
+  account.storage.close?.().catch((err: unknown) => log.warn({ err }, 'storage close failed'));
 }
 
 function isDataConnectionError(err: unknown): boolean {

@@ -32,9 +32,14 @@
  *     which fails atomically with EEXIST if the name was taken meanwhile (the
  *     name is also checked when write() is called, so the usual error comes
  *     early). Filesystems without hard links fall back to check + rename.
- *   - start > 0 (REST + STOR): the existing file is truncated at the offset and
- *     written in place from there. An abort keeps what was written, so the
- *     client can resume again.
+ *   - start > 0 (REST + STOR): the existing file is overwritten in place from
+ *     the offset; nothing is truncated when the write is opened. Only the
+ *     commit cuts the file where the new data ends (ftruncate to the final
+ *     position, before fdatasync), so a committed resume leaves exactly
+ *     `start + bytes written` bytes. An abort (destroyed before 'finish')
+ *     truncates nothing: bytes already written in place stay, so the client
+ *     can resume again, and the file is never shortened (a resume whose data
+ *     connection never opens leaves the file as it was).
  *   - append (APPE): O_APPEND on the existing file; an abort keeps what was
  *     appended. If the file did not exist it is created, and removed again on
  *     abort (a new file does not appear).
@@ -58,6 +63,7 @@ import type {
   StorageWritable,
   WriteOptions,
 } from './types.js';
+import { checkOffset, checkWrite, parsePath as parseVirtualPath } from './paths.js';
 
 /**
  * Read chunk size. 256 KiB is 4 read(2) calls and 4 socket writes per MiB
@@ -101,37 +107,22 @@ function denied(message: string): FerryError {
   return new FerryError(ErrorCodes.ACCESS_DENIED, message);
 }
 
+/** Segments LocalStorage refuses on top of the shared rules: platform separators, reserved temp names. */
+function checkLocalSegment(segment: string, path: string): void {
+  if (sep === '\\' && /[\\:]/.test(segment)) {
+    throw new FerryError(ErrorCodes.INVALID_NAME, `path segment not allowed on this platform: ${path}`);
+  }
+  if (isTempName(segment)) {
+    throw new FerryError(ErrorCodes.INVALID_NAME, `name reserved for uploads in progress: ${path}`);
+  }
+}
+
 /**
  * Split a normalised virtual path into segments ('/' → []), re-checking
  * defensively what the session should already guarantee.
  */
 function parsePath(path: string): string[] {
-  if (typeof path !== 'string' || path.includes('\0')) {
-    throw new FerryError(ErrorCodes.INVALID_NAME, 'path contains a NUL byte');
-  }
-  if (!path.startsWith('/')) throw new FerryError(ErrorCodes.INVALID_NAME, `path is not absolute: ${path}`);
-  if (path === '/') return [];
-  const segments = path.slice(1).split('/');
-  for (const segment of segments) {
-    if (segment === '' || segment === '.' || segment === '..') {
-      throw new FerryError(ErrorCodes.INVALID_NAME, `path is not normalised: ${path}`);
-    }
-    if (sep === '\\' && /[\\:]/.test(segment)) {
-      throw new FerryError(ErrorCodes.INVALID_NAME, `path segment not allowed on this platform: ${path}`);
-    }
-    if (isTempName(segment)) {
-      throw new FerryError(ErrorCodes.INVALID_NAME, `name reserved for uploads in progress: ${path}`);
-    }
-  }
-  return segments;
-}
-
-function checkOffset(start: number | undefined): number {
-  const value = start ?? 0;
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new FerryError(ErrorCodes.INVALID_OFFSET, `invalid offset: ${String(start)}`);
-  }
-  return value;
+  return parseVirtualPath(path, checkLocalSegment);
 }
 
 function fileId(st: Stats): string {
@@ -192,6 +183,8 @@ interface UploadPlan {
   handle: FileHandle;
   /** Next write position; null for O_APPEND handles. */
   position: number | null;
+  /** Cut the file at the final position when committing (REST + STOR); needs a position. */
+  truncateAtEnd: boolean;
   durable: boolean;
   /** Runs after the handle is synced and closed; makes the data visible. */
   commit: () => Promise<void>;
@@ -207,6 +200,7 @@ interface UploadPlan {
 class FileUpload extends Writable {
   #handle: FileHandle | null;
   #position: number | null;
+  readonly #truncateAtEnd: boolean;
   readonly #durable: boolean;
   readonly #commit: () => Promise<void>;
   readonly #abort: () => Promise<void>;
@@ -217,6 +211,7 @@ class FileUpload extends Writable {
     super({ highWaterMark: WRITE_BUFFER_BYTES });
     this.#handle = plan.handle;
     this.#position = plan.position;
+    this.#truncateAtEnd = plan.truncateAtEnd;
     this.#durable = plan.durable;
     this.#commit = plan.commit;
     this.#abort = plan.abort;
@@ -255,6 +250,8 @@ class FileUpload extends Writable {
     this.#finalizing = (async () => {
       const handle = this.#handle;
       if (!handle) throw new Error('upload already closed');
+      // Only a committing write shortens the file: an abort never runs this.
+      if (this.#truncateAtEnd && this.#position !== null) await handle.truncate(this.#position);
       if (this.#durable) await handle.datasync();
       this.#handle = null;
       await handle.close();
@@ -452,14 +449,7 @@ export class LocalStorage implements Storage {
   async write(path: string, options: WriteOptions = {}): Promise<StorageWritable> {
     try {
       const segments = parsePath(path);
-      const start = checkOffset(options.start);
-      if (options.append && start > 0) {
-        throw new FerryError(ErrorCodes.INVALID_OFFSET, 'append and a start offset are exclusive');
-      }
-      if (options.exclusive && start > 0) {
-        throw new FerryError(ErrorCodes.INVALID_OFFSET, 'an exclusive create has no data to resume');
-      }
-      if (segments.length === 0) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, 'write to the root');
+      const start = checkWrite(segments, options);
       const { entry } = await this.#locate(segments, path);
 
       if (options.exclusive) {
@@ -511,6 +501,7 @@ export class LocalStorage implements Storage {
     return new FileUpload({
       handle,
       position: 0,
+      truncateAtEnd: false,
       durable,
       commit: async () => {
         if (commitBy === 'rename') {
@@ -532,18 +523,19 @@ export class LocalStorage implements Storage {
       if (start > st.size) {
         throw new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${st.size}: ${vpath}`);
       }
-      // REST + STOR: the file ends where the new data ends.
-      await handle.truncate(start);
     } catch (err) {
       await handle.close().catch(() => undefined);
       throw err;
     }
+    // REST + STOR: overwrite in place; the file ends where the new data ends
+    // only once the write commits (truncateAtEnd), never at open.
     return new FileUpload({
       handle,
       position: start,
+      truncateAtEnd: true,
       durable: this.#durable,
       commit: async () => undefined,
-      // Keep what was written: the client can resume from the new size.
+      // Keep what was written and truncate nothing: the client can resume again.
       abort: async () => undefined,
     });
   }
@@ -567,6 +559,7 @@ export class LocalStorage implements Storage {
     return new FileUpload({
       handle,
       position: null,
+      truncateAtEnd: false,
       durable,
       commit: async () => {
         if (created && durable) await syncDirectory(dirname(target));

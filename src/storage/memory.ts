@@ -9,8 +9,9 @@
  *     aborted upload leaves the old content and creates nothing;
  *   - exclusive: EXISTS when write() is called if the name is taken, and again
  *     at commit if another upload took it meanwhile;
- *   - start > 0: the file is truncated at the offset, then written in place;
- *     an abort keeps what was written (resumable);
+ *   - start > 0: the file is overwritten in place from the offset and cut
+ *     where the new data ends only when the write commits; an abort keeps
+ *     what was written (resumable) and never shortens the file;
  *   - append: appends in place; a file created by the append is removed on
  *     abort, an existing one keeps what was appended.
  *
@@ -33,6 +34,7 @@ import type {
   StorageWritable,
   WriteOptions,
 } from './types.js';
+import { checkOffset, checkWrite, parsePath } from './paths.js';
 
 export interface MemoryStorageOptions {
   /** Total bytes this filesystem may hold; QUOTA_EXCEEDED beyond. Default: unlimited. */
@@ -65,29 +67,6 @@ const STREAM_BUFFER_BYTES = 256 * 1024;
 /** Full uploads up to this size are stored as one Buffer rather than many small ones. */
 const COALESCE_BYTES = 1024 * 1024;
 
-function parsePath(path: string): string[] {
-  if (typeof path !== 'string' || path.includes('\0')) {
-    throw new FerryError(ErrorCodes.INVALID_NAME, 'path contains a NUL byte');
-  }
-  if (!path.startsWith('/')) throw new FerryError(ErrorCodes.INVALID_NAME, `path is not absolute: ${path}`);
-  if (path === '/') return [];
-  const segments = path.slice(1).split('/');
-  for (const segment of segments) {
-    if (segment === '' || segment === '.' || segment === '..') {
-      throw new FerryError(ErrorCodes.INVALID_NAME, `path is not normalised: ${path}`);
-    }
-  }
-  return segments;
-}
-
-function checkOffset(start: number | undefined): number {
-  const value = start ?? 0;
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new FerryError(ErrorCodes.INVALID_OFFSET, `invalid offset: ${String(start)}`);
-  }
-  return value;
-}
-
 function copyOf(chunk: Buffer): Buffer {
   const copy = Buffer.allocUnsafeSlow(chunk.length);
   chunk.copy(copy);
@@ -111,6 +90,19 @@ function truncateChunks(chunks: Buffer[], size: number): Buffer[] {
     out.push(piece);
     remaining -= piece.length;
   }
+  return out;
+}
+
+/** Drop the first `size` bytes of a chunk list (new list; Buffers shared via subarray). */
+function dropChunks(chunks: Buffer[], size: number): Buffer[] {
+  let index = 0;
+  let skip = size;
+  while (index < chunks.length && skip >= chunks[index]!.length) {
+    skip -= chunks[index]!.length;
+    index += 1;
+  }
+  const out = chunks.slice(index);
+  if (skip > 0 && out.length > 0) out[0] = out[0]!.subarray(skip);
   return out;
 }
 
@@ -296,14 +288,7 @@ export class MemoryStorage implements Storage {
 
   async write(path: string, options: WriteOptions = {}): Promise<StorageWritable> {
     const segments = parsePath(path);
-    const start = checkOffset(options.start);
-    if (options.append && start > 0) {
-      throw new FerryError(ErrorCodes.INVALID_OFFSET, 'append and a start offset are exclusive');
-    }
-    if (options.exclusive && start > 0) {
-      throw new FerryError(ErrorCodes.INVALID_OFFSET, 'an exclusive create has no data to resume');
-    }
-    if (segments.length === 0) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, 'write to the root');
+    const start = checkWrite(segments, options);
     const { parent, name } = this.#parentOf(segments, path);
     const existing = parent.children.get(name);
     if (options.exclusive && existing) throw new FerryError(ErrorCodes.EXISTS, `exists: ${path}`);
@@ -354,17 +339,46 @@ export class MemoryStorage implements Storage {
     if (start > node.size) {
       throw new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${node.size}: ${path}`);
     }
-    // REST + STOR: the file ends where the new data ends.
-    if (node.attached) this.#release(node.size - start);
-    node.chunks = truncateChunks(node.chunks, start);
-    node.size = start;
-    node.mtime = new Date();
+    // REST + STOR: overwrite in place from `start`; nothing is cut until the commit.
+    let position = start;
     return new MemoryUpload({
-      write: (chunk) => this.#writeInPlace(node, chunk),
-      commit: () => undefined,
-      // Keep what was written: the client can resume from the new size.
+      write: (chunk) => {
+        this.#writeAt(node, position, chunk);
+        position += chunk.length;
+      },
+      // The file ends where the new data ends, once the write commits.
+      commit: () => {
+        if (node.size > position) {
+          if (node.attached) this.#release(node.size - position);
+          node.chunks = truncateChunks(node.chunks, position);
+          node.size = position;
+          node.mtime = new Date();
+        }
+      },
+      // Keep what was written and cut nothing: the client can resume again.
       abort: () => undefined,
     });
+  }
+
+  /** Write `chunk` at `position`, overwriting and, past the end, extending (as pwrite). */
+  #writeAt(node: FileNode, position: number, chunk: Buffer): void {
+    if (position === node.size) {
+      this.#writeInPlace(node, chunk);
+      return;
+    }
+    // Past the end (the file shrank meanwhile): the gap reads as zeros, as on disk.
+    const gap = Math.max(0, position - node.size);
+    const end = position + chunk.length;
+    const growth = Math.max(0, end - node.size);
+    if (node.attached) this.#reserve(growth);
+    // A new list, so stored Buffers stay untouched and readers' snapshots stay valid.
+    const pieces = truncateChunks(node.chunks, position);
+    if (gap > 0) pieces.push(Buffer.alloc(gap));
+    pieces.push(copyOf(chunk));
+    for (const rest of dropChunks(node.chunks, end)) pieces.push(rest);
+    node.chunks = pieces;
+    node.size += growth;
+    node.mtime = new Date();
   }
 
   #append(parent: DirNode, name: string, existing: FileNode | undefined): MemoryUpload {

@@ -45,8 +45,32 @@ test('ABOR whose urgent LF was taken out of band still counts as a line', () => 
   assert.deepEqual(lines, ['ABOR']);
 });
 
-test('IAC IAC is a literal 0xff byte and option negotiation is dropped', () => {
-  assert.deepEqual([...stripTelnet(Buffer.from([0x41, 0xff, 0xff, 0x42, 0xff, 0xfb, 0x01, 0x43]))], [0x41, 0xff, 0x42, 0x43]);
+test('IAC IAC is a literal 0xff byte; other bytes after a lone IAC stay, so bad input still fails UTF-8', () => {
+  assert.deepEqual([...stripTelnet(Buffer.from([0x41, 0xff, 0xff, 0x42, 0xff, 0xf4, 0x43]))], [0x41, 0xff, 0x42, 0x43]);
+  assert.deepEqual([...stripTelnet(Buffer.from([0x41, 0xff, 0xfe, 0x2e]))], [0x41, 0xfe, 0x2e]);
+});
+
+test('ABOR is recognised whatever part of the Telnet Synch the kernel took out of band', () => {
+  const variants = {
+    lftp: [0xf4, 0xff, 0xf2],
+    tnftp: [0xff, 0xf4, 0xf2],
+    rfc: [0xff, 0xf4, 0xff],
+  };
+  for (const [client, prefix] of Object.entries(variants)) {
+    const { lines } = collect(new LineReader(64), [Buffer.from([...prefix, ...Buffer.from('ABOR\r\n')])]);
+    assert.deepEqual(lines, ['ABOR'], client);
+  }
+});
+
+test('the LF of an urgent ABOR arriving later does not make an empty command', () => {
+  const { lines } = collect(new LineReader(64), [Buffer.from('ABOR\r'), Buffer.from('\nNOOP\r\n')]);
+  assert.deepEqual(lines, ['ABOR', 'NOOP']);
+});
+
+test('a line sent one byte at a time is reassembled', () => {
+  const wire = Buffer.from('STOR some name.txt\r\n');
+  const { lines } = collect(new LineReader(64), [...wire].map((b) => Buffer.from([b])));
+  assert.deepEqual(lines, ['STOR some name.txt']);
 });
 
 test('random chunking never changes the parsed commands', () => {
@@ -83,8 +107,9 @@ test('single and multi-line replies follow RFC 959 §4.2', () => {
   assert.equal(formatReply(213, ['a', '226 looks like an end', 'b']), '213-a\r\n 226 looks like an end\r\n213 b\r\n');
 });
 
-test('reply text can never carry a CR or LF (no forged replies)', () => {
-  assert.equal(formatReply(257, '"a\r\n230 x" created.'), '257 "a 230 x" created.\r\n');
+test('reply text can never carry a CR, LF or other control character (no forged replies)', () => {
+  assert.equal(formatReply(257, '"a\r\n230 x" created.'), '257 "a??230 x" created.\r\n');
+  assert.equal(formatReply(500, 'Unknown command "\x1b[31m\x00".'), '500 Unknown command "?[31m?".\r\n');
 });
 
 test('quotes inside a 257 path are doubled', () => {

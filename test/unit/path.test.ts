@@ -33,6 +33,11 @@ test('NUL bytes are rejected', () => {
   assert.deepEqual(resolvePath('/', 'a\0b'), { ok: false, reason: 'nul' });
 });
 
+test('control characters in names are rejected', () => {
+  assert.deepEqual(resolvePath('/', 'a\rb'), { ok: false, reason: 'control' });
+  assert.deepEqual(resolvePath('/', '\x1b[31mred'), { ok: false, reason: 'control' });
+});
+
 test('over-long names and paths are rejected', () => {
   assert.deepEqual(resolvePath('/', 'x'.repeat(256)), { ok: false, reason: 'too-long' });
   assert.deepEqual(resolvePath('/', Array(1000).fill('abcdefgh').join('/')), { ok: false, reason: 'too-long' });
@@ -43,7 +48,7 @@ test('names with spaces, quotes, dashes and non-ASCII are kept as they are', () 
 });
 
 test('no input ever resolves outside the root or keeps a dot segment', () => {
-  const segment = fc.oneof(fc.constant('..'), fc.constant('.'), fc.constant(''), fc.string({ maxLength: 6 }).filter((s) => !s.includes('\0')));
+  const segment = fc.oneof(fc.constant('..'), fc.constant('.'), fc.constant(''), fc.string({ maxLength: 6 }));
   fc.assert(
     fc.property(fc.array(segment, { maxLength: 12 }), fc.array(segment, { maxLength: 6 }), (input, cwdParts) => {
       const cwd = ok('/', cwdParts.join('/'));

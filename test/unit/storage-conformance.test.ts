@@ -176,7 +176,7 @@ function conformance(name: string, makeStorage: MakeStorage): void {
         assert.equal((await get(storage, '/new')).toString(), 'first');
       });
 
-      it('a start offset write truncates there and writes in place (REST + STOR)', async () => {
+      it('a start offset write overwrites in place and ends the file there (REST + STOR)', async () => {
         await put(storage, '/f', 'abcdefgh');
         await put(storage, '/f', 'XY', { start: 3 });
         assert.equal((await get(storage, '/f')).toString(), 'abcXY');
@@ -197,7 +197,71 @@ function conformance(name: string, makeStorage: MakeStorage): void {
       it('an aborted offset write keeps what was written, so it can be resumed', async () => {
         await put(storage, '/f', 'abcdefgh');
         await abortedUpload(storage, '/f', Buffer.from('XYZ'), { start: 2 });
-        assert.equal((await get(storage, '/f')).toString(), 'abXYZ');
+        assert.equal((await get(storage, '/f')).toString(), 'abXYZfgh');
+      });
+
+      it('a start-offset write that is aborted before any data leaves the file untouched', async () => {
+        const data = randomBytes(1000);
+        await put(storage, '/f', data);
+        // REST 10 + STOR whose data connection never comes: opened, then destroyed.
+        const writable = await storage.write('/f', { start: 10 });
+        writable.on('error', () => undefined);
+        const closed = new Promise<void>((resolve) => writable.once('close', () => resolve()));
+        writable.destroy(new Error('no data connection'));
+        await closed;
+        assert.equal((await storage.stat('/f')).size, 1000);
+        assert.ok((await get(storage, '/f')).equals(data));
+      });
+
+      it('a start-offset write leaves the file whole until it commits', async () => {
+        const data = randomBytes(1000);
+        await put(storage, '/f', data);
+        const writable = await storage.write('/f', { start: 10 });
+        await new Promise<void>((resolve, reject) =>
+          writable.write(Buffer.from('XY'), (err) => (err ? reject(err) : resolve())),
+        );
+        assert.equal((await storage.stat('/f')).size, 1000);
+        await new Promise<void>((resolve, reject) => {
+          writable.once('error', reject);
+          writable.end(() => resolve());
+        });
+        assert.equal((await storage.stat('/f')).size, 12);
+        assert.ok((await get(storage, '/f')).equals(Buffer.concat([data.subarray(0, 10), Buffer.from('XY')])));
+      });
+
+      it('a start-offset write that commits ends the file where the new data ends', async () => {
+        const data = randomBytes(300_000);
+        await put(storage, '/f', data);
+        const tail = randomBytes(100_000);
+        await put(storage, '/f', tail, { start: 50_000 });
+        const back = await get(storage, '/f');
+        assert.equal(back.length, 150_000);
+        assert.ok(back.equals(Buffer.concat([data.subarray(0, 50_000), tail])));
+        assert.equal((await storage.stat('/f')).size, 150_000);
+        // Longer than the old tail: the file grows.
+        const longer = randomBytes(200_000);
+        await put(storage, '/f', longer, { start: 100_000 });
+        assert.ok((await get(storage, '/f')).equals(Buffer.concat([data.subarray(0, 50_000), tail.subarray(0, 50_000), longer])));
+        // No data at all: the file ends at the offset.
+        await put(storage, '/f', Buffer.alloc(0), { start: 7 });
+        assert.ok((await get(storage, '/f')).equals(data.subarray(0, 7)));
+      });
+
+      it('an aborted start-offset write after some data keeps the old length', async () => {
+        const data = randomBytes(300_000);
+        await put(storage, '/f', data);
+        const written = randomBytes(70_000);
+        await abortedUpload(storage, '/f', written, { start: 10_000 });
+        const back = await get(storage, '/f');
+        assert.equal(back.length, 300_000);
+        assert.equal((await storage.stat('/f')).size, 300_000);
+        assert.ok(back.equals(Buffer.concat([data.subarray(0, 10_000), written, data.subarray(80_000)])));
+      });
+
+      it('an aborted start-offset write past the old end keeps the longer file', async () => {
+        await put(storage, '/f', 'abcdef');
+        await abortedUpload(storage, '/f', Buffer.from('XYZ1234'), { start: 4 });
+        assert.equal((await get(storage, '/f')).toString(), 'abcdXYZ1234');
       });
 
       it('an aborted append that created the file leaves no file', async () => {
@@ -532,10 +596,24 @@ describe('MemoryStorage quota', () => {
     const storage = new MemoryStorage({ maxBytes: 100 });
     await put(storage, '/a', Buffer.alloc(100));
     await assert.rejects(put(storage, '/b', 'x'), hasCode(ErrorCodes.QUOTA_EXCEEDED));
+    // Overwriting in place inside the old length needs no extra space; the commit frees the tail.
     await put(storage, '/a', Buffer.alloc(10), { start: 50 });
     assert.equal(storage.usedBytes, 60);
     await storage.delete('/a');
     assert.equal(storage.usedBytes, 0);
     await assert.rejects(put(storage, '/log', Buffer.alloc(101), { append: true }), hasCode(ErrorCodes.QUOTA_EXCEEDED));
+  });
+
+  it('charges a start-offset write only for growth past the old end, and an abort frees nothing', async () => {
+    const storage = new MemoryStorage({ maxBytes: 100 });
+    await put(storage, '/a', Buffer.alloc(90));
+    await abortedUpload(storage, '/a', Buffer.alloc(40), { start: 20 });
+    assert.equal(storage.usedBytes, 90);
+    assert.equal((await storage.stat('/a')).size, 90);
+    await put(storage, '/a', Buffer.alloc(80), { start: 20 });
+    assert.equal(storage.usedBytes, 100);
+    await assert.rejects(put(storage, '/a', Buffer.alloc(81), { start: 20 }), hasCode(ErrorCodes.QUOTA_EXCEEDED));
+    assert.equal(storage.usedBytes, 100);
+    assert.equal((await storage.stat('/a')).size, 100);
   });
 });

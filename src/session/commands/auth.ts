@@ -24,16 +24,14 @@ async function pass(session: Session, password: string): Promise<void> {
     session.log.error({ err, username }, 'authenticator failed');
   }
   if (account) {
-    session.login(account);
-    session.log.info({ username: account.username }, 'login');
-    session.host.emit('login', session.who);
+    if (!session.login(account)) return; // the client left while we checked
+    session.host.notify('login', session.who);
     session.reply(230, 'Login successful.');
     return;
   }
   session.logout(); // a new USER is needed either way
   session.failedLogins++;
-  session.log.info({ username }, 'login failed');
-  session.host.emit('login-failed', { sessionId: session.id, remoteAddress: session.remoteAddress, username });
+  session.host.notify('login-failed', { sessionId: session.id, remoteAddress: session.remoteAddress, username });
   // The same delay for unknown users, wrong passwords and disabled accounts.
   await sleep(options.loginFailureDelayMs);
   if (session.failedLogins >= options.maxLoginAttempts) session.closeWith(421, 'Too many failed logins; closing connection.');

@@ -1,8 +1,19 @@
 /** Directory and file operations: MKD RMD DELE RNFR RNTO SIZE MDTM MFMT. */
+import type { Readable } from 'node:stream';
 import { ErrorCodes, FerryError } from '../../errors.js';
+import { LfToCrlf } from '../../protocol/ascii.js';
 import { formatMlsxTime, parseMlsxTime } from '../../protocol/listing.js';
 import { quotePath } from '../../protocol/reply.js';
 import { alias, type CommandSpec } from '../command.js';
+
+const MAX_ASCII_SIZE_BYTES = 64 * 1024 * 1024;
+
+async function asciiSize(source: Readable): Promise<number> {
+  const converter = new LfToCrlf();
+  let size = 0;
+  for await (const chunk of source) size += converter.convert(chunk as Buffer).length;
+  return size;
+}
 
 const mkd: CommandSpec = {
   verb: 'MKD',
@@ -14,7 +25,7 @@ const mkd: CommandSpec = {
   async handler(session, { path }) {
     if (path === '/') throw new FerryError(ErrorCodes.EXISTS);
     await session.storage.mkdir(path);
-    session.host.emit('mkdir', { ...session.who, path });
+    session.host.notify('mkdir', { ...session.who, path });
     session.reply(257, `${quotePath(path)} created.`);
   },
 };
@@ -29,7 +40,7 @@ const rmd: CommandSpec = {
   async handler(session, { path }) {
     if (path === '/') throw new FerryError(ErrorCodes.ACCESS_DENIED, 'refusing to remove the root');
     await session.storage.rmdir(path);
-    session.host.emit('rmdir', { ...session.who, path });
+    session.host.notify('rmdir', { ...session.who, path });
     session.reply(250, 'Directory removed.');
   },
 };
@@ -43,7 +54,7 @@ const dele: CommandSpec = {
   permission: 'd',
   async handler(session, { path }) {
     await session.storage.delete(path);
-    session.host.emit('delete', { ...session.who, path });
+    session.host.notify('delete', { ...session.who, path });
     session.reply(250, 'File deleted.');
   },
 };
@@ -79,7 +90,7 @@ const rnto: CommandSpec = {
     }
     if (path === '/' || path.startsWith(`${from}/`)) throw new FerryError(ErrorCodes.INVALID_NAME, 'rename into itself');
     await session.storage.rename(from, path);
-    session.host.emit('rename', { ...session.who, from, to: path });
+    session.host.notify('rename', { ...session.who, from, to: path });
     session.reply(250, 'Rename successful.');
   },
 };
@@ -95,7 +106,17 @@ const size: CommandSpec = {
   async handler(session, { path }) {
     const info = await session.storage.stat(path);
     if (info.type === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY);
-    session.reply(213, String(info.size));
+    if (session.transferType !== 'A') {
+      session.reply(213, String(info.size));
+      return;
+    }
+    // RFC 3659 §4: the size is what RETR would send in the current TYPE, so in
+    // ASCII mode the file is read once to count its line endings (bounded).
+    if (info.size > MAX_ASCII_SIZE_BYTES) {
+      session.reply(550, 'SIZE in ASCII mode is limited to files of 64 MiB; send TYPE I first.');
+      return;
+    }
+    session.reply(213, String(await asciiSize(await session.storage.read(path))));
   },
 };
 
@@ -114,14 +135,18 @@ const mdtm: CommandSpec = {
 };
 
 // draft-somers-ftp-mfxx: MFMT <time> <path> sets the modification time.
+const MFMT_ARG = /^(\S+) (.+)$/;
+
 const mfmt: CommandSpec = {
   verb: 'MFMT',
   syntax: 'MFMT <sp> YYYYMMDDHHMMSS <sp> pathname',
   auth: true,
   arg: 'required',
+  path: (arg) => MFMT_ARG.exec(arg)?.[2] ?? '',
+  permission: 'T',
   feature: (session) => (!session.loggedIn || session.storage.setModifiedTime ? 'MFMT' : null),
-  async handler(session, { arg }) {
-    const match = /^(\S+) (.+)$/.exec(arg);
+  async handler(session, { arg, path }) {
+    const match = MFMT_ARG.exec(arg);
     const mtime = match ? parseMlsxTime(match[1]!) : null;
     if (!match || !mtime) {
       session.reply(501, 'Syntax: MFMT YYYYMMDDHHMMSS pathname');
@@ -132,8 +157,6 @@ const mfmt: CommandSpec = {
       session.reply(502, 'MFMT is not supported by this storage.');
       return;
     }
-    const path = session.resolve(match[2]!);
-    session.authorize('T', path);
     await storage.setModifiedTime(path, mtime);
     session.reply(213, `Modify=${formatMlsxTime(mtime)}; ${match[2]}`);
   },

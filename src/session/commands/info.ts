@@ -117,7 +117,8 @@ export const infoCommands: CommandSpec[] = [
         case 'MLST': {
           // RFC 3659 §7.9: the reply lists the facts now in force.
           session.mlstFacts = parseOptsMlst(value);
-          session.reply(200, `MLST OPTS ${[...session.mlstFacts].map((f) => `${f};`).join('')}`);
+          const facts = [...session.mlstFacts].map((f) => `${f};`).join('');
+          session.reply(200, facts ? `MLST OPTS ${facts}` : 'MLST OPTS');
           return;
         }
         default:
@@ -169,8 +170,8 @@ export const infoCommands: CommandSpec[] = [
       }
       const path = session.resolve(stripListOptions(arg));
       session.authorize('l', path);
-      const lines = await statListing(session, path);
-      session.reply(213, ['Status follows:', ...lines, 'End of status.']);
+      const { code, lines } = await statListing(session, path);
+      session.reply(code, ['Status follows:', ...lines, 'End of status.']);
     },
   },
   {

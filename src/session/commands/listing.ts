@@ -4,7 +4,6 @@
  * storage to the socket in batches; no directory is ever held whole.
  */
 import { Readable } from 'node:stream';
-import { ErrorCodes, FerryError } from '../../errors.js';
 import { sendToSocket } from '../../data/transfer.js';
 import { formatFeatMlst, formatListLine, formatMlsxEntry, mlsxPermFact } from '../../protocol/listing.js';
 import { baseName, joinPath } from '../../protocol/path.js';
@@ -15,7 +14,37 @@ import type { Session } from '../session.js';
 /** Bytes gathered before a write: large enough to amortise syscalls, small enough to stay flat. */
 const BATCH_CHARS = 64 * 1024;
 /** STAT <path> answers over the control connection; bound the reply. */
-export const MAX_STAT_ENTRIES = 10_000;
+const MAX_STAT_ENTRIES = 10_000;
+
+/**
+ * An open listing whose first entry has already been read, so that errors
+ * (unreadable directory) answer before the 150 reply. `close` releases the
+ * storage iterator when the listing is never sent.
+ */
+interface Listing {
+  info: FileInfo;
+  entries: AsyncIterable<FileInfo>;
+  close(): void;
+}
+
+/** Open the listing of `path` with ls semantics: a directory's children, or the file itself. */
+async function openListing(session: Session, path: string): Promise<Listing> {
+  const info = await session.storage.stat(path);
+  if (info.type !== 'dir') {
+    return { info, entries: (async function* () { yield info; })(), close() {} };
+  }
+  const iterator = session.storage.list(path)[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  const close = () => void iterator.return?.().catch(() => undefined);
+  async function* entries(): AsyncGenerator<FileInfo> {
+    try {
+      for (let next = first; !next.done; next = await iterator.next()) yield next.value;
+    } finally {
+      close();
+    }
+  }
+  return { info, entries: entries(), close };
+}
 
 async function* batches(entries: AsyncIterable<FileInfo>, format: (info: FileInfo) => string): AsyncGenerator<Buffer> {
   let batch = '';
@@ -29,24 +58,20 @@ async function* batches(entries: AsyncIterable<FileInfo>, format: (info: FileInf
   if (batch) yield Buffer.from(batch);
 }
 
-/** Entries to list for `path` (ls semantics): a directory's children, or the file itself. */
-async function entriesOf(session: Session, path: string): Promise<AsyncIterable<FileInfo>> {
-  const info = await session.storage.stat(path);
-  if (info.type === 'dir') return session.storage.list(path);
-  return (async function* () {
-    yield info;
-  })();
-}
-
 /** The MLSx perm fact of the entry at `path`, from the account's permissions there. */
 function permFact(session: Session, path: string, info: FileInfo): string {
   return mlsxPermFact(info, (p) => session.can(p, path));
 }
 
-async function sendListing(session: Session, path: string, entries: AsyncIterable<FileInfo>, format: (info: FileInfo) => string): Promise<void> {
-  await session.transferData(path, 'Here comes the directory listing.', (socket, signal) =>
-    sendToSocket(Readable.from(batches(entries, format)), socket, { ascii: false, signal }),
+async function sendListing(session: Session, path: string, listing: Listing, format: (info: FileInfo) => string, head = ''): Promise<void> {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    if (head) yield Buffer.from(head);
+    yield* batches(listing.entries, format);
+  }
+  const sent = await session.transferData(path, 'Here comes the directory listing.', (socket, signal) =>
+    sendToSocket(Readable.from(chunks()), socket, { ascii: false, signal }),
   );
+  if (!sent) listing.close();
 }
 
 export const listingCommands: CommandSpec[] = [
@@ -59,9 +84,9 @@ export const listingCommands: CommandSpec[] = [
     permission: 'l',
     transfer: true,
     async handler(session, { path }) {
-      const entries = await entriesOf(session, path);
+      const listing = await openListing(session, path);
       const now = new Date();
-      await sendListing(session, path, entries, (info) => formatListLine(info, now));
+      await sendListing(session, path, listing, (info) => formatListLine(info, now));
     },
   },
   {
@@ -73,8 +98,8 @@ export const listingCommands: CommandSpec[] = [
     permission: 'l',
     transfer: true,
     async handler(session, { path }) {
-      const entries = await entriesOf(session, path);
-      await sendListing(session, path, entries, (info) => info.name);
+      const listing = await openListing(session, path);
+      await sendListing(session, path, listing, (info) => info.name);
     },
   },
   {
@@ -86,18 +111,22 @@ export const listingCommands: CommandSpec[] = [
     permission: 'l',
     transfer: true,
     async handler(session, { path }) {
-      const info = await session.storage.stat(path);
-      // RFC 3659 §7.2: MLSD of something that is not a directory is a 501.
-      if (info.type !== 'dir') throw new FerryError(ErrorCodes.NOT_A_DIRECTORY);
-      const facts = session.mlstFacts;
-      async function* withSelf(): AsyncGenerator<FileInfo> {
-        yield { ...info, name: '.' };
-        yield* session.storage.list(path);
+      const listing = await openListing(session, path);
+      if (listing.info.type !== 'dir') {
+        listing.close();
+        // RFC 3659 §7.2.1: MLSD of something that is not a directory is a 501.
+        session.reply(501, 'Not a directory; use MLST for a file.');
+        return;
       }
-      await sendListing(session, path, withSelf(), (entry) =>
-        entry.name === '.'
-          ? formatMlsxEntry(entry, facts, permFact(session, path, entry), 'cdir')
-          : formatMlsxEntry(entry, facts, permFact(session, joinPath(path, entry.name), entry)),
+      const facts = session.mlstFacts;
+      // RFC 3659 §7.5.1: the listed directory itself, as a cdir entry.
+      const self = formatMlsxEntry({ ...listing.info, name: '.' }, facts, permFact(session, path, listing.info), 'cdir');
+      await sendListing(
+        session,
+        path,
+        listing,
+        (entry) => formatMlsxEntry(entry, facts, permFact(session, joinPath(path, entry.name), entry)),
+        `${self}\r\n`,
       );
     },
   },
@@ -118,17 +147,17 @@ export const listingCommands: CommandSpec[] = [
   },
 ];
 
-/** STAT <path>: the LIST lines over the control connection, bounded. */
-export async function statListing(session: Session, path: string): Promise<string[]> {
-  const entries = await entriesOf(session, path);
+/** STAT <path>: the LIST lines over the control connection, bounded. 212 for a directory, 213 for a file (RFC 959). */
+export async function statListing(session: Session, path: string): Promise<{ code: number; lines: string[] }> {
+  const listing = await openListing(session, path);
   const now = new Date();
   const lines: string[] = [];
-  for await (const info of entries) {
+  for await (const info of listing.entries) {
     if (lines.length >= MAX_STAT_ENTRIES) {
       lines.push(`(listing stopped after ${MAX_STAT_ENTRIES} entries; use LIST or MLSD for the rest)`);
       break;
     }
     lines.push(formatListLine(info, now));
   }
-  return lines;
+  return { code: listing.info.type === 'dir' ? 212 : 213, lines };
 }

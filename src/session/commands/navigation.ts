@@ -38,12 +38,10 @@ const cdup: CommandSpec = {
   syntax: 'CDUP',
   auth: true,
   arg: 'none',
-  handler(session) {
-    const path = session.resolve('..');
-    session.authorize('e', path);
-    // RFC 959 §5.4 lists 200 as CDUP's success reply.
-    return changeDirectory(session, path, 200);
-  },
+  path: () => '..',
+  permission: 'e',
+  // RFC 959 §5.4 lists 200 as CDUP's success reply.
+  handler: (session, { path }) => changeDirectory(session, path, 200),
 };
 
 export const navigationCommands: CommandSpec[] = [pwd, alias(pwd, 'XPWD'), cwd, alias(cwd, 'XCWD'), cdup, alias(cdup, 'XCUP')];

@@ -11,7 +11,18 @@ function modeName(session: Session): string {
   return session.transferType === 'A' ? 'ASCII' : 'BINARY';
 }
 
+/**
+ * RFC 3659 §5: in TYPE A a REST offset counts bytes of the converted stream,
+ * which do not map to file offsets; refuse rather than resume at a wrong place.
+ */
+function refuseAsciiRestart(session: Session): boolean {
+  if (session.restOffset === 0 || session.transferType !== 'A') return false;
+  session.reply(504, 'REST is not supported in ASCII mode; send TYPE I first.');
+  return true;
+}
+
 async function retrieve(session: Session, path: string): Promise<void> {
+  if (refuseAsciiRestart(session)) return;
   const started = Date.now();
   const source = await session.storage.read(path, { start: session.restOffset });
   const ascii = session.transferType === 'A';
@@ -22,23 +33,27 @@ async function retrieve(session: Session, path: string): Promise<void> {
     source.destroy();
     return;
   }
-  session.host.emit('file-sent', { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started });
+  session.host.notify('file-sent', { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started });
 }
 
 /** Shared by STOR, APPE and STOU once the target and the write mode are known. */
 async function store(session: Session, path: string, options: WriteOptions, preliminary?: string): Promise<void> {
   const started = Date.now();
   const sink: StorageWritable = await session.storage.write(path, options);
+  // Errors reach us through the pipeline or not at all (an abort before any
+  // data flowed); an unobserved 'error' event must never crash the process.
+  sink.on('error', (err) => session.log.debug({ err: err.message }, 'upload stream ended with an error'));
   const ascii = session.transferType === 'A';
   const text = preliminary ?? `Ok to send data for ${baseName(path)}.`;
   const ok = await session.transferData(path, text, (socket, signal) => receiveFromSocket(socket, sink, { ascii, signal }));
   const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started };
-  if (ok) {
-    session.host.emit('file-received', info);
+  // An ABOR racing the commit may find the upload already durable.
+  if (ok || sink.writableFinished) {
+    session.host.notify('file-received', info);
     return;
   }
   sink.destroy(new FerryError(ErrorCodes.ABORTED, 'upload did not complete'));
-  session.host.emit('upload-aborted', { ...info, reason: 'transfer did not complete' });
+  session.host.notify('upload-aborted', { ...info, reason: 'transfer did not complete' });
 }
 
 function uniqueSuffix(): string {
@@ -81,6 +96,7 @@ export const transferCommands: CommandSpec[] = [
     permission: 'w',
     transfer: true,
     handler(session, { path }) {
+      if (refuseAsciiRestart(session)) return;
       const start = session.restOffset;
       if (start > 0 && !session.storage.capabilities.randomWrite) {
         throw new FerryError(ErrorCodes.UNSUPPORTED, 'REST+STOR needs random-offset writes');
