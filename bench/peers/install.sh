@@ -24,7 +24,7 @@ say() { printf '[peers/install] %s\n' "$*"; }
 die() { printf '[peers/install] ERROR: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (needs useradd, chpasswd, /etc/pam.d)"
-for tool in apt-get apt-cache dpkg dpkg-deb dpkg-query ldd useradd chpasswd node npm python3; do
+for tool in apt-get apt-cache dpkg dpkg-deb dpkg-query ldd useradd chpasswd node npm python3 perl; do
   command -v "$tool" >/dev/null || die "missing tool: $tool"
 done
 

@@ -3,7 +3,7 @@
  * each started on 127.0.0.1 with the same user, password and root so a benchmark can
  * run them beside Ferry in one run. Install them first with `bash bench/peers/install.sh`.
  *
- *   import { peers } from './bench/peers/peers.ts';
+ *   import { peers } from '../bench/peers/peers.js'; // tsx maps .js to .ts
  *   const p = await peers.vsftpd({ root, port: 2121, passivePorts: [30000, 30999],
  *     user: 'ferrybench', password: 'benchpass', workdir });
  *   ...; p.pids(); await p.stop();
@@ -119,6 +119,17 @@ async function scryptHash(password: string): Promise<string> {
     scrypt(password, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p }, (err, k) => (err ? fail(err) : ok(k))),
   );
   return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64'), key.toString('base64')].join('$');
+}
+
+/** A crypt(3) yescrypt hash at the system default cost ($y$j9T$), made by perl's crypt (libxcrypt). */
+async function yescrypt(password: string): Promise<string> {
+  const alphabet = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  const bytes = randomBytes(22);
+  // 16 salt bytes encode to 22 chars; the last one carries 2 bits, so it is one of "./01".
+  const salt = [...bytes].map((b, i) => alphabet[i === 21 ? b % 4 : b % 64]).join('');
+  const out = await run('perl', ['-e', '$p = <STDIN>; chomp $p; print crypt($p, $ARGV[0])', `$y$j9T$${salt}$`], `${password}\n`);
+  if (!out.startsWith('$y$')) throw new Error(`yescrypt hashing failed (crypt returned ${JSON.stringify(out)})`);
+  return out;
 }
 
 interface ProcInfo {
@@ -361,13 +372,12 @@ async function startPureFtpd(o: PeerOptions): Promise<RunningPeer> {
   await rm(passwd, { force: true });
   await rm(pdb, { force: true });
   const env = { ...process.env, LD_LIBRARY_PATH: m.ldLibraryPath };
-  // Virtual user in a PureDB; pure-pw stores the password as an argon2id hash.
-  await run(
-    m['pure-ftpd'].purePw,
-    ['useradd', o.user, '-u', String(uid), '-g', String(gid), '-d', resolve(o.root), '-f', passwd, '-m', '-F', pdb],
-    `${o.password}\n${o.password}\n`,
-    env,
-  );
+  // Virtual user in a PureDB, chrooted at o.root ("/./"). Its password is a yescrypt hash,
+  // the same crypt(3) scheme and cost as the system password vsftpd checks: pure-pw's own
+  // default (argon2id, m=8 MiB, t=1023) costs ~3.5 s of CPU per login on the bench machine.
+  const hash = await yescrypt(o.password);
+  await writeFile(passwd, `${o.user}:${hash}:${uid}:${gid}::${resolve(o.root)}/./::::::::::::\n`, { mode: 0o600 });
+  await run(m['pure-ftpd'].purePw, ['mkdb', pdb, '-f', passwd], undefined, env);
   const [lo, hi] = o.passivePorts;
   // pure-ftpd silently lowers its client limit (-c) to half the number of passive ports.
   if (Math.floor((hi - lo + 1) / 2) < MAX_CLIENTS) {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -13,7 +14,7 @@ import { AnonymousAuthenticator } from '../auth/anonymous.js';
 import { ALL_PERMISSIONS, READ_PERMISSIONS, type Authenticator } from '../auth/types.js';
 import { UserListAuthenticator, type ListedUser } from '../auth/user-list.js';
 import { parsePortRange } from '../server/options.js';
-import { createServer } from '../server/server.js';
+import { createServer, type FtpServer } from '../server/server.js';
 import { LocalStorage } from '../storage/local.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -38,7 +39,16 @@ function parsePort(value: string): number {
 function collectUser(value: string, previous: ServeFlags['user']): ServeFlags['user'] {
   const colon = value.indexOf(':');
   if (colon <= 0) throw new InvalidArgumentError('expected NAME:PASSWORD, e.g. --user alice:s3cret');
-  return [...previous, { username: value.slice(0, colon), password: value.slice(colon + 1) }];
+  const username = value.slice(0, colon);
+  const password = value.slice(colon + 1);
+  if (!password) throw new InvalidArgumentError(`the password for ${username} is empty; give one after the colon.`);
+  if (previous.some((u) => u.username === username)) throw new InvalidArgumentError(`user ${username} is given twice.`);
+  return [...previous, { username, password }];
+}
+
+function parseIpv4(value: string): string {
+  if (!net.isIPv4(value)) throw new InvalidArgumentError(`"${value}" is not an IPv4 address (PASV can only announce IPv4).`);
+  return value;
 }
 
 function parseRange(value: string): { min: number; max: number } {
@@ -60,7 +70,8 @@ function reachableAddresses(host: string): string[] {
 async function serve(flags: ServeFlags): Promise<void> {
   const root = path.resolve(flags.root);
   const rootInfo = await stat(root).catch(() => null);
-  if (!rootInfo?.isDirectory()) fail(`--root ${flags.root}: not a directory. Pass an existing folder to serve.`);
+  if (!rootInfo) fail(`--root ${flags.root}: no such folder. Pass an existing folder to serve.`);
+  if (!rootInfo.isDirectory()) fail(`--root ${flags.root}: not a folder. Pass an existing folder to serve.`);
 
   const permissions = flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS;
   const storage = () => new LocalStorage(root);
@@ -70,14 +81,20 @@ async function serve(flags: ServeFlags): Promise<void> {
     : new UserListAuthenticator(flags.user.map((u): ListedUser => ({ ...u, storage, permissions })));
 
   const logger = pino({ level: flags.logLevel, base: undefined });
-  const server = createServer({
-    authenticator,
-    host: flags.host,
-    port: flags.port,
-    passivePorts: flags.passivePorts,
-    masqueradeAddress: flags.masquerade,
-    logger,
-  });
+  let server: FtpServer;
+  try {
+    server = createServer({
+      authenticator,
+      host: flags.host,
+      port: flags.port,
+      passivePorts: flags.passivePorts,
+      masqueradeAddress: flags.masquerade,
+      logger,
+    });
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  server.on('error', (err) => logger.error({ err }, 'server error'));
 
   try {
     await server.listen();
@@ -85,7 +102,10 @@ async function serve(flags: ServeFlags): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') fail(`port ${flags.port} on ${flags.host} is already in use. Stop the other server or choose another with --port.`, 1);
     if (code === 'EACCES') fail(`not allowed to listen on port ${flags.port}. Ports below 1024 need root; use --port 2121.`, 1);
-    throw err;
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+      fail(`cannot listen on ${flags.host}: no such address on this machine. Use 0.0.0.0 (all IPv4), :: (IPv6) or one of its addresses.`, 1);
+    }
+    fail(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`, 1);
   }
 
   const port = server.address()!.port;
@@ -129,7 +149,7 @@ function serveOptions(command: Command): Command {
     .option('--user <name:password>', 'allow this user instead of anonymous (repeatable)', collectUser, [])
     .option('--write', 'grant write permissions (upload, delete, rename, mkdir)', false)
     .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
-    .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)')
+    .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)', parseIpv4)
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .action((flags: ServeFlags) => serve(flags));
 }

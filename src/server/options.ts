@@ -92,9 +92,14 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     if (!passivePorts) throw new TypeError(`passivePorts: "${options.passivePorts}" is not a port range like 50000-50100 (1-65535)`);
   } else if (options.passivePorts) {
     const { min, max } = options.passivePorts;
+    if (min === undefined || max === undefined) throw new TypeError('passivePorts: give both min and max, e.g. { min: 50000, max: 50100 }');
     integer('passivePorts.min', min, 0, 1, 65535);
     integer('passivePorts.max', max, 0, min, 65535);
     passivePorts = { min, max };
+  }
+  const port = integer('port', options.port, 2121, 0, 65535);
+  if (passivePorts && port >= passivePorts.min && port <= passivePorts.max) {
+    throw new TypeError(`passivePorts: ${passivePorts.min}-${passivePorts.max} includes the control port ${port}; choose a range without it`);
   }
   const masquerade = options.masqueradeAddress ?? null;
   if (masquerade !== null && net.isIPv4(masquerade) === false) {
@@ -104,7 +109,7 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
   return Object.freeze({
     authenticator: options.authenticator,
     host: options.host ?? '0.0.0.0',
-    port: integer('port', options.port, 2121, 0, 65535),
+    port,
     passivePorts,
     masqueradeAddress: masquerade,
     greeting: Object.freeze(typeof greeting === 'string' ? greeting.split(/\r?\n/) : [...greeting]),

@@ -122,8 +122,12 @@ test('bad flags and folders end with a message that says what to do, and exit co
   const cases: Array<[string[], RegExp]> = [
     [['--passive-ports', '70000-70010'], /70000-70010.*not a port range/],
     [['--port', 'abc'], /port number/],
-    [['--root', path.join(dir, 'missing')], /not a directory/],
+    [['--root', path.join(dir, 'missing')], /no such folder/],
     [['--user', 'nopassword'], /NAME:PASSWORD/],
+    [['--user', 'me:'], /password for me is empty/],
+    [['--user', 'a:1', '--user', 'a:2'], /user a is given twice/],
+    [['--masquerade', 'not-an-ip'], /not-an-ip.*not an IPv4 address/],
+    [['--port', '2122', '--passive-ports', '2120-2130'], /includes the control port 2122/],
   ];
   for (const [args, message] of cases) {
     const child = run(args, dir);
@@ -131,6 +135,7 @@ test('bad flags and folders end with a message that says what to do, and exit co
     child.stderr!.on('data', (d) => (err += d));
     assert.equal(await exitOf(child), 2, `${args.join(' ')}: ${err}`);
     assert.match(err, message, args.join(' '));
+    assert.doesNotMatch(err, /\n\s+at /, 'no stack trace for a usage error');
   }
 });
 
@@ -144,6 +149,15 @@ test('a port already in use is reported with a way out', async (t) => {
   child.stderr!.on('data', (d) => (err += d));
   assert.equal(await exitOf(child), 1);
   assert.match(err, new RegExp(`port ${port} on 127.0.0.1 is already in use.*--port`));
+});
+
+test('an address that is not on this machine is one clear line and exit code 1', async () => {
+  const child = run(['--host', '192.0.2.254', '--port', '0'], os.tmpdir());
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  assert.equal(await exitOf(child), 1);
+  assert.match(err, /cannot listen on 192\.0\.2\.254: no such address on this machine/);
+  assert.doesNotMatch(err, /\n\s+at /);
 });
 
 test('--help documents the zero-config defaults', async () => {

@@ -131,6 +131,7 @@ describe('protocol', () => {
   test('.. and absolute paths never leave the root', async () => {
     const c = await login();
     try {
+      await c.command('TYPE I', 200);
       await c.command('CWD ../../../..', 250);
       assert.equal((await c.command('PWD')).text, '"/" is the current directory.');
       assert.equal((await c.command('SIZE /../../file.txt')).text, '6');
@@ -149,6 +150,7 @@ describe('protocol', () => {
     await symlink('file.txt', path.join(srv.root, 'inside-link'));
     const c = await login();
     try {
+      await c.command('TYPE I', 200);
       assert.equal((await c.command('CWD escape')).code, 550);
       assert.equal((await c.command('SIZE escape/secret')).code, 550);
       assert.equal((await c.command('SIZE secret-link')).code, 550);
@@ -242,7 +244,8 @@ describe('protocol', () => {
   test('STAT <path> lists over the control connection; LIST -la is tolerated', async () => {
     const c = await login();
     try {
-      const reply = await c.command('STAT -la /', 213);
+      const reply = await c.command('STAT -la /', 212);
+      assert.equal((await c.command('STAT file.txt')).code, 213);
       assert.ok(reply.lines.some((l) => /^-rw.* file\.txt$/.test(l)), reply.lines.join('\n'));
       const data = await c.passive();
       c.send('LIST -la');
@@ -250,6 +253,90 @@ describe('protocol', () => {
       const listing = (await readAll(data)).toString();
       await c.expect(226);
       assert.match(listing, /^d[rwx-]{9} +1 ftp +ftp +\d+ \w{3} [ \d]\d [ \d]\d:\d\d dir\r$/m);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('SIZE answers the bytes RETR would send in the current TYPE; REST in TYPE A is refused', async () => {
+    const c = await login();
+    try {
+      await writeFile(path.join(srv.root, 'lines.txt'), 'a\nb\nc\n');
+      assert.equal((await c.command('SIZE lines.txt')).text, '9', 'TYPE A is the default: LF becomes CRLF');
+      await c.command('REST 4', 350);
+      const data = await c.passive();
+      assert.equal((await c.command('RETR lines.txt')).code, 504);
+      data.destroy();
+      await c.command('TYPE I', 200);
+      assert.equal((await c.command('SIZE lines.txt')).text, '6');
+    } finally {
+      c.close();
+    }
+  });
+
+  test('MLSD of a file is 501; a directory has no size fact', async () => {
+    const c = await login();
+    try {
+      let data = await c.passive();
+      assert.equal((await c.command('MLSD file.txt')).code, 501);
+      data.destroy();
+      data = await c.passive();
+      c.send('MLSD /');
+      await c.expect(150);
+      const listing = (await readAll(data)).toString();
+      await c.expect(226);
+      assert.match(listing, /^type=cdir;modify=\d{14};perm=[a-z]+;unique=\w+;unix\.mode=0\d{3}; \.\r$/m);
+      assert.match(listing, /^type=dir;modify=\d{14};perm=[a-z]+;unique=\w+;unix\.mode=0\d{3}; dir\r$/m);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('STOR, APPE and STOU without a data connection answer 425 and the server keeps serving', async () => {
+    const c = await login();
+    try {
+      await writeFile(path.join(srv.root, 'keep.txt'), 'keep me');
+      for (const cmd of ['STOR keep.txt', 'APPE keep.txt', 'STOU', 'STOR new-425.txt']) assert.equal((await c.command(cmd)).code, 425, cmd);
+      // A PORT to a closed port: 150, then 425 when the connection is refused.
+      const closed = net.createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const port = (closed.address() as net.AddressInfo).port;
+      await new Promise((resolve) => closed.close(resolve));
+      await c.command(`EPRT |1|127.0.0.1|${port}|`, 200);
+      c.send('STOR keep.txt');
+      await c.expect(150);
+      await c.expect(425);
+      assert.equal(await readFile(path.join(srv.root, 'keep.txt'), 'utf8'), 'keep me');
+      await assert.rejects(stat(path.join(srv.root, 'new-425.txt')));
+      assert.equal((await c.command('NOOP')).code, 200);
+      const other = await login();
+      assert.equal((await other.command('PWD')).code, 257);
+      other.close();
+    } finally {
+      c.close();
+    }
+  });
+
+  test('names with control characters are refused with 553', async () => {
+    const c = await login();
+    try {
+      assert.equal((await c.command('MKD a\rb')).code, 553);
+      assert.equal((await c.command('MKD \x1b[31mred')).code, 553);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a client that stops reading replies is paused, then gets every reply in order', async () => {
+    const c = await login();
+    try {
+      c.socket.pause();
+      const count = 2000; // ~1 MB of HELP replies, far past the server's reply backlog threshold
+      c.write('HELP\r\n'.repeat(count) + 'NOOP\r\n');
+      await new Promise((r) => setTimeout(r, 300));
+      c.socket.resume();
+      for (let i = 0; i < count; i++) assert.equal((await c.read()).code, 214);
+      assert.equal((await c.read()).code, 200);
     } finally {
       c.close();
     }

@@ -849,7 +849,7 @@ describe('failed logins', () => {
     await ok.command('PWD', 257);
 
     // Nor do the logs ever carry a password (debug level included).
-    assert.ok(logged.some((line) => line.includes('login failed')), 'the logger saw the failures');
+    assert.ok(logged.some((line) => line.includes('login-failed')), 'the logger saw the failures');
     for (const line of logged) {
       for (const secret of [...secrets, PASSWORD]) assert.ok(!line.includes(secret), `log line leaks a password: ${line}`);
     }
