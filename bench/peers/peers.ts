@@ -40,6 +40,8 @@ export type PeerName = 'vsftpd' | 'pure-ftpd' | 'pyftpdlib' | 'ftp-srv';
 
 /** Client limit given to every peer (total and per IP). */
 export const MAX_CLIENTS = 2000;
+/** Below this many clients a peer's limit would bite the benchmark (pure-ftpd: half its passive ports). */
+export const MIN_CLIENTS = 1000;
 /** scrypt cost used for the hashed passwords of pyftpdlib and ftp-srv (Node's defaults). */
 export const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
 /** Host every peer binds to and advertises for passive data connections. */
@@ -380,17 +382,18 @@ async function startPureFtpd(o: PeerOptions): Promise<RunningPeer> {
   await run(m['pure-ftpd'].purePw, ['mkdb', pdb, '-f', passwd], undefined, env);
   const [lo, hi] = o.passivePorts;
   // pure-ftpd silently lowers its client limit (-c) to half the number of passive ports.
-  if (Math.floor((hi - lo + 1) / 2) < MAX_CLIENTS) {
+  const clients = Math.min(MAX_CLIENTS, Math.floor((hi - lo + 1) / 2));
+  if (clients < MIN_CLIENTS) {
     process.emitWarning(
-      `pure-ftpd: passive range ${lo}-${hi} holds ${hi - lo + 1} ports; pure-ftpd caps clients at half of that: give it >= ${2 * MAX_CLIENTS} ports for ${MAX_CLIENTS} clients`,
+      `pure-ftpd: passive range ${lo}-${hi} holds ${hi - lo + 1} ports, so it accepts only ${clients} clients; give it >= ${2 * MIN_CLIENTS} ports`,
     );
   }
   const args = [
     '-S', `${HOST},${o.port}`,
     '-p', `${lo}:${hi}`,
     '-P', HOST,
-    '-c', String(MAX_CLIENTS),
-    '-C', String(MAX_CLIENTS),
+    '-c', String(clients),
+    '-C', String(clients),
     '-l', `puredb:${pdb}`,
     '-E', // no anonymous
     '-A', // chroot everyone

@@ -21,7 +21,11 @@ export const ALL_PERMISSIONS = 'elradfmwMT';
 
 export interface Account {
   username: string;
-  /** Storage bound to this user's root. The session calls `close()` at the end if present. */
+  /**
+   * Storage bound to this user's root. The session calls its `close()`, if
+   * present, when it ends: a Storage shared by several sessions must not
+   * implement `close` (or hand out one instance per session).
+   */
   storage: Storage;
   /** Granted permission letters, e.g. 'elr' (read-only) or 'elradfmwMT'. */
   permissions: string;
