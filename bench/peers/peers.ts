@@ -16,7 +16,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { scrypt, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, existsSync, statSync, chmodSync } from 'node:fs';
 import { mkdir, writeFile, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -182,8 +182,8 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  // A benchmark that dies must not leave servers behind.
-  process.on('exit', () => {
+  // A benchmark that dies must not leave servers behind (they run in their own process groups).
+  const killAll = (): void => {
     for (const child of running) {
       if (child.pid === undefined) continue;
       for (const pid of processTree(child.pid)) {
@@ -194,7 +194,14 @@ function installExitHook(): void {
         }
       }
     }
-  });
+  };
+  process.on('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      killAll();
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig); // default action
+    });
+  }
 }
 
 /** Connects until the server answers a 220 greeting, or the deadline passes / the child dies. */
@@ -237,6 +244,17 @@ async function waitForGreeting(name: string, port: number, child: ChildProcess, 
   throw new Error(`${name} did not greet on ${HOST}:${port} within ${START_DEADLINE_MS} ms (${lastError}): ${output()}`);
 }
 
+/** Fails fast (and avoids greeting a stranger) when something already listens on the port. */
+function assertPortFree(name: string, port: number): Promise<void> {
+  return new Promise((ok, fail) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      fail(new Error(`${name}: cannot use ${HOST}:${port}: ${err.code === 'EADDRINUSE' ? 'port already in use' : err.message}`)),
+    );
+    probe.listen({ host: HOST, port, exclusive: true }, () => probe.close(() => ok()));
+  });
+}
+
 /** Spawns a server in its own process group, waits for its 220, and wraps it as a RunningPeer. */
 async function startProcess(
   name: PeerName,
@@ -246,6 +264,7 @@ async function startProcess(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<RunningPeer> {
   installExitHook();
+  await assertPortFree(name, o.port);
   const child = spawn(cmd, args, { cwd: o.workdir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let tail = '';
