@@ -1,16 +1,19 @@
 /**
- * A fixed list of users with passwords given in memory (the CLI's --user
- * NAME:PASSWORD). Passwords are compared in constant time through their
- * SHA-256 digests, so neither length nor content leaks through timing; the
- * users file with scrypt hashes belongs to the accounts layer.
+ * A fixed list of users kept in memory (the CLI's --user NAME:PASSWORD, or
+ * an embedder's list). Each user has either a scrypt `passwordHash` (verified
+ * off the event loop, with a cache of recent successes) or a plain
+ * `password` (compared in constant time through SHA-256 digests, so neither
+ * length nor content leaks through timing).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Storage } from '../storage/types.js';
+import { hashPassword, VerificationCache, verifyPassword } from './password.js';
 import type { Account, AuthRequest, Authenticator } from './types.js';
 
-export interface ListedUser {
+export type ListedUser = ListedUserBase & ({ password: string; passwordHash?: never } | { passwordHash: string; password?: never });
+
+interface ListedUserBase {
   username: string;
-  password: string;
   /** Storage for this user's sessions, or a factory for one per session. */
   storage: Storage | (() => Storage);
   /** Permission letters, e.g. 'elr' or 'elradfmwMT'. */
@@ -20,17 +23,34 @@ export interface ListedUser {
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
 export class UserListAuthenticator implements Authenticator {
-  readonly #users = new Map<string, { digest: Buffer; user: ListedUser }>();
+  readonly #users = new Map<string, { digest: Buffer | null; user: ListedUser }>();
   /** Compared against when the user is unknown, so both paths cost the same. */
   readonly #decoy = digest('\0ferry-unknown-user');
+  /** For unknown users when users have hashes: made on first need, never cached as a success. */
+  #decoyHash: Promise<string> | null = null;
+  readonly #hashed: boolean;
+  readonly #cache = new VerificationCache();
 
   constructor(users: readonly ListedUser[]) {
-    for (const user of users) this.#users.set(user.username, { digest: digest(user.password), user });
+    for (const user of users) {
+      this.#users.set(user.username, { digest: user.password === undefined ? null : digest(user.password), user });
+    }
+    this.#hashed = users.some((user) => user.passwordHash !== undefined);
   }
 
   async authenticate(request: AuthRequest): Promise<Account | null> {
     const entry = this.#users.get(request.username);
-    const matches = timingSafeEqual(digest(request.password), entry?.digest ?? this.#decoy);
+    let matches: boolean;
+    if (entry?.user.passwordHash !== undefined) {
+      matches = await this.#cache.verify(request.username, request.password, entry.user.passwordHash);
+    } else if (entry) {
+      matches = timingSafeEqual(digest(request.password), entry.digest!);
+    } else {
+      // Unknown users cost what a known one does (the decoy is never cached).
+      matches = false;
+      if (this.#hashed) await verifyPassword(request.password, await (this.#decoyHash ??= hashPassword('\0ferry-unknown-user')));
+      else timingSafeEqual(digest(request.password), this.#decoy);
+    }
     if (!entry || !matches) return null;
     const { username, storage, permissions } = entry.user;
     return { username, storage: typeof storage === 'function' ? storage() : storage, permissions };

@@ -3,6 +3,7 @@
  * The `ferry` command. With no arguments it serves the current directory
  * read-only to anonymous users on port 2121, like `python -m pyftpdlib`.
  */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import net from 'node:net';
@@ -13,14 +14,20 @@ import { pino } from 'pino';
 import { AnonymousAuthenticator } from '../auth/anonymous.js';
 import { ALL_PERMISSIONS, READ_PERMISSIONS, type Authenticator } from '../auth/types.js';
 import { UserListAuthenticator, type ListedUser } from '../auth/user-list.js';
-import { parsePortRange } from '../server/options.js';
+import { parsePortRange, resolveOptions, type FtpServerOptions } from '../server/options.js';
 import { createServer, type FtpServer } from '../server/server.js';
+import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
+import { hashPassword } from '../auth/password.js';
+import type { Logger } from '../observability/logger.js';
 import { LocalStorage } from '../storage/local.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 interface ServeFlags {
   root: string;
+  workers: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
   host: string;
   port: number;
   user: Array<{ username: string; password: string }>;
@@ -28,6 +35,19 @@ interface ServeFlags {
   passivePorts?: { min: number; max: number };
   masquerade?: string;
   logLevel: string;
+}
+
+function parseWorkers(value: string): number {
+  if (value === 'auto') return os.availableParallelism();
+  const workers = Number(value);
+  if (!/^\d+$/.test(value) || workers < 1 || workers > 256) throw new InvalidArgumentError('expected a number of processes from 1 to 256, or auto (one per CPU).');
+  return workers;
+}
+
+function parseCount(value: string): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count < 1) throw new InvalidArgumentError('expected a whole number of at least 1.');
+  return count;
 }
 
 function parsePort(value: string): number {
@@ -72,15 +92,31 @@ async function serve(flags: ServeFlags): Promise<void> {
   const rootInfo = await stat(root).catch(() => null);
   if (!rootInfo) fail(`--root ${flags.root}: no such folder. Pass an existing folder to serve.`);
   if (!rootInfo.isDirectory()) fail(`--root ${flags.root}: not a folder. Pass an existing folder to serve.`);
+  const logger = pino({ level: flags.logLevel, base: cluster.isWorker ? { worker: clusterWorkerSettings().index } : undefined });
 
+  if (cluster.isWorker) return serveAsWorker(flags, root, logger);
+  if (flags.workers > 1) return serveAsPrimary(flags, root, logger);
+
+  const server = await buildServer(flags, root, logger, {});
+  try {
+    await server.listen();
+  } catch (err) {
+    failToListen(flags, err);
+  }
+  printBanner(flags, root, server.address()!.port);
+  onSignals(server.options.shutdownGraceMs, () => server.close(), () => logger.info('SIGHUP: nothing to reload without a configuration file'));
+}
+
+/** The server every mode runs: the same authenticator, storage and limits. */
+async function buildServer(flags: ServeFlags, root: string, logger: Logger, overrides: Partial<FtpServerOptions>): Promise<FtpServer> {
   const permissions = flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS;
   const storage = () => new LocalStorage(root);
-  const anonymous = flags.user.length === 0;
-  const authenticator: Authenticator = anonymous
-    ? new AnonymousAuthenticator({ storage, permissions })
-    : new UserListAuthenticator(flags.user.map((u): ListedUser => ({ ...u, storage, permissions })));
-
-  const logger = pino({ level: flags.logLevel, base: undefined });
+  // Keep only scrypt hashes in memory, as a deployment with a users file would.
+  const users = await Promise.all(
+    flags.user.map(async (u): Promise<ListedUser> => ({ username: u.username, passwordHash: await hashPassword(u.password), storage, permissions })),
+  );
+  const authenticator: Authenticator =
+    users.length === 0 ? new AnonymousAuthenticator({ storage, permissions }) : new UserListAuthenticator(users);
   let server: FtpServer;
   try {
     server = createServer({
@@ -89,51 +125,99 @@ async function serve(flags: ServeFlags): Promise<void> {
       port: flags.port,
       passivePorts: flags.passivePorts,
       masqueradeAddress: flags.masquerade,
+      maxConnections: flags.maxConnections,
+      maxConnectionsPerIp: flags.maxConnectionsPerIp,
       logger,
+      ...overrides,
     });
   } catch (err) {
     fail((err as Error).message);
   }
   server.on('error', (err) => logger.error({ err }, 'server error'));
+  return server;
+}
 
+async function serveAsPrimary(flags: ServeFlags, root: string, logger: Logger): Promise<void> {
+  let primary: ClusterPrimary;
   try {
-    await server.listen();
+    // Validate every setting once, here, before any worker starts.
+    const options = resolveOptions({ ...flagOptions(flags), authenticator: { authenticate: async () => null } });
+    primary = new ClusterPrimary({ ...options, workers: flags.workers, logger });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') fail(`port ${flags.port} on ${flags.host} is already in use. Stop the other server or choose another with --port.`, 1);
-    if (code === 'EACCES') fail(`not allowed to listen on port ${flags.port}. Ports below 1024 need root; use --port 2121.`, 1);
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-      fail(`cannot listen on ${flags.host}: no such address on this machine. Use 0.0.0.0 (all IPv4), :: (IPv6) or one of its addresses.`, 1);
-    }
-    fail(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`, 1);
+    fail((err as Error).message);
   }
+  let address: net.AddressInfo;
+  try {
+    address = await primary.start();
+  } catch (err) {
+    await primary.stop(0);
+    failToListen(flags, err);
+  }
+  printBanner(flags, root, address.port);
+  onSignals(10_000, () => primary.stop(), () => primary.reload());
+}
 
-  const port = server.address()!.port;
+async function serveAsWorker(flags: ServeFlags, root: string, logger: Logger): Promise<void> {
+  const { passivePorts } = clusterWorkerSettings();
+  // The primary enforces the connection limits for the whole cluster.
+  const server = await buildServer(flags, root, logger, { passivePorts, maxConnections: Number.MAX_SAFE_INTEGER, maxConnectionsPerIp: Number.MAX_SAFE_INTEGER });
+  runClusterWorker(server, () => logger.info('SIGHUP: nothing to reload without a configuration file'));
+}
+
+function flagOptions(flags: ServeFlags): Omit<FtpServerOptions, 'authenticator'> {
+  return {
+    host: flags.host,
+    port: flags.port,
+    passivePorts: flags.passivePorts,
+    masqueradeAddress: flags.masquerade,
+    maxConnections: flags.maxConnections,
+    maxConnectionsPerIp: flags.maxConnectionsPerIp,
+  };
+}
+
+function failToListen(flags: ServeFlags, err: unknown): never {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') fail(`port ${flags.port} on ${flags.host} is already in use. Stop the other server or choose another with --port.`, 1);
+  if (code === 'EACCES') fail(`not allowed to listen on port ${flags.port}. Ports below 1024 need root; use --port 2121.`, 1);
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    fail(`cannot listen on ${flags.host}: no such address on this machine. Use 0.0.0.0 (all IPv4), :: (IPv6) or one of its addresses.`, 1);
+  }
+  fail(`cannot start on ${flags.host}:${flags.port}: ${(err as Error).message}`, 1);
+}
+
+function printBanner(flags: ServeFlags, root: string, port: number): void {
+  const anonymous = flags.user.length === 0;
   const access = flags.write ? 'read-write' : 'read-only';
   const who = anonymous ? 'anonymous users (any password)' : `user${flags.user.length > 1 ? 's' : ''} ${flags.user.map((u) => u.username).join(', ')}`;
-  const lines = [`Ferry ${pkg.version} is serving ${root} (${access}) to ${who}.`];
+  const workers = flags.workers > 1 ? ` with ${flags.workers} worker processes` : '';
+  const lines = [`Ferry ${pkg.version} is serving ${root} (${access}) to ${who}${workers}.`];
   for (const address of reachableAddresses(flags.host)) {
     const shown = address.includes(':') ? `[${address}]` : address;
     lines.push(`  ftp://${anonymous ? '' : `${flags.user[0]!.username}@`}${shown}:${port}/`);
   }
   const example = reachableAddresses(flags.host)[0]!;
-  lines.push(`Try: lftp -p ${port} ${anonymous ? '' : `-u ${flags.user[0]!.username} `}${example}   or   curl ${anonymous ? '' : `-u ${flags.user[0]!.username}:PASSWORD `}ftp://${example.includes(':') ? `[${example}]` : example}:${port}/`);
+  const exampleHost = example.includes(':') ? `[${example}]` : example;
+  const user = flags.user[0]?.username;
+  lines.push(`Try: lftp -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl ${user ? `-u ${user}:PASSWORD ` : ''}ftp://${exampleHost}:${port}/`);
   if (anonymous && flags.write) lines.push('Warning: anyone who can reach this port can write and delete files (--write with anonymous access).');
   lines.push('Press Ctrl-C to stop.');
   process.stdout.write(lines.join('\n') + '\n');
+}
 
+function onSignals(graceMs: number, stop: () => Promise<void>, reload: () => void): void {
   let stopping = false;
-  const stop = (signal: string) => {
+  const onStop = (signal: string) => {
     if (stopping) {
       process.stdout.write('Stopping now.\n');
       process.exit(1);
     }
     stopping = true;
-    process.stdout.write(`\n${signal}: stopping; running transfers get ${server.options.shutdownGraceMs / 1000} s to finish (Ctrl-C again to stop at once).\n`);
-    void server.close().then(() => process.exit(0));
+    process.stdout.write(`\n${signal}: stopping; running transfers get ${graceMs / 1000} s to finish (Ctrl-C again to stop at once).\n`);
+    void stop().then(() => process.exit(0));
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => onStop('SIGINT'));
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGHUP', reload);
 }
 
 function fail(message: string, exitCode = 2): never {
@@ -150,6 +234,9 @@ function serveOptions(command: Command): Command {
     .option('--write', 'grant write permissions (upload, delete, rename, mkdir)', false)
     .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
     .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)', parseIpv4)
+    .option('--workers <n>', 'processes serving sessions: a number, or auto for one per CPU', parseWorkers, 1)
+    .option('--max-connections <n>', 'concurrent control connections in total', parseCount, 512)
+    .option('--max-connections-per-ip <n>', 'concurrent control connections from one address (IPv6: one /64)', parseCount, 32)
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .action((flags: ServeFlags) => serve(flags));
 }

@@ -41,7 +41,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     super();
     this.options = resolveOptions(options);
     this.passivePorts = new PassivePortPool(this.options.passivePorts);
-    this.#net = net.createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    this.#net = net.createServer({ noDelay: true }, (socket) => this.handleConnection(socket));
     // Errors before listening reject listen(); later ones are the embedder's to handle.
     this.#net.on('error', (err) => {
       if (this.#net.listening) this.emit('error', err);
@@ -84,7 +84,11 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     return this.#sessions.size;
   }
 
-  #accept(socket: net.Socket): void {
+  /**
+   * Serve a control connection accepted elsewhere (cluster mode: the primary
+   * accepts and hands sockets to workers). `listen()` uses it too.
+   */
+  handleConnection(socket: net.Socket): void {
     const ip = limitKey(normalizeAddress(socket.remoteAddress ?? ''));
     const fromIp = this.#perIp.get(ip) ?? 0;
     if (this.#sessions.size >= this.options.maxConnections || fromIp >= this.options.maxConnectionsPerIp) {
@@ -113,7 +117,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
    */
   close(graceMs = this.options.shutdownGraceMs): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
-      this.#net.close();
+      if (this.#net.listening) this.#net.close();
       for (const session of this.#sessions) session.shutdown();
       const deadline = setTimeout(() => {
         for (const session of this.#sessions) session.destroy();
@@ -135,7 +139,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
  * The per-IP limit counts IPv6 clients by their /64: one host usually owns a
  * whole /64, so counting single addresses would be no limit at all.
  */
-function limitKey(address: string): string {
+export function limitKey(address: string): string {
   if (!address.includes(':')) return address;
   const groups = address.split('::');
   const head = groups[0] ? groups[0].split(':') : [];

@@ -1,0 +1,243 @@
+/**
+ * Cluster mode: one primary process accepts control connections and hands
+ * each to one of N worker processes, which run ordinary FtpServers.
+ *
+ * Why the primary accepts (instead of letting workers share the listener):
+ * it sees every connection, so the limits that must be global (connections in
+ * total and per IP) are counted in one place, and it can send each new
+ * session to the least-loaded worker. Handing a socket over costs one IPC
+ * message; Node's own cluster round-robin does the same.
+ *
+ * Passive ports: each worker gets a disjoint slice of the range, so PASV
+ * never announces a port another process owns. Without a range the kernel
+ * picks ports and no collision is possible.
+ *
+ * A worker that dies is replaced (after a short delay, so a worker that
+ * cannot start does not fork in a tight loop); the others keep serving.
+ * SIGTERM/SIGINT reach every worker as a graceful shutdown, SIGHUP as a
+ * reload request.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import net from 'node:net';
+import type { PortRange } from '../data/passive.js';
+import type { Logger } from '../observability/logger.js';
+import { silentLogger } from '../observability/logger.js';
+import { normalizeAddress } from '../protocol/address.js';
+import { formatReply } from '../protocol/reply.js';
+import { limitKey, type FtpServer } from './server.js';
+
+/** Messages between the primary and its workers. */
+type PrimaryMessage = { type: 'ferry:connection'; id: number } | { type: 'ferry:shutdown'; graceMs: number } | { type: 'ferry:reload' };
+type WorkerMessage = { type: 'ferry:closed'; id: number } | { type: 'ferry:ready' };
+
+const RESPAWN_DELAY_MS = 500;
+
+export interface ClusterPrimaryOptions {
+  workers: number;
+  host: string;
+  port: number;
+  passivePorts: PortRange | null;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  shutdownGraceMs: number;
+  logger?: Logger;
+}
+
+/** The passive range of worker `index` of `count`: disjoint, contiguous slices. */
+export function passiveSlice(range: PortRange | null, index: number, count: number): PortRange | null {
+  if (!range) return null;
+  const size = range.max - range.min + 1;
+  const min = range.min + Math.floor((index * size) / count);
+  const max = range.min + Math.floor(((index + 1) * size) / count) - 1;
+  if (max < min) throw new RangeError(`passive range ${range.min}-${range.max} has fewer ports than the ${count} workers`);
+  return { min, max };
+}
+
+interface WorkerSlot {
+  index: number;
+  worker: Worker;
+  /** True once the worker listens for connections: before that a handed-over socket would be lost. */
+  ready: boolean;
+  /** Connection id -> per-IP key, for the connections this worker serves. */
+  connections: Map<number, string>;
+}
+
+export class ClusterPrimary {
+  readonly #options: ClusterPrimaryOptions;
+  readonly #log: Logger;
+  readonly #slots: WorkerSlot[] = [];
+  readonly #perIp = new Map<string, number>();
+  readonly #net: net.Server;
+  #total = 0;
+  #nextId = 1;
+  #stopping: Promise<void> | null = null;
+
+  constructor(options: ClusterPrimaryOptions) {
+    if (!cluster.isPrimary) throw new Error('ClusterPrimary runs in the primary process only');
+    for (let i = 0; i < options.workers; i++) passiveSlice(options.passivePorts, i, options.workers); // validate early
+    this.#options = options;
+    this.#log = options.logger ?? silentLogger;
+    this.#net = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#dispatch(socket));
+  }
+
+  /** Fork the workers, wait until each is ready, then listen. */
+  async start(): Promise<net.AddressInfo> {
+    await Promise.all(Array.from({ length: this.#options.workers }, (_, index) => this.#fork(index)));
+    await new Promise<void>((resolve, reject) => {
+      this.#net.once('error', reject);
+      this.#net.listen({ host: this.#options.host, port: this.#options.port }, () => {
+        this.#net.off('error', reject);
+        resolve();
+      });
+    });
+    return this.#net.address() as net.AddressInfo;
+  }
+
+  get workerPids(): number[] {
+    return this.#slots.map((slot) => slot.worker.process.pid!).filter(Boolean);
+  }
+
+  #fork(index: number): Promise<void> {
+    const slice = passiveSlice(this.#options.passivePorts, index, this.#options.workers);
+    const worker = cluster.fork({
+      FERRY_WORKER_INDEX: String(index),
+      FERRY_WORKER_PASSIVE_PORTS: slice ? `${slice.min}-${slice.max}` : '',
+    });
+    const slot: WorkerSlot = { index, worker, ready: false, connections: new Map() };
+    this.#slots[index] = slot;
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.type === 'ferry:closed') this.#release(slot, message.id);
+    });
+    worker.on('exit', (code, signal) => this.#onExit(slot, code, signal));
+    return new Promise((resolve, reject) => {
+      const onMessage = (message: WorkerMessage) => {
+        if (message.type !== 'ferry:ready') return;
+        slot.ready = true;
+        worker.off('message', onMessage);
+        worker.off('exit', onEarlyExit);
+        resolve();
+      };
+      const onEarlyExit = (code: number) => reject(new Error(`worker ${index} exited with code ${code} before it was ready`));
+      worker.on('message', onMessage);
+      worker.once('exit', onEarlyExit);
+    });
+  }
+
+  #onExit(slot: WorkerSlot, code: number | null, signal: string | null): void {
+    // Its sessions are gone with it: give their slots back.
+    for (const id of [...slot.connections.keys()]) this.#release(slot, id);
+    if (this.#stopping || this.#slots[slot.index] !== slot) return;
+    this.#log.error({ worker: slot.index, code, signal }, 'worker died; starting a replacement');
+    setTimeout(() => {
+      if (this.#stopping) return;
+      this.#fork(slot.index).catch((err: unknown) => this.#log.error({ err, worker: slot.index }, 'replacement worker failed to start'));
+    }, RESPAWN_DELAY_MS).unref();
+  }
+
+  #dispatch(socket: net.Socket): void {
+    socket.on('error', () => {});
+    const key = limitKey(normalizeAddress(socket.remoteAddress ?? ''));
+    const fromIp = this.#perIp.get(key) ?? 0;
+    const live = this.#slots.filter((slot) => slot.ready && slot.worker.isConnected());
+    if (this.#stopping || live.length === 0 || this.#total >= this.#options.maxConnections || fromIp >= this.#options.maxConnectionsPerIp) {
+      if (!this.#stopping) this.#log.warn({ remote: key }, 'connection limit reached');
+      socket.end(formatReply(421, this.#stopping ? 'Server shutting down.' : 'Too many connections; try again later.'));
+      setTimeout(() => socket.destroy(), 2000).unref();
+      return;
+    }
+    // The least-loaded worker gets the new session; ties rotate, so short
+    // sessions (a camera's login-upload-quit) spread over every worker too.
+    const start = this.#nextId % live.length;
+    let slot = live[start]!;
+    for (let i = 1; i < live.length; i++) {
+      const candidate = live[(start + i) % live.length]!;
+      if (candidate.connections.size < slot.connections.size) slot = candidate;
+    }
+    const id = this.#nextId++;
+    slot.connections.set(id, key);
+    this.#perIp.set(key, fromIp + 1);
+    this.#total++;
+    slot.worker.send({ type: 'ferry:connection', id } satisfies PrimaryMessage, socket, { keepOpen: false }, (err) => {
+      if (err) {
+        this.#release(slot, id);
+        socket.destroy();
+      }
+    });
+  }
+
+  #release(slot: WorkerSlot, id: number): void {
+    const key = slot.connections.get(id);
+    if (key === undefined) return;
+    slot.connections.delete(id);
+    this.#total--;
+    const left = (this.#perIp.get(key) ?? 1) - 1;
+    if (left > 0) this.#perIp.set(key, left);
+    else this.#perIp.delete(key);
+  }
+
+  /** SIGHUP: ask every worker to reload. */
+  reload(): void {
+    for (const slot of this.#slots) if (slot.worker.isConnected()) slot.worker.send({ type: 'ferry:reload' } satisfies PrimaryMessage);
+  }
+
+  /** Stop accepting, let every worker finish gracefully, resolve when all have exited. */
+  stop(graceMs = this.#options.shutdownGraceMs): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#net.close();
+      const exits = this.#slots.map(
+        (slot) =>
+          new Promise<void>((resolve) => {
+            if (slot.worker.isDead()) return resolve();
+            slot.worker.once('exit', () => resolve());
+            if (slot.worker.isConnected()) slot.worker.send({ type: 'ferry:shutdown', graceMs } satisfies PrimaryMessage);
+            // A worker that does not exit in time is killed.
+            setTimeout(() => slot.worker.process.kill('SIGKILL'), graceMs + 5000).unref();
+          }),
+      );
+      await Promise.all(exits);
+    })();
+    return this.#stopping;
+  }
+}
+
+/**
+ * Run `server` as a cluster worker: serve the sockets the primary sends,
+ * report when each closes, and obey shutdown and reload requests.
+ * `onReload` is called for SIGHUP on the primary.
+ */
+export function runClusterWorker(server: FtpServer, onReload: () => void = () => {}): void {
+  if (!cluster.isWorker || !process.send) throw new Error('runClusterWorker runs in a cluster worker only');
+  const send = (message: WorkerMessage) => {
+    if (process.connected) process.send!(message);
+  };
+  process.on('message', (message: PrimaryMessage, handle?: net.Socket) => {
+    switch (message.type) {
+      case 'ferry:connection': {
+        if (!handle) return;
+        handle.once('close', () => send({ type: 'ferry:closed', id: message.id }));
+        server.handleConnection(handle);
+        handle.resume();
+        return;
+      }
+      case 'ferry:shutdown':
+        void server.close(message.graceMs).then(() => process.exit(0));
+        return;
+      case 'ferry:reload':
+        onReload();
+        return;
+    }
+  });
+  // The primary handles signals for the whole cluster; a worker ignores the
+  // terminal's Ctrl-C and waits for the primary's shutdown message.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => void server.close(0).then(() => process.exit(0)));
+  send({ type: 'ferry:ready' });
+}
+
+/** In a worker: its index and passive slice, as the primary assigned them. */
+export function clusterWorkerSettings(): { index: number; passivePorts: string | undefined } {
+  return {
+    index: Number(process.env.FERRY_WORKER_INDEX ?? 0),
+    passivePorts: process.env.FERRY_WORKER_PASSIVE_PORTS || undefined,
+  };
+}
