@@ -1,0 +1,67 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { hashPassword, isPasswordHash, VerificationCache, verifyPassword } from '../../src/auth/password.js';
+import { UserListAuthenticator } from '../../src/auth/user-list.js';
+import { MemoryStorage } from '../../src/storage/memory.js';
+
+// ln=10 keeps the tests fast; the format and code path are the same.
+const FAST = 10;
+
+test('a scrypt hash verifies its password and nothing else', async () => {
+  const hash = await hashPassword('correct horse', FAST);
+  assert.match(hash, /^\$scrypt\$ln=10,r=8,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/);
+  assert.ok(isPasswordHash(hash));
+  assert.equal(await verifyPassword('correct horse', hash), true);
+  assert.equal(await verifyPassword('correct horsE', hash), false);
+  assert.equal(await verifyPassword('', hash), false);
+});
+
+test('two hashes of one password differ (salted)', async () => {
+  assert.notEqual(await hashPassword('same', FAST), await hashPassword('same', FAST));
+});
+
+test('a malformed or absurd hash never verifies', async () => {
+  for (const bad of ['', 'plain', '$scrypt$ln=99,r=8,p=1$AAAA$AAAA', '$scrypt$ln=15,r=8,p=1$!!$AAAA', '$2b$10$abcdefghijklmnopqrstuv']) {
+    assert.equal(isPasswordHash(bad), false, bad);
+    assert.equal(await verifyPassword('x', bad), false, bad);
+  }
+});
+
+test('the cache remembers successes only, and a changed hash misses', async () => {
+  const cache = new VerificationCache();
+  const hash = await hashPassword('pw', FAST);
+  assert.equal(await cache.verify('u', 'wrong', hash), false);
+  assert.equal(cache.size, 0);
+  assert.equal(await cache.verify('u', 'pw', hash), true);
+  assert.equal(cache.size, 1);
+  assert.equal(await cache.verify('u', 'pw', hash), true);
+  assert.equal(cache.size, 1);
+  const changed = await hashPassword('new', FAST);
+  assert.equal(await cache.verify('u', 'pw', changed), false, 'the old password must not pass against a new hash');
+});
+
+test('cache entries expire and the cache stays bounded', async () => {
+  const hash = await hashPassword('pw', FAST);
+  const short = new VerificationCache({ ttlMs: 1 });
+  await short.verify('u', 'pw', hash);
+  await new Promise((r) => setTimeout(r, 5));
+  // An expired entry is verified again (and re-cached), never trusted blindly.
+  assert.equal(await short.verify('u', 'wrong', hash), false);
+  const small = new VerificationCache({ maxEntries: 3 });
+  for (const user of ['a', 'b', 'c', 'd', 'e']) await small.verify(user, 'pw', hash);
+  assert.equal(small.size, 3);
+});
+
+test('UserListAuthenticator accepts hashed and plain users, refuses wrong and unknown ones', async () => {
+  const storage = new MemoryStorage();
+  const auth = new UserListAuthenticator([
+    { username: 'hashed', passwordHash: await hashPassword('h-pass', FAST), storage, permissions: 'elr' },
+    { username: 'plain', password: 'p-pass', storage, permissions: 'elr' },
+  ]);
+  const request = (username: string, password: string) => ({ username, password, remoteAddress: '127.0.0.1', secure: false });
+  assert.equal((await auth.authenticate(request('hashed', 'h-pass')))?.username, 'hashed');
+  assert.equal((await auth.authenticate(request('plain', 'p-pass')))?.username, 'plain');
+  assert.equal(await auth.authenticate(request('hashed', 'p-pass')), null);
+  assert.equal(await auth.authenticate(request('plain', 'h-pass')), null);
+  assert.equal(await auth.authenticate(request('nobody', 'h-pass')), null);
+});
