@@ -110,7 +110,8 @@ async function serve(flags: ServeFlags): Promise<void> {
 /** The server every mode runs: the same authenticator, storage and limits. */
 async function buildServer(flags: ServeFlags, root: string, logger: Logger, overrides: Partial<FtpServerOptions>): Promise<FtpServer> {
   const permissions = flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS;
-  const storage = () => new LocalStorage(root);
+  // One LocalStorage serves every session: it keeps no per-session state.
+  const storage = new LocalStorage(root);
   // Keep only scrypt hashes in memory, as a deployment with a users file would.
   const users = await Promise.all(
     flags.user.map(async (u): Promise<ListedUser> => ({ username: u.username, passwordHash: await hashPassword(u.password), storage, permissions })),

@@ -45,6 +45,8 @@ interface Transfer {
 }
 
 const MAX_QUEUED_COMMANDS = 16;
+/** Shared by every session until one sends OPTS MLST. */
+const DEFAULT_FACTS: ReadonlySet<MlsxFact> = new Set(MLSX_FACTS);
 /**
  * Replies a client has not read yet. A client that sends commands but never
  * reads is paused at the first threshold and cut off at the second, so it
@@ -61,7 +63,6 @@ export class Session {
   /** True when the control connection is IPv6 (not IPv4-mapped). */
   readonly ipv6: boolean;
   readonly host: SessionHost;
-  readonly log: Logger;
 
   cwd = '/';
   /** RFC 959 §3.1.1: ASCII is the default type. */
@@ -70,7 +71,7 @@ export class Session {
   renameFrom: string | null = null;
   /** RFC 2428 §4: after EPSV ALL only EPSV may set up data connections. */
   epsvAll = false;
-  mlstFacts: ReadonlySet<MlsxFact> = new Set(MLSX_FACTS);
+  mlstFacts: ReadonlySet<MlsxFact> = DEFAULT_FACTS;
   failedLogins = 0;
 
   readonly #socket: Socket;
@@ -78,6 +79,7 @@ export class Session {
   readonly #queue: Array<ParsedCommand | null> = [];
   readonly #idleTimer: NodeJS.Timeout;
   #login: LoginState = { kind: 'anonymous' };
+  #log: Logger | null = null;
   #dataChannel: DataChannel | null = null;
   #transfer: Transfer | null = null;
   #draining = false;
@@ -92,7 +94,6 @@ export class Session {
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = normalizeAddress(socket.localAddress ?? '');
     this.ipv6 = this.localAddress.includes(':');
-    this.log = host.logger.child({ session: id, remote: this.remoteAddress });
     this.#reader = new LineReader(host.options.maxCommandBytes);
     this.#idleTimer = setTimeout(() => this.#onIdle(), host.options.idleTimeoutMs).unref();
 
@@ -100,6 +101,11 @@ export class Session {
     socket.on('data', (chunk: Buffer) => this.#reader.push(chunk, this.#sink));
     socket.on('error', (err) => this.log.debug({ err }, 'control connection error'));
     socket.on('close', () => this.#cleanup());
+  }
+
+  /** Made on first use: an idle session that never logs should not pay for a child logger. */
+  get log(): Logger {
+    return (this.#log ??= this.host.logger.child({ session: this.id, remote: this.remoteAddress }));
   }
 
   start(): void {
