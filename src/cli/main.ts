@@ -25,6 +25,7 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 
 interface ServeFlags {
   root: string;
+  fsync: boolean;
   workers: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
@@ -111,7 +112,7 @@ async function serve(flags: ServeFlags): Promise<void> {
 async function buildServer(flags: ServeFlags, root: string, logger: Logger, overrides: Partial<FtpServerOptions>): Promise<FtpServer> {
   const permissions = flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS;
   // One LocalStorage serves every session: it keeps no per-session state.
-  const storage = new LocalStorage(root);
+  const storage = new LocalStorage(root, { fsync: flags.fsync });
   // Keep only scrypt hashes in memory, as a deployment with a users file would.
   const users = await Promise.all(
     flags.user.map(async (u): Promise<ListedUser> => ({ username: u.username, passwordHash: await hashPassword(u.password), storage, permissions })),
@@ -235,6 +236,7 @@ function serveOptions(command: Command): Command {
     .option('--write', 'grant write permissions (upload, delete, rename, mkdir)', false)
     .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
     .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)', parseIpv4)
+    .option('--no-fsync', 'confirm uploads without waiting for the disk (faster; a power cut may lose the last uploads)')
     .option('--workers <n>', 'processes serving sessions: a number, or auto for one per CPU', parseWorkers, 1)
     .option('--max-connections <n>', 'concurrent control connections in total', parseCount, 512)
     .option('--max-connections-per-ip <n>', 'concurrent control connections from one address (IPv6: one /64)', parseCount, 32)

@@ -73,8 +73,10 @@ import { checkOffset, checkWrite, parsePath as parseVirtualPath } from './paths.
  * buffer, not a 256 KiB one.
  */
 const READ_CHUNK_BYTES = 256 * 1024;
-/** Writable buffer before backpressure: lets _writev batch several socket chunks into one syscall. */
-const WRITE_BUFFER_BYTES = 256 * 1024;
+/** Writable buffer before backpressure: _writev batches socket chunks into writes of up to 1 MiB. */
+const WRITE_BUFFER_BYTES = 1024 * 1024;
+/** Positioned writes running at once per upload (see FileUpload#write). */
+const MAX_WRITES_IN_FLIGHT = 4;
 /** lstat calls in flight per listing batch; one further batch is prefetched. */
 const LIST_BATCH = 64;
 
@@ -206,6 +208,8 @@ class FileUpload extends Writable {
   readonly #abort: () => Promise<void>;
   #committed = false;
   #finalizing: Promise<void> | null = null;
+  readonly #inFlight = new Set<Promise<void>>();
+  #failure: Error | null = null;
 
   constructor(plan: UploadPlan) {
     super({ highWaterMark: WRITE_BUFFER_BYTES });
@@ -218,36 +222,57 @@ class FileUpload extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#writeAll([chunk]).then(
-      () => callback(),
-      (err: unknown) => callback(fromSystemError(err) as Error),
-    );
+    this.#write([chunk], callback);
   }
 
   override _writev(
     chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
     callback: (error?: Error | null) => void,
   ): void {
-    this.#writeAll(chunks.map((c) => c.chunk)).then(
-      () => callback(),
-      (err: unknown) => callback(fromSystemError(err) as Error),
+    this.#write(
+      chunks.map((c) => c.chunk),
+      callback,
     );
   }
 
-  async #writeAll(buffers: Buffer[]): Promise<void> {
+  /**
+   * Positioned writes may overlap in time: each reserves its byte range up
+   * front, so up to MAX_WRITES_IN_FLIGHT run on the thread pool at once while
+   * the socket keeps delivering (one write at a time leaves the disk and the
+   * network taking turns). O_APPEND writes have no position and stay serial.
+   */
+  #write(buffers: Buffer[], callback: (error?: Error | null) => void): void {
+    if (this.#failure) {
+      callback(this.#failure);
+      return;
+    }
+    const position = this.#position;
+    if (position !== null) this.#position = position + buffers.reduce((n, b) => n + b.length, 0);
+    const write = this.#writeAll(buffers, position).catch((err: unknown) => {
+      this.#failure ??= fromSystemError(err) as Error;
+    });
+    this.#inFlight.add(write);
+    void write.finally(() => this.#inFlight.delete(write));
+    if (position !== null && this.#inFlight.size < MAX_WRITES_IN_FLIGHT) callback();
+    else void write.then(() => callback(this.#failure));
+  }
+
+  async #writeAll(buffers: Buffer[], position: number | null): Promise<void> {
     const handle = this.#handle;
     if (!handle) throw new Error('upload already closed');
     let pending = buffers.filter((b) => b.length > 0);
     while (pending.length > 0) {
-      const { bytesWritten } = await handle.writev(pending, this.#position ?? undefined);
+      const { bytesWritten } = await handle.writev(pending, position ?? undefined);
       if (bytesWritten === 0) throw new Error('write made no progress');
-      if (this.#position !== null) this.#position += bytesWritten;
+      if (position !== null) position += bytesWritten;
       pending = skipBytes(pending, bytesWritten);
     }
   }
 
   override _final(callback: (error?: Error | null) => void): void {
     this.#finalizing = (async () => {
+      await Promise.all(this.#inFlight);
+      if (this.#failure) throw this.#failure;
       const handle = this.#handle;
       if (!handle) throw new Error('upload already closed');
       // Only a committing write shortens the file: an abort never runs this.
