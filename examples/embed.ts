@@ -50,7 +50,7 @@ class ImagesOnly implements Storage {
   stat(path: string): Promise<FileInfo> {
     return this.#inner.stat(path);
   }
-  list(path: string): AsyncIterable<FileInfo> {
+  list(path: string): AsyncIterable<readonly FileInfo[]> {
     return this.#inner.list(path);
   }
   read(path: string, options?: { start?: number }): Promise<Readable> {

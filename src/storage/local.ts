@@ -55,6 +55,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { ErrorCodes, FerryError, fromSystemError } from '../errors.js';
+import { DirReader, EntryKind } from './dir-reader.js';
 import type {
   FileInfo,
   ReadOptions,
@@ -77,8 +78,6 @@ const READ_CHUNK_BYTES = 256 * 1024;
 const WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Positioned writes running at once per upload (see FileUpload#write). */
 const MAX_WRITES_IN_FLIGHT = 4;
-/** lstat calls in flight per listing batch; one further batch is prefetched. */
-const LIST_BATCH = 64;
 
 const TEMP_PREFIX = '.ferry-upload-';
 const TEMP_SUFFIX = '.part';
@@ -369,57 +368,57 @@ export class LocalStorage implements Storage {
     }
   }
 
-  async *list(path: string): AsyncGenerator<FileInfo> {
-    let dir: Dir;
+  async *list(path: string): AsyncGenerator<FileInfo[]> {
+    let reader: DirReader;
     let realRoot: string;
     let real: string;
     try {
       const segments = parsePath(path);
       realRoot = await this.#realRoot();
       real = await this.#resolve(segments, path);
-      dir = await fsp.opendir(real, { bufferSize: 128 });
+      reader = await DirReader.open(real);
     } catch (err) {
       throw fromSystemError(err);
     }
     try {
-      // Two batches at most: one being yielded while the next one's lstats run.
-      let pending = await this.#nextBatch(dir, real, realRoot);
-      while (pending) {
-        const next = await this.#nextBatch(dir, real, realRoot);
-        for (const result of await pending.results) {
-          if (result === null) continue;
-          if ('error' in result) throw fromSystemError(result.error);
-          yield result;
+      // The next page is read on the reader thread while this one is used.
+      let next = reader.read();
+      for (;;) {
+        const page = await next;
+        if (!page.done) {
+          next = reader.read();
+          next.catch(() => undefined); // observed by the next await; never unhandled
         }
-        pending = next;
+        const entries: FileInfo[] = [];
+        const { names, stats } = page;
+        for (let i = 0; i < names.length; i++) {
+          const name = names[i]!;
+          const o = i * 6;
+          const kind = stats[o]!;
+          if (kind === EntryKind.Gone || isTempName(name)) continue;
+          if (kind === EntryKind.Symlink || kind === EntryKind.Error) {
+            // Rare: resolve links (inside the root or not) and errors the careful way.
+            const info = await this.#entryInfo(real, name, realRoot);
+            if (info === null) continue;
+            if ('error' in info) throw fromSystemError(info.error);
+            entries.push(info);
+            continue;
+          }
+          entries.push({
+            name,
+            type: kind === EntryKind.Dir ? 'dir' : 'file',
+            size: stats[o + 1]!,
+            mtime: new Date(stats[o + 2]!),
+            mode: stats[o + 3]! & 0o777,
+            id: `${stats[o + 4]!.toString(16)}g${stats[o + 5]!.toString(16)}`,
+          });
+        }
+        if (entries.length > 0) yield entries;
+        if (page.done) return;
       }
     } finally {
-      await dir.close().catch(() => undefined);
+      reader.close();
     }
-  }
-
-  /**
-   * Read up to LIST_BATCH entries and start their lookups without awaiting
-   * them (hence the wrapper object: an async function would flatten a
-   * returned promise); null at the end. `results` never rejects.
-   */
-  async #nextBatch(
-    dir: Dir,
-    dirPath: string,
-    realRoot: string,
-  ): Promise<{ results: Promise<Array<FileInfo | { error: unknown } | null>> } | null> {
-    const entries: Dirent[] = [];
-    try {
-      while (entries.length < LIST_BATCH) {
-        const entry = await dir.read();
-        if (entry === null) break;
-        if (!isTempName(entry.name)) entries.push(entry);
-      }
-    } catch (err) {
-      throw fromSystemError(err);
-    }
-    if (entries.length === 0) return null;
-    return { results: Promise.all(entries.map((entry) => this.#entryInfo(dirPath, entry.name, realRoot))) };
   }
 
   /** One listing entry: null if it vanished, `{error}` for other failures (so prefetching never rejects unhandled). */

@@ -177,6 +177,9 @@ class MemoryUpload extends Writable {
   }
 }
 
+/** Entries per listing page. */
+const LIST_PAGE = 1000;
+
 export class MemoryStorage implements Storage {
   readonly capabilities: StorageCapabilities = Object.freeze({
     randomWrite: true,
@@ -269,11 +272,19 @@ export class MemoryStorage implements Storage {
     return this.#info(segments[segments.length - 1] ?? '/', this.#lookup(segments, path));
   }
 
-  async *list(path: string): AsyncGenerator<FileInfo> {
+  async *list(path: string): AsyncGenerator<FileInfo[]> {
     const node = this.#lookup(parsePath(path), path);
     if (node.kind !== 'dir') throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `list of a file: ${path}`);
     // Map iteration tolerates changes meanwhile: removed entries are skipped.
-    for (const [name, child] of node.children) yield this.#info(name, child);
+    let page: FileInfo[] = [];
+    for (const [name, child] of node.children) {
+      page.push(this.#info(name, child));
+      if (page.length === LIST_PAGE) {
+        yield page;
+        page = [];
+      }
+    }
+    if (page.length > 0) yield page;
   }
 
   async read(path: string, options: ReadOptions = {}): Promise<Readable> {

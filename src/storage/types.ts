@@ -75,11 +75,14 @@ export interface Storage {
   stat(path: string): Promise<FileInfo>;
 
   /**
-   * Entries of a directory, streamed: a directory of a million entries must
-   * never be loaded whole. Order is backend-defined. NOT_A_DIRECTORY if the
-   * path is a file.
+   * Entries of a directory, streamed as pages (arrays of entries, of sizes
+   * the backend chooses: a page of readdir results, a ListObjectsV2
+   * response). A directory of a million entries must never be loaded whole.
+   * Pages rather than single entries because a listing of 10,000 entries
+   * would otherwise pay 10,000 promise round trips. Order is
+   * backend-defined. NOT_A_DIRECTORY if the path is a file.
    */
-  list(path: string): AsyncIterable<FileInfo>;
+  list(path: string): AsyncIterable<readonly FileInfo[]>;
 
   /** Open a file for reading from `start`; errors surface before any byte flows. */
   read(path: string, options?: ReadOptions): Promise<Readable>;

@@ -65,7 +65,7 @@ async function exists(storage: Storage, p: string): Promise<boolean> {
 
 async function names(storage: Storage, dir: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const info of storage.list(dir)) out.push(info.name);
+  for await (const page of storage.list(dir)) for (const info of page) out.push(info.name);
   return out.sort();
 }
 

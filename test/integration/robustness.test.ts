@@ -524,14 +524,16 @@ class HalfwayProbe implements Storage {
     return this.inner.capabilities;
   }
 
-  async *list(p: string): AsyncGenerator<FileInfo> {
+  async *list(p: string): AsyncGenerator<readonly FileInfo[]> {
     let n = 0;
-    for await (const info of this.inner.list(p)) {
-      if (++n === this.#half && this.#gc) {
+    for await (const page of this.inner.list(p)) {
+      const before = n;
+      n += page.length;
+      if (before < this.#half && n >= this.#half && this.#gc) {
         this.#gc();
         this.live.push(process.memoryUsage().heapUsed - this.baseline);
       }
-      yield info;
+      yield page;
     }
   }
 

@@ -47,7 +47,7 @@ async function get(storage: Storage, path: string): Promise<string> {
 
 async function listAll(storage: Storage, path: string): Promise<FileInfo[]> {
   const entries: FileInfo[] = [];
-  for await (const entry of storage.list(path)) entries.push(entry);
+  for await (const page of storage.list(path)) entries.push(...page);
   return entries;
 }
 

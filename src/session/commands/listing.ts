@@ -17,13 +17,13 @@ const BATCH_CHARS = 64 * 1024;
 const MAX_STAT_ENTRIES = 10_000;
 
 /**
- * An open listing whose first entry has already been read, so that errors
+ * An open listing whose first page has already been read, so that errors
  * (unreadable directory) answer before the 150 reply. `close` releases the
  * storage iterator when the listing is never sent.
  */
 interface Listing {
   info: FileInfo;
-  entries: AsyncIterable<FileInfo>;
+  pages: AsyncIterable<readonly FileInfo[]>;
   close(): void;
 }
 
@@ -31,31 +31,28 @@ interface Listing {
 async function openListing(session: Session, path: string): Promise<Listing> {
   const info = await session.storage.stat(path);
   if (info.type !== 'dir') {
-    return { info, entries: (async function* () { yield info; })(), close() {} };
+    return { info, pages: (async function* () { yield [info]; })(), close() {} };
   }
   const iterator = session.storage.list(path)[Symbol.asyncIterator]();
   const first = await iterator.next();
   const close = () => void iterator.return?.().catch(() => undefined);
-  async function* entries(): AsyncGenerator<FileInfo> {
+  async function* pages(): AsyncGenerator<readonly FileInfo[]> {
     try {
       for (let next = first; !next.done; next = await iterator.next()) yield next.value;
     } finally {
       close();
     }
   }
-  return { info, entries: entries(), close };
+  return { info, pages: pages(), close };
 }
 
-async function* batches(entries: AsyncIterable<FileInfo>, format: (info: FileInfo) => string): AsyncGenerator<Buffer> {
-  let batch = '';
-  for await (const info of entries) {
-    batch += format(info) + '\r\n';
-    if (batch.length >= BATCH_CHARS) {
-      yield Buffer.from(batch);
-      batch = '';
-    }
+/** One write per page (a page is at most ~1,000 entries, ~100 KB of text). */
+async function* formatted(pages: AsyncIterable<readonly FileInfo[]>, format: (info: FileInfo) => string): AsyncGenerator<Buffer> {
+  for await (const page of pages) {
+    let text = '';
+    for (const info of page) text += format(info) + '\r\n';
+    if (text) yield Buffer.from(text);
   }
-  if (batch) yield Buffer.from(batch);
 }
 
 /** The MLSx perm fact of the entry at `path`, from the account's permissions there. */
@@ -63,10 +60,24 @@ function permFact(session: Session, path: string, info: FileInfo): string {
   return mlsxPermFact(info, (p) => session.can(p, path));
 }
 
+/**
+ * The MLSx perm fact for entries of `dir`. Without per-path rules it depends
+ * only on the entry's type, so it is computed twice per listing, not per entry.
+ */
+function permFacts(session: Session, dir: string): (info: FileInfo) => string {
+  const account = session.account;
+  if (account && !account.hasPermission) {
+    const fileFact = mlsxPermFact({ type: 'file' } as FileInfo, (p) => session.can(p, dir));
+    const dirFact = mlsxPermFact({ type: 'dir' } as FileInfo, (p) => session.can(p, dir));
+    return (info) => (info.type === 'dir' ? dirFact : fileFact);
+  }
+  return (info) => mlsxPermFact(info, (p) => session.can(p, joinPath(dir, info.name)));
+}
+
 async function sendListing(session: Session, path: string, listing: Listing, format: (info: FileInfo) => string, head = ''): Promise<void> {
   async function* chunks(): AsyncGenerator<Buffer> {
     if (head) yield Buffer.from(head);
-    yield* batches(listing.entries, format);
+    yield* formatted(listing.pages, format);
   }
   const sent = await session.transferData(path, 'Here comes the directory listing.', (socket, signal) =>
     sendToSocket(Readable.from(chunks()), socket, { ascii: false, signal }),
@@ -119,15 +130,10 @@ export const listingCommands: CommandSpec[] = [
         return;
       }
       const facts = session.mlstFacts;
+      const perm = permFacts(session, path);
       // RFC 3659 §7.5.1: the listed directory itself, as a cdir entry.
       const self = formatMlsxEntry({ ...listing.info, name: '.' }, facts, permFact(session, path, listing.info), 'cdir');
-      await sendListing(
-        session,
-        path,
-        listing,
-        (entry) => formatMlsxEntry(entry, facts, permFact(session, joinPath(path, entry.name), entry)),
-        `${self}\r\n`,
-      );
+      await sendListing(session, path, listing, (entry) => formatMlsxEntry(entry, facts, perm(entry)), `${self}\r\n`);
     },
   },
   {
@@ -152,12 +158,14 @@ export async function statListing(session: Session, path: string): Promise<{ cod
   const listing = await openListing(session, path);
   const now = new Date();
   const lines: string[] = [];
-  for await (const info of listing.entries) {
-    if (lines.length >= MAX_STAT_ENTRIES) {
-      lines.push(`(listing stopped after ${MAX_STAT_ENTRIES} entries; use LIST or MLSD for the rest)`);
-      break;
+  pages: for await (const page of listing.pages) {
+    for (const info of page) {
+      if (lines.length >= MAX_STAT_ENTRIES) {
+        lines.push(`(listing stopped after ${MAX_STAT_ENTRIES} entries; use LIST or MLSD for the rest)`);
+        break pages;
+      }
+      lines.push(formatListLine(info, now));
     }
-    lines.push(formatListLine(info, now));
   }
   return { code: listing.info.type === 'dir' ? 212 : 213, lines };
 }

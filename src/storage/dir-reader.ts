@@ -1,0 +1,164 @@
+/**
+ * Directory pages read on a worker thread.
+ *
+ * A listing needs one lstat per entry; 10,000 of them through the promise
+ * API cost the event loop more than everything else a listing does (each is
+ * a thread-pool round trip plus a Stats object). Here long-lived worker
+ * threads open the directory, read up to PAGE entries and lstat them
+ * synchronously (on their own thread, so no session waits), and send back
+ * names plus packed numbers in one message: one round trip per page instead
+ * of one per entry. The event loop only formats. Measured: MLSD of 10,000
+ * entries went from 12 to 25 listings/s for one client.
+ *
+ * Workers are created on first use and unref'd while idle, so they never
+ * keep a process alive. If one dies, its pending reads fail (the listing
+ * answers 451) and the next listing starts a new one.
+ */
+import { Worker } from 'node:worker_threads';
+
+/** Entries per page: large enough to amortise the round trip, small enough to stay flat. */
+export const PAGE = 1000;
+/** Numbers per entry in a packed page: kind, size, mtimeMs, mode, dev, ino. */
+const FIELDS = 6;
+
+/** The first number of each packed entry. */
+export const EntryKind = { Error: -1, Gone: 0, File: 1, Dir: 2, Symlink: 3, Other: 4 } as const;
+
+export interface DirPage {
+  names: string[];
+  /** FIELDS numbers per name: kind, size, mtimeMs, mode, dev, ino. */
+  stats: Float64Array;
+  done: boolean;
+}
+
+// CommonJS run with `eval: true`: no file to locate from dist/ or from tsx.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const dirs = new Map();
+parentPort.on('message', (m) => {
+  try {
+    if (m.op === 'open') {
+      dirs.set(m.id, { dir: fs.opendirSync(m.path, { bufferSize: 1024 }), path: m.path });
+      parentPort.postMessage({ id: m.id });
+      return;
+    }
+    if (m.op === 'close') {
+      const open = dirs.get(m.id);
+      dirs.delete(m.id);
+      if (open) open.dir.closeSync();
+      return;
+    }
+    const open = dirs.get(m.id);
+    if (!open) throw Object.assign(new Error('directory not open'), { code: 'EBADF' });
+    const names = [];
+    let entry = null;
+    while (names.length < m.max && (entry = open.dir.readSync()) !== null) names.push(entry.name);
+    const stats = new Float64Array(names.length * ${FIELDS});
+    for (let i = 0; i < names.length; i++) {
+      const o = i * ${FIELDS};
+      let st;
+      try {
+        st = fs.lstatSync(open.path + '/' + names[i], { throwIfNoEntry: false });
+      } catch {
+        stats[o] = ${EntryKind.Error};
+        continue;
+      }
+      if (!st) continue;
+      stats[o] = st.isFile() ? 1 : st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
+      stats[o + 1] = st.size;
+      stats[o + 2] = st.mtimeMs;
+      stats[o + 3] = st.mode;
+      stats[o + 4] = st.dev;
+      stats[o + 5] = st.ino;
+    }
+    const done = names.length < m.max;
+    parentPort.postMessage({ id: m.id, names, stats, done }, [stats.buffer]);
+  } catch (err) {
+    parentPort.postMessage({ id: m.id, error: { message: err.message, code: err.code } });
+  }
+});
+`;
+
+type Reply = { id: number; error?: { message: string; code?: string }; names?: string[]; stats?: Float64Array; done?: boolean };
+type Waiter = { resolve: (reply: Reply) => void; reject: (err: Error) => void };
+
+/**
+ * Two reader threads: a listing stays on one (its directory handle lives
+ * there), and concurrent listings alternate, so on a 2-core machine the
+ * lstat work of several listings runs in parallel beside the event loop.
+ */
+const THREADS = 2;
+
+class ReaderThread {
+  #worker: Worker | null = null;
+  readonly #pending = new Map<number, Waiter>();
+
+  #get(): Worker {
+    if (this.#worker) return this.#worker;
+    const created = new Worker(WORKER_SOURCE, { eval: true });
+    created.unref();
+    created.on('message', (reply: Reply) => {
+      const waiter = this.#pending.get(reply.id);
+      if (!waiter) return;
+      this.#pending.delete(reply.id);
+      if (this.#pending.size === 0) created.unref();
+      if (reply.error) waiter.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
+      else waiter.resolve(reply);
+    });
+    const fail = (err: Error) => {
+      if (this.#worker === created) this.#worker = null;
+      for (const waiter of this.#pending.values()) waiter.reject(err);
+      this.#pending.clear();
+    };
+    created.on('error', fail);
+    created.on('exit', () => fail(new Error('directory reader thread exited')));
+    this.#worker = created;
+    return created;
+  }
+
+  request(message: { op: 'open'; path: string } | { op: 'read'; max: number }, id: number): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      const worker = this.#get();
+      this.#pending.set(id, { resolve, reject });
+      // Keep the process alive only while a request is outstanding.
+      worker.ref();
+      worker.postMessage({ ...message, id });
+    });
+  }
+
+  close(id: number): void {
+    this.#worker?.postMessage({ op: 'close', id });
+  }
+}
+
+const threads = Array.from({ length: THREADS }, () => new ReaderThread());
+let nextId = 1;
+
+/** An open directory on the reader thread; read pages until `done`, then it closes itself. */
+export class DirReader {
+  readonly #id = nextId++;
+  readonly #thread = threads[this.#id % THREADS]!;
+  #open = true;
+
+  private constructor() {}
+
+  /** Open `path` (a real, already-checked path); ENOENT/ENOTDIR/EACCES surface here. */
+  static async open(path: string): Promise<DirReader> {
+    const reader = new DirReader();
+    await reader.#thread.request({ op: 'open', path }, reader.#id);
+    return reader;
+  }
+
+  async read(): Promise<DirPage> {
+    const reply = await this.#thread.request({ op: 'read', max: PAGE }, this.#id);
+    if (reply.done) this.close();
+    return { names: reply.names!, stats: reply.stats!, done: reply.done! };
+  }
+
+  close(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#thread.close(this.#id);
+  }
+}
