@@ -84,7 +84,9 @@ export class Session {
   #transfer: Transfer | null = null;
   #draining = false;
   #closed = false;
+  /** No more commands are read: QUIT, a fatal error, or shutdown. */
   #closing = false;
+  #shuttingDown = false;
 
   constructor(id: string, socket: Socket, host: SessionHost) {
     this.id = id;
@@ -134,6 +136,7 @@ export class Session {
 
   /** Server shutdown: close now if idle, else once the running command or transfer ends. */
   shutdown(): void {
+    this.#shuttingDown = true;
     if (this.#transfer || this.#draining) this.#closing = true;
     else this.closeWith(421, 'Server shutting down. Goodbye.');
   }
@@ -192,7 +195,7 @@ export class Session {
     } finally {
       this.#draining = false;
     }
-    if (this.#closing && !this.#closed && !this.#transfer) this.closeWith(421, 'Server shutting down. Goodbye.');
+    if (this.#shuttingDown && !this.#closed && !this.#socket.writableEnded) this.closeWith(421, 'Server shutting down. Goodbye.');
   }
 
   /** Wait until the client has read its pending replies (or the connection ends). */
