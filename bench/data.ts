@@ -48,7 +48,7 @@ async function writeRandom(path: string, size: number): Promise<void> {
     left -= n;
     // A copy: the stream keeps the buffer until written, and the next fill would change it.
     const piece = Buffer.from(chunk.subarray(0, n));
-    if (!out.write(piece)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(piece)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
 }

@@ -34,7 +34,7 @@ export interface RunningServer {
 let helpText: string | undefined;
 /** Flags the built CLI understands (it is changing under us: ask it). */
 export function ferryCliFlags(): Set<string> {
-  helpText ??= execFileSync(process.execPath, [FERRY_CLI, 'serve', '--help'], { encoding: 'utf8' });
+  helpText ??= execFileSync(process.execPath, [FERRY_CLI, '--help'], { encoding: 'utf8' });
   return new Set(helpText.match(/--[a-z][a-z-]*/g) ?? []);
 }
 
@@ -62,7 +62,6 @@ export async function startFerry(s: ServerSettings, workers: number, extraFlags:
   const flags = ferryCliFlags();
   const args = [
     FERRY_CLI,
-    'serve',
     '--root', s.root,
     '--host', s.host,
     '--port', String(s.port),

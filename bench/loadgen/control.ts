@@ -27,7 +27,7 @@ export class Control {
   #buf = '';
   /** Code of the multi-line reply being read ("123-..."), or 0. */
   #multi = 0;
-  #multiStart = 0;
+  #multiLines: string[] = [];
   readonly #replies: Reply[] = [];
   readonly #waiters: Waiter[] = [];
   #error: Error | null = null;
@@ -119,8 +119,6 @@ export class Control {
       this.#push(reply);
     }
   }
-
-  #multiLines: string[] = [];
 
   #push(reply: Reply): void {
     const w = this.#waiters.shift();

@@ -148,3 +148,17 @@ export function memoryKiB(pids: readonly number[]): MemorySample {
   }
   return { kib, processes, source };
 }
+
+/** Whole-machine CPU counters from /proc/stat (all cores), in ticks: busy = everything but idle and iowait. */
+export function machineTicks(): { busy: number; total: number } {
+  try {
+    const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal guest guest_nice (guest time is inside user)
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (f[3] ?? 0) + (f[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}

@@ -12,6 +12,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Histogram } from './histogram.js';
+import { machineTicks } from './procstat.js';
 import type { FromWorker, ToWorker, WorkerResult, WorkerSpec } from './types.js';
 
 export interface LoadOptions {
@@ -38,12 +39,16 @@ export interface LoadResult {
   windowS: number;
   /** Generator CPU seconds in the window, all processes. */
   genCpuS: number;
+  /** Its system (kernel) part. */
+  genSysS: number;
   /** Busiest generator process, % of one core. */
   genMaxPct: number;
   generators: number;
   /** Server CPU seconds in the window, all its processes. */
   serverCpuS: number;
   serverWindowS: number;
+  /** Whole machine busy during the window, % of all cores (everything: server, generator, kernel, others). */
+  machineBusyPct: number;
   setup: { opened: number; failed: number; ms: number; errorSamples: string[] };
 }
 
@@ -152,9 +157,11 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     const at = (t: bigint) => new Promise<void>((r) => setTimeout(r, Math.max(0, Number(t - now()) / 1e6)));
     await at(measureNs);
     const cpu0 = o.serverCpuSeconds();
+    const m0 = machineTicks();
     const t0 = now();
     await at(endNs);
     const cpu1 = o.serverCpuSeconds();
+    const m1 = machineTicks();
     const t1 = now();
 
     const results = await Promise.all(procs.map((p) => p.next(o.graceMs + 30_000, 'result')));
@@ -167,10 +174,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       hist,
       windowS: 0,
       genCpuS: 0,
+      genSysS: 0,
       genMaxPct: 0,
       generators: g,
       serverCpuS: cpu1 - cpu0,
       serverWindowS: Number(t1 - t0) / 1e9,
+      machineBusyPct: m1.total > m0.total ? (100 * (m1.busy - m0.busy)) / (m1.total - m0.total) : NaN,
       setup,
     };
     for (const m of results) {
@@ -183,6 +192,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       const windowS = r.windowNs / 1e9;
       out.windowS += windowS / g;
       out.genCpuS += r.cpuUs / 1e6;
+      out.genSysS += r.cpuSysUs / 1e6;
       out.genMaxPct = Math.max(out.genMaxPct, (100 * r.cpuUs) / 1e6 / windowS);
     }
     return out;

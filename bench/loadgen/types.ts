@@ -52,6 +52,8 @@ export interface WorkerResult {
   histMax: number;
   /** Generator CPU inside the measurement window, µs (process.cpuUsage: user + system). */
   cpuUs: number;
+  /** The system (kernel) part of cpuUs, µs. */
+  cpuSysUs: number;
   /** Measured window as seen by this process, ns. */
   windowNs: number;
 }

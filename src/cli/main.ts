@@ -248,6 +248,8 @@ const program = new Command('ferry')
   .description('Ferry: a fast, safe FTP server. With no command, serves the current folder read-only to anonymous users.')
   .version(pkg.version)
   .showHelpAfterError()
+  // `ferry serve --root X` must give --root to `serve`, not to the top level.
+  .enablePositionalOptions()
   // Usage errors exit 2, runtime failures 1, help and version 0 (the usual CLI convention).
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 serveOptions(program);

@@ -28,7 +28,10 @@ function run(args: string[], cwd: string): ChildProcess {
 
 /** Start the CLI and wait (bounded) until it prints the URL with its port. */
 async function start(t: { after(fn: () => Promise<void>): void }, args: string[], cwd: string): Promise<Running> {
-  const child = run(['--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...args], cwd);
+  // A leading `serve` stays first: its options follow it.
+  const serveFirst = args[0] === 'serve';
+  const rest = serveFirst ? args.slice(1) : args;
+  const child = run([...(serveFirst ? ['serve'] : []), '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...rest], cwd);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -80,9 +83,10 @@ test('with no arguments, ferry serves the current folder read-only to anonymous 
   assert.match(ferry.output(), /SIGTERM: stopping/);
 });
 
-test('--user replaces anonymous access and --write grants uploads', async (t) => {
+test('--user replaces anonymous access and --write grants uploads (as `ferry serve` too)', async (t) => {
   const dir = await tempDir(t);
-  const ferry = await start(t, ['--root', dir, '--user', 'bob:pa:ss', '--write'], os.tmpdir());
+  const ferry = await start(t, ['serve', '--root', dir, '--user', 'bob:pa:ss', '--write'], os.tmpdir());
+  assert.match(ferry.output(), new RegExp(`serving ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(read-write\\) to user bob`));
   const anonymous = new Client(5000);
   t.after(async () => anonymous.close());
   await assert.rejects(anonymous.access({ host: '127.0.0.1', port: ferry.port, user: 'anonymous', password: 'x' }), /530/);

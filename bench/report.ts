@@ -1,0 +1,244 @@
+/** Turns the rows of a run into bench/RESULTS.md. */
+import type { Workload } from './loadgen/types.js';
+
+export interface Row {
+  workload: Workload;
+  /** 'ferry', 'ferry-n' or a peer name. */
+  server: string;
+  label: string;
+  ok: boolean;
+  /** Why there is no figure (start failure, pending feature, all operations failed...). */
+  note?: string;
+  figure?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  ops?: number;
+  bytes?: number;
+  errors?: number;
+  errorSamples?: string[];
+  /** Server CPU ms per unit (per op, per MB, per session). */
+  serverCpuPerUnit?: number;
+  /** Server CPU, % of one core, during the window. */
+  serverCpuPct?: number;
+  /** Generator CPU, all processes, % of one core. */
+  genCpuPct?: number;
+  /** Kernel part of genCpuPct. */
+  genSysPct?: number;
+  /** Busiest generator process, % of one core. */
+  genMaxPct?: number;
+  generators?: number;
+  /** Whole machine busy in the window, % of all cores. */
+  machinePct?: number;
+  clients?: number;
+  windowS?: number;
+  extra?: string;
+}
+
+export interface WorkloadInfo {
+  title: string;
+  unit: string;
+  /** Unit the server CPU is divided by. */
+  cpuUnit: string;
+  higherIsBetter: boolean;
+  describe: (s: Settings) => string;
+}
+
+export interface Settings {
+  durationS: number;
+  warmupS: number;
+  clients: number;
+  manyClients: number;
+  idleSessions: number;
+  generators: number;
+  workers: number;
+  pipelineLogin: boolean;
+}
+
+export const WORKLOAD_INFO: Record<Workload, WorkloadInfo> = {
+  login: {
+    title: 'login',
+    unit: 'sessions/s',
+    cpuUnit: 'session',
+    higherIsBetter: true,
+    describe: (s) => `${s.clients} clients loop: connect, 220, USER/PASS, QUIT, server closes. Latency = connect to 221.`,
+  },
+  'get-small': {
+    title: 'get-small',
+    unit: 'transfers/s',
+    cpuUnit: 'transfer',
+    higherIsBetter: true,
+    describe: (s) => `${s.clients} clients logged in once, loop EPSV + RETR of a 4 KiB file. Latency = EPSV sent to 226 and data EOF.`,
+  },
+  'put-small': {
+    title: 'put-small',
+    unit: 'transfers/s',
+    cpuUnit: 'transfer',
+    higherIsBetter: true,
+    describe: (s) => `${s.clients} clients logged in once, loop EPSV + STOR of 4 KiB (each client overwrites its own file). Latency = EPSV sent to 226.`,
+  },
+  'get-big': {
+    title: 'get-big',
+    unit: 'MB/s',
+    cpuUnit: 'MB',
+    higherIsBetter: true,
+    describe: () => 'one client, RETR of a 1 GiB file, repeated; bytes received in the window.',
+  },
+  'put-big': {
+    title: 'put-big',
+    unit: 'MB/s',
+    cpuUnit: 'MB',
+    higherIsBetter: true,
+    describe: () => 'one client, STOR of 1 GiB (overwriting one file), repeated; bytes sent in the window.',
+  },
+  list: {
+    title: 'list',
+    unit: 'listings/s',
+    cpuUnit: 'listing',
+    higherIsBetter: true,
+    describe: (s) =>
+      `${s.clients} clients logged in once, loop EPSV + MLSD (LIST where the server has no MLSD) of a 10,000-entry directory. Listings/s = bytes received in the window ÷ bytes of one listing (under load every listing takes seconds, so whole listings completed in the window would be a coarse count); p50/p99 are whole listings.`,
+  },
+  'many-get': {
+    title: 'many-get',
+    unit: 'MB/s',
+    cpuUnit: 'MB',
+    higherIsBetter: true,
+    describe: (s) => `${s.manyClients} clients, each loops RETR of its own 10 MiB file (100 distinct files); aggregate bytes received in the window.`,
+  },
+  idle: {
+    title: 'idle',
+    unit: 'KiB/session',
+    cpuUnit: 'login',
+    higherIsBetter: false,
+    describe: (s) =>
+      `${s.idleSessions} logged-in idle sessions; server memory (Pss summed over all its processes) after minus before, divided by the sessions. CPU column: server CPU per login while opening them.`,
+  },
+};
+
+const fmt = (v: number | undefined, digits?: number): string => {
+  if (v === undefined || !Number.isFinite(v)) return '—';
+  if (v === 0) return '0';
+  const d = digits ?? (Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : Math.abs(v) >= 1 ? 2 : 3);
+  return v.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+};
+const ratio = (a: number | undefined, b: number | undefined): string =>
+  a === undefined || b === undefined || !(b > 0) || !Number.isFinite(a) ? '—' : `${fmt(a / b, 2)}×`;
+
+export const GEN_LIMIT_PCT = 90;
+/** Whole machine at least this busy (% of all cores): server and generator are sharing a full machine. */
+export const SATURATED_PCT = 90;
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  ramGiB: number;
+  kernel: string;
+  node: string;
+  os: string;
+  date: string;
+  ferry: string;
+  peers: Record<string, string>;
+}
+
+export function renderResults(machine: Machine, settings: Settings, workloads: Workload[], rows: Row[], elapsedS: number, runNotes: string[]): string {
+  const L: string[] = [];
+  L.push('# Ferry benchmark results');
+  L.push('');
+  L.push('Generated by `npm run bench` (bench/run.ts); see bench/README.md for what each workload does and how CPU and memory are measured.');
+  L.push('');
+  L.push('## Machine and run');
+  L.push('');
+  L.push(`- Date: ${machine.date}`);
+  L.push(`- CPU: ${machine.cpu}, ${machine.cores} cores; RAM ${fmt(machine.ramGiB, 1)} GiB`);
+  L.push(`- OS: ${machine.os}, kernel ${machine.kernel}; Node ${machine.node}`);
+  L.push(`- Ferry: ${machine.ferry}`);
+  for (const [name, version] of Object.entries(machine.peers)) L.push(`- ${name}: ${version}`);
+  L.push(
+    `- Settings: ${settings.durationS} s measured per workload after ${settings.warmupS} s warm-up; ${settings.clients} clients (many-get: ${settings.manyClients}; idle: ${settings.idleSessions} sessions); ${settings.generators} generator process(es); Ferry ×N = ${settings.workers} workers; USER/PASS ${settings.pipelineLogin ? 'pipelined where the server accepts it' : 'sent one at a time'}; every server fresh for every workload, alone on the machine, on 127.0.0.1.`,
+  );
+  L.push(`- Whole run: ${fmt(elapsedS / 60, 1)} min.`);
+  L.push('- MB = 10^6 bytes. CPU % = percent of one core (200 % = both cores of a 2-core machine); "machine busy %" is of all cores (100 % = every core busy). Server CPU counts every process of the server (/proc utime+stime, reaped children included); generator CPU is process.cpuUsage() of every generator process.');
+  L.push('');
+
+  const byWorkload = (w: Workload) => rows.filter((r) => r.workload === w);
+  const ferry1 = (w: Workload) => byWorkload(w).find((r) => r.server === 'ferry' && r.ok);
+  const ferryN = (w: Workload) => byWorkload(w).find((r) => r.server === 'ferry-n' && r.ok);
+  const isFerry = (r: Row) => r.server === 'ferry' || r.server === 'ferry-n';
+
+  L.push('## Summary: Ferry against the best peer');
+  L.push('');
+  const nw = `${settings.workers}w`;
+  L.push(`| workload | unit | Ferry (1 worker) | Ferry (${settings.workers} workers) | best peer | Ferry 1w / best | Ferry ${nw} / best |`);
+  L.push('|---|---|--:|--:|---|--:|--:|');
+  for (const w of workloads) {
+    const info = WORKLOAD_INFO[w];
+    const peersOk = byWorkload(w).filter((r) => !isFerry(r) && r.ok && r.figure !== undefined);
+    const best = peersOk.sort((a, b) => (info.higherIsBetter ? b.figure! - a.figure! : a.figure! - b.figure!))[0];
+    const f1 = ferry1(w);
+    const fn = ferryN(w);
+    const fnRow = byWorkload(w).find((r) => r.server === 'ferry-n');
+    L.push(
+      `| ${w}${w === 'login' ? ' ¹' : ''}${w === 'put-small' || w === 'put-big' ? ' ²' : ''} | ${info.unit} | ${fmt(f1?.figure)} | ${fn ? fmt(fn.figure) : fnRow?.note ? fnRow.note : '—'} | ${best ? `${best.label} ${fmt(best.figure)}` : '—'} | ${ratio(f1?.figure, best?.figure)} | ${ratio(fn?.figure, best?.figure)} |`,
+    );
+  }
+  L.push('');
+  L.push('Ratios divide Ferry\'s figure by the peer\'s: above 1× Ferry is faster, except for idle (KiB/session), where below 1× Ferry uses less memory.');
+  L.push('');
+  L.push('¹ Not a like-for-like comparison: Ferry caches successful password verifications, every peer runs its password hash (scrypt or yescrypt, tens of ms of CPU) on every login; see Notes.');
+  L.push('² Ferry makes every upload durable (fdatasync and rename before 226), the peers do not; see bench/README.md.');
+  L.push('');
+
+  const limited = rows.filter((r) => r.ok && (r.genMaxPct ?? 0) >= GEN_LIMIT_PCT);
+  L.push(
+    limited.length === 0
+      ? `**Generator-limited rows: none** (no generator process reached ${GEN_LIMIT_PCT} % of a core).`
+      : `**Generator-limited rows** (a generator process at ≥ ${GEN_LIMIT_PCT} % of a core: the figure is a floor for the server, not its limit): ${limited.map((r) => `${r.workload}/${r.label}`).join(', ')}.`,
+  );
+  L.push('');
+  const saturated = rows.filter((r) => r.ok && (r.genMaxPct ?? 0) < GEN_LIMIT_PCT && (r.machinePct ?? 0) >= SATURATED_PCT);
+  if (saturated.length > 0) {
+    L.push(
+      `Machine CPU-saturated rows (all cores ≥ ${SATURATED_PCT} % busy, no single generator process at its limit; the server shares the machine with the generator, so on more cores it could go faster): ${saturated.map((r) => `${r.workload}/${r.label}`).join(', ')}.`,
+    );
+    L.push('');
+  }
+
+  for (const w of workloads) {
+    const info = WORKLOAD_INFO[w];
+    const f1 = ferry1(w);
+    const fn = ferryN(w);
+    L.push(`## ${info.title} (${info.unit})`);
+    L.push('');
+    L.push(info.describe(settings));
+    L.push('');
+    const idle = w === 'idle';
+    L.push(
+      `| server | ${info.unit} | p50 ms | p99 ms | errors | server CPU ms/${info.cpuUnit} | server CPU % | generator CPU % | machine busy % | Ferry 1w / peer | Ferry ${settings.workers}w / peer | notes |`,
+    );
+    L.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|');
+    for (const r of byWorkload(w)) {
+      if (!r.ok) {
+        L.push(`| ${r.label} | — | — | — | — | — | — | — | — | — | — | ${r.note ?? 'failed'} |`);
+        continue;
+      }
+      const gen = idle ? '—' : `${fmt(r.genCpuPct, 0)}${(r.generators ?? 1) > 1 ? ` (max ${fmt(r.genMaxPct, 0)})` : ''}`;
+      const notes: string[] = [];
+      if ((r.genMaxPct ?? 0) >= GEN_LIMIT_PCT) notes.push('**generator-limited**');
+      else if ((r.machinePct ?? 0) >= SATURATED_PCT) notes.push('machine CPU-saturated');
+      if (r.extra) notes.push(r.extra);
+      if (r.errors && r.errorSamples?.length) notes.push(`errors: ${r.errorSamples.slice(0, 2).join('; ').replace(/\|/g, '/').slice(0, 160)}`);
+      L.push(
+        `| ${r.label} | ${fmt(r.figure)} | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${r.errors ?? 0} | ${fmt(r.serverCpuPerUnit)} | ${fmt(r.serverCpuPct, 0)} | ${gen} | ${idle ? '—' : fmt(r.machinePct, 0)} | ${isFerry(r) ? '—' : ratio(f1?.figure, r.figure)} | ${isFerry(r) ? '—' : ratio(fn?.figure, r.figure)} | ${notes.join('; ')} |`,
+      );
+    }
+    L.push('');
+  }
+
+  if (runNotes.length > 0) {
+    L.push('## Notes');
+    L.push('');
+    for (const n of runNotes) L.push(`- ${n}`);
+    L.push('');
+  }
+  return L.join('\n');
+}
