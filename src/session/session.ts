@@ -10,7 +10,7 @@ import { ErrorCodes, FerryError, fromSystemError, isExpectedError, replyForError
 import type { ServerEvents } from '../observability/events.js';
 import type { Logger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
-import { LineReader, parseCommand, type ParsedCommand } from '../protocol/line-reader.js';
+import { LineReader, parseCommand, type LineSink, type ParsedCommand } from '../protocol/line-reader.js';
 import { MLSX_FACTS, type MlsxFact } from '../protocol/listing.js';
 import { resolvePath, stripListOptions } from '../protocol/path.js';
 import { formatReply } from '../protocol/reply.js';
@@ -45,6 +45,8 @@ interface Transfer {
 }
 
 const MAX_QUEUED_COMMANDS = 16;
+const kSession = Symbol('ferry.session');
+type SessionSocket = Socket & { [kSession]: Session };
 /** Shared by every session until one sends OPTS MLST. */
 const DEFAULT_FACTS: ReadonlySet<MlsxFact> = new Set(MLSX_FACTS);
 /**
@@ -55,7 +57,7 @@ const DEFAULT_FACTS: ReadonlySet<MlsxFact> = new Set(MLSX_FACTS);
 const REPLY_BACKLOG_PAUSE_BYTES = 64 * 1024;
 const REPLY_BACKLOG_MAX_BYTES = 8 * 1024 * 1024;
 
-export class Session {
+export class Session implements LineSink {
   readonly id: string;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -100,9 +102,25 @@ export class Session {
     this.#idleTimer = setTimeout(() => this.#onIdle(), host.options.idleTimeoutMs).unref();
 
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#reader.push(chunk, this.#sink));
-    socket.on('error', (err) => this.log.debug({ err }, 'control connection error'));
-    socket.on('close', () => this.#cleanup());
+    // Shared handlers that find the session on the socket: no closures per
+    // session, since idle sessions are what a server holds most of.
+    (socket as SessionSocket)[kSession] = this;
+    socket.on('data', Session.#onData);
+    socket.on('error', Session.#onError);
+    socket.on('close', Session.#onClose);
+  }
+
+  static #onData(this: SessionSocket, chunk: Buffer): void {
+    const session = this[kSession];
+    session.#reader.push(chunk, session);
+  }
+
+  static #onError(this: SessionSocket, err: Error): void {
+    this[kSession].log.debug({ err }, 'control connection error');
+  }
+
+  static #onClose(this: SessionSocket): void {
+    this[kSession].#cleanup();
   }
 
   /** Made on first use: an idle session that never logs should not pay for a child logger. */
@@ -155,10 +173,15 @@ export class Session {
     return this.#transfer !== null;
   }
 
-  readonly #sink = {
-    line: (line: Buffer) => this.#onLine(line),
-    tooLong: () => this.#onLine(null, 'too-long'),
-  };
+  /** LineSink: a complete command line from the reader. */
+  line(line: Buffer): void {
+    this.#onLine(line);
+  }
+
+  /** LineSink: a line over the length limit. */
+  tooLong(): void {
+    this.#onLine(null, 'too-long');
+  }
 
   #onLine(line: Buffer | null, problem?: 'too-long'): void {
     if (this.#closed) return;
