@@ -163,7 +163,7 @@ export function renderResults(machine: Machine, settings: Settings, workloads: W
   const byWorkload = (w: Workload) => rows.filter((r) => r.workload === w);
   const ferry1 = (w: Workload) => byWorkload(w).find((r) => r.server === 'ferry' && r.ok);
   const ferryN = (w: Workload) => byWorkload(w).find((r) => r.server === 'ferry-n' && r.ok);
-  const isFerry = (r: Row) => r.server === 'ferry' || r.server === 'ferry-n';
+  const isFerry = (r: Row) => r.server.startsWith('ferry');
 
   L.push('## Summary: Ferry against the best peer');
   L.push('');
@@ -185,7 +185,7 @@ export function renderResults(machine: Machine, settings: Settings, workloads: W
   L.push('Ratios divide Ferry\'s figure by the peer\'s: above 1× Ferry is faster, except for idle (KiB/session), where below 1× Ferry uses less memory.');
   L.push('');
   L.push('¹ Not a like-for-like comparison: Ferry caches successful password verifications, every peer runs its password hash (scrypt or yescrypt, tens of ms of CPU) on every login; see Notes.');
-  L.push('² Ferry makes every upload durable (fdatasync and rename before 226), the peers do not; see bench/README.md.');
+  L.push('² Ferry makes every upload durable (fdatasync and rename before 226), the peers do not; the "Ferry (1 worker, --no-fsync)" row in the upload tables is the like-for-like one. See bench/README.md.');
   L.push('');
 
   const limited = rows.filter((r) => r.ok && (r.genMaxPct ?? 0) >= GEN_LIMIT_PCT);

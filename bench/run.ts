@@ -6,7 +6,8 @@
  *   npm run bench -- --servers ferry --workloads get-small --duration 2
  *
  * Options (also as env BENCH_<NAME>, e.g. BENCH_DURATION=4):
- *   --servers LIST     ferry,ferry-n,vsftpd,pure-ftpd,pyftpdlib,ftp-srv (default: all)
+ *   --servers LIST     ferry,ferry-n,ferry-nofsync,vsftpd,pure-ftpd,pyftpdlib,ftp-srv (default: all;
+ *                      ferry-nofsync, Ferry with --no-fsync, runs the upload workloads only)
  *   --workloads LIST   login,get-small,put-small,get-big,put-big,list,many-get,idle (default: all)
  *   --duration S       measured seconds per workload (default 8)
  *   --warmup S         seconds of load before measuring (default 1)
@@ -36,7 +37,7 @@ import { probe } from './probe.js';
 import { renderResults, WORKLOAD_INFO, type Machine, type Row, type Settings } from './report.js';
 import { BENCH_DIR, REPO_DIR, ferryBuilt, ferryCliFlags, startFerry, startPeer, type RunningServer, type ServerSettings } from './servers.js';
 
-const ALL_SERVERS = ['ferry', 'ferry-n', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'] as const;
+const ALL_SERVERS = ['ferry', 'ferry-n', 'ferry-nofsync', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'] as const;
 const PEERS = new Set(['vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv']);
 const HOST = '127.0.0.1';
 const USER = 'ferrybench';
@@ -144,12 +145,14 @@ function machineInfo(peerVersions: Record<string, string>): Machine {
 function label(server: string): string {
   if (server === 'ferry') return 'Ferry (1 worker)';
   if (server === 'ferry-n') return `Ferry (${settings.workers} workers)`;
+  if (server === 'ferry-nofsync') return 'Ferry (1 worker, --no-fsync)';
   return server;
 }
 
 async function startServer(server: string, s: ServerSettings): Promise<RunningServer> {
   if (server === 'ferry') return startFerry(s, 1);
   if (server === 'ferry-n') return startFerry(s, settings.workers);
+  if (server === 'ferry-nofsync') return startFerry(s, 1, ['--no-fsync']);
   return startPeer(server, s);
 }
 
@@ -362,6 +365,8 @@ async function main(): Promise<void> {
   for (const server of servers) if (!serverList.includes(server)) for (const w of workloads) rows.push({ workload: w, server, label: label(server), ok: false, note: 'pending (no --workers flag yet)' });
   for (const w of workloads) {
     for (const server of serverList) {
+      // Durability only matters for uploads: the like-for-like row with the peers.
+      if (server === 'ferry-nofsync' && w !== 'put-small' && w !== 'put-big') continue;
       const row = await measure(w, server, settingsFor.get(server)!);
       rows.push(row);
       const info = WORKLOAD_INFO[w];
