@@ -121,17 +121,7 @@ async function buildServer(flags: ServeFlags, root: string, logger: Logger, over
     users.length === 0 ? new AnonymousAuthenticator({ storage, permissions }) : new UserListAuthenticator(users);
   let server: FtpServer;
   try {
-    server = createServer({
-      authenticator,
-      host: flags.host,
-      port: flags.port,
-      passivePorts: flags.passivePorts,
-      masqueradeAddress: flags.masquerade,
-      maxConnections: flags.maxConnections,
-      maxConnectionsPerIp: flags.maxConnectionsPerIp,
-      logger,
-      ...overrides,
-    });
+    server = createServer({ ...flagOptions(flags), authenticator, logger, ...overrides });
   } catch (err) {
     fail((err as Error).message);
   }

@@ -3,59 +3,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { Client } from 'basic-ftp';
+import { exitOf, runCli, startCli, type RunningCli } from '../helpers/cli.js';
 
-const CLI = path.resolve('src/cli/main.ts');
-// Children run in other folders, so name the loader by its resolved URL.
-const TSX = import.meta.resolve('tsx');
-
-interface Running {
-  child: ChildProcess;
-  port: number;
-  output: () => string;
-}
-
-function run(args: string[], cwd: string): ChildProcess {
-  return spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** Start the CLI and wait (bounded) until it prints the URL with its port. */
-async function start(t: { after(fn: () => Promise<void>): void }, args: string[], cwd: string): Promise<Running> {
-  // A leading `serve` stays first: its options follow it.
+/** Start the CLI with a free port on 127.0.0.1; a leading `serve` stays first, its options follow it. */
+function start(t: { after(fn: () => Promise<void>): void }, args: string[], cwd: string): Promise<RunningCli> {
   const serveFirst = args[0] === 'serve';
   const rest = serveFirst ? args.slice(1) : args;
-  const child = run([...(serveFirst ? ['serve'] : []), '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...rest], cwd);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-  });
-  const deadline = Date.now() + 15_000;
-  while (!/ftp:\/\/[^ ]*127\.0\.0\.1:(\d+)\//.test(out)) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`CLI did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const port = Number(/127\.0\.0\.1:(\d+)\//.exec(out)![1]);
-  return { child, port, output: () => out };
-}
-
-async function exitOf(child: ChildProcess, timeoutMs = 15_000): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code] = await once(child, 'exit');
-  clearTimeout(timer);
-  return code as number | null;
+  return startCli(t, [...(serveFirst ? ['serve'] : []), '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...rest], cwd);
 }
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
@@ -134,7 +94,7 @@ test('bad flags and folders end with a message that says what to do, and exit co
     [['--port', '2122', '--passive-ports', '2120-2130'], /includes the control port 2122/],
   ];
   for (const [args, message] of cases) {
-    const child = run(args, dir);
+    const child = runCli(args, dir);
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
     assert.equal(await exitOf(child), 2, `${args.join(' ')}: ${err}`);
@@ -148,7 +108,7 @@ test('a port already in use is reported with a way out', async (t) => {
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   t.after(async () => void blocker.close());
   const port = (blocker.address() as net.AddressInfo).port;
-  const child = run(['--port', String(port), '--host', '127.0.0.1'], os.tmpdir());
+  const child = runCli(['--port', String(port), '--host', '127.0.0.1'], os.tmpdir());
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   assert.equal(await exitOf(child), 1);
@@ -156,7 +116,7 @@ test('a port already in use is reported with a way out', async (t) => {
 });
 
 test('an address that is not on this machine is one clear line and exit code 1', async () => {
-  const child = run(['--host', '192.0.2.254', '--port', '0'], os.tmpdir());
+  const child = runCli(['--host', '192.0.2.254', '--port', '0'], os.tmpdir());
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   assert.equal(await exitOf(child), 1);
@@ -165,7 +125,7 @@ test('an address that is not on this machine is one clear line and exit code 1',
 });
 
 test('--help documents the zero-config defaults', async () => {
-  const child = run(['--help'], os.tmpdir());
+  const child = runCli(['--help'], os.tmpdir());
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   assert.equal(await exitOf(child), 0);

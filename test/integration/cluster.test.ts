@@ -4,61 +4,24 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { passiveSlice } from '../../src/server/cluster.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
+import { childPids, startCli, type RunningCli } from '../helpers/cli.js';
 
-const CLI = path.resolve('src/cli/main.ts');
-const TSX = import.meta.resolve('tsx');
-
-interface Cluster {
-  child: ChildProcess;
-  port: number;
+interface Cluster extends RunningCli {
   root: string;
-  output: () => string;
 }
 
 async function startCluster(t: { after(fn: () => Promise<void>): void }, extra: string[] = []): Promise<Cluster> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'ferry-cluster-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
   await writeFile(path.join(root, 'file.txt'), 'cluster content');
-  const child = spawn(
-    process.execPath,
-    ['--import', TSX, CLI, '--root', root, '--host', '127.0.0.1', '--port', '0', '--user', 'u:pw', '--write', '--workers', '2', '--log-level', 'info', ...extra],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-    for (const pid of await childPids(child.pid!)) process.kill(pid, 'SIGKILL');
-    await rm(root, { recursive: true, force: true });
-  });
-  const deadline = Date.now() + 20_000;
-  while (!/127\.0\.0\.1:(\d+)\//.test(out)) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`cluster did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, port: Number(/127\.0\.0\.1:(\d+)\//.exec(out)![1]), root, output: () => out };
-}
-
-/** The worker processes of a primary, from /proc. */
-async function childPids(parent: number): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === parent) pids.push(Number(entry));
-  }
-  return pids;
+  const args = ['--root', root, '--host', '127.0.0.1', '--port', '0', '--user', 'u:pw', '--write', '--workers', '2', '--log-level', 'info', ...extra];
+  return { ...(await startCli(t, args, os.tmpdir())), root };
 }
 
 async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
