@@ -30,6 +30,8 @@ export interface FtpServerOptions {
   maxCommandBytes?: number;
   /** Close a control connection silent this long (not counting transfers). Default 300000. */
   idleTimeoutMs?: number;
+  /** Close a connection that has not logged in this long after connecting, active or not. Default 60000. */
+  loginTimeoutMs?: number;
   /** How long to wait for a data connection to arrive or connect. Default 30000. */
   dataConnectTimeoutMs?: number;
   /** Abort a transfer whose data connection moves no byte for this long. Default 300000. */
@@ -57,6 +59,7 @@ export interface ResolvedOptions {
   readonly maxConnectionsPerIp: number;
   readonly maxCommandBytes: number;
   readonly idleTimeoutMs: number;
+  readonly loginTimeoutMs: number;
   readonly dataConnectTimeoutMs: number;
   readonly dataIdleTimeoutMs: number;
   readonly maxLoginAttempts: number;
@@ -117,6 +120,7 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     maxConnectionsPerIp: integer('maxConnectionsPerIp', options.maxConnectionsPerIp, 32, 1),
     maxCommandBytes: integer('maxCommandBytes', options.maxCommandBytes, 8192, 512, 1 << 20),
     idleTimeoutMs: integer('idleTimeoutMs', options.idleTimeoutMs, 300_000, 1),
+    loginTimeoutMs: integer('loginTimeoutMs', options.loginTimeoutMs, 60_000, 1),
     dataConnectTimeoutMs: integer('dataConnectTimeoutMs', options.dataConnectTimeoutMs, 30_000, 1),
     dataIdleTimeoutMs: integer('dataIdleTimeoutMs', options.dataIdleTimeoutMs, 300_000, 1),
     maxLoginAttempts: integer('maxLoginAttempts', options.maxLoginAttempts, 3, 1),

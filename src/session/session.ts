@@ -80,6 +80,11 @@ export class Session implements LineSink {
   readonly #reader: LineReader;
   readonly #queue: Array<ParsedCommand | null> = [];
   readonly #idleTimer: NodeJS.Timeout;
+  /**
+   * Runs until login, whatever the client sends: a connection that never
+   * logs in must not hold one of the limited connection slots for long.
+   */
+  #loginTimer: NodeJS.Timeout | null = null;
   #login: LoginState = { kind: 'anonymous' };
   #log: Logger | null = null;
   #dataChannel: DataChannel | null = null;
@@ -100,6 +105,7 @@ export class Session implements LineSink {
     this.ipv6 = this.localAddress.includes(':');
     this.#reader = new LineReader(host.options.maxCommandBytes);
     this.#idleTimer = setTimeout(() => this.#onIdle(), host.options.idleTimeoutMs).unref();
+    this.#startLoginTimer();
 
     socket.setNoDelay(true);
     // Shared handlers that find the session on the socket: no closures per
@@ -303,6 +309,13 @@ export class Session implements LineSink {
     }
   }
 
+  #startLoginTimer(): void {
+    this.#loginTimer ??= setTimeout(() => {
+      this.log.info('login timeout');
+      this.closeWith(421, 'Login timed out; closing control connection.');
+    }, this.host.options.loginTimeoutMs).unref();
+  }
+
   #onIdle(): void {
     if (this.#transfer) {
       this.#idleTimer.refresh();
@@ -318,6 +331,7 @@ export class Session implements LineSink {
     this.#closing = true;
     this.#queue.length = 0;
     clearTimeout(this.#idleTimer);
+    if (this.#loginTimer) clearTimeout(this.#loginTimer);
     this.#transfer?.controller.abort();
     this.#dataChannel?.close();
     this.#dataChannel = null;
@@ -368,6 +382,8 @@ export class Session implements LineSink {
     this.#login = { kind: 'logged-in', account };
     this.cwd = '/';
     this.failedLogins = 0;
+    if (this.#loginTimer) clearTimeout(this.#loginTimer);
+    this.#loginTimer = null;
     return true;
   }
 
@@ -376,6 +392,7 @@ export class Session implements LineSink {
     const account = this.account;
     if (account) closeStorage(account, this.log);
     this.#login = { kind: 'anonymous' };
+    if (!this.#closed) this.#startLoginTimer();
     this.cwd = '/';
     this.transferType = 'A';
     this.restOffset = 0;

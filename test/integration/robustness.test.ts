@@ -395,6 +395,29 @@ describe('timeouts', () => {
     assert.ok(elapsed >= 200 && elapsed < 2000, `closed after ${elapsed} ms`);
   });
 
+  test('a connection that does not log in is closed after loginTimeoutMs even while it keeps talking; a logged-in one is not', async (t) => {
+    const srv = await startServer(t, { loginTimeoutMs: 400 });
+    const chatty = await RawClient.connect(srv.port);
+    t.after(() => chatty.close());
+    await chatty.expect(220);
+    const started = Date.now();
+    // NOOPs keep the idle timer fresh, but not the login timer.
+    for (let i = 0; i < 20 && !chatty.isClosed; i++) {
+      chatty.send('NOOP');
+      const reply = await chatty.read(2000);
+      if (reply.code === 421) break;
+      assert.equal(reply.code, 200);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await chatty.closed(2000);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 300 && elapsed < 2000, `closed after ${elapsed} ms`);
+
+    const user = await login(t, srv.port);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal((await user.command('PWD')).code, 257, 'the login timer stops at login');
+  });
+
   test('a slow upload longer than the idle timeout is not cut, and idling after it is', async (t) => {
     const srv = await startServer(t, { idleTimeoutMs: 300 });
     const client = await login(t, srv.port);
