@@ -93,10 +93,6 @@ export class ClusterPrimary {
     return this.#net.address() as net.AddressInfo;
   }
 
-  get workerPids(): number[] {
-    return this.#slots.map((slot) => slot.worker.process.pid!).filter(Boolean);
-  }
-
   #fork(index: number): Promise<void> {
     const slice = passiveSlice(this.#options.passivePorts, index, this.#options.workers);
     const worker = cluster.fork({

@@ -175,10 +175,6 @@ export class Session implements LineSink {
     setTimeout(() => this.#socket.destroy(), 100).unref();
   }
 
-  get transferring(): boolean {
-    return this.#transfer !== null;
-  }
-
   /** LineSink: a complete command line from the reader. */
   line(line: Buffer): void {
     this.#onLine(line);
@@ -340,10 +336,6 @@ export class Session implements LineSink {
     this.host.notify('disconnect', { sessionId: this.id, remoteAddress: this.remoteAddress, username: account?.username });
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   onClose(listener: () => void): void {
     this.#socket.once('close', listener);
   }
@@ -430,10 +422,6 @@ export class Session implements LineSink {
     this.#dataChannel = channel;
     // The client may have left while the channel was being set up.
     if (this.#closed) this.#dataChannel?.close();
-  }
-
-  get hasDataChannel(): boolean {
-    return this.#dataChannel !== null;
   }
 
   /**
