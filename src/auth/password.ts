@@ -37,8 +37,13 @@ function parseHash(hash: string): ParsedHash | null {
   const m = HASH_FORMAT.exec(hash);
   if (!m) return null;
   const [logN, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (logN < 10 || logN > 20 || r < 1 || p < 1) return null;
-  return { logN, r, p, salt: Buffer.from(m[4]!, 'base64'), key: Buffer.from(m[5]!, 'base64') };
+  // Bounded cost (a hostile or mistyped hash must not cost seconds or gigabytes)...
+  if (logN < 10 || logN > 20 || r < 1 || r > 32 || p < 1 || p > 16) return null;
+  const salt = Buffer.from(m[4]!, 'base64');
+  const key = Buffer.from(m[5]!, 'base64');
+  // ...and a real key: a truncated one (0 bytes decode from "A") would match anything.
+  if (salt.length < 8 || key.length < 16) return null;
+  return { logN, r, p, salt, key };
 }
 
 function scryptOptions(logN: number, r: number, p: number): ScryptOptions {

@@ -7,7 +7,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Storage } from '../storage/types.js';
-import { hashPassword, VerificationCache, verifyPassword } from './password.js';
+import { hashPassword, isPasswordHash, VerificationCache, verifyPassword } from './password.js';
 import type { Account, AuthRequest, Authenticator } from './types.js';
 
 export type ListedUser = ListedUserBase & ({ password: string; passwordHash?: never } | { passwordHash: string; password?: never });
@@ -33,9 +33,20 @@ export class UserListAuthenticator implements Authenticator {
 
   constructor(users: readonly ListedUser[]) {
     for (const user of users) {
+      if (user.passwordHash !== undefined && !isPasswordHash(user.passwordHash)) {
+        throw new TypeError(`user ${user.username}: passwordHash is not a valid $scrypt$ hash (see hashPassword)`);
+      }
       this.#users.set(user.username, { digest: user.password === undefined ? null : digest(user.password), user });
     }
     this.#hashed = users.some((user) => user.passwordHash !== undefined);
+  }
+
+  async #decoyVerify(password: string): Promise<void> {
+    this.#decoyHash ??= hashPassword('\0ferry-unknown-user').catch((err: unknown) => {
+      this.#decoyHash = null; // try again next time rather than failing every login
+      throw err;
+    });
+    await verifyPassword(password, await this.#decoyHash);
   }
 
   async authenticate(request: AuthRequest): Promise<Account | null> {
@@ -45,10 +56,12 @@ export class UserListAuthenticator implements Authenticator {
       matches = await this.#cache.verify(request.username, request.password, entry.user.passwordHash);
     } else if (entry) {
       matches = timingSafeEqual(digest(request.password), entry.digest!);
+      // In a list with hashed users, plain ones must not answer faster.
+      if (this.#hashed) await this.#decoyVerify(request.password);
     } else {
       // Unknown users cost what a known one does (the decoy is never cached).
       matches = false;
-      if (this.#hashed) await verifyPassword(request.password, await (this.#decoyHash ??= hashPassword('\0ferry-unknown-user')));
+      if (this.#hashed) await this.#decoyVerify(request.password);
       else timingSafeEqual(digest(request.password), this.#decoy);
     }
     if (!entry || !matches) return null;

@@ -131,10 +131,12 @@ async function buildServer(flags: ServeFlags, root: string, logger: Logger, over
 
 async function serveAsPrimary(flags: ServeFlags, root: string, logger: Logger): Promise<void> {
   let primary: ClusterPrimary;
+  let shutdownGraceMs: number;
   try {
     // Validate every setting once, here, before any worker starts.
     const options = resolveOptions({ ...flagOptions(flags), authenticator: { authenticate: async () => null } });
     primary = new ClusterPrimary({ ...options, workers: flags.workers, logger });
+    shutdownGraceMs = options.shutdownGraceMs;
   } catch (err) {
     fail((err as Error).message);
   }
@@ -146,7 +148,7 @@ async function serveAsPrimary(flags: ServeFlags, root: string, logger: Logger): 
     failToListen(flags, err);
   }
   printBanner(flags, root, address.port);
-  onSignals(10_000, () => primary.stop(), () => primary.reload());
+  onSignals(shutdownGraceMs, () => primary.stop(), () => primary.reload());
 }
 
 async function serveAsWorker(flags: ServeFlags, root: string, logger: Logger): Promise<void> {

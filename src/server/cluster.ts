@@ -105,6 +105,8 @@ export class ClusterPrimary {
       if (message.type === 'ferry:closed') this.#release(slot, message.id);
     });
     worker.on('exit', (code, signal) => this.#onExit(slot, code, signal));
+    // An IPC write to a dying worker fails here; unheard, it would crash the primary.
+    worker.on('error', (err) => this.#log.warn({ err, worker: index }, 'worker IPC error'));
     return new Promise((resolve, reject) => {
       const onMessage = (message: WorkerMessage) => {
         if (message.type !== 'ferry:ready') return;
@@ -185,7 +187,9 @@ export class ClusterPrimary {
           new Promise<void>((resolve) => {
             if (slot.worker.isDead()) return resolve();
             slot.worker.once('exit', () => resolve());
-            if (slot.worker.isConnected()) slot.worker.send({ type: 'ferry:shutdown', graceMs } satisfies PrimaryMessage);
+            // A worker still starting has no message handler yet: it would never hear the request.
+            if (!slot.ready) slot.worker.process.kill('SIGKILL'); // it has no sessions yet
+            else if (slot.worker.isConnected()) slot.worker.send({ type: 'ferry:shutdown', graceMs } satisfies PrimaryMessage);
             // A worker that does not exit in time is killed.
             setTimeout(() => slot.worker.process.kill('SIGKILL'), graceMs + 5000).unref();
           }),
@@ -209,7 +213,11 @@ export function runClusterWorker(server: FtpServer, onReload: () => void = () =>
   process.on('message', (message: PrimaryMessage, handle?: net.Socket) => {
     switch (message.type) {
       case 'ferry:connection': {
-        if (!handle) return;
+        if (!handle) {
+          // The socket died on the way: give the primary its slot back.
+          send({ type: 'ferry:closed', id: message.id });
+          return;
+        }
         handle.once('close', () => send({ type: 'ferry:closed', id: message.id }));
         server.handleConnection(handle);
         handle.resume();
@@ -223,10 +231,12 @@ export function runClusterWorker(server: FtpServer, onReload: () => void = () =>
         return;
     }
   });
-  // The primary handles signals for the whole cluster; a worker ignores the
-  // terminal's Ctrl-C and waits for the primary's shutdown message.
+  // The primary handles signals for the whole cluster (systemd and terminals
+  // signal the whole process group): a worker waits for the primary's
+  // graceful shutdown message, which the primary backs with SIGKILL.
   process.on('SIGINT', () => {});
-  process.on('SIGTERM', () => void server.close(0).then(() => process.exit(0)));
+  process.on('SIGTERM', () => {});
+  process.on('SIGHUP', () => {});
   send({ type: 'ferry:ready' });
 }
 

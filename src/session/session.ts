@@ -230,7 +230,7 @@ export class Session implements LineSink {
       const done = () => {
         this.#socket.off('drain', done);
         this.#socket.off('close', done);
-        if (!this.#closing) this.#socket.resume();
+        if (!this.#closing && this.#queue.length < MAX_QUEUED_COMMANDS / 2) this.#socket.resume();
         resolve();
       };
       this.#socket.once('drain', done);

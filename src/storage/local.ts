@@ -252,7 +252,9 @@ class FileUpload extends Writable {
     });
     this.#inFlight.add(write);
     void write.finally(() => this.#inFlight.delete(write));
-    if (position !== null && this.#inFlight.size < MAX_WRITES_IN_FLIGHT) callback();
+    // Only into a temp file: a failed write there discards the upload. In a
+    // resumed file a gap before a later successful write would survive.
+    if (position !== null && !this.#truncateAtEnd && this.#inFlight.size < MAX_WRITES_IN_FLIGHT) callback();
     else void write.then(() => callback(this.#failure));
   }
 

@@ -21,7 +21,19 @@ test('two hashes of one password differ (salted)', async () => {
 });
 
 test('a malformed or absurd hash never verifies', async () => {
-  for (const bad of ['', 'plain', '$scrypt$ln=99,r=8,p=1$AAAA$AAAA', '$scrypt$ln=15,r=8,p=1$!!$AAAA', '$2b$10$abcdefghijklmnopqrstuv']) {
+  const salt = Buffer.from('saltsaltsalt').toString('base64').replace(/=+$/, '');
+  const key = Buffer.alloc(32, 1).toString('base64').replace(/=+$/, '');
+  for (const bad of [
+    '',
+    'plain',
+    '$scrypt$ln=99,r=8,p=1$AAAA$AAAA',
+    '$scrypt$ln=15,r=8,p=1$!!$AAAA',
+    '$2b$10$abcdefghijklmnopqrstuv',
+    `$scrypt$ln=10,r=8,p=1$${salt}$A`, // a truncated key would match any password
+    `$scrypt$ln=10,r=8,p=1$${salt}$AAA`,
+    `$scrypt$ln=10,r=8,p=1$AA$${key}`, // salt too short
+    `$scrypt$ln=10,r=99,p=99$${salt}$${key}`, // absurd cost
+  ]) {
     assert.equal(isPasswordHash(bad), false, bad);
     assert.equal(await verifyPassword('x', bad), false, bad);
   }
@@ -50,6 +62,13 @@ test('cache entries expire and the cache stays bounded', async () => {
   const small = new VerificationCache({ maxEntries: 3 });
   for (const user of ['a', 'b', 'c', 'd', 'e']) await small.verify(user, 'pw', hash);
   assert.equal(small.size, 3);
+});
+
+test('UserListAuthenticator refuses a malformed hash when it is built', () => {
+  assert.throws(
+    () => new UserListAuthenticator([{ username: 'x', passwordHash: '$scrypt$ln=10,r=8,p=1$c2FsdHNhbHQ$A', storage: new MemoryStorage(), permissions: 'elr' }]),
+    /user x: passwordHash is not a valid/,
+  );
 });
 
 test('UserListAuthenticator accepts hashed and plain users, refuses wrong and unknown ones', async () => {

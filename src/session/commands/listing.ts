@@ -129,10 +129,17 @@ export const listingCommands: CommandSpec[] = [
         session.reply(501, 'Not a directory; use MLST for a file.');
         return;
       }
+      let self: string;
+      let perm: (info: FileInfo) => string;
+      try {
+        perm = permFacts(session, path);
+        // RFC 3659 §7.5.1: the listed directory itself, as a cdir entry.
+        self = formatMlsxEntry({ ...listing.info, name: '.' }, session.mlstFacts, permFact(session, path, listing.info), 'cdir');
+      } catch (err) {
+        listing.close(); // e.g. an embedder's hasPermission threw
+        throw err;
+      }
       const facts = session.mlstFacts;
-      const perm = permFacts(session, path);
-      // RFC 3659 §7.5.1: the listed directory itself, as a cdir entry.
-      const self = formatMlsxEntry({ ...listing.info, name: '.' }, facts, permFact(session, path, listing.info), 'cdir');
       await sendListing(session, path, listing, (entry) => formatMlsxEntry(entry, facts, perm(entry)), `${self}\r\n`);
     },
   },
