@@ -423,25 +423,20 @@ async function startPureFtpd(o: PeerOptions): Promise<RunningPeer> {
   return startProcess('pure-ftpd', o, m['pure-ftpd'].bin, args, env);
 }
 
+/** The JSON config both scripted peers read: where to serve, and only a hash of the password. */
+async function writeScriptConfig(o: PeerOptions, name: string, extra: Record<string, unknown> = {}): Promise<string> {
+  await mkdir(o.workdir, { recursive: true });
+  await mkdir(o.root, { recursive: true });
+  const cfg = join(o.workdir, `${name}.json`);
+  const config = { host: HOST, port: o.port, root: resolve(o.root), user: o.user, hash: await scryptHash(o.password), passivePorts: o.passivePorts, ...extra };
+  await writeFile(cfg, JSON.stringify(config), { mode: 0o600 });
+  return cfg;
+}
+
 async function startPyftpdlib(o: PeerOptions): Promise<RunningPeer> {
   checkOptions(o);
   const m = manifest();
-  await mkdir(o.workdir, { recursive: true });
-  await mkdir(o.root, { recursive: true });
-  const cfg = join(o.workdir, 'pyftpdlib.json');
-  await writeFile(
-    cfg,
-    JSON.stringify({
-      host: HOST,
-      port: o.port,
-      root: resolve(o.root),
-      user: o.user,
-      hash: await scryptHash(o.password),
-      passivePorts: o.passivePorts,
-      maxClients: MAX_CLIENTS,
-    }),
-    { mode: 0o600 },
-  );
+  const cfg = await writeScriptConfig(o, 'pyftpdlib', { maxClients: MAX_CLIENTS });
   const env = { ...process.env, PYTHONPATH: m.pyftpdlib.pythonpath, PYTHONDONTWRITEBYTECODE: '1' };
   return startProcess('pyftpdlib', o, 'python3', ['-W', 'ignore::DeprecationWarning', join(PEERS_DIR, 'pyftpdlib-server.py'), cfg], env);
 }
@@ -449,21 +444,7 @@ async function startPyftpdlib(o: PeerOptions): Promise<RunningPeer> {
 async function startFtpSrv(o: PeerOptions): Promise<RunningPeer> {
   checkOptions(o);
   manifest();
-  await mkdir(o.workdir, { recursive: true });
-  await mkdir(o.root, { recursive: true });
-  const cfg = join(o.workdir, 'ftp-srv.json');
-  await writeFile(
-    cfg,
-    JSON.stringify({
-      host: HOST,
-      port: o.port,
-      root: resolve(o.root),
-      user: o.user,
-      hash: await scryptHash(o.password),
-      passivePorts: o.passivePorts,
-    }),
-    { mode: 0o600 },
-  );
+  const cfg = await writeScriptConfig(o, 'ftp-srv');
   // Plain node (no tsx loader): the peer must not pay for ours.
   return startProcess('ftp-srv', o, process.execPath, [join(PEERS_DIR, 'ftp-srv-server.mjs'), cfg], {
     ...process.env,
