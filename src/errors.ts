@@ -36,6 +36,14 @@ export const ErrorCodes = {
   DATA_CONNECTION: 'FERRY_ERR_DATA_CONNECTION',
   /** The transfer was aborted by ABOR, shutdown or a timeout. */
   ABORTED: 'FERRY_ERR_ABORTED',
+  /** The TLS policy requires AUTH TLS before USER (no password in the clear). */
+  TLS_REQUIRED_FOR_LOGIN: 'FERRY_ERR_TLS_REQUIRED_FOR_LOGIN',
+  /** The TLS policy requires PROT P before any transfer. */
+  TLS_REQUIRED_FOR_DATA: 'FERRY_ERR_TLS_REQUIRED_FOR_DATA',
+  /** requireSessionReuse: the data connection did not resume the control connection's TLS session. */
+  TLS_SESSION_NOT_REUSED: 'FERRY_ERR_TLS_SESSION_NOT_REUSED',
+  /** The TLS handshake on the data connection failed or timed out. */
+  TLS_HANDSHAKE_FAILED: 'FERRY_ERR_TLS_HANDSHAKE_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -65,6 +73,13 @@ const replies: Record<ErrorCode, FtpReply> = {
   FERRY_ERR_UNAVAILABLE: { code: 451, text: 'Storage temporarily unavailable; try again later.' },
   FERRY_ERR_DATA_CONNECTION: { code: 426, text: 'Connection closed; transfer aborted.' },
   FERRY_ERR_ABORTED: { code: 426, text: 'Transfer aborted.' },
+  // RFC 959: 530 Not logged in (vsftpd answers USER the same way).
+  FERRY_ERR_TLS_REQUIRED_FOR_LOGIN: { code: 530, text: 'TLS required: send AUTH TLS before logging in.' },
+  // RFC 4217 §9: 521 data connection cannot be opened with this PROT setting.
+  FERRY_ERR_TLS_REQUIRED_FOR_DATA: { code: 521, text: 'Data connections must be encrypted: send PBSZ 0 and PROT P.' },
+  // vsftpd's reply for require_ssl_reuse, which clients and operators recognise.
+  FERRY_ERR_TLS_SESSION_NOT_REUSED: { code: 522, text: 'Data connection refused: its TLS session must resume the control connection\'s.' },
+  FERRY_ERR_TLS_HANDSHAKE_FAILED: { code: 425, text: "Can't open data connection: TLS negotiation failed." },
 };
 
 const kFerryError = Symbol.for('ferry.error');

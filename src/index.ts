@@ -1,6 +1,8 @@
 /** Ferry's public library API. Everything exported here is supported. */
 export { createServer, FtpServer } from './server/server.js';
 export type { FtpServerOptions } from './server/options.js';
+export type { ConnectionOptions } from './server/server.js';
+export type { TlsOptions, TlsCredentials, TlsPolicy } from './tls/options.js';
 export { parsePortRange } from './server/options.js';
 export type { PortRange } from './data/passive.js';
 

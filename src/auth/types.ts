@@ -6,6 +6,9 @@
  * and the permissions the session checks before every command.
  */
 import type { Storage } from '../storage/types.js';
+import type { TlsPolicy } from '../tls/options.js';
+
+export type { TlsPolicy };
 
 /**
  * Permission letters, as in pyftpdlib:
@@ -48,6 +51,14 @@ export interface AuthRequest {
 export interface Authenticator {
   /** Resolve to an Account, or null to reject (the client sees 530 after a delay). */
   authenticate(request: AuthRequest): Promise<Account | null>;
+  /**
+   * Optional: this user's TLS policy, consulted at USER (before any
+   * password is sent), overriding the server's `tls.policy` and the
+   * anonymous exemption. Return undefined to use the server's policy.
+   * 'login' or 'data' on a server without TLS means the user cannot log in.
+   * Must not be slow: it runs on every USER.
+   */
+  tlsPolicy?(username: string): TlsPolicy | undefined;
 }
 
 export function accountHasPermission(account: Account, permission: Permission, path: string): boolean {

@@ -31,6 +31,14 @@ export class LineReader {
     this.#maxLineBytes = maxLineBytes;
   }
 
+  /** Forget any partial line (AUTH TLS: nothing sent in the clear may complete a command sent over TLS). */
+  reset(): void {
+    this.#carry = [];
+    this.#carryBytes = 0;
+    this.#discarding = false;
+    this.#swallowLf = false;
+  }
+
   push(chunk: Buffer, sink: LineSink): void {
     if (this.#swallowLf) {
       this.#swallowLf = false;

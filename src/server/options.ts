@@ -8,6 +8,7 @@ import type { Authenticator } from '../auth/types.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import type { PortRange } from '../data/passive.js';
+import { resolveTlsOptions, type ResolvedTlsOptions, type TlsOptions } from '../tls/options.js';
 
 export interface FtpServerOptions {
   /** Decides who may log in and what storage and permissions they get. Required. */
@@ -46,6 +47,12 @@ export interface FtpServerOptions {
   shutdownGraceMs?: number;
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
+  /**
+   * FTPS (explicit AUTH TLS, and implicit TLS with `implicitPort`): PEM
+   * certificate and key, policy, session reuse. See docs/tls.md. Default:
+   * no TLS (AUTH answers 502).
+   */
+  tls?: TlsOptions;
 }
 
 export interface ResolvedOptions {
@@ -67,6 +74,7 @@ export interface ResolvedOptions {
   readonly allowActiveMode: boolean;
   readonly shutdownGraceMs: number;
   readonly logger: Logger;
+  readonly tls: ResolvedTlsOptions | null;
 }
 
 export function parsePortRange(value: string): PortRange | null {
@@ -109,6 +117,10 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     throw new TypeError(`masqueradeAddress: "${masquerade}" is not an IPv4 address (PASV can only announce IPv4)`);
   }
   const greeting = options.greeting ?? 'Ferry FTP server ready.';
+  const tls = options.tls === undefined ? null : resolveTlsOptions(options.tls);
+  if (tls?.implicitPort && (tls.implicitPort === port || (passivePorts && tls.implicitPort >= passivePorts.min && tls.implicitPort <= passivePorts.max))) {
+    throw new TypeError(`tls.implicitPort: ${tls.implicitPort} is already the control port or in the passive range; choose another (usually 990)`);
+  }
   return Object.freeze({
     authenticator: options.authenticator,
     host: options.host ?? '0.0.0.0',
@@ -128,5 +140,6 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     allowActiveMode: options.allowActiveMode ?? true,
     shutdownGraceMs: integer('shutdownGraceMs', options.shutdownGraceMs, 10_000, 0),
     logger: options.logger ?? silentLogger,
+    tls,
   });
 }

@@ -1,7 +1,7 @@
 /**
- * The server: the control listener, connection limits, sessions and
- * graceful shutdown. One FtpServer is one listening address; run several for
- * several addresses (e.g. IPv4 and IPv6).
+ * The server: the control listener (and the implicit-FTPS one), connection
+ * limits, sessions and graceful shutdown. One FtpServer is one listening
+ * address; run several for several addresses (e.g. IPv4 and IPv6).
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -12,7 +12,14 @@ import { formatReply } from '../protocol/reply.js';
 import { defaultCommands } from '../session/command-table.js';
 import type { CommandSpec } from '../session/command.js';
 import { Session, type SessionHost } from '../session/session.js';
+import { TlsContext } from '../tls/context.js';
+import type { TlsCredentials } from '../tls/options.js';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from './options.js';
+
+export interface ConnectionOptions {
+  /** The connection is implicit FTPS: TLS starts with its first byte. */
+  implicitTls?: boolean;
+}
 
 /** Events logged at info level: what users did, for operators reading logs. Payloads carry no secrets. */
 const ACTIVITY_EVENTS = new Set<keyof ServerEvents>([
@@ -31,7 +38,10 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   readonly options: ResolvedOptions;
   readonly passivePorts: PassivePortPool;
   readonly commands: ReadonlyMap<string, CommandSpec> = defaultCommands();
+  readonly tls: TlsContext | null;
   readonly #net: net.Server;
+  /** Implicit FTPS (TLS from the first byte), when `tls.implicitPort` is set. */
+  readonly #implicitNet: net.Server | null;
   readonly #sessions = new Set<Session>();
   readonly #perIp = new Map<string, number>();
   #nextId = 1;
@@ -41,11 +51,30 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     super();
     this.options = resolveOptions(options);
     this.passivePorts = new PassivePortPool(this.options.passivePorts);
-    this.#net = net.createServer({ noDelay: true }, (socket) => this.handleConnection(socket));
+    this.tls = this.options.tls ? new TlsContext(this.options.tls.credentials) : null;
+    this.#net = this.#listener({});
+    this.#implicitNet = this.options.tls?.implicitPort != null ? this.#listener({ implicitTls: true }) : null;
+  }
+
+  #listener(kind: ConnectionOptions): net.Server {
+    const server = net.createServer({ noDelay: true }, (socket) => this.handleConnection(socket, kind));
     // Errors before listening reject listen(); later ones are the embedder's to handle.
-    this.#net.on('error', (err) => {
-      if (this.#net.listening) this.emit('error', err);
+    server.on('error', (err) => {
+      if (server.listening) this.emit('error', err);
     });
+    return server;
+  }
+
+  /**
+   * Replace the certificate, key or TLS settings for new handshakes (SIGHUP
+   * in the CLI). Sessions already secured keep going, and their data
+   * connections still resume: the session ticket keys carry over. Throws a
+   * TypeError, keeping the old context, when the new one is unusable.
+   */
+  reloadTls(credentials: TlsCredentials): void {
+    if (!this.tls) throw new TypeError('reloadTls: this server was created without tls options');
+    this.tls.reload(credentials);
+    this.logger.info('TLS certificate reloaded');
   }
 
   get logger() {
@@ -62,22 +91,33 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     }
   }
 
-  /** Start listening. Resolves with the bound address (useful with port 0). */
-  listen(port = this.options.port, host = this.options.host): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.#net.once('error', onError);
-      this.#net.listen({ port, host }, () => {
-        this.#net.off('error', onError);
-        const address = this.address()!;
-        this.logger.info({ address: address.address, port: address.port }, 'listening');
-        resolve(address);
-      });
-    });
+  /**
+   * Start listening (and on `tls.implicitPort` too, when set). Resolves with
+   * the control listener's address (useful with port 0); see
+   * `implicitAddress()` for the other.
+   */
+  async listen(port = this.options.port, host = this.options.host): Promise<net.AddressInfo> {
+    const address = await listenOn(this.#net, port, host);
+    this.logger.info({ address: address.address, port: address.port }, 'listening');
+    if (this.#implicitNet) {
+      try {
+        const implicit = await listenOn(this.#implicitNet, this.options.tls!.implicitPort!, host);
+        this.logger.info({ address: implicit.address, port: implicit.port }, 'listening for implicit FTPS');
+      } catch (err) {
+        this.#net.close();
+        throw err;
+      }
+    }
+    return address;
   }
 
   address(): net.AddressInfo | null {
     return this.#net.address() as net.AddressInfo | null;
+  }
+
+  /** The implicit-FTPS listener's address, when it listens. */
+  implicitAddress(): net.AddressInfo | null {
+    return (this.#implicitNet?.address() as net.AddressInfo | null | undefined) ?? null;
   }
 
   get connectionCount(): number {
@@ -88,17 +128,31 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
    * Serve a control connection accepted elsewhere (cluster mode: the primary
    * accepts and hands sockets to workers). `listen()` uses it too.
    */
-  handleConnection(socket: net.Socket): void {
+  handleConnection(socket: net.Socket, kind: ConnectionOptions = {}): void {
     const ip = limitKey(normalizeAddress(socket.remoteAddress ?? ''));
     const fromIp = this.#perIp.get(ip) ?? 0;
+    if (kind.implicitTls && !this.tls) {
+      this.logger.warn('implicit FTPS connection on a server without tls options; closing it');
+      socket.destroy();
+      return;
+    }
     if (this.#sessions.size >= this.options.maxConnections || fromIp >= this.options.maxConnectionsPerIp) {
       this.logger.warn({ remote: ip }, 'connection limit reached');
       socket.on('error', () => {});
-      socket.end(formatReply(421, 'Too many connections; try again later.'));
+      // A TLS client would read a plain 421 as a protocol error: just close.
+      if (kind.implicitTls) socket.destroy();
+      else socket.end(formatReply(421, 'Too many connections; try again later.'));
       setTimeout(() => socket.destroy(), 2000).unref();
       return;
     }
-    const session = new Session(String(this.#nextId++), socket, this);
+    let session: Session;
+    if (kind.implicitTls) {
+      // Replies written before the handshake completes wait inside the TLS socket.
+      const binding = this.tls!.bind();
+      session = new Session(String(this.#nextId++), binding.wrapControl(socket), this, binding);
+    } else {
+      session = new Session(String(this.#nextId++), socket, this);
+    }
     this.#sessions.add(session);
     this.#perIp.set(ip, fromIp + 1);
     session.onClose(() => {
@@ -118,6 +172,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   close(graceMs = this.options.shutdownGraceMs): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
       if (this.#net.listening) this.#net.close();
+      if (this.#implicitNet?.listening) this.#implicitNet.close();
       for (const session of this.#sessions) session.shutdown();
       const deadline = setTimeout(() => {
         for (const session of this.#sessions) session.destroy();
@@ -133,6 +188,16 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     });
     return this.#closing;
   }
+}
+
+function listenOn(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host }, () => {
+      server.off('error', reject);
+      resolve(server.address() as net.AddressInfo);
+    });
+  });
 }
 
 /**

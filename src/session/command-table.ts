@@ -6,12 +6,14 @@ import { fileCommands } from './commands/file-ops.js';
 import { infoCommands } from './commands/info.js';
 import { listingCommands } from './commands/listing.js';
 import { navigationCommands } from './commands/navigation.js';
+import { tlsCommands } from './commands/tls.js';
 import { transferCommands } from './commands/transfer.js';
 
 export function defaultCommands(): Map<string, CommandSpec> {
   const table = new Map<string, CommandSpec>();
   for (const spec of [
     ...authCommands,
+    ...tlsCommands,
     ...infoCommands,
     ...navigationCommands,
     ...fileCommands,

@@ -4,7 +4,9 @@
  * `commands/`; this file owns the lifecycle and the generic checks.
  */
 import type { Socket } from 'node:net';
-import type { Account, Permission } from '../auth/types.js';
+import type { TLSSocket } from 'node:tls';
+import { ANONYMOUS_NAMES } from '../auth/anonymous.js';
+import type { Account, Permission, TlsPolicy } from '../auth/types.js';
 import { accountHasPermission } from '../auth/types.js';
 import { ErrorCodes, FerryError, fromSystemError, isExpectedError, replyForError } from '../errors.js';
 import type { ServerEvents } from '../observability/events.js';
@@ -18,6 +20,8 @@ import type { DataChannel } from '../data/channel.js';
 import type { PassivePortPool } from '../data/passive.js';
 import type { ResolvedOptions } from '../server/options.js';
 import type { Storage } from '../storage/types.js';
+import type { SessionBinding, TlsContext } from '../tls/context.js';
+import { handshake } from '../tls/handshake.js';
 import type { CommandSpec } from './command.js';
 
 /** What a session needs from its server. */
@@ -26,14 +30,16 @@ export interface SessionHost {
   readonly passivePorts: PassivePortPool;
   readonly commands: ReadonlyMap<string, CommandSpec>;
   readonly logger: Logger;
+  /** The shared TLS context, when the server has a certificate. */
+  readonly tls: TlsContext | null;
   /** Emit an event; a listener that throws is logged, never allowed to break the session. */
   notify<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void;
 }
 
 type LoginState =
   | { kind: 'anonymous' }
-  | { kind: 'user-given'; username: string }
-  | { kind: 'logged-in'; account: Account };
+  | { kind: 'user-given'; username: string; tlsPolicy: TlsPolicy }
+  | { kind: 'logged-in'; account: Account; tlsPolicy: TlsPolicy };
 
 interface Transfer {
   readonly verb: string;
@@ -75,8 +81,12 @@ export class Session implements LineSink {
   epsvAll = false;
   mlstFacts: ReadonlySet<MlsxFact> = DEFAULT_FACTS;
   failedLogins = 0;
+  /** RFC 4217 PROT: 'P' encrypts data connections. Implicit TLS starts at 'P'. */
+  dataProtection: 'C' | 'P' = 'C';
 
-  readonly #socket: Socket;
+  #socket: Socket;
+  /** Set once the control connection is TLS (AUTH TLS or implicit). */
+  #tls: SessionBinding | null = null;
   readonly #reader: LineReader;
   readonly #queue: Array<ParsedCommand | null> = [];
   readonly #idleTimer: NodeJS.Timeout;
@@ -95,7 +105,8 @@ export class Session implements LineSink {
   #closing = false;
   #shuttingDown = false;
 
-  constructor(id: string, socket: Socket, host: SessionHost) {
+  /** `tls`: the socket is already the TLS side of an implicit-FTPS connection, bound to this context. */
+  constructor(id: string, socket: Socket, host: SessionHost, tls?: SessionBinding) {
     this.id = id;
     this.#socket = socket;
     this.host = host;
@@ -114,6 +125,11 @@ export class Session implements LineSink {
     socket.on('data', Session.#onData);
     socket.on('error', Session.#onError);
     socket.on('close', Session.#onClose);
+    if (tls) {
+      // Implicit FTPS has always meant encrypted data too; clients still send PROT P.
+      this.dataProtection = 'P';
+      this.#secured(socket as TLSSocket, tls);
+    }
   }
 
   static #onData(this: SessionSocket, chunk: Buffer): void {
@@ -340,6 +356,79 @@ export class Session implements LineSink {
     this.#socket.once('close', listener);
   }
 
+  // ---- TLS (RFC 4217) ----------------------------------------------------
+
+  /** True once the control connection is encrypted. */
+  get secure(): boolean {
+    return this.#tls !== null;
+  }
+
+  /**
+   * AUTH TLS: answer, then run the TLS handshake over the same TCP
+   * connection. Whatever the client sent after AUTH and before the
+   * handshake (queued commands, a partial line) is discarded: it was
+   * plaintext, and an attacker on the path could have injected it to be run
+   * as if it came over TLS (the STARTTLS command injection, CVE-2011-0411).
+   */
+  startTls(code: number, text: string): void {
+    const context = this.host.tls;
+    if (!context || this.#closed) return;
+    const raw = this.#socket;
+    this.#queue.length = 0;
+    this.#reader.reset();
+    raw.off('data', Session.#onData);
+    raw.pause();
+    raw.write(formatReply(code, text), () => {
+      if (this.#closed) return;
+      const binding = context.bind();
+      const secure = binding.wrapControl(raw);
+      (secure as Socket as SessionSocket)[kSession] = this;
+      secure.on('data', Session.#onData);
+      secure.on('error', Session.#onError);
+      this.#socket = secure;
+      this.#secured(secure, binding);
+    });
+  }
+
+  #secured(socket: TLSSocket, binding: SessionBinding): void {
+    this.#tls = binding;
+    socket.once('secure', () => {
+      binding.controlSecured(socket);
+      this.log.debug({ protocol: socket.getProtocol(), cipher: socket.getCipher().name }, 'control connection secured');
+    });
+  }
+
+  /** The TLS policy for `username`: the authenticator's word for this user, else the server's (anonymous may be exempt). */
+  tlsPolicyFor(username: string): TlsPolicy {
+    const own = this.host.options.authenticator.tlsPolicy?.(username);
+    if (own) return own;
+    const options = this.host.options.tls;
+    if (!options) return 'optional';
+    if (options.anonymousExempt && ANONYMOUS_NAMES.includes(username.toLowerCase())) return 'optional';
+    return options.policy;
+  }
+
+  /** Wrap a data connection in TLS when PROT P is in force; check session reuse when required. */
+  async #protectData(socket: Socket, signal: AbortSignal): Promise<Socket> {
+    if (this.dataProtection === 'C') return socket;
+    const binding = this.#tls;
+    if (!binding) throw new FerryError(ErrorCodes.TLS_HANDSHAKE_FAILED, 'PROT P without a TLS control connection');
+    const data = binding.wrapData(socket);
+    data.socket.on('error', () => {}); // the handshake and the pipeline observe errors
+    try {
+      await handshake(data.socket, signal, this.host.options.dataConnectTimeoutMs);
+    } catch (err) {
+      data.socket.destroy();
+      if (signal.aborted) throw new FerryError(ErrorCodes.ABORTED, 'aborted', { cause: err });
+      throw new FerryError(ErrorCodes.TLS_HANDSHAKE_FAILED, (err as Error).message, { cause: err });
+    }
+    if (!data.verify() && this.host.options.tls?.requireSessionReuse) {
+      data.socket.destroy();
+      throw new FerryError(ErrorCodes.TLS_SESSION_NOT_REUSED, `data connection did not resume the control session (reused: ${data.socket.isSessionReused()})`);
+    }
+    return data.socket;
+  }
+
   // ---- login state --------------------------------------------------------
 
   get loggedIn(): boolean {
@@ -360,9 +449,9 @@ export class Session implements LineSink {
   }
 
   /** USER: forget any previous login (and its storage) and wait for PASS. */
-  setUsername(username: string): void {
+  setUsername(username: string, tlsPolicy: TlsPolicy): void {
     this.logout();
-    this.#login = { kind: 'user-given', username };
+    this.#login = { kind: 'user-given', username, tlsPolicy };
   }
 
   /** Returns false (and releases the account's storage) when the client left during authentication. */
@@ -371,7 +460,8 @@ export class Session implements LineSink {
       closeStorage(account, this.log);
       return false;
     }
-    this.#login = { kind: 'logged-in', account };
+    const tlsPolicy = this.#login.kind === 'user-given' ? this.#login.tlsPolicy : 'optional';
+    this.#login = { kind: 'logged-in', account, tlsPolicy };
     this.cwd = '/';
     this.failedLogins = 0;
     if (this.#loginTimer) clearTimeout(this.#loginTimer);
@@ -379,7 +469,11 @@ export class Session implements LineSink {
     return true;
   }
 
-  /** REIN and USER: back to the state of a fresh connection (RFC 959 §4.1.1). */
+  /**
+   * REIN and USER: back to the state of a fresh connection (RFC 959 §4.1.1).
+   * TLS and PROT stay: clients send PBSZ/PROT before USER, and a TLS
+   * connection cannot be turned back into a plain one safely.
+   */
   logout(): void {
     const account = this.account;
     if (account) closeStorage(account, this.log);
@@ -451,14 +545,20 @@ export class Session implements LineSink {
       this.reply(425, 'Use PORT, EPRT, PASV or EPSV first.');
       return false;
     }
+    if (this.dataProtection === 'C' && this.#login.kind === 'logged-in' && this.#login.tlsPolicy === 'data') {
+      channel.close();
+      this.replyError(new FerryError(ErrorCodes.TLS_REQUIRED_FOR_DATA, 'transfer at PROT C'));
+      return false;
+    }
     this.reply(150, preliminary);
     let socket: Socket;
     try {
-      socket = await channel.open(signal);
+      socket = await this.#protectData(await channel.open(signal), signal);
     } catch (err) {
       channel.close();
       this.log.debug({ err: (err as Error).message }, 'data connection failed');
-      if (signal.aborted) this.replyError(new FerryError(ErrorCodes.ABORTED));
+      if (err instanceof FerryError) this.replyError(err);
+      else if (signal.aborted) this.replyError(new FerryError(ErrorCodes.ABORTED));
       else this.reply(425, "Can't open data connection.");
       return false;
     }

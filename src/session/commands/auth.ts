@@ -1,6 +1,7 @@
 /** Login and logout: USER, PASS, REIN, QUIT, ACCT (RFC 959 §4.1.1). */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Account } from '../../auth/types.js';
+import { ErrorCodes, FerryError } from '../../errors.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
 
@@ -18,7 +19,7 @@ async function pass(session: Session, password: string): Promise<void> {
       username,
       password,
       remoteAddress: session.remoteAddress,
-      secure: false,
+      secure: session.secure,
     });
   } catch (err) {
     session.log.error({ err, username }, 'authenticator failed');
@@ -45,7 +46,14 @@ export const authCommands: CommandSpec[] = [
     auth: false,
     arg: 'required',
     handler(session, { arg }) {
-      session.setUsername(arg);
+      const tlsPolicy = session.tlsPolicyFor(arg);
+      if (tlsPolicy !== 'optional' && !session.secure) {
+        // Refused before the password is sent: it would travel in the clear.
+        session.logout();
+        session.replyError(new FerryError(ErrorCodes.TLS_REQUIRED_FOR_LOGIN, `user ${arg} must use TLS`));
+        return;
+      }
+      session.setUsername(arg, tlsPolicy);
       session.reply(331, 'Please specify the password.');
     },
   },
