@@ -79,6 +79,9 @@ function listen(server: net.Server, host: string, port: number): Promise<number>
   });
 }
 
+/** Work on an accepted data connection before it is handed out (e.g. the TLS handshake); rejects to refuse it. */
+export type PrepareStep = (socket: Socket, signal: AbortSignal) => Promise<Socket>;
+
 export class PassiveChannel implements DataChannel {
   readonly port: number;
   readonly #server: net.Server;
@@ -87,7 +90,12 @@ export class PassiveChannel implements DataChannel {
   /** An unused listener must not hold its port until the session ends. */
   readonly #unusedTimer: NodeJS.Timeout;
   #socket: Socket | null = null;
-  #waiter: ((socket: Socket) => void) | null = null;
+  /** The data connection once accepted and prepared (TLS handshake under PROT P). */
+  #ready: Promise<Socket> | null = null;
+  #prepare: PrepareStep | null = null;
+  /** Cancels a prepare step still running when the channel closes. */
+  readonly #closed = new AbortController();
+  #waiter: ((ready: Promise<Socket>) => void) | null = null;
 
   private constructor(server: net.Server, port: number, peer: string, timeoutMs: number) {
     this.#server = server;
@@ -120,30 +128,46 @@ export class PassiveChannel implements DataChannel {
     this.#socket = socket;
     this.#server.close();
     socket.on('error', () => {}); // the transfer observes errors through its pipeline
-    this.#waiter?.(socket);
+    this.#ready = this.#prepare ? this.#prepare(socket, this.#closed.signal) : Promise.resolve(socket);
+    this.#ready.catch(() => {}); // observed by open(), if a transfer ever asks
+    this.#waiter?.(this.#ready);
+  }
+
+  /**
+   * Run `step` on the data connection as soon as it is accepted, before any
+   * transfer asks for it: under PROT P the client may start its TLS
+   * handshake right after connecting, before it even sends RETR.
+   */
+  prepareWith(step: PrepareStep): void {
+    this.#prepare = step;
   }
 
   open(signal: AbortSignal): Promise<Socket> {
     clearTimeout(this.#unusedTimer);
-    if (this.#socket) return Promise.resolve(this.#socket);
+    if (this.#ready) {
+      // ABOR during the prepare step (a TLS handshake) cancels it.
+      signal.addEventListener('abort', () => this.close(), { once: true });
+      return this.#ready;
+    }
     if (signal.aborted || !this.#server.listening) return Promise.reject(new Error('passive listener closed or aborted'));
     return new Promise((resolve, reject) => {
-      const finish = (err: Error | null, socket?: Socket) => {
+      const finish = (err: Error | null, ready?: Promise<Socket>) => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         this.#waiter = null;
         if (err) reject(err);
-        else resolve(socket!);
+        else resolve(ready!);
       };
       const onAbort = () => finish(new Error('aborted while waiting for the data connection'));
       const timer = setTimeout(() => finish(new Error('data connection timed out')), this.#timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
-      this.#waiter = (socket) => finish(null, socket);
+      this.#waiter = (ready) => finish(null, ready);
     });
   }
 
   close(): void {
     clearTimeout(this.#unusedTimer);
+    this.#closed.abort();
     this.#server.close();
     this.#socket?.destroy();
   }

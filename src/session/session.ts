@@ -4,7 +4,7 @@
  * `commands/`; this file owns the lifecycle and the generic checks.
  */
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import { ANONYMOUS_NAMES } from '../auth/anonymous.js';
 import type { Account, Permission, TlsPolicy } from '../auth/types.js';
 import { accountHasPermission } from '../auth/types.js';
@@ -84,7 +84,10 @@ export class Session implements LineSink {
   /** RFC 4217 PROT: 'P' encrypts data connections. Implicit TLS starts at 'P'. */
   dataProtection: 'C' | 'P' = 'C';
 
+  /** The socket commands and replies travel on: the TCP socket, or the TLS socket over it. */
   #socket: Socket;
+  /** The TCP socket: its 'close' is the session's end, whatever runs over it. */
+  readonly #tcp: Socket;
   /** Set once the control connection is TLS (AUTH TLS or implicit). */
   #tls: SessionBinding | null = null;
   readonly #reader: LineReader;
@@ -104,11 +107,14 @@ export class Session implements LineSink {
   /** No more commands are read: QUIT, a fatal error, or shutdown. */
   #closing = false;
   #shuttingDown = false;
+  /** Between AUTH TLS and the TLS socket: plaintext lines are not commands. */
+  #awaitingHandshake = false;
 
   /** `tls`: the socket is already the TLS side of an implicit-FTPS connection, bound to this context. */
   constructor(id: string, socket: Socket, host: SessionHost, tls?: SessionBinding) {
     this.id = id;
     this.#socket = socket;
+    this.#tcp = socket;
     this.host = host;
     this.remoteAddress = normalizeAddress(socket.remoteAddress ?? '');
     this.remotePort = socket.remotePort ?? 0;
@@ -202,7 +208,7 @@ export class Session implements LineSink {
   }
 
   #onLine(line: Buffer | null, problem?: 'too-long'): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#awaitingHandshake) return;
     this.#idleTimer.refresh();
     if (problem === 'too-long') {
       this.reply(500, 'Command line too long.');
@@ -353,7 +359,7 @@ export class Session implements LineSink {
   }
 
   onClose(listener: () => void): void {
-    this.#socket.once('close', listener);
+    this.#tcp.once('close', listener);
   }
 
   // ---- TLS (RFC 4217) ----------------------------------------------------
@@ -374,20 +380,27 @@ export class Session implements LineSink {
     const context = this.host.tls;
     if (!context || this.#closed) return;
     const raw = this.#socket;
+    // AUTH may run while the reader is still splitting the chunk it came in:
+    // the lines after it are dropped as they come, until the handshake ends.
     this.#queue.length = 0;
-    this.#reader.reset();
+    this.#awaitingHandshake = true;
     raw.off('data', Session.#onData);
-    raw.pause();
-    raw.write(formatReply(code, text), () => {
-      if (this.#closed) return;
-      const binding = context.bind();
-      const secure = binding.wrapControl(raw);
-      (secure as Socket as SessionSocket)[kSession] = this;
-      secure.on('data', Session.#onData);
-      secure.on('error', Session.#onError);
-      this.#socket = secure;
-      this.#secured(secure, binding);
+    raw.write(formatReply(code, text));
+    // Wrap now, not once the reply is flushed: the client starts its
+    // handshake as soon as it reads 234, and the TLS socket must be reading
+    // by then. The reply is ahead of any TLS byte in the same stream.
+    const binding = context.bind();
+    const secure = binding.wrapControl(raw);
+    (secure as Socket as SessionSocket)[kSession] = this;
+    secure.on('data', Session.#onData);
+    secure.on('error', Session.#onError);
+    secure.once('secure', () => {
+      this.#reader.reset();
+      this.#queue.length = 0;
+      this.#awaitingHandshake = false;
     });
+    this.#socket = secure;
+    this.#secured(secure, binding);
   }
 
   #secured(socket: TLSSocket, binding: SessionBinding): void {
@@ -408,9 +421,13 @@ export class Session implements LineSink {
     return options.policy;
   }
 
-  /** Wrap a data connection in TLS when PROT P is in force; check session reuse when required. */
-  async #protectData(socket: Socket, signal: AbortSignal): Promise<Socket> {
-    if (this.dataProtection === 'C') return socket;
+  /**
+   * Wrap a data connection in TLS when PROT P is in force, and check session
+   * reuse when required. Passive channels run it on accept (see
+   * PassiveChannel.prepareWith); a socket that is already TLS passes as is.
+   */
+  async protectData(socket: Socket, signal: AbortSignal): Promise<Socket> {
+    if (this.dataProtection === 'C' || socket instanceof TLSSocket) return socket;
     const binding = this.#tls;
     if (!binding) throw new FerryError(ErrorCodes.TLS_HANDSHAKE_FAILED, 'PROT P without a TLS control connection');
     const data = binding.wrapData(socket);
@@ -553,7 +570,7 @@ export class Session implements LineSink {
     this.reply(150, preliminary);
     let socket: Socket;
     try {
-      socket = await this.#protectData(await channel.open(signal), signal);
+      socket = await this.protectData(await channel.open(signal), signal);
     } catch (err) {
       channel.close();
       this.log.debug({ err: (err as Error).message }, 'data connection failed');

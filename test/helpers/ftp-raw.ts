@@ -4,6 +4,7 @@
  * Every wait is bounded so that a broken server fails the test, not hangs it.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 
 export interface Reply {
@@ -17,7 +18,7 @@ export interface Reply {
 const WAIT_MS = 5000;
 
 export class RawClient {
-  readonly socket: net.Socket;
+  socket: net.Socket;
   #buffer = '';
   #replies: Reply[] = [];
   #waiters: Array<(reply: Reply) => void> = [];
@@ -26,9 +27,7 @@ export class RawClient {
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => this.#onData(chunk));
-    socket.on('error', () => {});
+    this.#listen(socket);
     socket.on('close', () => {
       this.#closed = true;
       for (const waiter of this.#closeWaiters.splice(0)) waiter();
@@ -48,6 +47,36 @@ export class RawClient {
     await client.command(`USER ${user}`, 331);
     await client.command(`PASS ${password}`, 230);
     return client;
+  }
+
+  #listen(socket: net.Socket): void {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.#onData(chunk));
+    socket.on('error', () => {});
+  }
+
+  /** After a 234 to AUTH TLS: run the client side of the handshake on the control connection. */
+  async startTls(options: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
+    this.socket.removeAllListeners('data');
+    const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false, ...options });
+    const timer = setTimeout(() => secure.destroy(new Error(`no TLS handshake within ${WAIT_MS} ms`)), WAIT_MS);
+    try {
+      await once(secure, 'secureConnect');
+    } finally {
+      clearTimeout(timer);
+    }
+    this.#listen(secure);
+    this.socket = secure;
+    return secure;
+  }
+
+  /** AUTH TLS, the handshake, PBSZ 0 and PROT P. */
+  async secure(options: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
+    await this.command('AUTH TLS', 234);
+    const secure = await this.startTls(options);
+    await this.command('PBSZ 0', 200);
+    await this.command('PROT P', 200);
+    return secure;
   }
 
   #onData(chunk: string): void {
@@ -123,6 +152,15 @@ export class RawClient {
     const port = Number(/\(\|\|\|(\d+)\|\)/.exec(reply.text)![1]);
     const socket = net.connect({ port, host });
     await once(socket, 'connect');
+    return socket;
+  }
+
+  /** EPSV and connect the data socket with TLS (`session` to resume the control connection's). */
+  async passiveTls(options: tls.ConnectionOptions = {}, host = '127.0.0.1'): Promise<tls.TLSSocket> {
+    const reply = await this.command('EPSV', 229);
+    const port = Number(/\(\|\|\|(\d+)\|\)/.exec(reply.text)![1]);
+    const socket = tls.connect({ port, host, rejectUnauthorized: false, ...options });
+    socket.on('error', () => {});
     return socket;
   }
 

@@ -30,6 +30,7 @@ async function openPassive(session: Session): Promise<PassiveChannel | null> {
       session.remoteAddress,
       options.dataConnectTimeoutMs,
     );
+    if (session.dataProtection === 'P') channel.prepareWith((socket, signal) => session.protectData(socket, signal));
     session.setDataChannel(channel);
     return channel;
   } catch (err) {
