@@ -20,10 +20,12 @@ import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../serv
 import { hashPassword } from '../auth/password.js';
 import type { Logger } from '../observability/logger.js';
 import { LocalStorage } from '../storage/local.js';
+import { certCommand } from './cert.js';
+import { reloadTlsFromFlags, tlsOptionsFromFlags, TLS_POLICIES, type TlsFlags } from './tls-flags.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-interface ServeFlags {
+interface ServeFlags extends TlsFlags {
   root: string;
   fsync: boolean;
   workers: number;
@@ -104,8 +106,8 @@ async function serve(flags: ServeFlags): Promise<void> {
   } catch (err) {
     failToListen(flags, err);
   }
-  printBanner(flags, root, server.address()!.port);
-  onSignals(server.options.shutdownGraceMs, () => server.close(), () => logger.info('SIGHUP: nothing to reload without a configuration file'));
+  printBanner(flags, root, server.address()!.port, server.implicitAddress()?.port);
+  onSignals(server.options.shutdownGraceMs, () => server.close(), () => reloadTlsFromFlags(server, flags, logger));
 }
 
 /** The server every mode runs: the same authenticator, storage and limits. */
@@ -147,7 +149,7 @@ async function serveAsPrimary(flags: ServeFlags, root: string, logger: Logger): 
     await primary.stop(0);
     failToListen(flags, err);
   }
-  printBanner(flags, root, address.port);
+  printBanner(flags, root, address.port, primary.implicitAddress()?.port);
   onSignals(shutdownGraceMs, () => primary.stop(), () => primary.reload());
 }
 
@@ -155,7 +157,7 @@ async function serveAsWorker(flags: ServeFlags, root: string, logger: Logger): P
   const { passivePorts } = clusterWorkerSettings();
   // The primary enforces the connection limits for the whole cluster.
   const server = await buildServer(flags, root, logger, { passivePorts, maxConnections: Number.MAX_SAFE_INTEGER, maxConnectionsPerIp: Number.MAX_SAFE_INTEGER });
-  runClusterWorker(server, () => logger.info('SIGHUP: nothing to reload without a configuration file'));
+  runClusterWorker(server, () => reloadTlsFromFlags(server, flags, logger));
 }
 
 function flagOptions(flags: ServeFlags): Omit<FtpServerOptions, 'authenticator'> {
@@ -166,6 +168,7 @@ function flagOptions(flags: ServeFlags): Omit<FtpServerOptions, 'authenticator'>
     masqueradeAddress: flags.masquerade,
     maxConnections: flags.maxConnections,
     maxConnectionsPerIp: flags.maxConnectionsPerIp,
+    tls: tlsOptionsFromFlags(flags),
   };
 }
 
@@ -179,7 +182,7 @@ function failToListen(flags: ServeFlags, err: unknown): never {
   fail(`cannot start on ${flags.host}:${flags.port}: ${(err as Error).message}`, 1);
 }
 
-function printBanner(flags: ServeFlags, root: string, port: number): void {
+function printBanner(flags: ServeFlags, root: string, port: number, implicitPort?: number): void {
   const anonymous = flags.user.length === 0;
   const access = flags.write ? 'read-write' : 'read-only';
   const who = anonymous ? 'anonymous users (any password)' : `user${flags.user.length > 1 ? 's' : ''} ${flags.user.map((u) => u.username).join(', ')}`;
@@ -193,6 +196,10 @@ function printBanner(flags: ServeFlags, root: string, port: number): void {
   const exampleHost = example.includes(':') ? `[${example}]` : example;
   const user = flags.user[0]?.username;
   lines.push(`Try: lftp -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl ${user ? `-u ${user}:PASSWORD ` : ''}ftp://${exampleHost}:${port}/`);
+  if (flags.tlsCert) {
+    const policy = flags.tlsPolicy ?? 'login';
+    lines.push(`FTPS: AUTH TLS on port ${port}${implicitPort ? `, implicit TLS on port ${implicitPort} (ftps://${exampleHost}:${implicitPort}/)` : ''}; TLS policy: ${policy}.`);
+  }
   if (anonymous && flags.write) lines.push('Warning: anyone who can reach this port can write and delete files (--write with anonymous access).');
   lines.push('Press Ctrl-C to stop.');
   process.stdout.write(lines.join('\n') + '\n');
@@ -233,6 +240,11 @@ function serveOptions(command: Command): Command {
     .option('--max-connections <n>', 'concurrent control connections in total', parseCount, 512)
     .option('--max-connections-per-ip <n>', 'concurrent control connections from one address (IPv6: one /64)', parseCount, 32)
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .option('--tls-cert <file>', 'PEM certificate chain: enables FTPS (AUTH TLS); SIGHUP reloads it')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-ca <file>', 'PEM CA certificates to send with the chain')
+    .option('--tls-implicit-port <n>', 'also serve implicit FTPS (TLS from the first byte) on this port, usually 990', parsePort)
+    .addOption(new Option('--tls-policy <policy>', 'who must use TLS: optional, login (no password in the clear; anonymous exempt), data (and PROT P for transfers)').choices([...TLS_POLICIES]))
     .action((flags: ServeFlags) => serve(flags));
 }
 
@@ -246,6 +258,7 @@ const program = new Command('ferry')
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 serveOptions(program);
 serveOptions(program.command('serve').description('run the FTP server (the default command)'));
+certCommand(program, fail);
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`ferry: ${(err as Error).stack ?? String(err)}\n`);

@@ -27,7 +27,7 @@ import { formatReply } from '../protocol/reply.js';
 import { limitKey, type FtpServer } from './server.js';
 
 /** Messages between the primary and its workers. */
-type PrimaryMessage = { type: 'ferry:connection'; id: number } | { type: 'ferry:shutdown'; graceMs: number } | { type: 'ferry:reload' };
+type PrimaryMessage = { type: 'ferry:connection'; id: number; implicitTls?: boolean } | { type: 'ferry:shutdown'; graceMs: number } | { type: 'ferry:reload' };
 type WorkerMessage = { type: 'ferry:closed'; id: number } | { type: 'ferry:ready' };
 
 const RESPAWN_DELAY_MS = 500;
@@ -40,6 +40,12 @@ export interface ClusterPrimaryOptions {
   maxConnections: number;
   maxConnectionsPerIp: number;
   shutdownGraceMs: number;
+  /**
+   * Also accept implicit FTPS on this port (the FtpServerOptions `tls`
+   * value). The primary never touches TLS: it hands the raw socket over and
+   * the worker runs the handshake, with the certificate it loaded itself.
+   */
+  tls?: { implicitPort: number | null } | null;
   logger?: Logger;
 }
 
@@ -68,6 +74,7 @@ export class ClusterPrimary {
   readonly #slots: WorkerSlot[] = [];
   readonly #perIp = new Map<string, number>();
   readonly #net: net.Server;
+  readonly #implicitNet: net.Server | null;
   #total = 0;
   #nextId = 1;
   #stopping: Promise<void> | null = null;
@@ -77,20 +84,32 @@ export class ClusterPrimary {
     for (let i = 0; i < options.workers; i++) passiveSlice(options.passivePorts, i, options.workers); // validate early
     this.#options = options;
     this.#log = options.logger ?? silentLogger;
-    this.#net = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#dispatch(socket));
+    this.#net = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#dispatch(socket, false));
+    this.#implicitNet =
+      options.tls?.implicitPort != null ? net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#dispatch(socket, true)) : null;
   }
 
   /** Fork the workers, wait until each is ready, then listen. */
   async start(): Promise<net.AddressInfo> {
     await Promise.all(Array.from({ length: this.#options.workers }, (_, index) => this.#fork(index)));
-    await new Promise<void>((resolve, reject) => {
-      this.#net.once('error', reject);
-      this.#net.listen({ host: this.#options.host, port: this.#options.port }, () => {
-        this.#net.off('error', reject);
+    await this.#listen(this.#net, this.#options.port);
+    if (this.#implicitNet) await this.#listen(this.#implicitNet, this.#options.tls!.implicitPort!);
+    return this.#net.address() as net.AddressInfo;
+  }
+
+  #listen(server: net.Server, port: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.#options.host, port }, () => {
+        server.off('error', reject);
         resolve();
       });
     });
-    return this.#net.address() as net.AddressInfo;
+  }
+
+  /** The implicit-FTPS listener's address, when there is one. */
+  implicitAddress(): net.AddressInfo | null {
+    return (this.#implicitNet?.address() as net.AddressInfo | null | undefined) ?? null;
   }
 
   #fork(index: number): Promise<void> {
@@ -132,14 +151,16 @@ export class ClusterPrimary {
     }, RESPAWN_DELAY_MS).unref();
   }
 
-  #dispatch(socket: net.Socket): void {
+  #dispatch(socket: net.Socket, implicitTls: boolean): void {
     socket.on('error', () => {});
     const key = limitKey(normalizeAddress(socket.remoteAddress ?? ''));
     const fromIp = this.#perIp.get(key) ?? 0;
     const live = this.#slots.filter((slot) => slot.ready && slot.worker.isConnected());
     if (this.#stopping || live.length === 0 || this.#total >= this.#options.maxConnections || fromIp >= this.#options.maxConnectionsPerIp) {
       if (!this.#stopping) this.#log.warn({ remote: key }, 'connection limit reached');
-      socket.end(formatReply(421, this.#stopping ? 'Server shutting down.' : 'Too many connections; try again later.'));
+      // A TLS client would read a plain 421 as a protocol error: just close.
+      if (implicitTls) socket.destroy();
+      else socket.end(formatReply(421, this.#stopping ? 'Server shutting down.' : 'Too many connections; try again later.'));
       setTimeout(() => socket.destroy(), 2000).unref();
       return;
     }
@@ -155,7 +176,7 @@ export class ClusterPrimary {
     slot.connections.set(id, key);
     this.#perIp.set(key, fromIp + 1);
     this.#total++;
-    slot.worker.send({ type: 'ferry:connection', id } satisfies PrimaryMessage, socket, { keepOpen: false }, (err) => {
+    slot.worker.send({ type: 'ferry:connection', id, implicitTls } satisfies PrimaryMessage, socket, { keepOpen: false }, (err) => {
       if (err) {
         this.#release(slot, id);
         socket.destroy();
@@ -182,6 +203,7 @@ export class ClusterPrimary {
   stop(graceMs = this.#options.shutdownGraceMs): Promise<void> {
     this.#stopping ??= (async () => {
       this.#net.close();
+      this.#implicitNet?.close();
       const exits = this.#slots.map(
         (slot) =>
           new Promise<void>((resolve) => {
@@ -219,7 +241,7 @@ export function runClusterWorker(server: FtpServer, onReload: () => void = () =>
           return;
         }
         handle.once('close', () => send({ type: 'ferry:closed', id: message.id }));
-        server.handleConnection(handle);
+        server.handleConnection(handle, { implicitTls: message.implicitTls === true });
         handle.resume();
         return;
       }
