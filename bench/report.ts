@@ -188,6 +188,25 @@ export function renderResults(machine: Machine, settings: Settings, workloads: W
   L.push('² Ferry makes every upload durable (fdatasync and rename before 226), the peers do not; the "Ferry (1 worker, --no-fsync)" row in the upload tables is the like-for-like one. See bench/README.md.');
   L.push('');
 
+  const tlsRows = rows.filter((r) => r.server === 'ferry-tls');
+  if (tlsRows.length > 0) {
+    L.push('## FTPS: Ferry over TLS against Ferry in plain FTP');
+    L.push('');
+    L.push('Same run, same generator: the FTPS row logs in with AUTH TLS and transfers under PROT P, every data connection a TLS handshake resuming the control session (TLS 1.3, AES-128-GCM).');
+    L.push('');
+    L.push('| workload | unit | Ferry plain | Ferry FTPS | FTPS / plain | server CPU plain | server CPU FTPS |');
+    L.push('|---|---|--:|--:|--:|--:|--:|');
+    for (const r of tlsRows) {
+      const plain = ferry1(r.workload);
+      const unit = WORKLOAD_INFO[r.workload].unit;
+      const cpuUnit = unit === 'MB/s' ? 'ms/MB' : 'ms/op';
+      L.push(
+        `| ${r.workload} | ${unit} | ${fmt(plain?.figure)} | ${r.ok ? fmt(r.figure) : (r.note ?? '—')} | ${ratio(r.ok ? r.figure : undefined, plain?.figure)} | ${fmt(plain?.serverCpuPerUnit)} ${cpuUnit} | ${fmt(r.serverCpuPerUnit)} ${cpuUnit} |`,
+      );
+    }
+    L.push('');
+  }
+
   const limited = rows.filter((r) => r.ok && (r.genMaxPct ?? 0) >= GEN_LIMIT_PCT);
   L.push(
     limited.length === 0

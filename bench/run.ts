@@ -6,8 +6,9 @@
  *   npm run bench -- --servers ferry --workloads get-small --duration 2
  *
  * Options (also as env BENCH_<NAME>, e.g. BENCH_DURATION=4):
- *   --servers LIST     ferry,ferry-n,ferry-nofsync,vsftpd,pure-ftpd,pyftpdlib,ftp-srv (default: all;
- *                      ferry-nofsync, Ferry with --no-fsync, runs the upload workloads only)
+ *   --servers LIST     ferry,ferry-n,ferry-nofsync,ferry-tls,vsftpd,pure-ftpd,pyftpdlib,ftp-srv (default: all;
+ *                      ferry-nofsync, Ferry with --no-fsync, runs the upload workloads only;
+ *                      ferry-tls, Ferry over explicit FTPS with PROT P, runs the transfer workloads only)
  *   --workloads LIST   login,get-small,put-small,get-big,put-big,list,many-get,idle (default: all)
  *   --duration S       measured seconds per workload (default 8)
  *   --warmup S         seconds of load before measuring (default 1)
@@ -37,7 +38,9 @@ import { probe } from './probe.js';
 import { renderResults, WORKLOAD_INFO, type Machine, type Row, type Settings } from './report.js';
 import { BENCH_DIR, REPO_DIR, ferryBuilt, ferryCliFlags, startFerry, startPeer, type RunningServer, type ServerSettings } from './servers.js';
 
-const ALL_SERVERS = ['ferry', 'ferry-n', 'ferry-nofsync', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'] as const;
+const ALL_SERVERS = ['ferry', 'ferry-n', 'ferry-nofsync', 'ferry-tls', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'] as const;
+/** The workloads the FTPS row runs: the ones that move data (login and idle would measure handshakes and TLS buffers, another study). */
+const TLS_WORKLOADS = new Set<Workload>(['get-small', 'put-small', 'get-big', 'put-big']);
 const PEERS = new Set(['vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv']);
 const HOST = '127.0.0.1';
 const USER = 'ferrybench';
@@ -146,13 +149,26 @@ function label(server: string): string {
   if (server === 'ferry') return 'Ferry (1 worker)';
   if (server === 'ferry-n') return `Ferry (${settings.workers} workers)`;
   if (server === 'ferry-nofsync') return 'Ferry (1 worker, --no-fsync)';
+  if (server === 'ferry-tls') return 'Ferry (1 worker, FTPS)';
   return server;
+}
+
+/** A self-signed pair for the FTPS row, made once with `ferry cert`. */
+function tlsFiles(): { cert: string; key: string } {
+  const dir = join(BENCH_DIR, '.peers', 'tls');
+  const files = { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+  if (!existsSync(files.key)) {
+    execFileSync(process.execPath, [join(REPO_DIR, 'dist', 'cli', 'main.js'), 'cert', '--self-signed', '--host', HOST, '--out', dir], { stdio: 'ignore' });
+  }
+  return files;
 }
 
 async function startServer(server: string, s: ServerSettings): Promise<RunningServer> {
   if (server === 'ferry') return startFerry(s, 1);
   if (server === 'ferry-n') return startFerry(s, settings.workers);
   if (server === 'ferry-nofsync') return startFerry(s, 1, ['--no-fsync']);
+  // Policy optional: the probe checks the server in plain FTP; the workload itself uses AUTH TLS and PROT P.
+  if (server === 'ferry-tls') return startFerry(s, 1, ['--tls-cert', tlsFiles().cert, '--tls-key', tlsFiles().key, '--tls-policy', 'optional']);
   return startPeer(server, s);
 }
 
@@ -201,6 +217,7 @@ async function measure(workload: Workload, server: string, s: ServerSettings): P
         sizes: { small: DEFAULT_SIZES.small, big: DEFAULT_SIZES.big, many: DEFAULT_SIZES.many },
         listCommand,
         pipelineLogin: settings.pipelineLogin && p.pipelineLogin,
+        tls: server === 'ferry-tls',
         // Below the smallest listen backlog among the servers (vsftpd: 32).
         setupConcurrency: 16,
         setupTimeoutMs: workload === 'idle' ? 600_000 : 120_000,
@@ -367,6 +384,7 @@ async function main(): Promise<void> {
     for (const server of serverList) {
       // Durability only matters for uploads: the like-for-like row with the peers.
       if (server === 'ferry-nofsync' && w !== 'put-small' && w !== 'put-big') continue;
+      if (server === 'ferry-tls' && !TLS_WORKLOADS.has(w)) continue;
       const row = await measure(w, server, settingsFor.get(server)!);
       rows.push(row);
       const info = WORKLOAD_INFO[w];

@@ -4,6 +4,7 @@
  * as pre-built strings; each `expect()` takes the next complete reply.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 
 export interface Reply {
   code: number;
@@ -23,7 +24,7 @@ export class FtpError extends Error {
 type Waiter = { resolve: (r: Reply) => void; reject: (e: Error) => void };
 
 export class Control {
-  readonly socket: net.Socket;
+  socket: net.Socket;
   #buf = '';
   /** Code of the multi-line reply being read ("123-..."), or 0. */
   #multi = 0;
@@ -36,13 +37,34 @@ export class Control {
   constructor(socket: net.Socket) {
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => this.#onData(chunk));
-    socket.on('error', (err) => this.#fail(err));
+    this.#listen(socket);
     socket.on('close', () => {
       this.#ended = true;
       this.#fail(new FtpError('control connection closed'));
     });
+  }
+
+  #listen(socket: net.Socket): void {
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => this.#onData(chunk));
+    socket.on('error', (err) => this.#fail(err));
+  }
+
+  /** AUTH TLS (the 234 already read): the TLS handshake over the control connection. */
+  startTls(): Promise<void> {
+    this.socket.removeAllListeners('data');
+    const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false });
+    this.#listen(secure);
+    this.socket = secure;
+    return new Promise((resolve, reject) => {
+      secure.once('secureConnect', () => resolve());
+      secure.once('error', reject);
+    });
+  }
+
+  /** The TLS session to resume on data connections (after startTls). */
+  get tlsSession(): Buffer | undefined {
+    return (this.socket as tls.TLSSocket).getSession?.();
   }
 
   static connect(host: string, port: number): Control {

@@ -26,6 +26,8 @@ export interface WorkerSpec {
   sizes: { small: number; big: number; many: number };
   /** 'MLSD' or 'LIST' for the list workload. */
   listCommand: 'MLSD' | 'LIST';
+  /** Explicit FTPS: AUTH TLS before login, PROT P, data connections resuming the control session. */
+  tls: boolean;
   /** Send USER and PASS in one write (only for servers known to accept it). */
   pipelineLogin: boolean;
   /** Concurrent connection attempts while logging clients in before the run. */

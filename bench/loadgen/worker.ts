@@ -9,6 +9,7 @@
  * buffer reused for every upload.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { Control, epsvPort, FtpError } from './control.js';
 import { Histogram } from './histogram.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './types.js';
@@ -89,7 +90,20 @@ async function login(ctl: Control): Promise<void> {
 async function openSession(c: Client): Promise<void> {
   const ctl = connectControl();
   c.ctl = ctl;
-  await login(ctl);
+  if (spec.tls) {
+    await ctl.want(220, 'greeting');
+    ctl.send('AUTH TLS\r\n');
+    await ctl.want(234, 'AUTH TLS');
+    await ctl.startTls();
+    ctl.send(`USER ${spec.user}\r\n`);
+    await ctl.want(331, 'USER');
+    ctl.send(`PASS ${spec.password}\r\nPBSZ 0\r\nPROT P\r\n`);
+    await ctl.want(2, 'PASS');
+    await ctl.want(200, 'PBSZ');
+    await ctl.want(200, 'PROT P');
+  } else {
+    await login(ctl);
+  }
   ctl.send('TYPE I\r\n');
   await ctl.want(200, 'TYPE I');
 }
@@ -99,11 +113,7 @@ async function openData(c: Client, command: string): Promise<net.Socket> {
   const ctl = c.ctl!;
   ctl.send('EPSV\r\n');
   const port = epsvPort(await ctl.want(229, 'EPSV'));
-  const data = net.connect({
-    host: spec.host,
-    port,
-    onread: { buffer: SINK, callback: onDataRead },
-  });
+  const data = spec.tls ? tlsData(port, ctl.tlsSession) : net.connect({ host: spec.host, port, onread: { buffer: SINK, callback: onDataRead } });
   data.setNoDelay(true);
   c.data = data;
   ctl.send(command);
@@ -115,10 +125,27 @@ function onDataRead(n: number): boolean {
   return true;
 }
 
+/** Plaintext bytes received on a TLS data socket (bytesRead counts the encrypted ones). */
+const tlsReceived = new WeakMap<net.Socket, number>();
+
+/**
+ * A TLS data connection resuming the control session. TLS sockets have no
+ * `onread`: each decrypted chunk arrives as a Buffer, counted and dropped.
+ */
+function tlsData(port: number, session: Buffer | undefined): tls.TLSSocket {
+  const data = tls.connect({ host: spec.host, port, session, rejectUnauthorized: false });
+  tlsReceived.set(data, 0);
+  data.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    tlsReceived.set(data, tlsReceived.get(data)! + chunk.length);
+  });
+  return data;
+}
+
 /** Resolves with the number of bytes received when the server closes the data connection. */
 function drainData(data: net.Socket): Promise<number> {
   return new Promise((resolve, reject) => {
-    data.once('end', () => resolve(data.bytesRead));
+    data.once('end', () => resolve(tlsReceived.get(data) ?? data.bytesRead));
     data.once('error', reject);
     data.once('close', () => reject(new FtpError('data connection closed before end')));
   });
