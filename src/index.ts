@@ -3,6 +3,7 @@ export { createServer, FtpServer } from './server/server.js';
 export type { FtpServerOptions } from './server/options.js';
 export type { ConnectionOptions } from './server/server.js';
 export type { TlsOptions, TlsCredentials, TlsPolicy } from './tls/options.js';
+export { createSelfSignedCertificate, type SelfSignedOptions, type CertificatePair } from './tls/self-signed.js';
 export { parsePortRange } from './server/options.js';
 export type { PortRange } from './data/passive.js';
 

@@ -440,8 +440,9 @@ export class Session implements LineSink {
       throw new FerryError(ErrorCodes.TLS_HANDSHAKE_FAILED, (err as Error).message, { cause: err });
     }
     if (!data.verify() && this.host.options.tls?.requireSessionReuse) {
+      const detail = data.socket.isSessionReused() ? 'resumed a session of another connection' : 'full handshake';
       data.socket.destroy();
-      throw new FerryError(ErrorCodes.TLS_SESSION_NOT_REUSED, `data connection did not resume the control session (reused: ${data.socket.isSessionReused()})`);
+      throw new FerryError(ErrorCodes.TLS_SESSION_NOT_REUSED, `data connection did not resume the control session (${detail})`);
     }
     return data.socket;
   }
