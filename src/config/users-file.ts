@@ -123,10 +123,10 @@ export class UsersDocument {
     if (!users.has(name)) users.set(name, this.doc.createNode({}));
     for (const [key, value] of Object.entries(fields)) {
       if (value === undefined) continue;
-      this.doc.setIn(['users', name, key], value);
+      const node = this.doc.createNode(value);
       // Lists of addresses read better inline.
-      const node = this.doc.getIn(['users', name, key], true);
       if (isSeq(node)) node.flow = true;
+      this.doc.setIn(['users', name, key], node);
     }
     validate(userSchema, (users.get(name, true) as unknown as YAMLMap).toJSON(), null);
   }
@@ -140,7 +140,8 @@ export class UsersDocument {
     const temp = path.join(path.dirname(this.file), `.${path.basename(this.file)}.${randomBytes(6).toString('hex')}.tmp`);
     const handle = await open(temp, 'wx', 0o600);
     try {
-      await handle.writeFile(this.doc.toString());
+      // lineWidth 0: never fold a long hash over two lines.
+      await handle.writeFile(this.doc.toString({ lineWidth: 0 }));
       await handle.sync();
     } catch (err) {
       await handle.close();

@@ -30,7 +30,7 @@ export function parseYaml(name: string, text: string): { source: Source; value: 
   if (doc.errors.length > 0) {
     throw new ConfigError(
       doc.errors.map((e) => {
-        const line = e.linePos?.[0]?.line;
+        const line = lines.linePos(e.pos[0]).line;
         return `${name}${line ? `:${line}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`;
       }),
     );
@@ -47,6 +47,9 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, source:
       return issue.keys.map((key) => describe([...issue.path, key], unknownKey(schema, issue.path, key, value), source, sources, true));
     }
     const path = issue.path;
+    if (issue.code === 'invalid_key') {
+      return [describe(path, `${show(path[path.length - 1])} is not ${issue.issues[0]?.message ?? 'a valid key'}`, source, sources, true)];
+    }
     const got = valueAt(value, path);
     const message = got === undefined ? `missing; expected ${issue.message}` : `${show(got)} is not ${issue.message}`;
     return [describe(path, message, source, sources, false)];
@@ -73,7 +76,7 @@ function lineOf(source: Source, path: PropertyKey[], atKey: boolean): number | n
     if (n === 0) offset = source.doc.contents?.range?.[0];
     else if (isMap(parent)) {
       const pair = parent.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(path[n - 1]));
-      const node = atKey ? pair?.key : pair?.value ?? pair?.key;
+      const node = atKey || n < path.length ? pair?.key : (pair?.value ?? pair?.key);
       offset = (node as { range?: [number, number, number] } | undefined)?.range?.[0];
     } else {
       offset = (source.doc.getIn(path.slice(0, n), true) as { range?: [number] } | undefined)?.range?.[0];
