@@ -6,8 +6,8 @@ import { ALL_PERMISSIONS, READ_PERMISSIONS, type Permission } from './types.js';
 
 /**
  * `read` lists and downloads; `write` adds uploading, appending and making
- * directories but not deleting, renaming or changing modes (a drop box that
- * cannot destroy what is there); `full` is everything.
+ * directories, but not deleting, renaming or changing modes (for devices
+ * that only drop files); `full` is everything.
  */
 export const PERMISSION_ALIASES: Readonly<Record<string, string>> = Object.freeze({
   none: '',
