@@ -11,10 +11,14 @@ export type { Storage, StorageCapabilities, StorageWritable, FileInfo, FileType,
 export { LocalStorage } from './storage/local.js';
 export { MemoryStorage } from './storage/memory.js';
 
-export type { Account, Authenticator, AuthRequest, Permission } from './auth/types.js';
+export type { Account, AccountLimits, Authenticator, AuthRequest, Permission } from './auth/types.js';
 export { READ_PERMISSIONS, ALL_PERMISSIONS } from './auth/types.js';
 export { AnonymousAuthenticator, type AnonymousOptions } from './auth/anonymous.js';
-export { UserListAuthenticator, ChainAuthenticator, type ListedUser } from './auth/user-list.js';
+export { UserListAuthenticator, ChainAuthenticator, type ListedUser, type UserListOptions } from './auth/user-list.js';
+export { HttpAuthenticator, type HttpAuthOptions } from './auth/http-hook.js';
+export { hashPassword, verifyPassword, VerificationCache } from './auth/password.js';
+export { parsePermissions, directoryPermissions } from './auth/permissions.js';
+
 
 export { FerryError, ErrorCodes, type ErrorCode, type FtpReply, replyForError } from './errors.js';
 export type { ServerEvents, SessionInfo, UserInfo, TransferInfo } from './observability/events.js';

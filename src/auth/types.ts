@@ -37,6 +37,16 @@ export interface Account {
    * normalised virtual path; when present it replaces the `permissions` test.
    */
   hasPermission?(permission: Permission, path: string): boolean;
+  /** Per-user limits, carried for the limits the server enforces (not enforced yet). */
+  limits?: AccountLimits;
+}
+
+/** Per-user limits; 0 or absent means no limit. */
+export interface AccountLimits {
+  maxSessions?: number;
+  downloadBytesPerSecond?: number;
+  uploadBytesPerSecond?: number;
+  quotaBytes?: number;
 }
 
 export interface AuthRequest {
@@ -51,6 +61,12 @@ export interface AuthRequest {
 export interface Authenticator {
   /** Resolve to an Account, or null to reject (the client sees 530 after a delay). */
   authenticate(request: AuthRequest): Promise<Account | null>;
+  /**
+   * Optional: true when this authenticator alone decides for `username`. In a
+   * ChainAuthenticator its refusal is then final: a user the users file
+   * disables must not be let in by the next authenticator in line.
+   */
+  owns?(username: string): boolean;
   /**
    * Optional: this user's TLS policy, consulted at USER (before any
    * password is sent), overriding the server's `tls.policy` and the

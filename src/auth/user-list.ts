@@ -1,44 +1,120 @@
 /**
- * A fixed list of users kept in memory (the CLI's --user NAME:PASSWORD, or
- * an embedder's list). Each user has either a scrypt `passwordHash` (verified
- * off the event loop, with a cache of recent successes) or a plain
- * `password` (compared in constant time through SHA-256 digests, so neither
- * length nor content leaks through timing).
+ * A list of users kept in memory: the users file, the CLI's --user
+ * NAME:PASSWORD, or an embedder's list. Each user has either a
+ * `passwordHash` (scrypt, bcrypt or argon2id, verified off the event loop,
+ * with a cache of recent successes) or a plain `password` (compared in
+ * constant time through SHA-256 digests, so neither length nor content
+ * leaks through timing).
+ *
+ * Unknown users, wrong passwords, disabled users and users calling from an
+ * address they are not allowed from are refused the same way and, as far as
+ * the work done goes, at the same cost: the password is always checked.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import net from 'node:net';
 import type { Storage } from '../storage/types.js';
+import { directoryPermissions } from './permissions.js';
 import { hashPassword, isPasswordHash, VerificationCache, verifyPassword } from './password.js';
-import type { Account, AuthRequest, Authenticator } from './types.js';
+import type { Account, AccountLimits, AuthRequest, Authenticator, TlsPolicy } from './types.js';
 
 export type ListedUser = ListedUserBase & ({ password: string; passwordHash?: never } | { passwordHash: string; password?: never });
 
-interface ListedUserBase {
+interface ListedUserBase extends AccountSettings {
   username: string;
-  /** Storage for this user's sessions, or a factory for one per session. */
-  storage: Storage | (() => Storage);
-  /** Permission letters, e.g. 'elr' or 'elradfmwMT'. */
-  permissions: string;
+  /** Addresses or CIDR ranges the user may log in from; absent means anywhere. */
+  allowFrom?: readonly string[];
+  /** Refused like a wrong password while true. */
+  disabled?: boolean;
+}
+
+export interface UserListOptions {
+  /**
+   * The cache of verified logins. Pass the same one to the authenticator that
+   * replaces this one on reload, so unchanged users stay cached (a changed
+   * hash misses by construction).
+   */
+  cache?: VerificationCache;
+}
+
+interface Entry {
+  user: ListedUser;
+  digest: Buffer | null;
+  allowed: net.BlockList | null;
 }
 
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
+/** A BlockList of CIDR ranges and single addresses (IPv4 or IPv6); throws TypeError naming a bad item. */
+export function addressList(items: readonly string[]): net.BlockList {
+  const list = new net.BlockList();
+  for (const item of items) {
+    const [address = '', bits, extra] = item.split('/');
+    const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : null;
+    const prefix = bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits);
+    const maxPrefix = family === 'ipv4' ? 32 : 128;
+    if (!family || extra !== undefined || !/^\d{1,3}$/.test(String(prefix)) || prefix > maxPrefix) {
+      throw new TypeError(`"${item}" is not an IP address or CIDR range like 192.168.1.0/24 or 2001:db8::/32`);
+    }
+    list.addSubnet(address, prefix, family);
+  }
+  return list;
+}
+
+function allowedFrom(list: net.BlockList, address: string): boolean {
+  return list.check(address, net.isIPv4(address) ? 'ipv4' : 'ipv6');
+}
+
+/** What an account is made of, before its storage is opened. */
+export interface AccountSettings {
+  /** Storage for the account's sessions, or a factory (possibly async) for one per session. */
+  storage: Storage | (() => Storage | Promise<Storage>);
+  /** Permission letters, e.g. 'elr' or 'elradfmwMT'. */
+  permissions: string;
+  /** Per-directory overrides: virtual directory → letters; the deepest matching directory decides. */
+  directoryPermissions?: Readonly<Record<string, string>>;
+  limits?: AccountLimits;
+}
+
+/** The Account for `settings`: storage opened, per-directory rules compiled. */
+export async function makeAccount(username: string, settings: AccountSettings): Promise<Account> {
+  const { storage, permissions, directoryPermissions: overrides, limits } = settings;
+  return {
+    username,
+    storage: typeof storage === 'function' ? await storage() : storage,
+    permissions,
+    ...(overrides && Object.keys(overrides).length > 0 && { hasPermission: directoryPermissions(permissions, overrides) }),
+    ...(limits && { limits }),
+  };
+}
+
 export class UserListAuthenticator implements Authenticator {
-  readonly #users = new Map<string, { digest: Buffer | null; user: ListedUser }>();
+  readonly #users = new Map<string, Entry>();
   /** Compared against when the user is unknown, so both paths cost the same. */
   readonly #decoy = digest('\0ferry-unknown-user');
-  /** For unknown users when users have hashes: made on first need, never cached as a success. */
+  /** For unknown users when users have hashes: made at construction, never cached as a success. */
   #decoyHash: Promise<string> | null = null;
-  readonly #hashed: boolean;
-  readonly #cache = new VerificationCache();
+  readonly #cache: VerificationCache;
 
-  constructor(users: readonly ListedUser[]) {
+  constructor(users: readonly ListedUser[], options: UserListOptions = {}) {
     for (const user of users) {
       if (user.passwordHash !== undefined && !isPasswordHash(user.passwordHash)) {
-        throw new TypeError(`user ${user.username}: passwordHash is not a valid $scrypt$ hash (see hashPassword)`);
+        throw new TypeError(`user ${user.username}: passwordHash is not a valid scrypt, bcrypt or argon2id hash (see hashPassword)`);
       }
-      this.#users.set(user.username, { digest: user.password === undefined ? null : digest(user.password), user });
+      let allowed: net.BlockList | null = null;
+      try {
+        if (user.allowFrom) allowed = addressList(user.allowFrom);
+      } catch (err) {
+        throw new TypeError(`user ${user.username}: allowFrom: ${(err as Error).message}`);
+      }
+      this.#users.set(user.username, { user, digest: user.password === undefined ? null : digest(user.password), allowed });
     }
-    this.#hashed = users.some((user) => user.passwordHash !== undefined);
+    this.#cache = options.cache ?? new VerificationCache();
+    // Made now, so the first unknown user does not pay for making it (which would tell it apart).
+    if (users.some((user) => user.passwordHash !== undefined)) void this.#decoyVerify('').catch(() => {});
+  }
+
+  owns(username: string): boolean {
+    return this.#users.has(username);
   }
 
   async #decoyVerify(password: string): Promise<void> {
@@ -51,26 +127,34 @@ export class UserListAuthenticator implements Authenticator {
 
   async authenticate(request: AuthRequest): Promise<Account | null> {
     const entry = this.#users.get(request.username);
+    // Refused users are checked before the cache and never cached: a fast
+    // answer for their correct password would confirm it to whoever guesses.
+    const refused = entry !== undefined && (entry.user.disabled === true || (entry.allowed !== null && !allowedFrom(entry.allowed, request.remoteAddress)));
     let matches: boolean;
     if (entry?.user.passwordHash !== undefined) {
-      matches = await this.#cache.verify(request.username, request.password, entry.user.passwordHash);
+      matches = refused
+        ? await verifyPassword(request.password, entry.user.passwordHash)
+        : await this.#cache.verify(request.username, request.password, entry.user.passwordHash);
     } else if (entry) {
       matches = timingSafeEqual(digest(request.password), entry.digest!);
       // In a list with hashed users, plain ones must not answer faster.
-      if (this.#hashed) await this.#decoyVerify(request.password);
+      if (this.#decoyHash) await this.#decoyVerify(request.password);
     } else {
       // Unknown users cost what a known one does (the decoy is never cached).
       matches = false;
-      if (this.#hashed) await this.#decoyVerify(request.password);
+      if (this.#decoyHash) await this.#decoyVerify(request.password);
       else timingSafeEqual(digest(request.password), this.#decoy);
     }
-    if (!entry || !matches) return null;
-    const { username, storage, permissions } = entry.user;
-    return { username, storage: typeof storage === 'function' ? storage() : storage, permissions };
+    if (!entry || !matches || refused) return null;
+    return makeAccount(request.username, entry.user);
   }
 }
 
-/** Try several authenticators in order; the first account wins. */
+/**
+ * Try several authenticators in order; the first account wins. An
+ * authenticator that `owns` the username decides alone: its refusal ends
+ * the search.
+ */
 export class ChainAuthenticator implements Authenticator {
   readonly #chain: readonly Authenticator[];
 
@@ -78,10 +162,23 @@ export class ChainAuthenticator implements Authenticator {
     this.#chain = chain;
   }
 
+  owns(username: string): boolean {
+    return this.#chain.some((authenticator) => authenticator.owns?.(username));
+  }
+
+  /** The first authenticator in line with an answer decides; one that owns the name decides alone, even with no answer. */
+  tlsPolicy(username: string): TlsPolicy | undefined {
+    for (const authenticator of this.#chain) {
+      const policy = authenticator.tlsPolicy?.(username);
+      if (policy || authenticator.owns?.(username)) return policy;
+    }
+    return undefined;
+  }
+
   async authenticate(request: AuthRequest): Promise<Account | null> {
     for (const authenticator of this.#chain) {
       const account = await authenticator.authenticate(request);
-      if (account) return account;
+      if (account || authenticator.owns?.(request.username)) return account;
     }
     return null;
   }

@@ -1,44 +1,21 @@
 #!/usr/bin/env node
 /**
  * The `ferry` command. With no arguments it serves the current directory
- * read-only to anonymous users on port 2121, like `python -m pyftpdlib`.
+ * read-only to anonymous users on port 2121, like `python -m pyftpdlib`;
+ * with --config it runs from one YAML file.
  */
-import cluster from 'node:cluster';
-import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { pino } from 'pino';
-import { AnonymousAuthenticator } from '../auth/anonymous.js';
-import { ALL_PERMISSIONS, READ_PERMISSIONS, type Authenticator } from '../auth/types.js';
-import { UserListAuthenticator, type ListedUser } from '../auth/user-list.js';
-import { parsePortRange, resolveOptions, type FtpServerOptions } from '../server/options.js';
-import { createServer, type FtpServer } from '../server/server.js';
-import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
-import { hashPassword } from '../auth/password.js';
-import type { Logger } from '../observability/logger.js';
-import { LocalStorage } from '../storage/local.js';
+import { loadConfig, nobodyCanLogIn } from '../config/load.js';
+import { readUsersFile } from '../config/users-file.js';
+import { parsePortRange } from '../server/options.js';
 import { certCommand } from './cert.js';
-import { reloadTlsFromFlags, tlsOptionsFromFlags, TLS_POLICIES, type TlsFlags } from './tls-flags.js';
+import { fail, failWithConfig } from './fail.js';
+import { serve, type ServeFlags } from './serve.js';
+import { VERSION } from './version.js';
+import { addUser, changePassword, deleteUser, listUsers, printHash, setUser, showUser } from './users.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-
-interface ServeFlags extends TlsFlags {
-  root: string;
-  fsync: boolean;
-  workers: number;
-  maxConnections: number;
-  maxConnectionsPerIp: number;
-  host: string;
-  port: number;
-  user: Array<{ username: string; password: string }>;
-  write: boolean;
-  passivePorts?: { min: number; max: number };
-  masquerade?: string;
-  logLevel: string;
-}
 
 function parseWorkers(value: string): number {
   if (value === 'auto') return os.availableParallelism();
@@ -74,165 +51,21 @@ function parseIpv4(value: string): string {
   return value;
 }
 
-function parseRange(value: string): { min: number; max: number } {
-  const range = parsePortRange(value);
-  if (!range) throw new InvalidArgumentError(`"${value}" is not a port range like 50000-50100 (1-65535).`);
-  return range;
+function parseRange(value: string): string {
+  if (!parsePortRange(value)) throw new InvalidArgumentError(`"${value}" is not a port range like 50000-50100 (1-65535).`);
+  return value;
 }
 
-/** Addresses a client on this machine or the LAN can use to reach `host`. */
-function reachableAddresses(host: string): string[] {
-  if (host !== '0.0.0.0' && host !== '::') return [host];
-  const found = ['127.0.0.1'];
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const item of list ?? []) if (item.family === 'IPv4' && !item.internal) found.push(item.address);
-  }
-  return found;
-}
-
-async function serve(flags: ServeFlags): Promise<void> {
-  const root = path.resolve(flags.root);
-  const rootInfo = await stat(root).catch(() => null);
-  if (!rootInfo) fail(`--root ${flags.root}: no such folder. Pass an existing folder to serve.`);
-  if (!rootInfo.isDirectory()) fail(`--root ${flags.root}: not a folder. Pass an existing folder to serve.`);
-  const logger = pino({ level: flags.logLevel, base: cluster.isWorker ? { worker: clusterWorkerSettings().index } : undefined });
-
-  if (cluster.isWorker) return serveAsWorker(flags, root, logger);
-  if (flags.workers > 1) return serveAsPrimary(flags, root, logger);
-
-  const server = await buildServer(flags, root, logger, {});
-  try {
-    await server.listen();
-  } catch (err) {
-    failToListen(flags, err);
-  }
-  printBanner(flags, root, server.address()!.port, server.implicitAddress()?.port);
-  onSignals(server.options.shutdownGraceMs, () => server.close(), () => reloadTlsFromFlags(server, flags, logger));
-}
-
-/** The server every mode runs: the same authenticator, storage and limits. */
-async function buildServer(flags: ServeFlags, root: string, logger: Logger, overrides: Partial<FtpServerOptions>): Promise<FtpServer> {
-  const permissions = flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS;
-  // One LocalStorage serves every session: it keeps no per-session state.
-  const storage = new LocalStorage(root, { fsync: flags.fsync });
-  // Keep only scrypt hashes in memory, as a deployment with a users file would.
-  const users = await Promise.all(
-    flags.user.map(async (u): Promise<ListedUser> => ({ username: u.username, passwordHash: await hashPassword(u.password), storage, permissions })),
-  );
-  const authenticator: Authenticator =
-    users.length === 0 ? new AnonymousAuthenticator({ storage, permissions }) : new UserListAuthenticator(users);
-  let server: FtpServer;
-  try {
-    server = createServer({ ...flagOptions(flags), authenticator, logger, ...overrides });
-  } catch (err) {
-    fail((err as Error).message);
-  }
-  server.on('error', (err) => logger.error({ err }, 'server error'));
-  return server;
-}
-
-async function serveAsPrimary(flags: ServeFlags, root: string, logger: Logger): Promise<void> {
-  let primary: ClusterPrimary;
-  let shutdownGraceMs: number;
-  try {
-    // Validate every setting once, here, before any worker starts.
-    const options = resolveOptions({ ...flagOptions(flags), authenticator: { authenticate: async () => null } });
-    primary = new ClusterPrimary({ ...options, workers: flags.workers, logger });
-    shutdownGraceMs = options.shutdownGraceMs;
-  } catch (err) {
-    fail((err as Error).message);
-  }
-  let address: net.AddressInfo;
-  try {
-    address = await primary.start();
-  } catch (err) {
-    await primary.stop(0);
-    failToListen(flags, err);
-  }
-  printBanner(flags, root, address.port, primary.implicitAddress()?.port);
-  onSignals(shutdownGraceMs, () => primary.stop(), () => primary.reload());
-}
-
-async function serveAsWorker(flags: ServeFlags, root: string, logger: Logger): Promise<void> {
-  const { passivePorts } = clusterWorkerSettings();
-  // The primary enforces the connection limits for the whole cluster.
-  const server = await buildServer(flags, root, logger, { passivePorts, maxConnections: Number.MAX_SAFE_INTEGER, maxConnectionsPerIp: Number.MAX_SAFE_INTEGER });
-  runClusterWorker(server, () => reloadTlsFromFlags(server, flags, logger));
-}
-
-function flagOptions(flags: ServeFlags): Omit<FtpServerOptions, 'authenticator'> {
-  return {
-    host: flags.host,
-    port: flags.port,
-    passivePorts: flags.passivePorts,
-    masqueradeAddress: flags.masquerade,
-    maxConnections: flags.maxConnections,
-    maxConnectionsPerIp: flags.maxConnectionsPerIp,
-    tls: tlsOptionsFromFlags(flags),
-  };
-}
-
-function failToListen(flags: ServeFlags, err: unknown): never {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') fail(`port ${flags.port} on ${flags.host} is already in use. Stop the other server or choose another with --port.`, 1);
-  if (code === 'EACCES') fail(`not allowed to listen on port ${flags.port}. Ports below 1024 need root; use --port 2121.`, 1);
-  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-    fail(`cannot listen on ${flags.host}: no such address on this machine. Use 0.0.0.0 (all IPv4), :: (IPv6) or one of its addresses.`, 1);
-  }
-  fail(`cannot start on ${flags.host}:${flags.port}: ${(err as Error).message}`, 1);
-}
-
-function printBanner(flags: ServeFlags, root: string, port: number, implicitPort?: number): void {
-  const anonymous = flags.user.length === 0;
-  const access = flags.write ? 'read-write' : 'read-only';
-  const who = anonymous ? 'anonymous users (any password)' : `user${flags.user.length > 1 ? 's' : ''} ${flags.user.map((u) => u.username).join(', ')}`;
-  const workers = flags.workers > 1 ? ` with ${flags.workers} worker processes` : '';
-  const lines = [`Ferry ${pkg.version} is serving ${root} (${access}) to ${who}${workers}.`];
-  for (const address of reachableAddresses(flags.host)) {
-    const shown = address.includes(':') ? `[${address}]` : address;
-    lines.push(`  ftp://${anonymous ? '' : `${flags.user[0]!.username}@`}${shown}:${port}/`);
-  }
-  const example = reachableAddresses(flags.host)[0]!;
-  const exampleHost = example.includes(':') ? `[${example}]` : example;
-  const user = flags.user[0]?.username;
-  lines.push(`Try: lftp -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl ${user ? `-u ${user}:PASSWORD ` : ''}ftp://${exampleHost}:${port}/`);
-  if (flags.tlsCert) {
-    const policy = flags.tlsPolicy ?? 'login';
-    lines.push(`FTPS: AUTH TLS on port ${port}${implicitPort ? `, implicit TLS on port ${implicitPort} (ftps://${exampleHost}:${implicitPort}/)` : ''}; TLS policy: ${policy}.`);
-  }
-  if (anonymous && flags.write) lines.push('Warning: anyone who can reach this port can write and delete files (--write with anonymous access).');
-  lines.push('Press Ctrl-C to stop.');
-  process.stdout.write(lines.join('\n') + '\n');
-}
-
-function onSignals(graceMs: number, stop: () => Promise<void>, reload: () => void): void {
-  let stopping = false;
-  const onStop = (signal: string) => {
-    if (stopping) {
-      process.stdout.write('Stopping now.\n');
-      process.exit(1);
-    }
-    stopping = true;
-    process.stdout.write(`\n${signal}: stopping; running transfers get ${graceMs / 1000} s to finish (Ctrl-C again to stop at once).\n`);
-    void stop().then(() => process.exit(0));
-  };
-  process.on('SIGINT', () => onStop('SIGINT'));
-  process.on('SIGTERM', () => onStop('SIGTERM'));
-  process.on('SIGHUP', reload);
-}
-
-function fail(message: string, exitCode = 2): never {
-  process.stderr.write(`ferry: ${message}\n`);
-  process.exit(exitCode);
-}
+const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 function serveOptions(command: Command): Command {
   return command
+    .option('-c, --config <file>', 'run from this YAML configuration file (also FERRY_CONFIG); the flags below override it')
     .option('--root <dir>', 'folder to serve', process.cwd())
     .option('--host <addr>', 'address to listen on (:: for IPv6)', '0.0.0.0')
     .option('--port <n>', 'control port', parsePort, 2121)
     .option('--user <name:password>', 'allow this user instead of anonymous (repeatable)', collectUser, [])
-    .option('--write', 'grant write permissions (upload, delete, rename, mkdir)', false)
+    .option('--write', 'grant write permissions (upload, delete, rename, mkdir) to --user users, and without --config to anonymous', false)
     .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
     .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)', parseIpv4)
     .option('--no-fsync', 'confirm uploads without waiting for the disk (faster; a power cut may lose the last uploads)')
@@ -244,14 +77,32 @@ function serveOptions(command: Command): Command {
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA certificates to send with the chain')
     .option('--tls-implicit-port <n>', 'also serve implicit FTPS (TLS from the first byte) on this port, usually 990', parsePort)
-    .addOption(new Option('--tls-policy <policy>', 'who must use TLS: optional, login (no password in the clear; anonymous exempt), data (and PROT P for transfers)').choices([...TLS_POLICIES]))
-    .action((flags: ServeFlags) => serve(flags));
+    .addOption(new Option('--tls-policy <policy>', 'who must use TLS: optional, login (no password in the clear; anonymous exempt), data (and PROT P for transfers)').choices(['optional', 'login', 'data']))
+    .action((flags: ServeFlags, cmd: Command) => serve(flags, cmd));
 }
+
+/** The options every `ferry user` subcommand takes to find the users file. */
+function usersFileOptions(command: Command): Command {
+  return command
+    .option('-f, --file <users-file>', 'the users file (YAML or JSON)')
+    .option('-c, --config <file>', 'use users.file from this configuration (also FERRY_CONFIG)');
+}
+
+/** Options of `user add` and `user set`; `set` changes only what is given. */
+function userFieldOptions(command: Command, adding: boolean): Command {
+  const byDefault = (text: string) => (adding ? ` (default ${text})` : '');
+  return command
+    .option('--home <path>', `home directory inside the storage root; {username} is replaced${byDefault('/{username}')}`)
+    .option('--permissions <spec>', `read, write, full, none, or letters from elradfmwMT${byDefault('read')}`)
+    .option('--allow-from <cidr>', `allow logins only from this address or range (repeatable${adding ? '' : '; replaces the list'})`, collect);
+}
+
+const passwordStdin = (command: Command) => command.option('--password-stdin', 'read the password (one line) from standard input instead of prompting');
 
 const program = new Command('ferry')
   .description('Ferry: a fast, safe FTP server. With no command, serves the current folder read-only to anonymous users.')
-  .version(pkg.version)
-  .showHelpAfterError()
+  .version(VERSION)
+  .showHelpAfterError('(ferry --help, or ferry COMMAND --help, lists the options)')
   // `ferry serve --root X` must give --root to `serve`, not to the top level.
   .enablePositionalOptions()
   // Usage errors exit 2, runtime failures 1, help and version 0 (the usual CLI convention).
@@ -259,6 +110,37 @@ const program = new Command('ferry')
 serveOptions(program);
 serveOptions(program.command('serve').description('run the FTP server (the default command)'));
 certCommand(program, fail);
+
+program
+  .command('check-config')
+  .description('validate a configuration file (with FERRY_* variables applied, as serve would) and its users file without starting; exit 0 when valid, 1 when not')
+  .argument('<file>', 'the YAML configuration file')
+  .action(async (file: string) => {
+    try {
+      const { config, warnings } = await loadConfig({ file, env: process.env });
+      if (nobodyCanLogIn(config)) warnings.push('nobody can log in: set users.file, authHook.url or anonymous.enabled');
+      const users = config.users.file ? Object.keys(await readUsersFile(config.users.file)).length : 0;
+      for (const warning of warnings) process.stderr.write(`ferry: warning: ${warning}\n`);
+      process.stdout.write(`${file} is valid: ${config.host}:${config.port}, storage ${config.storage.root}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
+    } catch (err) {
+      failWithConfig(err);
+    }
+  });
+
+passwordStdin(program.command('hash-password').description('print a scrypt hash of a password, for passwordHash in a users file')).action(printHash);
+
+const user = program.command('user').description('manage the users file: add, set, passwd, del, list, show');
+passwordStdin(userFieldOptions(usersFileOptions(user.command('add').description('add a user (asks for the password)').argument('<name>')), true)).action(addUser);
+userFieldOptions(usersFileOptions(user.command('set').description("change a user's home, permissions, allowed addresses, or disable it").argument('<name>')), false)
+  .addOption(new Option('--disable', 'refuse logins of this user (kept in the file)').conflicts('enable'))
+  .option('--enable', 'allow logins again')
+  .action((name: string, flags: Parameters<typeof setUser>[1] & { disable?: boolean; enable?: boolean }) =>
+    setUser(name, { ...flags, disabled: flags.disable ? true : flags.enable ? false : undefined }),
+  );
+passwordStdin(usersFileOptions(user.command('passwd').description("change a user's password").argument('<name>'))).action(changePassword);
+usersFileOptions(user.command('del').description('delete a user').argument('<name>')).action(deleteUser);
+usersFileOptions(user.command('list').description('list users: name, home, permissions')).action(listUsers);
+usersFileOptions(user.command('show').description("show a user's settings (never the hash)").argument('<name>')).action(showUser);
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`ferry: ${(err as Error).stack ?? String(err)}\n`);

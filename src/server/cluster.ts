@@ -69,7 +69,7 @@ interface WorkerSlot {
 }
 
 export class ClusterPrimary {
-  readonly #options: ClusterPrimaryOptions;
+  #options: ClusterPrimaryOptions;
   readonly #log: Logger;
   readonly #slots: WorkerSlot[] = [];
   readonly #perIp = new Map<string, number>();
@@ -115,8 +115,8 @@ export class ClusterPrimary {
   #fork(index: number): Promise<void> {
     const slice = passiveSlice(this.#options.passivePorts, index, this.#options.workers);
     const worker = cluster.fork({
-      FERRY_WORKER_INDEX: String(index),
-      FERRY_WORKER_PASSIVE_PORTS: slice ? `${slice.min}-${slice.max}` : '',
+      __FERRY_WORKER_INDEX: String(index),
+      __FERRY_WORKER_PASSIVE_PORTS: slice ? `${slice.min}-${slice.max}` : '',
     });
     const slot: WorkerSlot = { index, worker, ready: false, connections: new Map() };
     this.#slots[index] = slot;
@@ -194,8 +194,13 @@ export class ClusterPrimary {
     else this.#perIp.delete(key);
   }
 
-  /** SIGHUP: ask every worker to reload. */
-  reload(): void {
+  /**
+   * SIGHUP: ask every worker to reload; `limits` are the cluster-wide
+   * connection limits from the reloaded configuration, which only the
+   * primary enforces.
+   */
+  reload(limits?: Pick<ClusterPrimaryOptions, 'maxConnections' | 'maxConnectionsPerIp' | 'shutdownGraceMs'>): void {
+    if (limits) this.#options = { ...this.#options, ...limits };
     for (const slot of this.#slots) if (slot.worker.isConnected()) slot.worker.send({ type: 'ferry:reload' } satisfies PrimaryMessage);
   }
 
@@ -265,7 +270,7 @@ export function runClusterWorker(server: FtpServer, onReload: () => void = () =>
 /** In a worker: its index and passive slice, as the primary assigned them. */
 export function clusterWorkerSettings(): { index: number; passivePorts: string | undefined } {
   return {
-    index: Number(process.env.FERRY_WORKER_INDEX ?? 0),
-    passivePorts: process.env.FERRY_WORKER_PASSIVE_PORTS || undefined,
+    index: Number(process.env.__FERRY_WORKER_INDEX ?? 0),
+    passivePorts: process.env.__FERRY_WORKER_PASSIVE_PORTS || undefined,
   };
 }

@@ -35,7 +35,7 @@ const ACTIVITY_EVENTS = new Set<keyof ServerEvents>([
 ]);
 
 export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost {
-  readonly options: ResolvedOptions;
+  #options: ResolvedOptions;
   readonly passivePorts: PassivePortPool;
   readonly commands: ReadonlyMap<string, CommandSpec> = defaultCommands();
   readonly tls: TlsContext | null;
@@ -49,11 +49,11 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
 
   constructor(options: FtpServerOptions) {
     super();
-    this.options = resolveOptions(options);
-    this.passivePorts = new PassivePortPool(this.options.passivePorts);
-    this.tls = this.options.tls ? new TlsContext(this.options.tls.credentials) : null;
+    this.#options = resolveOptions(options);
+    this.passivePorts = new PassivePortPool(this.#options.passivePorts);
+    this.tls = this.#options.tls ? new TlsContext(this.#options.tls.credentials) : null;
     this.#net = this.#listener({});
-    this.#implicitNet = this.options.tls?.implicitPort != null ? this.#listener({ implicitTls: true }) : null;
+    this.#implicitNet = this.#options.tls?.implicitPort != null ? this.#listener({ implicitTls: true }) : null;
   }
 
   #listener(kind: ConnectionOptions): net.Server {
@@ -77,8 +77,37 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     this.logger.info('TLS certificate reloaded');
   }
 
+  /** The settings in force; sessions read them at each use, so `reconfigure` reaches sessions already running. */
+  get options(): ResolvedOptions {
+    return this.#options;
+  }
+
   get logger() {
-    return this.options.logger;
+    return this.#options.logger;
+  }
+
+  /**
+   * Replace the settings without a restart (reload): new logins use the new
+   * authenticator, and limits, timeouts and the greeting apply from now on.
+   * The listening address and the passive range cannot change while bound:
+   * they keep their values, and their names are returned so the caller can
+   * say a restart is needed. Throws TypeError, keeping the old settings, if
+   * the new ones are invalid.
+   */
+  reconfigure(options: FtpServerOptions): string[] {
+    const next = resolveOptions(options);
+    const old = this.#options;
+    const fixed: string[] = (['host', 'port', 'passivePorts'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(old[key]));
+    // TLS on or off, and the implicit listener, need a restart; the certificate
+    // and the policies change now (the ticket keys carry over: see reloadTls).
+    let tls = next.tls;
+    if (!old.tls !== !next.tls || (old.tls && next.tls && old.tls.implicitPort !== next.tls.implicitPort)) {
+      fixed.push('tls');
+      tls = old.tls && next.tls ? Object.freeze({ ...next.tls, implicitPort: old.tls.implicitPort }) : old.tls;
+    }
+    if (tls && tls !== old.tls) this.tls!.reload(tls.credentials);
+    this.#options = Object.freeze({ ...next, host: old.host, port: old.port, passivePorts: old.passivePorts, tls });
+    return fixed;
   }
 
   notify<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void {

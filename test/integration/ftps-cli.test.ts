@@ -120,9 +120,10 @@ test('cluster mode: workers load the certificate and serve explicit and implicit
 test('bad TLS flags end with a message that names the flag', async (t) => {
   const dir = await tempDir(t);
   for (const [args, message] of [
-    [['--tls-cert', path.join(dir, 'missing.pem'), '--tls-key', path.join(dir, 'missing.pem')], /--tls-cert .*missing\.pem: cannot read it/],
-    [['--tls-cert', path.join(dir, 'x.pem')], /--tls-cert and --tls-key go together/],
-    [['--tls-policy', 'data'], /need --tls-cert and --tls-key/],
+    [['--tls-cert', path.join(dir, 'missing.pem'), '--tls-key', path.join(dir, 'missing.pem')], /--tls-cert: .*missing\.pem: cannot read it/],
+    [['--tls-cert', path.join(dir, 'x.pem')], /tls\.cert and tls\.key go together/],
+    [['--tls-implicit-port', '990'], /--tls-implicit-port: needs tls\.cert and tls\.key/],
+    [['--tls-policy', 'sometimes'], /--tls-policy/],
   ] as const) {
     const child = runCli(['--root', dir, '--port', '0', ...args], dir);
     let err = '';

@@ -1,0 +1,263 @@
+/**
+ * `ferry serve`: load the configuration (file, FERRY_* variables, flags),
+ * build the server, listen, drop privileges, and handle signals: SIGINT and
+ * SIGTERM stop gracefully, SIGHUP reloads the configuration and the users
+ * file without dropping sessions.
+ */
+import cluster from 'node:cluster';
+import type net from 'node:net';
+import os from 'node:os';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { hashPassword, VerificationCache } from '../auth/password.js';
+import { ALL_PERMISSIONS, READ_PERMISSIONS } from '../auth/types.js';
+import { buildServerOptions, serverOptions } from '../config/build.js';
+import { CONFIG_ENV, loadConfig, nobodyCanLogIn, type ConfigOverride, type LoadedConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { ConfigError } from '../config/validate.js';
+import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
+import { resolveOptions, type FtpServerOptions } from '../server/options.js';
+import { dropPrivileges } from '../server/privileges.js';
+import { createServer, type FtpServer } from '../server/server.js';
+import { fail, failWithConfig } from './fail.js';
+import { VERSION } from './version.js';
+
+export interface ServeFlags {
+  config?: string;
+  root: string;
+  fsync: boolean;
+  workers: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  host: string;
+  port: number;
+  user: Array<{ username: string; password: string }>;
+  write: boolean;
+  passivePorts?: string;
+  masquerade?: string;
+  logLevel: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsImplicitPort?: number;
+  tlsPolicy?: string;
+}
+
+/** Flags that set a config key when given on the command line (not when left at their default). */
+const FLAG_KEYS: ReadonlyArray<[keyof ServeFlags, string, string[]]> = [
+  ['host', '--host', ['host']],
+  ['port', '--port', ['port']],
+  ['passivePorts', '--passive-ports', ['passivePorts']],
+  ['masquerade', '--masquerade', ['masqueradeAddress']],
+  ['workers', '--workers', ['workers']],
+  ['maxConnections', '--max-connections', ['limits', 'maxConnections']],
+  ['maxConnectionsPerIp', '--max-connections-per-ip', ['limits', 'maxConnectionsPerIp']],
+  ['logLevel', '--log-level', ['logging', 'level']],
+  ['root', '--root', ['storage', 'root']],
+  ['fsync', '--no-fsync', ['storage', 'fsync']],
+  ['tlsCert', '--tls-cert', ['tls', 'cert']],
+  ['tlsKey', '--tls-key', ['tls', 'key']],
+  ['tlsCa', '--tls-ca', ['tls', 'ca']],
+  ['tlsImplicitPort', '--tls-implicit-port', ['tls', 'implicitPort']],
+  ['tlsPolicy', '--tls-policy', ['tls', 'policy']],
+];
+
+/** Everything needed to (re)load: the same inputs give the same Config. */
+interface Plan {
+  file: string | null;
+  preset: Record<string, unknown> | undefined;
+  overrides: ConfigOverride[];
+  cliUsers: Array<{ username: string; passwordHash: string }>;
+  cliPermissions: string;
+}
+
+export async function serve(flags: ServeFlags, command: Command): Promise<void> {
+  const file = flags.config ?? process.env[CONFIG_ENV] ?? null;
+  const overrides = FLAG_KEYS.filter(([key]) => command.getOptionValueSource(key) === 'cli').map(
+    ([key, source, path]): ConfigOverride => ({ path, value: flags[key], source }),
+  );
+  const plan: Plan = {
+    file,
+    // Without a file, `ferry` shares a folder: anonymous read-only (or --write), unless --user names who may log in.
+    preset: file ? undefined : { storage: { type: 'local', root: flags.root }, anonymous: { enabled: flags.user.length === 0, permissions: flags.write ? 'full' : 'read' } },
+    overrides,
+    // Keep only scrypt hashes in memory, as a deployment with a users file would.
+    cliUsers: await Promise.all(flags.user.map(async (u) => ({ username: u.username, passwordHash: await hashPassword(u.password) }))),
+    cliPermissions: flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS,
+  };
+  let loaded: LoadedConfig;
+  try {
+    loaded = await load(plan);
+  } catch (err) {
+    // Without a file every value came from the command line or environment: a usage error.
+    failWithConfig(err, file ? 1 : 2);
+  }
+  const { config } = loaded;
+  const logger = pino({ level: config.logging.level, base: cluster.isWorker ? { worker: clusterWorkerSettings().index } : undefined });
+  for (const warning of loaded.warnings) logger.warn(warning);
+  const workers = config.workers === 'auto' ? os.availableParallelism() : config.workers;
+  let cache = new VerificationCache({ ttlMs: config.users.cacheTtlMs });
+  let current = config;
+  /** Options for `next`, which becomes the configuration in force; what only a restart changes is logged. */
+  const build = async (next: Config): Promise<FtpServerOptions> => {
+    if (next.users.cacheTtlMs !== current.users.cacheTtlMs) cache = new VerificationCache({ ttlMs: next.users.cacheTtlMs });
+    const options = await buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions });
+    const needRestart = (['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
+    if (needRestart.length > 0) logger.warn({ settings: needRestart }, 'these settings change only on restart');
+    current = next;
+    return options;
+  };
+
+  if (cluster.isWorker) {
+    const { passivePorts } = clusterWorkerSettings();
+    // The primary enforces the connection limits for the whole cluster.
+    const clusterOverrides = { passivePorts, maxConnections: Number.MAX_SAFE_INTEGER, maxConnectionsPerIp: Number.MAX_SAFE_INTEGER };
+    const server = await startServer(await build(config), clusterOverrides);
+    dropOrExit(config);
+    runClusterWorker(server, () => void reload(plan, logger, async (next) => server.reconfigure({ ...(await build(next)), ...clusterOverrides })));
+    return;
+  }
+  if (workers > 1) {
+    let primary: ClusterPrimary;
+    let shutdownGraceMs: number;
+    try {
+      // Validate every setting once, here, before any worker starts.
+      const options = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } });
+      primary = new ClusterPrimary({ ...options, workers, logger });
+      shutdownGraceMs = options.shutdownGraceMs;
+    } catch (err) {
+      fail((err as Error).message, 1);
+    }
+    let address: net.AddressInfo;
+    try {
+      address = await primary.start();
+    } catch (err) {
+      await primary.stop(0);
+      failToListen(config, err);
+    }
+    dropOrExit(config);
+    printBanner(flags, loaded, address.port, workers, primary.implicitAddress()?.port);
+    // The primary reloads too: the log level, and the connection limits it enforces for the cluster.
+    onSignals(shutdownGraceMs, () => primary.stop(), () => void reload(plan, logger, async ({ limits: { maxConnections, maxConnectionsPerIp, shutdownGraceMs } }) => (primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs }), [])));
+    return;
+  }
+  const server = await startServer(await build(config), {});
+  let address: net.AddressInfo;
+  try {
+    address = await server.listen();
+  } catch (err) {
+    failToListen(config, err);
+  }
+  dropOrExit(config);
+  printBanner(flags, loaded, address.port, 1, server.implicitAddress()?.port);
+  onSignals(server.options.shutdownGraceMs, () => server.close(), () => void reload(plan, logger, async (next) => server.reconfigure(await build(next))));
+}
+
+async function startServer(options: FtpServerOptions, overrides: Partial<FtpServerOptions>): Promise<FtpServer> {
+  let server: FtpServer;
+  try {
+    server = createServer({ ...options, ...overrides });
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+  server.on('error', (err) => options.logger?.error({ err }, 'server error'));
+  return server;
+}
+
+function load(plan: Plan): Promise<LoadedConfig> {
+  return loadConfig({ file: plan.file, preset: plan.preset, env: process.env, overrides: plan.overrides }).then((loaded) => {
+    if (plan.cliUsers.length === 0 && nobodyCanLogIn(loaded.config)) loaded.warnings.push('nobody can log in: set users.file, authHook.url or anonymous.enabled');
+    return loaded;
+  });
+}
+
+/**
+ * SIGHUP: read the file and the users file again and `apply` the result
+ * (which returns the settings that need a restart). New logins see it;
+ * sessions in progress continue. A configuration that does not load is
+ * logged and the one in force stays.
+ */
+async function reload(plan: Plan, logger: pino.Logger, apply: (config: Config) => Promise<string[]>): Promise<void> {
+  try {
+    const { config, warnings } = await load(plan);
+    const needRestart = await apply(config);
+    logger.level = config.logging.level;
+    for (const warning of warnings) logger.warn(warning);
+    if (needRestart.length > 0) logger.warn({ settings: needRestart }, 'these settings change only on restart');
+    logger.info({ file: plan.file }, 'configuration reloaded');
+  } catch (err) {
+    const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+    logger.error({ problems }, 'reload failed; the previous configuration stays in force');
+  }
+}
+
+function dropOrExit(config: Config): void {
+  try {
+    dropPrivileges(config.runAs);
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+}
+
+function failToListen(config: Config, err: unknown): never {
+  const { host, port } = config;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') fail(`port ${port} on ${host} is already in use. Stop the other server or choose another with --port.`, 1);
+  if (code === 'EACCES') fail(`not allowed to listen on port ${port}. Ports below 1024 need root (see runAs to drop it after binding); or use --port 2121.`, 1);
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    fail(`cannot listen on ${host}: no such address on this machine. Use 0.0.0.0 (all IPv4), :: (IPv6) or one of its addresses.`, 1);
+  }
+  fail(`cannot start on ${host}:${port}: ${(err as Error).message}`, 1);
+}
+
+/** Addresses a client on this machine or the LAN can use to reach `host`. */
+function reachableAddresses(host: string): string[] {
+  if (host !== '0.0.0.0' && host !== '::') return [host];
+  const found = ['127.0.0.1'];
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const item of list ?? []) if (item.family === 'IPv4' && !item.internal) found.push(item.address);
+  }
+  return found;
+}
+
+function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: number, workers: number, implicitPort?: number): void {
+  const users = flags.user.map((u) => u.username);
+  const who: string[] = [];
+  if (users.length > 0) who.push(`user${users.length > 1 ? 's' : ''} ${users.join(', ')}`);
+  if (config.users.file) who.push(`the users in ${config.users.file}`);
+  if (config.authHook.url) who.push('users the auth hook accepts');
+  if (config.anonymous.enabled) who.push(file ? `anonymous users (${config.anonymous.permissions})` : 'anonymous users (any password)');
+  const access = file ? '' : ` (${flags.write ? 'read-write' : 'read-only'})`;
+  const from = file ? ` as configured in ${file}` : '';
+  const withWorkers = workers > 1 ? ` with ${workers} worker processes` : '';
+  const lines = [`Ferry ${VERSION} is serving ${config.storage.root}${access} to ${who.join(' and ') || 'nobody (no users configured)'}${withWorkers}${from}.`];
+  const hosts = reachableAddresses(config.host);
+  for (const address of hosts) lines.push(`  ftp://${users[0] ? `${users[0]}@` : ''}${address.includes(':') ? `[${address}]` : address}:${port}/`);
+  const example = hosts[0]!;
+  // Without anonymous access a client must name a user: show where it goes.
+  const user = users[0] ?? (config.anonymous.enabled ? undefined : 'USER');
+  lines.push(`Try: lftp -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl ${user ? `-u ${user}:PASSWORD ` : ''}ftp://${example.includes(':') ? `[${example}]` : example}:${port}/`);
+  if (config.tls.cert) {
+    const implicit = implicitPort ? `, implicit TLS on port ${implicitPort} (ftps://${example.includes(':') ? `[${example}]` : example}:${implicitPort}/)` : '';
+    lines.push(`FTPS: AUTH TLS on port ${port}${implicit}; TLS policy: ${config.tls.policy}.`);
+  }
+  if (!file && users.length === 0 && flags.write) lines.push('Warning: anyone who can reach this port can write and delete files (--write with anonymous access).');
+  lines.push('Press Ctrl-C to stop.');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function onSignals(graceMs: number, stop: () => Promise<void>, reload: () => void): void {
+  let stopping = false;
+  const onStop = (signal: string) => {
+    if (stopping) {
+      process.stdout.write('Stopping now.\n');
+      process.exit(1);
+    }
+    stopping = true;
+    process.stdout.write(`\n${signal}: stopping; running transfers get ${graceMs / 1000} s to finish (Ctrl-C again to stop at once).\n`);
+    void stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => onStop('SIGINT'));
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGHUP', reload);
+}
