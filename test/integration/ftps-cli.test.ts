@@ -74,6 +74,27 @@ test('--tls-cert/--tls-key serve explicit FTPS, --tls-implicit-port implicit FTP
   await assert.rejects(plain.access({ host: '127.0.0.1', port: cli.port, user: 'u', password: 'pw' }), (e: unknown) => e instanceof FTPError && e.code === 530);
 });
 
+test("the configuration file's tls: section (paths relative to the file) serves FTPS with its policy", async (t) => {
+  const dir = await tempDir(t);
+  await makeCert(dir);
+  const ca = await readFile(path.join(dir, 'cert.pem'), 'utf8');
+  await writeFile(path.join(dir, 'hello.txt'), 'from the config');
+  const config = ['host: 127.0.0.1', 'port: 0', 'storage:', `  root: ${dir}`, 'anonymous:', '  enabled: true', 'tls:', '  cert: cert.pem', '  key: key.pem', '  policy: data', '  anonymousExempt: false'];
+  await writeFile(path.join(dir, 'ferry.yaml'), config.join('\n') + '\n');
+  const cli = await startCli(t, ['--config', path.join(dir, 'ferry.yaml')], dir);
+  assert.match(cli.output(), /TLS policy: data/);
+  const plain = await RawClient.connect(cli.port);
+  t.after(() => plain.close());
+  await plain.expect(220);
+  await plain.command('USER anonymous', 530);
+  const client = new Client(10_000);
+  t.after(() => client.close());
+  await client.access({ host: '127.0.0.1', port: cli.port, user: 'anonymous', password: 'x', secure: true, secureOptions: { ca } });
+  const chunks: Buffer[] = [];
+  await client.downloadTo(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), 'hello.txt');
+  assert.equal(Buffer.concat(chunks).toString(), 'from the config');
+});
+
 test('SIGHUP reloads the certificate files for new connections without dropping the open session', async (t) => {
   const dir = await tempDir(t);
   const { cert, key } = await makeCert(dir);

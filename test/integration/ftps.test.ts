@@ -212,6 +212,31 @@ describe('requireSessionReuse', () => {
     assert.equal((await retrieve(a.client, stolen, 'f.txt')).code, 522);
   });
 
+  test('active mode (EPRT) under PROT P: Ferry dials the client and is still the TLS server; the session must resume', async (t) => {
+    const srv = await startTlsServer(t);
+    const { client, session } = await securedClient(srv);
+    t.after(() => client.close());
+    for (const resume of [true, false]) {
+      const listener = net.createServer();
+      t.after(() => listener.close());
+      await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+      const accepted = new Promise<tls.TLSSocket>((resolve) =>
+        listener.once('connection', (raw) => {
+          const secure = tls.connect({ socket: raw, rejectUnauthorized: false, ...(resume ? { session } : {}) });
+          secure.on('error', () => {});
+          resolve(secure);
+        }),
+      );
+      await client.command(`EPRT |1|127.0.0.1|${(listener.address() as net.AddressInfo).port}|`, 200);
+      client.send('RETR f.txt');
+      await client.expect(150);
+      const body = await readToClose(await accepted);
+      const code = (await client.read()).code;
+      if (resume) assert.deepEqual([code, body.toString()], [226, 'secret data']);
+      else assert.equal(code, 522);
+    }
+  });
+
   test('with requireSessionReuse off, a data connection that does not resume is accepted', async (t) => {
     const srv = await startTlsServer(t, { requireSessionReuse: false });
     const { client } = await securedClient(srv);
@@ -239,6 +264,23 @@ describe('requireSessionReuse', () => {
     const control = await after.startTls();
     assert.match(control.getPeerX509Certificate()!.subjectAltName!, /reloaded\.example/);
   });
+});
+
+test('reconfigure (a SIGHUP reload) replaces the certificate and policies now; TLS on/off and implicitPort wait for a restart', async (t) => {
+  const srv = await startTlsServer(t, { policy: 'optional' });
+  const { authenticator } = srv.server.options;
+  const next = createSelfSignedCertificate({ hosts: ['127.0.0.1', 'reconfigured.example'] });
+  assert.deepEqual(srv.server.reconfigure({ authenticator, host: '127.0.0.1', port: 0, tls: { cert: next.cert, key: next.key, policy: 'login' } }), []);
+  const client = await RawClient.connect(srv.port);
+  t.after(() => client.close());
+  await client.expect(220);
+  await client.command(`USER ${USER}`, 530);
+  await client.command('AUTH TLS', 234);
+  assert.match((await client.startTls()).getPeerX509Certificate()!.subjectAltName!, /reconfigured\.example/);
+  assert.deepEqual(srv.server.reconfigure({ authenticator, host: '127.0.0.1', port: 0, tls: { cert, key, implicitPort: 0 } }), ['tls']);
+  assert.equal(srv.server.implicitAddress(), null);
+  assert.deepEqual(srv.server.reconfigure({ authenticator, host: '127.0.0.1', port: 0 }), ['tls']);
+  assert.ok(srv.server.options.tls, 'TLS stays on until a restart');
 });
 
 describe('TLS policies', () => {
