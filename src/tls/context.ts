@@ -82,11 +82,11 @@ class SessionRecorder extends EventEmitter {
 export class SessionBinding {
   readonly #context: TlsContext;
   readonly #keys: Buffer[] = [];
-  readonly recorder: SessionRecorder;
+  readonly #recorder: SessionRecorder;
 
-  constructor(context: TlsContext, cache: SessionCache) {
+  constructor(context: TlsContext) {
     this.#context = context;
-    this.recorder = new SessionRecorder(cache, (key) => this.#remember(key));
+    this.#recorder = new SessionRecorder(context.cache, (key) => this.#remember(key));
   }
 
   #remember(key: Buffer): void {
@@ -140,7 +140,7 @@ export class SessionBinding {
 
   /** Start the server side of the control connection's handshake. */
   wrapControl(socket: net.Socket): tls.TLSSocket {
-    return this.#context.wrap(socket, this.recorder);
+    return this.#context.wrap(socket, this.#recorder);
   }
 }
 
@@ -166,7 +166,7 @@ export class TlsContext {
 
   /** A binding for a new control connection. */
   bind(): SessionBinding {
-    return new SessionBinding(this, this.cache);
+    return new SessionBinding(this);
   }
 
   wrap(socket: net.Socket, recorder: EventEmitter): tls.TLSSocket {

@@ -15,6 +15,7 @@ import { Client, FileType, FTPError } from 'basic-ftp';
 import { ErrorCodes, FerryError, LocalStorage, MemoryStorage, type Storage } from '../../src/index.js';
 import { PASSWORD, USER, startServer, type TestServer, type TestServerOptions } from '../helpers/server.js';
 import { RawClient } from '../helpers/ftp-raw.js';
+import { collector } from '../helpers/streams.js';
 
 type Backend = 'local' | 'memory';
 
@@ -32,18 +33,6 @@ const sha256 = (data: Buffer): string => createHash('sha256').update(data).diges
 /** A readable that yields `data` (nothing at all for an empty buffer), in byte mode. */
 function source(data: Buffer): Readable {
   return Readable.from(data.length > 0 ? [data] : [], { objectMode: false });
-}
-
-/** A writable that collects everything written to it. */
-function collector(): { sink: Writable; bytes: () => Buffer } {
-  const chunks: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, callback) {
-      chunks.push(chunk);
-      callback();
-    },
-  });
-  return { sink, bytes: () => Buffer.concat(chunks) };
 }
 
 async function readStream(stream: Readable): Promise<Buffer> {

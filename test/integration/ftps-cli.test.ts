@@ -8,13 +8,13 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { Client, FTPError } from 'basic-ftp';
 import { createSelfSignedCertificate } from '../../src/tls/self-signed.js';
 import { exitOf, runCli, startCli } from '../helpers/cli.js';
 import { RawClient } from '../helpers/ftp-raw.js';
+import { collector } from '../helpers/streams.js';
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-ftps-cli-'));
@@ -35,9 +35,9 @@ async function download(port: number, secure: true | 'implicit', ca: string, nam
   const client = new Client(10_000);
   try {
     await client.access({ host: '127.0.0.1', port, user: 'u', password: 'pw', secure, secureOptions: { ca } });
-    const chunks: Buffer[] = [];
-    await client.downloadTo(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), name);
-    return Buffer.concat(chunks).toString();
+    const { sink, bytes } = collector();
+    await client.downloadTo(sink, name);
+    return bytes().toString();
   } finally {
     client.close();
   }
@@ -90,9 +90,9 @@ test("the configuration file's tls: section (paths relative to the file) serves 
   const client = new Client(10_000);
   t.after(() => client.close());
   await client.access({ host: '127.0.0.1', port: cli.port, user: 'anonymous', password: 'x', secure: true, secureOptions: { ca } });
-  const chunks: Buffer[] = [];
-  await client.downloadTo(new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }), 'hello.txt');
-  assert.equal(Buffer.concat(chunks).toString(), 'from the config');
+  const { sink, bytes } = collector();
+  await client.downloadTo(sink, 'hello.txt');
+  assert.equal(bytes().toString(), 'from the config');
 });
 
 test('SIGHUP reloads the certificate files for new connections without dropping the open session', async (t) => {

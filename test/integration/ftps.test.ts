@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import tls from 'node:tls';
 import { Client, FTPError } from 'basic-ftp';
@@ -18,6 +18,7 @@ import { pino } from 'pino';
 import { AnonymousAuthenticator, LocalStorage, createServer, type Authenticator, type TlsPolicy } from '../../src/index.js';
 import { createSelfSignedCertificate } from '../../src/tls/self-signed.js';
 import { RawClient } from '../helpers/ftp-raw.js';
+import { collector } from '../helpers/streams.js';
 import { PASSWORD, USER, startServer, type Cleanup, type TestServer, type TestServerOptions } from '../helpers/server.js';
 import { testCertificate } from '../helpers/tls.js';
 
@@ -34,17 +35,6 @@ async function connect(t: Cleanup, port: number, secure: true | 'implicit', user
   t.after(async () => client.close());
   await client.access({ host: '127.0.0.1', port, user, password, secure, secureOptions: { ca: cert } });
   return client;
-}
-
-function collector(): { sink: Writable; bytes: () => Buffer } {
-  const chunks: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, callback) {
-      chunks.push(chunk);
-      callback();
-    },
-  });
-  return { sink, bytes: () => Buffer.concat(chunks) };
 }
 
 /** RETR over an already secured raw client; resolves to the data and the final reply code. */
@@ -185,16 +175,9 @@ describe('requireSessionReuse', () => {
 
   test('TLS 1.2 without tickets: session-ID resumption through the shared cache is accepted', async (t) => {
     const srv = await startTlsServer(t);
-    await writeFile(path.join(srv.root, 'f.txt'), 'secret data');
-    const client = await RawClient.connect(srv.port);
-    t.after(() => client.close());
-    await client.expect(220);
-    await client.command('AUTH TLS', 234);
     const noTickets = { maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET } as const;
-    const control = await client.startTls(noTickets);
-    await client.command(`USER ${USER}`, 331);
-    await client.command(`PASS ${PASSWORD}`, 230);
-    await client.command('PROT P', 200);
+    const { client, control } = await securedClient(srv, noTickets);
+    t.after(() => client.close());
     const data = await client.passiveTls({ ...noTickets, session: control.getSession()! });
     await secured(data);
     assert.equal(data.isSessionReused(), true);
