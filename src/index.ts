@@ -11,7 +11,7 @@ export type { Storage, StorageCapabilities, StorageWritable, FileInfo, FileType,
 export { LocalStorage } from './storage/local.js';
 export { MemoryStorage } from './storage/memory.js';
 
-export type { Account, AccountLimits, Authenticator, AuthRequest, Permission } from './auth/types.js';
+export type { Account, AccountLimits, Authenticator, AuthRequest, ClientCertificate, Permission } from './auth/types.js';
 export { READ_PERMISSIONS, ALL_PERMISSIONS } from './auth/types.js';
 export { AnonymousAuthenticator, type AnonymousOptions } from './auth/anonymous.js';
 export { UserListAuthenticator, ChainAuthenticator, type ListedUser, type UserListOptions } from './auth/user-list.js';

@@ -56,6 +56,18 @@ export interface AuthRequest {
   remoteAddress: string;
   /** True when the control connection is encrypted. */
   secure: boolean;
+  /** With `tls.requestClientCert`: the client's certificate, present only when it verified against `tls.ca`. */
+  clientCertificate?: ClientCertificate;
+}
+
+/** A verified client certificate (mutual TLS), as an authenticator sees it. */
+export interface ClientCertificate {
+  /** e.g. "CN=camera-17\nO=Example". */
+  subject: string;
+  /** e.g. "DNS:camera-17.example.com", when present. */
+  subjectAltName: string | undefined;
+  /** SHA-256 fingerprint, "AB:CD:...": the most precise way to pin one certificate to one user. */
+  fingerprint256: string;
 }
 
 export interface Authenticator {

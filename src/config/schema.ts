@@ -85,6 +85,7 @@ export const configSchema = z.strictObject({
     anonymousExempt: bool().default(true),
     requireSessionReuse: bool().default(true),
     minVersion: z.enum(['TLSv1.2', 'TLSv1.3'], { error: 'TLSv1.2 or TLSv1.3' }).default('TLSv1.2'),
+    requestClientCert: bool().default(false),
   }).prefault({}),
   runAs: section({
     user: text('a user name or uid').nullable().default(null),

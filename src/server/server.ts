@@ -178,7 +178,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     if (kind.implicitTls) {
       // Replies written before the handshake completes wait inside the TLS socket.
       const binding = this.tls!.bind();
-      session = new Session(String(this.#nextId++), binding.wrapControl(socket), this, binding);
+      session = new Session(String(this.#nextId++), binding.wrapControl(socket, this.#options.tls!.requestClientCert), this, binding);
     } else {
       session = new Session(String(this.#nextId++), socket, this);
     }

@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { ANONYMOUS_NAMES } from '../auth/anonymous.js';
-import type { Account, Permission, TlsPolicy } from '../auth/types.js';
+import type { Account, ClientCertificate, Permission, TlsPolicy } from '../auth/types.js';
 import { accountHasPermission } from '../auth/types.js';
 import { ErrorCodes, FerryError, fromSystemError, isExpectedError, replyForError } from '../errors.js';
 import type { ServerEvents } from '../observability/events.js';
@@ -390,7 +390,7 @@ export class Session implements LineSink {
     // handshake as soon as it reads 234, and the TLS socket must be reading
     // by then. The reply is ahead of any TLS byte in the same stream.
     const binding = context.bind();
-    const secure = binding.wrapControl(raw);
+    const secure = binding.wrapControl(raw, this.host.options.tls?.requestClientCert ?? false);
     (secure as Socket as SessionSocket)[kSession] = this;
     secure.on('data', Session.#onData);
     secure.on('error', Session.#onError);
@@ -409,6 +409,14 @@ export class Session implements LineSink {
       binding.controlSecured(socket);
       this.log.debug({ protocol: socket.getProtocol(), cipher: socket.getCipher().name }, 'control connection secured');
     });
+  }
+
+  /** The client's certificate (mutual TLS), only when it verified against the configured CA. */
+  get clientCertificate(): ClientCertificate | undefined {
+    const socket = this.#socket;
+    if (!this.#tls || !(socket instanceof TLSSocket)) return undefined;
+    const x509 = this.host.tls?.verifiedClientCertificate(socket);
+    return x509 ? { subject: x509.subject, subjectAltName: x509.subjectAltName, fingerprint256: x509.fingerprint256 } : undefined;
   }
 
   /** The TLS policy for `username`: the authenticator's word for this user, else the server's (anonymous may be exempt). */

@@ -25,7 +25,7 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import tls from 'node:tls';
-import { timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual, X509Certificate } from 'node:crypto';
 import { createSecureContext, SESSION_TIMEOUT_S, type TlsCredentials } from './options.js';
 import { sessionMasterKey } from './session-der.js';
 
@@ -138,18 +138,37 @@ export class SessionBinding {
     };
   }
 
-  /** Start the server side of the control connection's handshake. */
-  wrapControl(socket: net.Socket): tls.TLSSocket {
-    return this.#context.wrap(socket, this.#recorder);
+  /** Start the server side of the control connection's handshake; `requestCert` for mutual TLS. */
+  wrapControl(socket: net.Socket, requestCert: boolean): tls.TLSSocket {
+    return this.#context.wrap(socket, this.#recorder, requestCert);
   }
 }
 
 export class TlsContext {
   #secureContext: tls.SecureContext;
+  /** The `ca` certificates, for checking client certificates (mutual TLS). */
+  #clientCAs: X509Certificate[];
   readonly cache = new SessionCache();
 
   constructor(credentials: TlsCredentials) {
     this.#secureContext = createSecureContext(credentials);
+    this.#clientCAs = certificates(credentials.ca);
+  }
+
+  /**
+   * The client's certificate when it is valid now and issued (and signed)
+   * by one of the `ca` certificates, or is one of them. Node computes
+   * `authorized` only for sockets of a tls.Server, so the check is ours;
+   * it covers certificates issued directly by a listed CA, not chains
+   * through intermediates.
+   */
+  verifiedClientCertificate(socket: tls.TLSSocket): X509Certificate | null {
+    const peer = socket.getPeerX509Certificate();
+    if (!peer) return null;
+    const now = Date.now();
+    if (Date.parse(peer.validFrom) > now || Date.parse(peer.validTo) < now) return null;
+    const trusted = this.#clientCAs.some((ca) => peer.raw.equals(ca.raw) || (peer.checkIssued(ca) && peer.verify(ca.publicKey)));
+    return trusted ? peer : null;
   }
 
   /**
@@ -162,6 +181,7 @@ export class TlsContext {
     const keys = (this.#secureContext.context as { getTicketKeys(): Buffer }).getTicketKeys();
     (next.context as { setTicketKeys(keys: Buffer): void }).setTicketKeys(keys);
     this.#secureContext = next;
+    this.#clientCAs = certificates(credentials.ca);
   }
 
   /** A binding for a new control connection. */
@@ -169,8 +189,22 @@ export class TlsContext {
     return new SessionBinding(this);
   }
 
-  wrap(socket: net.Socket, recorder: EventEmitter): tls.TLSSocket {
+  wrap(socket: net.Socket, recorder: EventEmitter, requestCert = false): tls.TLSSocket {
     // `server` is only used for the session events (see the module comment).
-    return new tls.TLSSocket(socket, { isServer: true, secureContext: this.#secureContext, server: recorder as unknown as net.Server });
+    // A client certificate that does not verify is not a handshake failure:
+    // the authenticator only ever sees verified ones (Session.clientCertificate).
+    return new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: this.#secureContext,
+      server: recorder as unknown as net.Server,
+      requestCert,
+      rejectUnauthorized: false,
+    });
   }
+}
+
+/** Every certificate of PEM text or a list of them (a bundle holds several). */
+function certificates(pem: TlsCredentials['ca']): X509Certificate[] {
+  const texts = (Array.isArray(pem) ? pem : pem ? [pem] : []).map((p) => p.toString());
+  return texts.flatMap((text) => text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((block) => new X509Certificate(block));
 }

@@ -41,6 +41,14 @@ export interface TlsOptions extends TlsCredentials {
   requireSessionReuse?: boolean;
   /** Also listen for implicit FTPS (TLS from the first byte, usually port 990) on this port. 0 picks a free one. Default: no implicit listener. */
   implicitPort?: number;
+  /**
+   * Ask clients for a certificate on the control connection (mutual TLS).
+   * One that verifies against `ca` reaches the authenticator as
+   * `AuthRequest.clientCertificate`, which may map it to a user; a client
+   * without one, or with one that does not verify, is not refused by TLS.
+   * Default false.
+   */
+  requestClientCert?: boolean;
 }
 
 export interface ResolvedTlsOptions {
@@ -49,6 +57,7 @@ export interface ResolvedTlsOptions {
   readonly anonymousExempt: boolean;
   readonly requireSessionReuse: boolean;
   readonly implicitPort: number | null;
+  readonly requestClientCert: boolean;
 }
 
 /**
@@ -112,10 +121,11 @@ export function createSecureContext(credentials: TlsCredentials): tls.SecureCont
 
 export function resolveTlsOptions(options: TlsOptions): ResolvedTlsOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('tls: expected an object with cert and key');
-  const { policy = 'login', anonymousExempt = true, requireSessionReuse = true, implicitPort } = options;
+  const { policy = 'login', anonymousExempt = true, requireSessionReuse = true, implicitPort, requestClientCert = false } = options;
   if (!TLS_POLICIES.includes(policy)) throw new TypeError(`tls.policy: "${String(policy)}" is not one of ${TLS_POLICIES.join(', ')}`);
   if (typeof anonymousExempt !== 'boolean') throw new TypeError('tls.anonymousExempt: expected true or false');
   if (typeof requireSessionReuse !== 'boolean') throw new TypeError('tls.requireSessionReuse: expected true or false');
+  if (typeof requestClientCert !== 'boolean') throw new TypeError('tls.requestClientCert: expected true or false');
   if (implicitPort !== undefined && (!Number.isInteger(implicitPort) || implicitPort < 0 || implicitPort > 65535)) {
     throw new TypeError(`tls.implicitPort: ${String(implicitPort)} is not a whole number from 0 to 65535`);
   }
@@ -127,5 +137,6 @@ export function resolveTlsOptions(options: TlsOptions): ResolvedTlsOptions {
     anonymousExempt,
     requireSessionReuse,
     implicitPort: implicitPort ?? null,
+    requestClientCert,
   });
 }

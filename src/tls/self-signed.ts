@@ -7,7 +7,8 @@
  *
  * Only what a TLS server certificate needs: subject CN, subjectAltName
  * (DNS names and IP addresses), basicConstraints CA:FALSE, keyUsage
- * digitalSignature, extKeyUsage serverAuth.
+ * digitalSignature, extKeyUsage serverAuth and clientAuth (so the same
+ * generator makes client certificates for mutual TLS).
  */
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import net from 'node:net';
@@ -103,7 +104,7 @@ export function createSelfSignedCertificate(options: SelfSignedOptions): Certifi
         extension('2.5.29.17', false, sequence(...altNames)), // subjectAltName
         extension('2.5.29.19', true, sequence()), // basicConstraints: not a CA
         extension('2.5.29.15', true, tlv(0x03, Buffer.from([0x07, 0x80]))), // keyUsage: digitalSignature
-        extension('2.5.29.37', false, sequence(oid('1.3.6.1.5.5.7.3.1'))), // extKeyUsage: serverAuth
+        extension('2.5.29.37', false, sequence(oid('1.3.6.1.5.5.7.3.1'), oid('1.3.6.1.5.5.7.3.2'))), // extKeyUsage: serverAuth, clientAuth
       ),
     ),
   );

@@ -5,7 +5,7 @@
  * reload, and the plaintext-injection guard on AUTH TLS.
  */
 import assert from 'node:assert/strict';
-import { constants } from 'node:crypto';
+import { constants, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -334,6 +334,38 @@ describe('TLS policies', () => {
     t.after(() => other.close());
     await other.expect(220);
     await other.command('USER admin', 530);
+  });
+
+  test('requestClientCert: a client certificate that verifies reaches the authenticator, which may map it to a user', async (t) => {
+    const device = createSelfSignedCertificate({ hosts: ['camera-17'] });
+    const stranger = createSelfSignedCertificate({ hosts: ['camera-17'] });
+    const pinned = new X509Certificate(device.cert).fingerprint256;
+    const root = (await startServer(t)).root;
+    const seen: Array<string | undefined> = [];
+    const authenticator: Authenticator = {
+      async authenticate({ username, clientCertificate }) {
+        seen.push(clientCertificate?.subject);
+        // Certificate login: the pinned certificate is the credential, the password is not checked.
+        return username === 'camera' && clientCertificate?.fingerprint256 === pinned ? { username, storage: new LocalStorage(root), permissions: 'elr' } : null;
+      },
+    };
+    const server = createServer({ authenticator, host: '127.0.0.1', port: 0, loginFailureDelayMs: 0, tls: { cert, key, ca: [device.cert], requestClientCert: true } });
+    t.after(() => server.close(0));
+    const { port } = await server.listen();
+    for (const [who, options, code] of [
+      ['device', { cert: device.cert, key: device.key }, 230],
+      ['stranger', { cert: stranger.cert, key: stranger.key }, 530],
+      ['nobody', {}, 530],
+    ] as const) {
+      const client = await RawClient.connect(port);
+      t.after(() => client.close());
+      await client.expect(220);
+      await client.command('AUTH TLS', 234);
+      await client.startTls(options);
+      await client.command('USER camera', 331);
+      assert.equal((await client.command('PASS -')).code, code, who);
+    }
+    assert.deepEqual(seen, ['CN=camera-17', undefined, undefined]);
   });
 
   test('options are validated with errors that name the option', () => {

@@ -22,6 +22,7 @@ async function pass(session: Session, password: string): Promise<void> {
       password,
       remoteAddress: session.remoteAddress,
       secure: session.secure,
+      clientCertificate: session.clientCertificate,
     });
   } catch (err) {
     session.log.error({ err, username }, 'authenticator failed');
