@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import type { Account, Permission } from '../auth/types.js';
 import { accountHasPermission } from '../auth/types.js';
-import { ErrorCodes, FerryError, fromSystemError, isExpectedError, replyForError } from '../errors.js';
+import { ErrorCodes, FerryError, fromSystemError, isExpectedError, needsOperator, replyForError } from '../errors.js';
 import type { ServerEvents } from '../observability/events.js';
 import type { Logger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
@@ -280,7 +280,7 @@ export class Session implements LineSink {
     const { code, text } = replyForError(err);
     const known = fromSystemError(err);
     if (!isExpectedError(err)) this.log.warn({ err }, 'command failed unexpectedly');
-    else if (known instanceof FerryError && known.code === ErrorCodes.ACCESS_DENIED) this.log.warn({ reason: known.message }, 'access denied');
+    else if (needsOperator(known)) this.log.warn({ code: (known as FerryError).code, reason: (known as Error).message }, 'storage refused or failed');
     else this.log.debug({ code: (known as FerryError).code, reason: (known as Error).message }, 'command failed');
     this.reply(code, text);
   }
