@@ -20,6 +20,8 @@ import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../serv
 import { hashPassword } from '../auth/password.js';
 import type { Logger } from '../observability/logger.js';
 import { LocalStorage } from '../storage/local.js';
+import { S3Storage } from '../storage/s3.js';
+import type { Storage } from '../storage/types.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -36,6 +38,10 @@ interface ServeFlags {
   passivePorts?: { min: number; max: number };
   masquerade?: string;
   logLevel: string;
+  s3?: { bucket: string; prefix: string };
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3PathStyle?: boolean;
 }
 
 function parseWorkers(value: string): number {
@@ -78,6 +84,46 @@ function parseRange(value: string): { min: number; max: number } {
   return range;
 }
 
+/** s3://BUCKET[/PREFIX]; the prefix may hold {username} for one folder per user. */
+function parseS3Url(value: string): { bucket: string; prefix: string } {
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(value);
+  if (!match) throw new InvalidArgumentError('expected s3://BUCKET or s3://BUCKET/PREFIX, e.g. s3://camera-drops/incoming');
+  return { bucket: match[1]!, prefix: match[2] ?? '' };
+}
+
+function parseUrl(value: string): string {
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) throw new InvalidArgumentError('expected an http:// or https:// URL.');
+  return value;
+}
+
+/**
+ * The storage each user gets: the folder (one LocalStorage for everyone: it
+ * keeps no per-session state), or the bucket (one S3 client for everyone;
+ * a {username} prefix gives each user their own). Credentials come from the
+ * AWS default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, roles).
+ */
+function storageFromFlags(flags: ServeFlags, root: string, logger: Logger): (username: string) => Storage {
+  if (!flags.s3) {
+    const local = new LocalStorage(root, { fsync: flags.fsync });
+    return () => local;
+  }
+  const s3 = new S3Storage({
+    bucket: flags.s3.bucket,
+    prefix: flags.s3.prefix,
+    endpoint: flags.s3Endpoint,
+    region: flags.s3Region,
+    // Self-hosted stores (MinIO, Ceph) want path-style URLs; AWS prefers virtual-hosted ones.
+    forcePathStyle: flags.s3PathStyle ?? flags.s3Endpoint !== undefined,
+    logger,
+  });
+  return (username) => s3.forUser(username);
+}
+
+/** What the banner says is served. */
+function servedLocation(flags: ServeFlags, root: string): string {
+  return flags.s3 ? `s3://${flags.s3.bucket}/${flags.s3.prefix}` : root;
+}
+
 /** Addresses a client on this machine or the LAN can use to reach `host`. */
 function reachableAddresses(host: string): string[] {
   if (host !== '0.0.0.0' && host !== '::') return [host];
@@ -90,9 +136,11 @@ function reachableAddresses(host: string): string[] {
 
 async function serve(flags: ServeFlags): Promise<void> {
   const root = path.resolve(flags.root);
-  const rootInfo = await stat(root).catch(() => null);
-  if (!rootInfo) fail(`--root ${flags.root}: no such folder. Pass an existing folder to serve.`);
-  if (!rootInfo.isDirectory()) fail(`--root ${flags.root}: not a folder. Pass an existing folder to serve.`);
+  if (!flags.s3) {
+    const rootInfo = await stat(root).catch(() => null);
+    if (!rootInfo) fail(`--root ${flags.root}: no such folder. Pass an existing folder to serve.`);
+    if (!rootInfo.isDirectory()) fail(`--root ${flags.root}: not a folder. Pass an existing folder to serve.`);
+  }
   const logger = pino({ level: flags.logLevel, base: cluster.isWorker ? { worker: clusterWorkerSettings().index } : undefined });
 
   if (cluster.isWorker) return serveAsWorker(flags, root, logger);
@@ -111,14 +159,15 @@ async function serve(flags: ServeFlags): Promise<void> {
 /** The server every mode runs: the same authenticator, storage and limits. */
 async function buildServer(flags: ServeFlags, root: string, logger: Logger, overrides: Partial<FtpServerOptions>): Promise<FtpServer> {
   const permissions = flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS;
-  // One LocalStorage serves every session: it keeps no per-session state.
-  const storage = new LocalStorage(root, { fsync: flags.fsync });
+  const storageFor = storageFromFlags(flags, root, logger);
   // Keep only scrypt hashes in memory, as a deployment with a users file would.
   const users = await Promise.all(
-    flags.user.map(async (u): Promise<ListedUser> => ({ username: u.username, passwordHash: await hashPassword(u.password), storage, permissions })),
+    flags.user.map(
+      async (u): Promise<ListedUser> => ({ username: u.username, passwordHash: await hashPassword(u.password), storage: storageFor(u.username), permissions }),
+    ),
   );
   const authenticator: Authenticator =
-    users.length === 0 ? new AnonymousAuthenticator({ storage, permissions }) : new UserListAuthenticator(users);
+    users.length === 0 ? new AnonymousAuthenticator({ storage: storageFor('anonymous'), permissions }) : new UserListAuthenticator(users);
   let server: FtpServer;
   try {
     server = createServer({ ...flagOptions(flags), authenticator, logger, ...overrides });
@@ -184,7 +233,7 @@ function printBanner(flags: ServeFlags, root: string, port: number): void {
   const access = flags.write ? 'read-write' : 'read-only';
   const who = anonymous ? 'anonymous users (any password)' : `user${flags.user.length > 1 ? 's' : ''} ${flags.user.map((u) => u.username).join(', ')}`;
   const workers = flags.workers > 1 ? ` with ${flags.workers} worker processes` : '';
-  const lines = [`Ferry ${pkg.version} is serving ${root} (${access}) to ${who}${workers}.`];
+  const lines = [`Ferry ${pkg.version} is serving ${servedLocation(flags, root)} (${access}) to ${who}${workers}.`];
   for (const address of reachableAddresses(flags.host)) {
     const shown = address.includes(':') ? `[${address}]` : address;
     lines.push(`  ftp://${anonymous ? '' : `${flags.user[0]!.username}@`}${shown}:${port}/`);
@@ -228,6 +277,11 @@ function serveOptions(command: Command): Command {
     .option('--write', 'grant write permissions (upload, delete, rename, mkdir)', false)
     .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
     .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)', parseIpv4)
+    .option('--s3 <s3://bucket/prefix>', 'serve an S3 bucket (prefix may contain {username}) instead of --root; credentials from AWS_* variables', parseS3Url)
+    .option('--s3-endpoint <url>', 'S3-compatible endpoint (MinIO, R2, Wasabi...); implies --s3-path-style', parseUrl)
+    .option('--s3-region <region>', 'S3 region (default: AWS_REGION, else us-east-1)')
+    .option('--s3-path-style', 'path-style bucket URLs (endpoint/bucket/key)')
+    .option('--no-s3-path-style', 'virtual-hosted bucket URLs (bucket.endpoint/key), even with --s3-endpoint')
     .option('--no-fsync', 'confirm uploads without waiting for the disk (faster; a power cut may lose the last uploads)')
     .option('--workers <n>', 'processes serving sessions: a number, or auto for one per CPU', parseWorkers, 1)
     .option('--max-connections <n>', 'concurrent control connections in total', parseCount, 512)

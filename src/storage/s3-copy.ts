@@ -29,9 +29,15 @@ export interface CopyRequest {
   singleCopyLimitBytes?: number;
 }
 
-/** The x-amz-copy-source value: bucket/key, URL-encoded except for the '/' separators. */
+/**
+ * The x-amz-copy-source value: bucket/key, URL-encoded. The sub-delimiters
+ * that need no escaping in a path (/ : @ & = $ , ;) stay literal, because
+ * some S3-compatible servers decode this header with decodeURI, which leaves
+ * their escapes undecoded; '?', '#', '+' and '%' must be escaped for S3.
+ */
 function copySource(bucket: string, key: string): string {
-  return `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
+  const encoded = encodeURIComponent(key).replace(/%(2F|3A|40|26|3D|24|2C|3B)/g, (escape) => decodeURIComponent(escape));
+  return `${bucket}/${encoded}`;
 }
 
 export async function copyObject(request: CopyRequest): Promise<void> {

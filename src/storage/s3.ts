@@ -71,7 +71,10 @@ const DEFAULT_MAX_RENAME_KEYS = 10_000;
 const RENAME_CONCURRENCY = 8;
 /** S3's limit on a key's length in bytes. */
 const MAX_KEY_BYTES = 1024;
-/** Directories have no time in S3 unless they have a marker: listings show the epoch. */
+/**
+ * Directories have no time in S3 (a listing's CommonPrefixes carry none, and
+ * most have no marker): stat and listings agree on the epoch.
+ */
 const UNKNOWN_TIME = 0;
 
 type Settings = Required<Pick<S3StorageOptions, 'bucket' | 'partSizeBytes' | 'queueSize' | 'maxFileSizeBytes' | 'maxRenameKeys'>> & {
@@ -204,12 +207,9 @@ export class S3Storage implements Storage {
 
   /** The directory at `segments` (a marker or any deeper key), or null. */
   async #dirInfo(segments: readonly string[]): Promise<FileInfo | null> {
-    const name = segments[segments.length - 1] ?? '/';
     const prefix = this.#dirKey(segments);
-    if (segments.length === 0) return this.#dir(name, prefix);
-    const first = (await this.#listKeys(prefix, 1))[0];
-    if (!first) return null;
-    return this.#dir(name, prefix, first.Key === prefix ? first.LastModified : undefined);
+    if (segments.length > 0 && (await this.#listKeys(prefix, 1)).length === 0) return null;
+    return this.#dir(segments[segments.length - 1] ?? '/', prefix);
   }
 
   /** A file or a directory at `segments`, or null; both are looked up at once. */
@@ -256,8 +256,8 @@ export class S3Storage implements Storage {
     return { name, type: 'file', size, mtime: mtime ?? new Date(UNKNOWN_TIME), mode: 0o644, id: uniqueId(key) };
   }
 
-  #dir(name: string, prefix: string, mtime?: Date): FileInfo {
-    return { name, type: 'dir', size: 0, mtime: mtime ?? new Date(UNKNOWN_TIME), mode: 0o755, id: uniqueId(prefix) };
+  #dir(name: string, prefix: string): FileInfo {
+    return { name, type: 'dir', size: 0, mtime: new Date(UNKNOWN_TIME), mode: 0o755, id: uniqueId(prefix) };
   }
 
   // ---- Storage -------------------------------------------------------------
