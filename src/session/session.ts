@@ -476,6 +476,9 @@ export class Session implements LineSink {
     } catch (err) {
       socket.destroy();
       if (signal.aborted) this.replyError(new FerryError(ErrorCodes.ABORTED, 'aborted', { cause: err }));
+      // A storage failure (552 over the size limit, 451 endpoint down) also
+      // destroys the socket; its own reply says more than 426.
+      else if (isStorageError(err)) this.replyError(err);
       else if (socketFailed || isDataConnectionError(err)) this.replyError(new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection failed', { cause: err }));
       else this.replyError(err);
       return false;
@@ -516,6 +519,11 @@ function pathArgument(kind: NonNullable<CommandSpec['path']>, arg: string): stri
 
 function closeStorage(account: Account, log: Logger): void {
   account.storage.close?.().catch((err: unknown) => log.warn({ err }, 'storage close failed'));
+}
+
+function isStorageError(err: unknown): boolean {
+  const known = fromSystemError(err);
+  return known instanceof FerryError && known.code !== ErrorCodes.DATA_CONNECTION && known.code !== ErrorCodes.ABORTED;
 }
 
 function isDataConnectionError(err: unknown): boolean {

@@ -649,7 +649,7 @@ conformance(
         const keyPrefix = `${prefix}${dir.slice(1)}/`;
         for (let i = 0; i < fileNames.length; i += 32) {
           await Promise.all(
-            fileNames.slice(i, i + 32).map((n) => client.send(new PutObjectCommand({ Bucket: s3!.bucket, Key: keyPrefix + n, Body: '' }))),
+            fileNames.slice(i, i + 32).map((n) => client.send(new PutObjectCommand({ Bucket: s3!.bucket, Key: keyPrefix + n, Body: Buffer.alloc(0) }))),
           );
         }
         client.destroy();
