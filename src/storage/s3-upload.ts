@@ -55,6 +55,8 @@ export class S3Upload extends Writable {
   /** Cancels PutObject and UploadPart requests in flight when the upload is destroyed. */
   readonly #controller = new AbortController();
   #part: Buffer | null = null;
+  /** Part buffers whose UploadPart has finished, reused so memory does not wait for the GC. */
+  readonly #spare: Buffer[] = [];
   #filled = 0;
   #total = 0;
   #uploadId: Promise<string> | null = null;
@@ -100,7 +102,7 @@ export class S3Upload extends Writable {
         this.#sendPart();
         if (this.#inFlight.size >= this.#target.queueSize) return this.#waitForSlot(chunk.subarray(offset));
       }
-      this.#part ??= Buffer.allocUnsafeSlow(this.#target.partSizeBytes);
+      this.#part ??= this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.#target.partSizeBytes);
       const copied = chunk.copy(this.#part, this.#filled, offset);
       this.#filled += copied;
       offset += copied;
@@ -132,7 +134,8 @@ export class S3Upload extends Writable {
 
   /** Send the current part buffer (full, or the last one) and start a new one. */
   #sendPart(): void {
-    const body = this.#part!.subarray(0, this.#filled);
+    const buffer = this.#part!;
+    const body = buffer.subarray(0, this.#filled);
     this.#part = null;
     this.#filled = 0;
     this.#partNumber += 1;
@@ -151,6 +154,8 @@ export class S3Upload extends Writable {
       .then(
         (out) => {
           this.#parts.push({ PartNumber: partNumber, ETag: out.ETag });
+          // The request is over (retries included): nothing reads the buffer any more.
+          this.#spare.push(buffer);
         },
         (err: unknown) => {
           this.#failure ??= fromS3Error(err, 'UploadPart', this.#key);
@@ -206,6 +211,7 @@ export class S3Upload extends Writable {
     if (this.#committed) return;
     this.#controller.abort();
     this.#part = null;
+    this.#spare.length = 0;
     if (!this.#uploadId) return;
     const uploadId = await this.#uploadId.catch(() => null);
     if (!uploadId) return;

@@ -16,6 +16,9 @@ import { ErrorCodes, S3Storage, UserListAuthenticator, createServer, type S3Stor
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
 import { S3_CREDENTIALS, startS3, type TestS3 } from '../helpers/s3.js';
 import { PASSWORD, USER, startServer } from '../helpers/server.js';
+import { startCli } from '../helpers/cli.js';
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 
 const MIB = 1024 * 1024;
 
@@ -309,5 +312,59 @@ describe('Ferry over S3: an endpoint that fails', () => {
     const reply = await client.command('MKD x', 550);
     assert.match(reply.text, /misconfigured/);
     await client.command('NOOP', 200);
+  });
+});
+
+/** Peak resident memory (VmHWM) of a process, in bytes, from /proc. */
+async function peakRss(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** `total` bytes from one reused random MiB: the client side costs no memory and little CPU. */
+function repeated(total: number): Readable {
+  const block = randomBytes(MIB);
+  let left = total;
+  return new Readable({
+    read() {
+      if (left === 0) return void this.push(null);
+      const chunk = left >= block.length ? block : block.subarray(0, left);
+      left -= chunk.length;
+      this.push(chunk);
+    },
+  });
+}
+
+describe('ferry --s3 (the command)', () => {
+  const bigMiB = Number(process.env['FERRY_S3_BIG_MIB'] ?? 256);
+  test(`serves a bucket prefix; a ${bigMiB} MiB upload streams with bounded memory`, { timeout: 300_000 }, async (t) => {
+    const s3 = await startS3(t, 'camera-drops');
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey };
+    const cli = await startCli(
+      t,
+      ['--s3', 's3://camera-drops/incoming', '--s3-endpoint', s3.endpoint, '--user', 'cam:secret', '--write', '--host', '127.0.0.1', '--port', '0'],
+      process.cwd(),
+      20_000,
+      env,
+    );
+    assert.match(cli.output(), /serving s3:\/\/camera-drops\/incoming \(read-write\)/);
+    const client = new Client(30_000);
+    t.after(() => client.close());
+    await client.access({ host: '127.0.0.1', port: cli.port, user: 'cam', password: 'secret' });
+    // Warm up (SDK loaded, sockets open), then measure what the big upload adds.
+    await client.uploadFrom(repeated(9 * MIB), 'warm-up.bin');
+    const before = await peakRss(cli.child.pid!);
+    const started = Date.now();
+    await client.uploadFrom(repeated(bigMiB * MIB), 'big.bin');
+    const seconds = (Date.now() - started) / 1000;
+    const growth = (await peakRss(cli.child.pid!)) - before;
+    t.diagnostic(`${bigMiB} MiB upload in ${seconds.toFixed(1)} s; peak RSS ${(before / MIB).toFixed(0)} MiB before, grew by ${(growth / MIB).toFixed(1)} MiB`);
+    // Default parts: 8 MiB x (4 in flight + 1 filling) = 40 MiB, plus socket and GC slack.
+    assert.ok(growth < 80 * MIB, `peak RSS grew by ${(growth / MIB).toFixed(1)} MiB`);
+    assert.equal(await client.size('big.bin'), bigMiB * MIB);
+    const raw = new S3Storage({ bucket: 'camera-drops', prefix: 'incoming', endpoint: s3.endpoint, forcePathStyle: true, credentials: S3_CREDENTIALS });
+    t.after(() => raw.destroy());
+    assert.equal((await raw.stat('/big.bin')).size, bigMiB * MIB);
+    assert.equal(await s3.pendingUploads(), 0);
   });
 });
