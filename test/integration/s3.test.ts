@@ -303,6 +303,23 @@ describe('Ferry over S3: an endpoint that fails', () => {
     assert.equal(await exists(fx.storage, '/during-crash.bin'), false);
   });
 
+  test('an endpoint stopped mid-download gets 451 (not 426), and the session stays', { timeout: 60_000 }, async (t) => {
+    const fx = await setup(t, { maxAttempts: 2 });
+    await fx.raw.send(new PutObjectCommand({ Bucket: fx.s3.bucket, Key: 'big.bin', Body: Buffer.alloc(64 * MIB, 7) }));
+    const client = await login(t, fx.port);
+    const data = await client.passive();
+    data.on('error', () => undefined);
+    data.pause(); // the buffers fill: most of the object is still on the endpoint
+    client.send('RETR big.bin');
+    await client.expect(150);
+    await new Promise((r) => setTimeout(r, 300));
+    await fx.s3.stop();
+    data.resume();
+    data.on('data', () => undefined);
+    assert.equal((await client.read(20_000)).code, 451);
+    await client.command('NOOP', 200);
+  });
+
   test('a bucket that does not exist answers 550 and the session stays', async (t) => {
     const fx = await setup(t);
     const wrong = new S3Storage({ bucket: 'no-such-bucket', endpoint: fx.s3.endpoint, forcePathStyle: true, credentials: S3_CREDENTIALS });
