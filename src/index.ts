@@ -10,10 +10,18 @@ export { MemoryStorage } from './storage/memory.js';
 // S3Storage loads the AWS SDK on first use only: importing it costs nothing until a session touches S3.
 export { S3Storage, type S3StorageOptions } from './storage/s3.js';
 
-export type { Account, Authenticator, AuthRequest, Permission } from './auth/types.js';
+export type { Account, AccountLimits, Authenticator, AuthRequest, Permission } from './auth/types.js';
 export { READ_PERMISSIONS, ALL_PERMISSIONS } from './auth/types.js';
 export { AnonymousAuthenticator, type AnonymousOptions } from './auth/anonymous.js';
-export { UserListAuthenticator, ChainAuthenticator, type ListedUser } from './auth/user-list.js';
+export { UserListAuthenticator, ChainAuthenticator, type ListedUser, type UserListOptions } from './auth/user-list.js';
+export { HttpAuthenticator, type HttpAuthOptions } from './auth/http-hook.js';
+export { hashPassword, verifyPassword, VerificationCache } from './auth/password.js';
+export { parsePermissions, directoryPermissions } from './auth/permissions.js';
+
+export { loadConfig, type LoadOptions, type LoadedConfig } from './config/load.js';
+export { buildServerOptions } from './config/build.js';
+export type { Config } from './config/schema.js';
+export { ConfigError } from './config/validate.js';
 
 export { FerryError, ErrorCodes, type ErrorCode, type FtpReply, replyForError } from './errors.js';
 export type { ServerEvents, SessionInfo, UserInfo, TransferInfo } from './observability/events.js';

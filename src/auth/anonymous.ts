@@ -7,7 +7,7 @@ import { READ_PERMISSIONS, type Account, type AuthRequest, type Authenticator } 
 
 export interface AnonymousOptions {
   /** Storage every anonymous session shares, or a factory for one per session. */
-  storage: Storage | (() => Storage);
+  storage: Storage | (() => Storage | Promise<Storage>);
   /** Permission letters; default read-only ('elr'). */
   permissions?: string;
 }
@@ -24,6 +24,6 @@ export class AnonymousAuthenticator implements Authenticator {
   async authenticate(request: AuthRequest): Promise<Account | null> {
     if (!ANONYMOUS_NAMES.includes(request.username.toLowerCase())) return null;
     const { storage, permissions = READ_PERMISSIONS } = this.#options;
-    return { username: 'anonymous', storage: typeof storage === 'function' ? storage() : storage, permissions };
+    return { username: 'anonymous', storage: typeof storage === 'function' ? await storage() : storage, permissions };
   }
 }

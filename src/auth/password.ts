@@ -1,9 +1,11 @@
 /**
  * Password hashes and the cache of recent verifications.
  *
- * Hashes are scrypt (node:crypto, run on libuv's thread pool so the event
+ * New hashes are scrypt (node:crypto, run on libuv's thread pool so the event
  * loop keeps serving), stored as `$scrypt$ln=15,r=8,p=1$<salt>$<key>` (base64,
- * no padding). Verifying is deliberately slow, and FTP devices log in again
+ * no padding). bcrypt (`$2a$`, `$2b$`, `$2y$`) and argon2id (`$argon2id$`)
+ * hashes are verified too, so accounts can be imported from other servers
+ * (see foreign-hash.ts). Verifying is deliberately slow, and FTP devices log in again
  * and again, so `VerificationCache` remembers recent successes for a short
  * time. Its keys are HMACs under a random per-process secret of
  * (username, password, stored hash): the cache never holds a password or an
@@ -11,6 +13,7 @@
  * secret never leaves memory.
  */
 import { createHmac, randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { foreignScheme, verifyForeignHash } from './foreign-hash.js';
 
 const KEY_BYTES = 32;
 const SALT_BYTES = 16;
@@ -51,8 +54,9 @@ function scryptOptions(logN: number, r: number, p: number): ScryptOptions {
   return { N: 2 ** logN, r, p, maxmem: 256 * 2 ** logN * r + 1024 * 1024 };
 }
 
+/** A scrypt, bcrypt or argon2id hash in a form this module verifies (with bounded cost). */
 export function isPasswordHash(value: string): boolean {
-  return parseHash(value) !== null;
+  return parseHash(value) !== null || foreignScheme(value) !== null;
 }
 
 export async function hashPassword(password: string, logN = DEFAULT_LOG_N): Promise<string> {
@@ -65,7 +69,10 @@ export async function hashPassword(password: string, logN = DEFAULT_LOG_N): Prom
 /** Constant-time check of `password` against a stored hash; false for a malformed hash. */
 export async function verifyPassword(password: string, hash: string): Promise<boolean> {
   const parsed = parseHash(hash);
-  if (!parsed) return false;
+  if (!parsed) {
+    const scheme = foreignScheme(hash);
+    return scheme ? verifyForeignHash(scheme, password, hash) : false;
+  }
   const key = await scrypt(password, parsed.salt, parsed.key.length, scryptOptions(parsed.logN, parsed.r, parsed.p));
   return key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
 }

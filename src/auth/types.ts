@@ -34,6 +34,16 @@ export interface Account {
    * normalised virtual path; when present it replaces the `permissions` test.
    */
   hasPermission?(permission: Permission, path: string): boolean;
+  /** Per-user limits, carried for the limits the server enforces (not enforced yet). */
+  limits?: AccountLimits;
+}
+
+/** Per-user limits; 0 or absent means no limit. */
+export interface AccountLimits {
+  maxSessions?: number;
+  downloadBytesPerSecond?: number;
+  uploadBytesPerSecond?: number;
+  quotaBytes?: number;
 }
 
 export interface AuthRequest {

@@ -1,44 +1,107 @@
 /**
- * A fixed list of users kept in memory (the CLI's --user NAME:PASSWORD, or
- * an embedder's list). Each user has either a scrypt `passwordHash` (verified
- * off the event loop, with a cache of recent successes) or a plain
- * `password` (compared in constant time through SHA-256 digests, so neither
- * length nor content leaks through timing).
+ * A list of users kept in memory: the users file, the CLI's --user
+ * NAME:PASSWORD, or an embedder's list. Each user has either a
+ * `passwordHash` (scrypt, bcrypt or argon2id, verified off the event loop,
+ * with a cache of recent successes) or a plain `password` (compared in
+ * constant time through SHA-256 digests, so neither length nor content
+ * leaks through timing).
+ *
+ * Unknown users, wrong passwords, disabled users and users calling from an
+ * address they are not allowed from are refused the same way and, as far as
+ * the work done goes, at the same cost: the password is always checked.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import net from 'node:net';
 import type { Storage } from '../storage/types.js';
+import { directoryPermissions } from './permissions.js';
 import { hashPassword, isPasswordHash, VerificationCache, verifyPassword } from './password.js';
-import type { Account, AuthRequest, Authenticator } from './types.js';
+import type { Account, AccountLimits, AuthRequest, Authenticator } from './types.js';
 
 export type ListedUser = ListedUserBase & ({ password: string; passwordHash?: never } | { passwordHash: string; password?: never });
 
 interface ListedUserBase {
   username: string;
-  /** Storage for this user's sessions, or a factory for one per session. */
-  storage: Storage | (() => Storage);
+  /** Storage for this user's sessions, or a factory (possibly async) for one per session. */
+  storage: Storage | (() => Storage | Promise<Storage>);
   /** Permission letters, e.g. 'elr' or 'elradfmwMT'. */
   permissions: string;
+  /** Per-directory overrides: virtual directory → letters; the deepest matching directory decides. */
+  directoryPermissions?: Readonly<Record<string, string>>;
+  /** Addresses or CIDR ranges the user may log in from; absent means anywhere. */
+  allowFrom?: readonly string[];
+  /** Refused like a wrong password while true. */
+  disabled?: boolean;
+  limits?: AccountLimits;
+}
+
+export interface UserListOptions {
+  /**
+   * The cache of verified logins. Pass the same one to the authenticator that
+   * replaces this one on reload, so unchanged users stay cached (a changed
+   * hash misses by construction).
+   */
+  cache?: VerificationCache;
+}
+
+interface Entry {
+  user: ListedUser;
+  digest: Buffer | null;
+  allowed: net.BlockList | null;
+  hasPermission: Account['hasPermission'];
 }
 
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
+/** A BlockList of CIDR ranges and single addresses (IPv4 or IPv6); throws TypeError naming a bad item. */
+export function addressList(items: readonly string[]): net.BlockList {
+  const list = new net.BlockList();
+  for (const item of items) {
+    const [address = '', bits, extra] = item.split('/');
+    const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : null;
+    const prefix = bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits);
+    const maxPrefix = family === 'ipv4' ? 32 : 128;
+    if (!family || extra !== undefined || !/^\d{1,3}$/.test(String(prefix)) || prefix > maxPrefix) {
+      throw new TypeError(`"${item}" is not an IP address or CIDR range like 192.168.1.0/24 or 2001:db8::/32`);
+    }
+    list.addSubnet(address, prefix, family);
+  }
+  return list;
+}
+
+function allowedFrom(list: net.BlockList, address: string): boolean {
+  return list.check(address, net.isIPv4(address) ? 'ipv4' : 'ipv6');
+}
+
 export class UserListAuthenticator implements Authenticator {
-  readonly #users = new Map<string, { digest: Buffer | null; user: ListedUser }>();
+  readonly #users = new Map<string, Entry>();
   /** Compared against when the user is unknown, so both paths cost the same. */
   readonly #decoy = digest('\0ferry-unknown-user');
   /** For unknown users when users have hashes: made on first need, never cached as a success. */
   #decoyHash: Promise<string> | null = null;
   readonly #hashed: boolean;
-  readonly #cache = new VerificationCache();
+  readonly #cache: VerificationCache;
 
-  constructor(users: readonly ListedUser[]) {
+  constructor(users: readonly ListedUser[], options: UserListOptions = {}) {
     for (const user of users) {
       if (user.passwordHash !== undefined && !isPasswordHash(user.passwordHash)) {
-        throw new TypeError(`user ${user.username}: passwordHash is not a valid $scrypt$ hash (see hashPassword)`);
+        throw new TypeError(`user ${user.username}: passwordHash is not a valid scrypt, bcrypt or argon2id hash (see hashPassword)`);
       }
-      this.#users.set(user.username, { digest: user.password === undefined ? null : digest(user.password), user });
+      let allowed: net.BlockList | null = null;
+      try {
+        if (user.allowFrom) allowed = addressList(user.allowFrom);
+      } catch (err) {
+        throw new TypeError(`user ${user.username}: allowFrom: ${(err as Error).message}`);
+      }
+      const overrides = user.directoryPermissions;
+      this.#users.set(user.username, {
+        user,
+        digest: user.password === undefined ? null : digest(user.password),
+        allowed,
+        hasPermission: overrides && Object.keys(overrides).length > 0 ? directoryPermissions(user.permissions, overrides) : undefined,
+      });
     }
     this.#hashed = users.some((user) => user.passwordHash !== undefined);
+    this.#cache = options.cache ?? new VerificationCache();
   }
 
   async #decoyVerify(password: string): Promise<void> {
@@ -64,9 +127,16 @@ export class UserListAuthenticator implements Authenticator {
       if (this.#hashed) await this.#decoyVerify(request.password);
       else timingSafeEqual(digest(request.password), this.#decoy);
     }
-    if (!entry || !matches) return null;
-    const { username, storage, permissions } = entry.user;
-    return { username, storage: typeof storage === 'function' ? storage() : storage, permissions };
+    if (!entry || !matches || entry.user.disabled) return null;
+    if (entry.allowed && !allowedFrom(entry.allowed, request.remoteAddress)) return null;
+    const { username, storage, permissions, limits } = entry.user;
+    return {
+      username,
+      storage: typeof storage === 'function' ? await storage() : storage,
+      permissions,
+      ...(entry.hasPermission && { hasPermission: entry.hasPermission }),
+      ...(limits && { limits }),
+    };
   }
 }
 

@@ -96,8 +96,8 @@ export class ClusterPrimary {
   #fork(index: number): Promise<void> {
     const slice = passiveSlice(this.#options.passivePorts, index, this.#options.workers);
     const worker = cluster.fork({
-      FERRY_WORKER_INDEX: String(index),
-      FERRY_WORKER_PASSIVE_PORTS: slice ? `${slice.min}-${slice.max}` : '',
+      __FERRY_WORKER_INDEX: String(index),
+      __FERRY_WORKER_PASSIVE_PORTS: slice ? `${slice.min}-${slice.max}` : '',
     });
     const slot: WorkerSlot = { index, worker, ready: false, connections: new Map() };
     this.#slots[index] = slot;
@@ -243,7 +243,7 @@ export function runClusterWorker(server: FtpServer, onReload: () => void = () =>
 /** In a worker: its index and passive slice, as the primary assigned them. */
 export function clusterWorkerSettings(): { index: number; passivePorts: string | undefined } {
   return {
-    index: Number(process.env.FERRY_WORKER_INDEX ?? 0),
-    passivePorts: process.env.FERRY_WORKER_PASSIVE_PORTS || undefined,
+    index: Number(process.env.__FERRY_WORKER_INDEX ?? 0),
+    passivePorts: process.env.__FERRY_WORKER_PASSIVE_PORTS || undefined,
   };
 }

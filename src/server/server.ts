@@ -28,7 +28,7 @@ const ACTIVITY_EVENTS = new Set<keyof ServerEvents>([
 ]);
 
 export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost {
-  readonly options: ResolvedOptions;
+  #options: ResolvedOptions;
   readonly passivePorts: PassivePortPool;
   readonly commands: ReadonlyMap<string, CommandSpec> = defaultCommands();
   readonly #net: net.Server;
@@ -39,8 +39,8 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
 
   constructor(options: FtpServerOptions) {
     super();
-    this.options = resolveOptions(options);
-    this.passivePorts = new PassivePortPool(this.options.passivePorts);
+    this.#options = resolveOptions(options);
+    this.passivePorts = new PassivePortPool(this.#options.passivePorts);
     this.#net = net.createServer({ noDelay: true }, (socket) => this.handleConnection(socket));
     // Errors before listening reject listen(); later ones are the embedder's to handle.
     this.#net.on('error', (err) => {
@@ -48,8 +48,29 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     });
   }
 
+  /** The settings in force; sessions read them at each use, so `reconfigure` reaches sessions already running. */
+  get options(): ResolvedOptions {
+    return this.#options;
+  }
+
   get logger() {
-    return this.options.logger;
+    return this.#options.logger;
+  }
+
+  /**
+   * Replace the settings without a restart (reload): new logins use the new
+   * authenticator, and limits, timeouts and the greeting apply from now on.
+   * The listening address and the passive range cannot change while bound:
+   * they keep their values, and their names are returned so the caller can
+   * say a restart is needed. Throws TypeError, keeping the old settings, if
+   * the new ones are invalid.
+   */
+  reconfigure(options: FtpServerOptions): string[] {
+    const next = resolveOptions(options);
+    const old = this.#options;
+    const fixed = (['host', 'port', 'passivePorts'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(old[key]));
+    this.#options = Object.freeze({ ...next, host: old.host, port: old.port, passivePorts: old.passivePorts });
+    return fixed;
   }
 
   notify<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void {

@@ -154,8 +154,21 @@ export class S3Storage implements Storage {
    * All storages derived from one S3Storage share its S3 client.
    */
   forUser(username: string): S3Storage {
+    if (!this.#prefix.includes('{username}')) return this;
     checkUsername(username);
-    const prefix = this.#prefix.replaceAll('{username}', username);
+    return this.#derive(this.#prefix.replaceAll('{username}', username));
+  }
+
+  /**
+   * The storage rooted at `home`, a directory of this one given as a virtual
+   * path ('/' is this storage itself): a user's home under a shared prefix.
+   */
+  at(home: string): S3Storage {
+    const segments = parsePath(home);
+    return segments.length === 0 ? this : this.#derive(`${this.#prefix}${segments.join('/')}/`);
+  }
+
+  #derive(prefix: string): S3Storage {
     return new S3Storage({ bucket: this.#settings.bucket }, { settings: this.#settings, client: this.#client, prefix });
   }
 

@@ -71,3 +71,15 @@ export async function childPids(parent: number): Promise<number[]> {
   }
   return pids;
 }
+
+/** Run `ferry ARGS` to completion with `input` on its standard input (bounded). */
+export async function runCliToEnd(args: string[], cwd: string, input = '', env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdin.end(input);
+  const code = await exitOf(child, 30_000);
+  return { code, stdout, stderr };
+}

@@ -84,3 +84,23 @@ test('UserListAuthenticator accepts hashed and plain users, refuses wrong and un
   assert.equal(await auth.authenticate(request('plain', 'h-pass')), null);
   assert.equal(await auth.authenticate(request('nobody', 'h-pass')), null);
 });
+
+test('bcrypt and argon2id hashes imported from other servers verify (off the event loop)', async () => {
+  const { bcrypt, argon2id } = await import('hash-wasm');
+  const salt = new Uint8Array(16).fill(7);
+  const bcryptHash = await bcrypt({ password: 'from vsftpd', salt, costFactor: 4, outputType: 'encoded' });
+  const argonHash = await argon2id({ password: 'from sftpgo', salt, parallelism: 1, iterations: 1, memorySize: 64, hashLength: 32, outputType: 'encoded' });
+  for (const [hash, password] of [
+    [bcryptHash, 'from vsftpd'],
+    [bcryptHash.replace(/^\$2[ab]\$/, '$2y$'), 'from vsftpd'],
+    [argonHash, 'from sftpgo'],
+  ] as const) {
+    assert.ok(isPasswordHash(hash), hash);
+    assert.equal(await verifyPassword(password, hash), true, hash);
+    assert.equal(await verifyPassword(password + '!', hash), false, hash);
+  }
+  // Costs beyond the bounds are refused rather than computed.
+  assert.equal(isPasswordHash(bcryptHash.replace(/\$04\$/, '$31$')), false);
+  assert.equal(isPasswordHash(argonHash.replace('m=64', 'm=9999999')), false);
+  assert.equal(await verifyPassword('from sftpgo', argonHash.replace('$argon2id$', '$argon2i$')), false);
+});

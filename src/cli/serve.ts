@@ -1,0 +1,252 @@
+/**
+ * `ferry serve`: load the configuration (file, FERRY_* variables, flags),
+ * build the server, listen, drop privileges, and handle signals: SIGINT and
+ * SIGTERM stop gracefully, SIGHUP reloads the configuration and the users
+ * file without dropping sessions.
+ */
+import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type net from 'node:net';
+import os from 'node:os';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { hashPassword, VerificationCache } from '../auth/password.js';
+import { ALL_PERMISSIONS, READ_PERMISSIONS } from '../auth/types.js';
+import { buildServerOptions, serverOptions } from '../config/build.js';
+import { CONFIG_ENV, loadConfig, type ConfigOverride, type LoadedConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { ConfigError } from '../config/validate.js';
+import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
+import { resolveOptions, type FtpServerOptions } from '../server/options.js';
+import { dropPrivileges } from '../server/privileges.js';
+import { createServer, type FtpServer } from '../server/server.js';
+import { fail, failWithConfig } from './fail.js';
+import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export interface ServeFlags extends S3Flags {
+  config?: string;
+  root: string;
+  fsync: boolean;
+  workers: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  host: string;
+  port: number;
+  user: Array<{ username: string; password: string }>;
+  write: boolean;
+  passivePorts?: string;
+  masquerade?: string;
+  logLevel: string;
+}
+
+/** Flags that set a config key when given on the command line (not when left at their default). */
+const FLAG_KEYS: ReadonlyArray<[keyof ServeFlags, string, string[]]> = [
+  ['host', '--host', ['host']],
+  ['port', '--port', ['port']],
+  ['passivePorts', '--passive-ports', ['passivePorts']],
+  ['masquerade', '--masquerade', ['masqueradeAddress']],
+  ['workers', '--workers', ['workers']],
+  ['maxConnections', '--max-connections', ['limits', 'maxConnections']],
+  ['maxConnectionsPerIp', '--max-connections-per-ip', ['limits', 'maxConnectionsPerIp']],
+  ['logLevel', '--log-level', ['logging', 'level']],
+  ['root', '--root', ['storage', 'root']],
+  ['fsync', '--no-fsync', ['storage', 'fsync']],
+];
+
+/** Everything needed to (re)load: the same inputs give the same Config. */
+interface Plan {
+  file: string | null;
+  preset: Record<string, unknown> | undefined;
+  overrides: ConfigOverride[];
+  cliUsers: Array<{ username: string; passwordHash: string }>;
+  cliPermissions: string;
+}
+
+export async function serve(flags: ServeFlags, command: Command): Promise<void> {
+  const file = flags.config ?? process.env[CONFIG_ENV] ?? null;
+  const overrides = FLAG_KEYS.filter(([key]) => command.getOptionValueSource(key) === 'cli').map(
+    ([key, source, path]): ConfigOverride => ({ path, value: flags[key], source }),
+  );
+  const plan: Plan = {
+    file,
+    // Without a file, `ferry` shares a folder: anonymous read-only (or --write), unless --user names who may log in.
+    preset: file ? undefined : { storage: { type: 'local', root: flags.root }, anonymous: { enabled: flags.user.length === 0, permissions: flags.write ? 'full' : 'read' } },
+    overrides,
+    // Keep only scrypt hashes in memory, as a deployment with a users file would.
+    cliUsers: await Promise.all(flags.user.map(async (u) => ({ username: u.username, passwordHash: await hashPassword(u.password) }))),
+    cliPermissions: flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS,
+  };
+  let loaded: LoadedConfig;
+  try {
+    loaded = await loadConfig({ file: plan.file, preset: plan.preset, overrides: plan.overrides });
+  } catch (err) {
+    // Without a file every value came from the command line or environment: a usage error.
+    failWithConfig(err, file ? 1 : 2);
+  }
+  const { config } = loaded;
+  if (!flags.s3) await checkRoot(config, file === null);
+  const logger = pino({ level: config.logging.level, base: cluster.isWorker ? { worker: clusterWorkerSettings().index } : undefined });
+  const storageAt = s3StorageFromFlags(flags, logger);
+  // Users from --user are not in the config: the config's own warning about nobody logging in does not apply then.
+  for (const warning of loaded.warnings) if (plan.cliUsers.length === 0 || !warning.startsWith('nobody')) logger.warn(warning);
+  const workers = config.workers === 'auto' ? os.availableParallelism() : config.workers;
+  const cache = new VerificationCache({ ttlMs: config.users.cacheTtlMs });
+  const build = async (next: Config): Promise<FtpServerOptions> =>
+    buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions, storageAt });
+
+  if (cluster.isWorker) {
+    const { passivePorts } = clusterWorkerSettings();
+    // The primary enforces the connection limits for the whole cluster.
+    const clusterOverrides = { passivePorts, maxConnections: Number.MAX_SAFE_INTEGER, maxConnectionsPerIp: Number.MAX_SAFE_INTEGER };
+    const server = await startServer(await build(config), clusterOverrides);
+    dropOrExit(config);
+    runClusterWorker(server, () => void reload(server, plan, build, logger, clusterOverrides));
+    return;
+  }
+  if (workers > 1) {
+    let primary: ClusterPrimary;
+    let shutdownGraceMs: number;
+    try {
+      // Validate every setting once, here, before any worker starts.
+      const options = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } });
+      primary = new ClusterPrimary({ ...options, workers, logger });
+      shutdownGraceMs = options.shutdownGraceMs;
+    } catch (err) {
+      fail((err as Error).message, 1);
+    }
+    let address: net.AddressInfo;
+    try {
+      address = await primary.start();
+    } catch (err) {
+      await primary.stop(0);
+      failToListen(config, err);
+    }
+    dropOrExit(config);
+    printBanner(flags, loaded, address.port, workers);
+    onSignals(shutdownGraceMs, () => primary.stop(), () => primary.reload());
+    return;
+  }
+  const server = await startServer(await build(config), {});
+  let address: net.AddressInfo;
+  try {
+    address = await server.listen();
+  } catch (err) {
+    failToListen(config, err);
+  }
+  dropOrExit(config);
+  printBanner(flags, loaded, address.port, 1);
+  onSignals(server.options.shutdownGraceMs, () => server.close(), () => void reload(server, plan, build, logger, {}));
+}
+
+async function startServer(options: FtpServerOptions, overrides: Partial<FtpServerOptions>): Promise<FtpServer> {
+  let server: FtpServer;
+  try {
+    server = createServer({ ...options, ...overrides });
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+  server.on('error', (err) => options.logger?.error({ err }, 'server error'));
+  return server;
+}
+
+/**
+ * SIGHUP: read the file, the environment and the users file again. New
+ * logins see the result; sessions in progress continue. A configuration
+ * that does not load is logged and the one in force stays.
+ */
+async function reload(
+  server: FtpServer,
+  plan: Plan,
+  build: (config: Config) => Promise<FtpServerOptions>,
+  logger: pino.Logger,
+  overrides: Partial<FtpServerOptions>,
+): Promise<void> {
+  try {
+    const { config, warnings } = await loadConfig({ file: plan.file, preset: plan.preset, overrides: plan.overrides });
+    const needRestart = server.reconfigure({ ...(await build(config)), ...overrides });
+    logger.level = config.logging.level;
+    for (const warning of warnings) logger.warn(warning);
+    if (needRestart.length > 0) logger.warn({ settings: needRestart }, 'reloaded, but these settings change only on restart');
+    logger.info({ file: plan.file }, 'configuration reloaded');
+  } catch (err) {
+    const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+    logger.error({ problems }, 'reload failed; the previous configuration stays in force');
+  }
+}
+
+async function checkRoot(config: Config, fromFlags: boolean): Promise<void> {
+  const { root } = config.storage;
+  const name = fromFlags ? `--root ${root}` : `storage.root: ${root}`;
+  const info = await stat(root).catch(() => null);
+  if (!info) fail(`${name}: no such folder. ${fromFlags ? 'Pass an existing folder to serve.' : 'Create it or change storage.root.'}`, fromFlags ? 2 : 1);
+  if (!info.isDirectory()) fail(`${name}: not a folder. ${fromFlags ? 'Pass an existing folder to serve.' : 'Point storage.root at a folder.'}`, fromFlags ? 2 : 1);
+}
+
+function dropOrExit(config: Config): void {
+  try {
+    dropPrivileges(config.runAs);
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+}
+
+function failToListen(config: Config, err: unknown): never {
+  const { host, port } = config;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') fail(`port ${port} on ${host} is already in use. Stop the other server or choose another with --port.`, 1);
+  if (code === 'EACCES') fail(`not allowed to listen on port ${port}. Ports below 1024 need root (see runAs to drop it after binding); or use --port 2121.`, 1);
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    fail(`cannot listen on ${host}: no such address on this machine. Use 0.0.0.0 (all IPv4), :: (IPv6) or one of its addresses.`, 1);
+  }
+  fail(`cannot start on ${host}:${port}: ${(err as Error).message}`, 1);
+}
+
+/** Addresses a client on this machine or the LAN can use to reach `host`. */
+function reachableAddresses(host: string): string[] {
+  if (host !== '0.0.0.0' && host !== '::') return [host];
+  const found = ['127.0.0.1'];
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const item of list ?? []) if (item.family === 'IPv4' && !item.internal) found.push(item.address);
+  }
+  return found;
+}
+
+function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: number, workers: number): void {
+  const users = flags.user.map((u) => u.username);
+  const who: string[] = [];
+  if (users.length > 0) who.push(`user${users.length > 1 ? 's' : ''} ${users.join(', ')}`);
+  if (config.users.file) who.push(`the users in ${config.users.file}`);
+  if (config.authHook.url) who.push('users the auth hook accepts');
+  if (config.anonymous.enabled) who.push(file ? `anonymous users (${config.anonymous.permissions})` : 'anonymous users (any password)');
+  const access = file ? '' : ` (${flags.write ? 'read-write' : 'read-only'})`;
+  const from = file ? ` as configured in ${file}` : '';
+  const withWorkers = workers > 1 ? ` with ${workers} worker processes` : '';
+  const lines = [`Ferry ${pkg.version} is serving ${s3Location(flags) ?? config.storage.root}${access} to ${who.join(' and ') || 'nobody (no users configured)'}${withWorkers}${from}.`];
+  const hosts = reachableAddresses(config.host);
+  for (const address of hosts) lines.push(`  ftp://${users[0] ? `${users[0]}@` : ''}${address.includes(':') ? `[${address}]` : address}:${port}/`);
+  const example = hosts[0]!;
+  const user = users[0];
+  lines.push(`Try: lftp -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl ${user ? `-u ${user}:PASSWORD ` : ''}ftp://${example.includes(':') ? `[${example}]` : example}:${port}/`);
+  if (!file && users.length === 0 && flags.write) lines.push('Warning: anyone who can reach this port can write and delete files (--write with anonymous access).');
+  lines.push('Press Ctrl-C to stop.');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function onSignals(graceMs: number, stop: () => Promise<void>, reload: () => void): void {
+  let stopping = false;
+  const onStop = (signal: string) => {
+    if (stopping) {
+      process.stdout.write('Stopping now.\n');
+      process.exit(1);
+    }
+    stopping = true;
+    process.stdout.write(`\n${signal}: stopping; running transfers get ${graceMs / 1000} s to finish (Ctrl-C again to stop at once).\n`);
+    void stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => onStop('SIGINT'));
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGHUP', reload);
+}

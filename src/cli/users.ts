@@ -1,0 +1,127 @@
+/**
+ * `ferry user add|set|passwd|del|list|show` and `ferry hash-password`:
+ * manage the users file without editing it by hand. Which file: --file, or
+ * users.file of the configuration named by --config (or FERRY_CONFIG).
+ */
+import { hashPassword } from '../auth/password.js';
+import { parsePermissions } from '../auth/permissions.js';
+import { CONFIG_ENV, loadConfig } from '../config/load.js';
+import { openUsersFile, type UserInput } from '../config/users-file.js';
+import { fail, failWithConfig } from './fail.js';
+import { readPassword } from './prompt.js';
+
+export interface UserFileFlags {
+  file?: string;
+  config?: string;
+}
+
+export interface UserFieldFlags {
+  home?: string;
+  permissions?: string;
+  allowFrom?: string[];
+  disabled?: boolean;
+  passwordStdin?: boolean;
+}
+
+async function usersFile(flags: UserFileFlags): Promise<string> {
+  if (flags.file) return flags.file;
+  const config = flags.config ?? process.env[CONFIG_ENV];
+  if (!config) fail('which users file? Pass --file users.yaml, or --config ferry.yaml to use its users.file.');
+  try {
+    const { config: loaded } = await loadConfig({ file: config, env: {} });
+    if (!loaded.users.file) fail(`${config} has no users.file; set one there or pass --file.`, 1);
+    return loaded.users.file;
+  } catch (err) {
+    failWithConfig(err);
+  }
+}
+
+function fields(flags: UserFieldFlags): Partial<UserInput> {
+  return { home: flags.home, permissions: flags.permissions, allowFrom: flags.allowFrom, disabled: flags.disabled };
+}
+
+async function edit(flags: UserFileFlags, change: (doc: Awaited<ReturnType<typeof openUsersFile>>) => Promise<string>): Promise<void> {
+  try {
+    const doc = await openUsersFile(await usersFile(flags));
+    const done = await change(doc);
+    await doc.save();
+    process.stdout.write(`${done} in ${doc.file}. A running server applies it on reload (kill -HUP <pid>).\n`);
+  } catch (err) {
+    failWithConfig(err);
+  }
+}
+
+export function addUser(name: string, flags: UserFileFlags & UserFieldFlags): Promise<void> {
+  return edit(flags, async (doc) => {
+    if (doc.has(name)) fail(`user ${name} already exists; use \`ferry user passwd\` or \`ferry user set\`.`, 1);
+    const passwordHash = await hashPassword(await readPassword({ fromStdin: !!flags.passwordStdin, confirm: true }).then(nonEmpty));
+    doc.set(name, { passwordHash, ...fields(flags) });
+    const entry = doc.get(name)!;
+    return `Added ${name} (home ${entry.home}, permissions ${entry.permissions} = ${parsePermissions(entry.permissions) || 'none'})`;
+  });
+}
+
+export function setUser(name: string, flags: UserFileFlags & UserFieldFlags): Promise<void> {
+  return edit(flags, async (doc) => {
+    mustExist(doc.has(name), name);
+    doc.set(name, fields(flags));
+    return `Updated ${name}`;
+  });
+}
+
+export function changePassword(name: string, flags: UserFileFlags & UserFieldFlags): Promise<void> {
+  return edit(flags, async (doc) => {
+    mustExist(doc.has(name), name);
+    doc.set(name, { passwordHash: await hashPassword(await readPassword({ fromStdin: !!flags.passwordStdin, confirm: true }).then(nonEmpty)) });
+    return `Changed the password of ${name}`;
+  });
+}
+
+export function deleteUser(name: string, flags: UserFileFlags): Promise<void> {
+  return edit(flags, async (doc) => {
+    mustExist(doc.delete(name), name);
+    return `Deleted ${name}`;
+  });
+}
+
+export async function listUsers(flags: UserFileFlags): Promise<void> {
+  try {
+    const doc = await openUsersFile(await usersFile(flags));
+    for (const name of doc.names()) {
+      const entry = doc.get(name)!;
+      process.stdout.write(`${name}\t${entry.home}\t${entry.permissions}${entry.disabled ? '\tdisabled' : ''}\n`);
+    }
+  } catch (err) {
+    failWithConfig(err);
+  }
+}
+
+export async function showUser(name: string, flags: UserFileFlags): Promise<void> {
+  try {
+    const entry = (await openUsersFile(await usersFile(flags))).get(name);
+    mustExist(entry !== undefined, name);
+    // Never print the hash: it is as good as the password to an offline attacker.
+    const { passwordHash, ...shown } = entry!;
+    const scheme = passwordHash.startsWith('$scrypt$') ? 'scrypt' : passwordHash.startsWith('$argon2id$') ? 'argon2id' : 'bcrypt';
+    process.stdout.write(JSON.stringify({ name, password: `${scheme} hash`, ...shown, permissionLetters: parsePermissions(shown.permissions) }, null, 2) + '\n');
+  } catch (err) {
+    failWithConfig(err);
+  }
+}
+
+export async function printHash(flags: { passwordStdin?: boolean }): Promise<void> {
+  try {
+    process.stdout.write((await hashPassword(nonEmpty(await readPassword({ fromStdin: !!flags.passwordStdin, confirm: true })))) + '\n');
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+}
+
+function nonEmpty(password: string): string {
+  if (password.length === 0) fail('the password is empty; nothing was changed.', 1);
+  return password;
+}
+
+function mustExist(exists: boolean, name: string): void {
+  if (!exists) fail(`no user ${name}; \`ferry user list\` shows who there is.`, 1);
+}

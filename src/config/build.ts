@@ -1,0 +1,140 @@
+/**
+ * From a validated Config to what the server runs: the authenticator chain
+ * (users file, anonymous, HTTP hook) with each account's storage, and the
+ * server options. Built again on reload; the verification cache is passed
+ * in so it survives reloads.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { AnonymousAuthenticator } from '../auth/anonymous.js';
+import { HttpAuthenticator } from '../auth/http-hook.js';
+import type { VerificationCache } from '../auth/password.js';
+import { directoryPermissions, parsePermissions } from '../auth/permissions.js';
+import type { Authenticator } from '../auth/types.js';
+import { ChainAuthenticator, UserListAuthenticator, type ListedUser } from '../auth/user-list.js';
+import type { Logger } from '../observability/logger.js';
+import type { FtpServerOptions } from '../server/options.js';
+import { LocalStorage } from '../storage/local.js';
+import type { Storage } from '../storage/types.js';
+import type { Config } from './schema.js';
+import { readUsersFile, userSchema, type UserEntry } from './users-file.js';
+
+export interface BuildOptions {
+  logger: Logger;
+  cache: VerificationCache;
+  /** Users given on the command line (--user), already hashed; they get `cliPermissions` on the whole storage. */
+  cliUsers?: ReadonlyArray<{ username: string; passwordHash: string }>;
+  cliPermissions?: string;
+  /** Where each account's home lives, instead of config.storage (the CLI's --s3). */
+  storageAt?: StorageAt;
+}
+
+/** The Storage of a home directory (a virtual path) for one user. */
+export type StorageAt = (home: string, username: string) => Promise<Storage>;
+
+/** Everything but the authenticator and logger comes straight from the config. */
+export function serverOptions(config: Config): Omit<FtpServerOptions, 'authenticator' | 'logger'> {
+  const { limits } = config;
+  return {
+    host: config.host,
+    port: config.port,
+    passivePorts: config.passivePorts ?? undefined,
+    masqueradeAddress: config.masqueradeAddress ?? undefined,
+    greeting: config.banner,
+    allowActiveMode: config.allowActiveMode,
+    ...limits,
+  };
+}
+
+export async function buildServerOptions(config: Config, options: BuildOptions): Promise<FtpServerOptions> {
+  return { ...serverOptions(config), authenticator: await buildAuthenticator(config, options), logger: options.logger };
+}
+
+async function buildAuthenticator(config: Config, options: BuildOptions): Promise<Authenticator> {
+  const storageAt = options.storageAt ?? storageFactory(config);
+  const chain: Authenticator[] = [];
+  const listed: ListedUser[] = (options.cliUsers ?? []).map((u) => ({
+    ...u,
+    storage: () => storageAt('/', u.username),
+    permissions: options.cliPermissions ?? 'elr',
+  }));
+  if (config.users.file) {
+    for (const [username, entry] of Object.entries(await readUsersFile(config.users.file))) {
+      listed.push({ username, passwordHash: entry.passwordHash, allowFrom: entry.allowFrom, disabled: entry.disabled, ...accountSettings(username, entry, storageAt) });
+    }
+  }
+  if (listed.length > 0) chain.push(new UserListAuthenticator(listed, { cache: options.cache }));
+  if (config.anonymous.enabled) {
+    chain.push(new AnonymousAuthenticator({ storage: () => storageAt(config.anonymous.home, 'anonymous'), permissions: parsePermissions(config.anonymous.permissions)! }));
+  }
+  if (config.authHook.url) {
+    chain.push(
+      new HttpAuthenticator({
+        url: config.authHook.url,
+        timeoutMs: config.authHook.timeoutMs,
+        cacheTtlMs: config.authHook.cacheTtlMs,
+        logger: options.logger,
+        async toAccount(username, answer) {
+          const entry = hookAnswerSchema.parse(answer ?? {});
+          const { storage, permissions, directoryPermissions: overrides, limits } = accountSettings(username, entry, storageAt);
+          return {
+            username,
+            storage: await storage(),
+            permissions,
+            ...(overrides && { hasPermission: directoryPermissions(permissions, overrides) }),
+            ...(limits && { limits }),
+          };
+        },
+      }),
+    );
+  }
+  return chain.length === 1 ? chain[0]! : new ChainAuthenticator(chain);
+}
+
+/** What an HTTP hook's 200 answer may say; everything optional, read-only by default. */
+const hookAnswerSchema = userSchema.omit({ passwordHash: true, disabled: true, allowFrom: true });
+
+function accountSettings(username: string, entry: Omit<UserEntry, 'passwordHash' | 'disabled' | 'allowFrom'>, storageAt: StorageAt) {
+  const home = expandHome(entry.home, username);
+  const directories = Object.entries(entry.directories).map(([dir, spec]) => [virtualDir(dir), parsePermissions(spec)!]);
+  return {
+    storage: () => storageAt(home, username),
+    permissions: parsePermissions(entry.permissions)!,
+    directoryPermissions: directories.length > 0 ? Object.fromEntries(directories) : undefined,
+    limits: entry.limits,
+  };
+}
+
+/** `{username}` filled in; a name that would climb out ("..") is refused rather than trusted. */
+export function expandHome(home: string, username: string): string {
+  const expanded = home.replaceAll('{username}', username);
+  const segments = expanded.split('/').filter((s) => s !== '' && s !== '.');
+  if (segments.some((s) => s === '..' || s.includes('\0'))) throw new Error(`home ${home} for ${username} leaves the storage root`);
+  return '/' + segments.join('/');
+}
+
+function virtualDir(dir: string): string {
+  return expandHome(dir, '');
+}
+
+/**
+ * One Storage per home directory, shared by that home's sessions (the local
+ * backend keeps no per-session state). A home that does not exist yet is
+ * created on first login, by the process that serves it (after any drop of
+ * privileges, so it belongs to the right user).
+ */
+function storageFactory(config: Config): StorageAt {
+  const made = new Map<string, Promise<Storage>>();
+  const { root, fsync } = config.storage;
+  return (home) => {
+    let storage = made.get(home);
+    if (!storage) {
+      const dir = path.join(root, ...home.split('/'));
+      storage = mkdir(dir, { recursive: true, mode: 0o755 }).then(() => new LocalStorage(dir, { fsync }));
+      storage.catch(() => made.delete(home));
+      made.set(home, storage);
+    }
+    return storage;
+  };
+}

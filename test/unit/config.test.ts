@@ -1,0 +1,132 @@
+/**
+ * The configuration file: defaults, every class of error with its precise
+ * message, environment variables and flags over the file.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { envName, loadConfig, type LoadOptions } from '../../src/config/load.js';
+import { configSchema } from '../../src/config/schema.js';
+import { ConfigError, leafPaths } from '../../src/config/validate.js';
+
+async function withFile(text: string, options: Omit<LoadOptions, 'file'> = {}) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-config-'));
+  try {
+    const file = path.join(dir, 'ferry.yaml');
+    await writeFile(file, text);
+    return { dir, loaded: await loadConfig({ env: {}, ...options, file }) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function problemsOf(text: string, options: Omit<LoadOptions, 'file'> = {}): Promise<string[]> {
+  try {
+    await withFile(text, options);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return [...err.problems];
+  }
+  assert.fail('expected the configuration to be refused');
+}
+
+test('the example configuration lists every key, each with its default', async () => {
+  const example = path.resolve('docs/ferry.example.yaml');
+  const raw = parse(await readFile(example, 'utf8')) as Record<string, unknown>;
+  for (const keyPath of leafPaths(configSchema)) {
+    let at: unknown = raw;
+    for (const key of keyPath) at = (at as Record<string, unknown>)?.[key];
+    assert.notEqual(at, undefined, `${keyPath.join('.')} is missing from docs/ferry.example.yaml`);
+  }
+  const fromExample = (await loadConfig({ file: example, env: {} })).config;
+  const defaults = (await loadConfig({ env: {}, preset: { storage: { type: 'local', root: '/srv/ftp' } } })).config;
+  assert.deepEqual(fromExample, defaults);
+});
+
+test('defaults are secure: anonymous off, nobody can log in until configured, fsync on', async () => {
+  const { loaded } = await withFile('{}\n');
+  assert.equal(loaded.config.anonymous.enabled, false);
+  assert.equal(loaded.config.users.file, null);
+  assert.equal(loaded.config.storage.fsync, true);
+  assert.deepEqual(loaded.warnings, ['nobody can log in: set users.file, authHook.url or anonymous.enabled']);
+});
+
+test('each class of error names the file, the line, the key, the value and what is expected', async () => {
+  const cases: Array<[string, RegExp]> = [
+    ['passivePorts: 70000-70010\n', /^ferry\.yaml:1: passivePorts: "70000-70010" is not a port range like 50000-50100 \(1-65535\)$/],
+    ['host: 0.0.0.0\nport: 70000\n', /^ferry\.yaml:2: port: 70000 is not a whole number from 0 to 65535$/],
+    ['port: "21"\n', /^ferry\.yaml:1: port: "21" is not a whole number from 0 to 65535$/],
+    ['limits:\n  maxConections: 5\n', /^ferry\.yaml:2: limits\.maxConections: unknown setting; did you mean "maxConnections"\?$/],
+    ['passive_ports: 50000-50010\n', /^ferry\.yaml:1: passive_ports: unknown setting; did you mean "passivePorts"\?$/],
+    ['colour: blue\n', /^ferry\.yaml:1: colour: unknown setting; expected one of host, port, .*runAs$/],
+    ['workers: many\n', /^ferry\.yaml:1: workers: "many" is not a number of processes from 1 to 256, or auto$/],
+    ['masqueradeAddress: "::1"\n', /^ferry\.yaml:1: masqueradeAddress: "::1" is not an IPv4 address/],
+    ['anonymous:\n  enabled: yes please\n', /^ferry\.yaml:2: anonymous\.enabled: "yes please" is not true or false$/],
+    ['anonymous:\n  permissions: rwx\n', /^ferry\.yaml:2: anonymous\.permissions: "rwx" is not letters from "elradfmwMT" or one of none, read, write, full$/],
+    ['storage:\n  type: ftp\n', /^ferry\.yaml:2: storage\.type: "ftp" is not /],
+    ['storage:\n  type: local\n  rot: /srv\n', /^ferry\.yaml:3: storage\.rot: unknown setting; did you mean "root"\?$/],
+    ['logging:\n  level: loud\n', /^ferry\.yaml:2: logging\.level: "loud" is not one of debug, info, warn, error, silent$/],
+    ['authHook:\n  url: ftp://x\n', /^ferry\.yaml:2: authHook\.url: "ftp:\/\/x" is not an http:\/\/ or https:\/\/ URL$/],
+    ['limits: 5\n', /^ferry\.yaml:1: limits: 5 is not /],
+    ['port: [1,\n', /^ferry\.yaml:\d: not valid YAML: /],
+    ['port: 1\nport: 2\n', /^ferry\.yaml:2: not valid YAML: .*[Dd]uplicate|unique/],
+    ['- port\n', /^ferry\.yaml: expected a mapping of settings/],
+    ['port: 2121\npassivePorts: 2100-2200\n', /^passivePorts: 2100-2200 includes the control port 2121; choose a range without it$/],
+  ];
+  for (const [text, expected] of cases) {
+    const problems = await problemsOf(text);
+    assert.equal(problems.length, 1, `${JSON.stringify(text)} → ${problems.join(' | ')}`);
+    assert.match(problems[0]!, expected, JSON.stringify(text));
+  }
+});
+
+test('several problems are reported together, each on its own line', async () => {
+  const problems = await problemsOf('port: -1\nbanner: 5\nlimits:\n  idleTimeoutMs: 0\n');
+  assert.deepEqual(
+    problems.map((p) => p.split(':').slice(0, 3).join(':')),
+    ['ferry.yaml:1: port', 'ferry.yaml:2: banner', 'ferry.yaml:4: limits.idleTimeoutMs'],
+  );
+});
+
+test('a users file inside the served folder is refused (users could download the hashes)', async () => {
+  const problems = await problemsOf('storage:\n  type: local\n  root: files\nusers:\n  file: files/users.yaml\n');
+  assert.match(problems[0]!, /^users\.file: .*files\/users\.yaml is inside storage\.root, so users could download the password hashes; move it out$/);
+});
+
+test('an unreadable file is named with the reason', async () => {
+  await assert.rejects(loadConfig({ file: '/nonexistent/ferry.yaml', env: {} }), (err: ConfigError) => {
+    assert.match(err.problems[0]!, /^\/nonexistent\/ferry\.yaml: cannot read the configuration file \(ENOENT\)$/);
+    return true;
+  });
+});
+
+test('relative paths are relative to the configuration file', async () => {
+  const { dir, loaded } = await withFile('storage:\n  type: local\n  root: files\nusers:\n  file: users.yaml\n');
+  assert.equal(loaded.config.storage.root, path.join(dir, 'files'));
+  assert.equal(loaded.config.users.file, path.join(dir, 'users.yaml'));
+});
+
+test('FERRY_* variables override the file, flags override both, and each is named in errors', async () => {
+  assert.equal(envName(['limits', 'maxConnectionsPerIp']), 'FERRY_LIMITS_MAX_CONNECTIONS_PER_IP');
+  const env = { FERRY_PORT: '2200', FERRY_BANNER: '123', FERRY_PASSIVE_PORTS: '50000-50010', FERRY_ANONYMOUS_ENABLED: 'true', FERRY_MASQUERADE_ADDRESS: '203.0.113.7' };
+  const { loaded } = await withFile('port: 2100\nbanner: hello\n', { env });
+  assert.equal(loaded.config.port, 2200);
+  assert.equal(loaded.config.banner, '123', 'a text key keeps the text, even when it looks like a number');
+  assert.equal(loaded.config.passivePorts, '50000-50010');
+  assert.equal(loaded.config.anonymous.enabled, true);
+  assert.equal(loaded.config.masqueradeAddress, '203.0.113.7');
+
+  const overridden = await withFile('port: 2100\n', { env, overrides: [{ path: ['port'], value: 2300, source: '--port' }] });
+  assert.equal(overridden.loaded.config.port, 2300);
+
+  assert.deepEqual(await problemsOf('{}\n', { env: { FERRY_LIMITS_MAX_CONNECTIONS: 'lots' } }), [
+    'environment FERRY_LIMITS_MAX_CONNECTIONS: limits.maxConnections: "lots" is not a whole number of at least 1',
+  ]);
+  assert.deepEqual(await problemsOf('{}\n', { env: { FERRY_PROT: '21' } }), ['environment FERRY_PROT: unknown setting; did you mean FERRY_PORT?']);
+  assert.deepEqual(await problemsOf('{}\n', { overrides: [{ path: ['port'], value: 70000, source: '--port' }] }), [
+    '--port: port: 70000 is not a whole number from 0 to 65535',
+  ]);
+});
