@@ -21,8 +21,12 @@ export class AnonymousAuthenticator implements Authenticator {
     this.#options = options;
   }
 
+  owns(username: string): boolean {
+    return ANONYMOUS_NAMES.includes(username.toLowerCase());
+  }
+
   async authenticate(request: AuthRequest): Promise<Account | null> {
-    if (!ANONYMOUS_NAMES.includes(request.username.toLowerCase())) return null;
+    if (!this.owns(request.username)) return null;
     const { storage, permissions = READ_PERMISSIONS } = this.#options;
     return { username: 'anonymous', storage: typeof storage === 'function' ? await storage() : storage, permissions };
   }

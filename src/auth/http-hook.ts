@@ -41,7 +41,7 @@ export class HttpAuthenticator implements Authenticator {
 
   async authenticate(request: AuthRequest): Promise<Account | null> {
     const { username, password, remoteAddress, secure } = request;
-    const key = createHmac('sha256', this.#secret).update(`${username}\0${password}\0${remoteAddress}`).digest('base64');
+    const key = createHmac('sha256', this.#secret).update(JSON.stringify([username, password, remoteAddress])).digest('base64');
     const cached = this.#cache.get(key);
     if (cached && cached.expires > Date.now()) return this.#account(username, cached.answer);
     this.#cache.delete(key);
@@ -81,6 +81,8 @@ export class HttpAuthenticator implements Authenticator {
 
   async #account(username: string, answer: unknown): Promise<Account | null> {
     try {
+      // `null`, a list or a bare value is a service saying something else than "yes": refuse.
+      if (answer === null || typeof answer !== 'object' || Array.isArray(answer)) throw new Error('the answer is not a JSON object');
       return await this.#options.toAccount(username, answer);
     } catch (err) {
       this.#options.logger?.error({ err: { message: (err as Error).message }, username }, 'auth hook answer not usable; login refused');

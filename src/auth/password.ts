@@ -98,7 +98,8 @@ export class VerificationCache {
   }
 
   #key(username: string, password: string, hash: string): string {
-    return createHmac('sha256', this.#secret).update(username).update('\0').update(password).update('\0').update(hash).digest('base64');
+    // JSON keeps the fields apart whatever they contain (NUL included).
+    return createHmac('sha256', this.#secret).update(JSON.stringify([username, password, hash])).digest('base64');
   }
 
   /** Verify through the cache: a hit costs one HMAC, a miss one scrypt. */

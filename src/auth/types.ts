@@ -58,6 +58,12 @@ export interface AuthRequest {
 export interface Authenticator {
   /** Resolve to an Account, or null to reject (the client sees 530 after a delay). */
   authenticate(request: AuthRequest): Promise<Account | null>;
+  /**
+   * Optional: true when this authenticator alone decides for `username`. In a
+   * ChainAuthenticator its refusal is then final: a user the users file
+   * disables must not be let in by the next authenticator in line.
+   */
+  owns?(username: string): boolean;
 }
 
 export function accountHasPermission(account: Account, permission: Permission, path: string): boolean {

@@ -19,19 +19,12 @@ import type { Account, AccountLimits, AuthRequest, Authenticator } from './types
 
 export type ListedUser = ListedUserBase & ({ password: string; passwordHash?: never } | { passwordHash: string; password?: never });
 
-interface ListedUserBase {
+interface ListedUserBase extends AccountSettings {
   username: string;
-  /** Storage for this user's sessions, or a factory (possibly async) for one per session. */
-  storage: Storage | (() => Storage | Promise<Storage>);
-  /** Permission letters, e.g. 'elr' or 'elradfmwMT'. */
-  permissions: string;
-  /** Per-directory overrides: virtual directory → letters; the deepest matching directory decides. */
-  directoryPermissions?: Readonly<Record<string, string>>;
   /** Addresses or CIDR ranges the user may log in from; absent means anywhere. */
   allowFrom?: readonly string[];
   /** Refused like a wrong password while true. */
   disabled?: boolean;
-  limits?: AccountLimits;
 }
 
 export interface UserListOptions {
@@ -47,7 +40,6 @@ interface Entry {
   user: ListedUser;
   digest: Buffer | null;
   allowed: net.BlockList | null;
-  hasPermission: Account['hasPermission'];
 }
 
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
@@ -72,13 +64,35 @@ function allowedFrom(list: net.BlockList, address: string): boolean {
   return list.check(address, net.isIPv4(address) ? 'ipv4' : 'ipv6');
 }
 
+/** What an account is made of, before its storage is opened. */
+export interface AccountSettings {
+  /** Storage for the account's sessions, or a factory (possibly async) for one per session. */
+  storage: Storage | (() => Storage | Promise<Storage>);
+  /** Permission letters, e.g. 'elr' or 'elradfmwMT'. */
+  permissions: string;
+  /** Per-directory overrides: virtual directory → letters; the deepest matching directory decides. */
+  directoryPermissions?: Readonly<Record<string, string>>;
+  limits?: AccountLimits;
+}
+
+/** The Account for `settings`: storage opened, per-directory rules compiled. */
+export async function makeAccount(username: string, settings: AccountSettings): Promise<Account> {
+  const { storage, permissions, directoryPermissions: overrides, limits } = settings;
+  return {
+    username,
+    storage: typeof storage === 'function' ? await storage() : storage,
+    permissions,
+    ...(overrides && Object.keys(overrides).length > 0 && { hasPermission: directoryPermissions(permissions, overrides) }),
+    ...(limits && { limits }),
+  };
+}
+
 export class UserListAuthenticator implements Authenticator {
   readonly #users = new Map<string, Entry>();
   /** Compared against when the user is unknown, so both paths cost the same. */
   readonly #decoy = digest('\0ferry-unknown-user');
-  /** For unknown users when users have hashes: made on first need, never cached as a success. */
+  /** For unknown users when users have hashes: made at construction, never cached as a success. */
   #decoyHash: Promise<string> | null = null;
-  readonly #hashed: boolean;
   readonly #cache: VerificationCache;
 
   constructor(users: readonly ListedUser[], options: UserListOptions = {}) {
@@ -92,16 +106,15 @@ export class UserListAuthenticator implements Authenticator {
       } catch (err) {
         throw new TypeError(`user ${user.username}: allowFrom: ${(err as Error).message}`);
       }
-      const overrides = user.directoryPermissions;
-      this.#users.set(user.username, {
-        user,
-        digest: user.password === undefined ? null : digest(user.password),
-        allowed,
-        hasPermission: overrides && Object.keys(overrides).length > 0 ? directoryPermissions(user.permissions, overrides) : undefined,
-      });
+      this.#users.set(user.username, { user, digest: user.password === undefined ? null : digest(user.password), allowed });
     }
-    this.#hashed = users.some((user) => user.passwordHash !== undefined);
     this.#cache = options.cache ?? new VerificationCache();
+    // Made now, so the first unknown user does not pay for making it (which would tell it apart).
+    if (users.some((user) => user.passwordHash !== undefined)) void this.#decoyVerify('').catch(() => {});
+  }
+
+  owns(username: string): boolean {
+    return this.#users.has(username);
   }
 
   async #decoyVerify(password: string): Promise<void> {
@@ -114,33 +127,34 @@ export class UserListAuthenticator implements Authenticator {
 
   async authenticate(request: AuthRequest): Promise<Account | null> {
     const entry = this.#users.get(request.username);
+    // Refused users are checked before the cache and never cached: a fast
+    // answer for their correct password would confirm it to whoever guesses.
+    const refused = entry !== undefined && (entry.user.disabled === true || (entry.allowed !== null && !allowedFrom(entry.allowed, request.remoteAddress)));
     let matches: boolean;
     if (entry?.user.passwordHash !== undefined) {
-      matches = await this.#cache.verify(request.username, request.password, entry.user.passwordHash);
+      matches = refused
+        ? await verifyPassword(request.password, entry.user.passwordHash)
+        : await this.#cache.verify(request.username, request.password, entry.user.passwordHash);
     } else if (entry) {
       matches = timingSafeEqual(digest(request.password), entry.digest!);
       // In a list with hashed users, plain ones must not answer faster.
-      if (this.#hashed) await this.#decoyVerify(request.password);
+      if (this.#decoyHash) await this.#decoyVerify(request.password);
     } else {
       // Unknown users cost what a known one does (the decoy is never cached).
       matches = false;
-      if (this.#hashed) await this.#decoyVerify(request.password);
+      if (this.#decoyHash) await this.#decoyVerify(request.password);
       else timingSafeEqual(digest(request.password), this.#decoy);
     }
-    if (!entry || !matches || entry.user.disabled) return null;
-    if (entry.allowed && !allowedFrom(entry.allowed, request.remoteAddress)) return null;
-    const { username, storage, permissions, limits } = entry.user;
-    return {
-      username,
-      storage: typeof storage === 'function' ? await storage() : storage,
-      permissions,
-      ...(entry.hasPermission && { hasPermission: entry.hasPermission }),
-      ...(limits && { limits }),
-    };
+    if (!entry || !matches || refused) return null;
+    return makeAccount(request.username, entry.user);
   }
 }
 
-/** Try several authenticators in order; the first account wins. */
+/**
+ * Try several authenticators in order; the first account wins. An
+ * authenticator that `owns` the username decides alone: its refusal ends
+ * the search.
+ */
 export class ChainAuthenticator implements Authenticator {
   readonly #chain: readonly Authenticator[];
 
@@ -148,10 +162,14 @@ export class ChainAuthenticator implements Authenticator {
     this.#chain = chain;
   }
 
+  owns(username: string): boolean {
+    return this.#chain.some((authenticator) => authenticator.owns?.(username));
+  }
+
   async authenticate(request: AuthRequest): Promise<Account | null> {
     for (const authenticator of this.#chain) {
       const account = await authenticator.authenticate(request);
-      if (account) return account;
+      if (account || authenticator.owns?.(request.username)) return account;
     }
     return null;
   }

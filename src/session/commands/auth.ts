@@ -12,6 +12,8 @@ async function pass(session: Session, password: string): Promise<void> {
     return;
   }
   const { options } = session.host;
+  // Every refusal is answered at the same moment after PASS, however long the check took.
+  const answerAt = Date.now() + options.loginFailureDelayMs;
   let account: Account | null = null;
   try {
     account = await options.authenticator.authenticate({
@@ -32,8 +34,7 @@ async function pass(session: Session, password: string): Promise<void> {
   session.logout(); // a new USER is needed either way
   session.failedLogins++;
   session.host.notify('login-failed', { sessionId: session.id, remoteAddress: session.remoteAddress, username });
-  // The same delay for unknown users, wrong passwords and disabled accounts.
-  await sleep(options.loginFailureDelayMs);
+  await sleep(Math.max(0, answerAt - Date.now()));
   if (session.failedLogins >= options.maxLoginAttempts) session.closeWith(421, 'Too many failed logins; closing connection.');
   else session.reply(530, 'Login incorrect.');
 }
