@@ -7,7 +7,7 @@
  */
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import type { S3Sdk } from './s3-client.js';
-import { fromS3Error } from './s3-errors.js';
+import { fromS3Error, s3Call } from './s3-errors.js';
 
 const GIB = 1024 * 1024 * 1024;
 /** S3's limit for a single CopyObject. */
@@ -43,11 +43,7 @@ function copySource(bucket: string, key: string): string {
 export async function copyObject(request: CopyRequest): Promise<void> {
   const { client, sdk, bucket, from, to, size } = request;
   if (size <= (request.singleCopyLimitBytes ?? MAX_SINGLE_COPY_BYTES)) {
-    try {
-      await client.send(new sdk.CopyObjectCommand({ Bucket: bucket, Key: to, CopySource: copySource(bucket, from) }));
-    } catch (err) {
-      throw fromS3Error(err, 'CopyObject', from);
-    }
+    await s3Call('CopyObject', from, () => client.send(new sdk.CopyObjectCommand({ Bucket: bucket, Key: to, CopySource: copySource(bucket, from) })));
     return;
   }
   await multipartCopy(request);
@@ -55,13 +51,8 @@ export async function copyObject(request: CopyRequest): Promise<void> {
 
 async function multipartCopy({ client, sdk, bucket, from, to, size, singleCopyLimitBytes }: CopyRequest): Promise<void> {
   const partBytes = Math.max(Math.min(COPY_PART_BYTES, singleCopyLimitBytes ?? COPY_PART_BYTES), Math.ceil(size / MAX_PARTS));
-  let uploadId: string;
-  try {
-    const created = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: to }));
-    uploadId = created.UploadId!;
-  } catch (err) {
-    throw fromS3Error(err, 'CreateMultipartUpload', to);
-  }
+  const created = await s3Call('CreateMultipartUpload', to, () => client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: to })));
+  const uploadId = created.UploadId!;
   const ranges: Array<{ part: number; first: number; last: number }> = [];
   for (let first = 0, part = 1; first < size; first += partBytes, part++) {
     ranges.push({ part, first, last: Math.min(size, first + partBytes) - 1 });

@@ -84,6 +84,15 @@ export function fromS3Error(err: unknown, operation: string, key: string): unkno
   return new FerryError(code, `S3: ${details.filter(Boolean).join(', ')}`, { cause: err });
 }
 
+/** Run one S3 call; whatever it throws comes out translated (see fromS3Error). */
+export async function s3Call<T>(operation: string, key: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw fromS3Error(err, operation, key);
+  }
+}
+
 /** True when S3 said the key (or the bucket) is not there. */
 export function isNotFound(err: unknown): boolean {
   const s3 = err as S3ErrorLike | null;

@@ -29,7 +29,7 @@ import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { S3Sdk } from './s3-client.js';
-import { fromS3Error } from './s3-errors.js';
+import { fromS3Error, s3Call } from './s3-errors.js';
 
 /** S3's limit on parts per multipart upload. */
 const MAX_PARTS = 10_000;
@@ -122,13 +122,10 @@ export class S3Upload extends Writable {
   #startMultipart(): Promise<string> {
     const { client, sdk, bucket } = this.#target;
     // No abort signal: if the upload is created, we must learn its id to abort it.
-    this.#uploadId ??= client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: this.#key })).then(
-      (out) => {
-        if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
-        return out.UploadId;
-      },
-      (err: unknown) => Promise.reject(fromS3Error(err, 'CreateMultipartUpload', this.#key)),
-    );
+    this.#uploadId ??= s3Call('CreateMultipartUpload', this.#key, () => client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: this.#key }))).then((out) => {
+      if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+      return out.UploadId;
+    });
     return this.#uploadId;
   }
 
@@ -179,11 +176,8 @@ export class S3Upload extends Writable {
     const { client, sdk, bucket } = this.#target;
     if (!this.#uploadId) {
       const body = this.#part ? this.#part.subarray(0, this.#filled) : Buffer.alloc(0);
-      await client
-        .send(new sdk.PutObjectCommand({ Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length }), {
-          abortSignal: this.#controller.signal,
-        })
-        .catch((err: unknown) => Promise.reject(fromS3Error(err, 'PutObject', this.#key)));
+      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length };
+      await s3Call('PutObject', this.#key, () => client.send(new sdk.PutObjectCommand(input), { abortSignal: this.#controller.signal }));
       this.#committed = true;
       return;
     }
@@ -192,9 +186,8 @@ export class S3Upload extends Writable {
     if (this.#failure) throw this.#failure;
     const uploadId = await this.#uploadId;
     const parts = [...this.#parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
-    await client
-      .send(new sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: this.#key, UploadId: uploadId, MultipartUpload: { Parts: parts } }))
-      .catch((err: unknown) => Promise.reject(fromS3Error(err, 'CompleteMultipartUpload', this.#key)));
+    const input = { Bucket: bucket, Key: this.#key, UploadId: uploadId, MultipartUpload: { Parts: parts } };
+    await s3Call('CompleteMultipartUpload', this.#key, () => client.send(new sdk.CompleteMultipartUploadCommand(input)));
     this.#committed = true;
   }
 

@@ -29,12 +29,12 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { S3Client, _Object } from '@aws-sdk/client-s3';
+import type { ListObjectsV2CommandOutput, S3Client, _Object } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { checkOffset, checkWrite, parsePath } from './paths.js';
 import { loadSdk, SharedClient, type S3ConnectionOptions, type S3Sdk } from './s3-client.js';
-import { fromS3Error, isNotFound } from './s3-errors.js';
+import { fromS3Error, isNotFound, s3Call } from './s3-errors.js';
 import { copyObject } from './s3-copy.js';
 import { S3Upload } from './s3-upload.js';
 import type { FileInfo, ReadOptions, Storage, StorageCapabilities, StorageWritable, WriteOptions } from './types.js';
@@ -255,14 +255,16 @@ export class S3Storage implements Storage {
     return new FerryError(ErrorCodes.NOT_FOUND, `not found: ${path}`);
   }
 
-  async #listKeys(prefix: string, maxKeys: number, token?: string): Promise<_Object[]> {
+  /** One ListObjectsV2 page under `prefix`. */
+  async #listPage(prefix: string, options: { delimiter?: string; maxKeys?: number; token?: string | undefined }): Promise<ListObjectsV2CommandOutput> {
     const { client, sdk } = await this.#s3();
-    try {
-      const out = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.#settings.bucket, Prefix: prefix, MaxKeys: maxKeys, ContinuationToken: token }));
-      return out.Contents ?? [];
-    } catch (err) {
-      throw fromS3Error(err, 'ListObjectsV2', prefix);
-    }
+    const input = { Bucket: this.#settings.bucket, Prefix: prefix, Delimiter: options.delimiter, MaxKeys: options.maxKeys, ContinuationToken: options.token };
+    return s3Call('ListObjectsV2', prefix, () => client.send(new sdk.ListObjectsV2Command(input)));
+  }
+
+  /** The first `maxKeys` keys under `prefix`, at any depth. */
+  async #listKeys(prefix: string, maxKeys: number): Promise<_Object[]> {
+    return (await this.#listPage(prefix, { maxKeys })).Contents ?? [];
   }
 
   #fileInfo(name: string, key: string, size: number, mtime: Date | undefined): FileInfo {
@@ -285,16 +287,10 @@ export class S3Storage implements Storage {
   async *list(path: string): AsyncGenerator<FileInfo[]> {
     const segments = this.#segments(path);
     const prefix = this.#dirKey(segments);
-    const { client, sdk } = await this.#s3();
     let token: string | undefined;
     let first = true;
     do {
-      let out;
-      try {
-        out = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.#settings.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }));
-      } catch (err) {
-        throw fromS3Error(err, 'ListObjectsV2', prefix);
-      }
+      const out = await this.#listPage(prefix, { delimiter: '/', token });
       if (first && segments.length > 0 && !out.Contents?.length && !out.CommonPrefixes?.length) {
         // Nothing under the prefix: no such directory (or a file).
         const file = await this.#headFile(this.#fileKey(segments), segments[segments.length - 1]!);
@@ -443,20 +439,13 @@ export class S3Storage implements Storage {
 
   async #putMarker(key: string): Promise<void> {
     const { client, sdk } = await this.#s3();
-    try {
-      await client.send(new sdk.PutObjectCommand({ Bucket: this.#settings.bucket, Key: key, Body: Buffer.alloc(0), ContentLength: 0 }));
-    } catch (err) {
-      throw fromS3Error(err, 'PutObject', key);
-    }
+    const input = { Bucket: this.#settings.bucket, Key: key, Body: Buffer.alloc(0), ContentLength: 0 };
+    await s3Call('PutObject', key, () => client.send(new sdk.PutObjectCommand(input)));
   }
 
   async #deleteKey(key: string): Promise<void> {
     const { client, sdk } = await this.#s3();
-    try {
-      await client.send(new sdk.DeleteObjectCommand({ Bucket: this.#settings.bucket, Key: key }));
-    } catch (err) {
-      throw fromS3Error(err, 'DeleteObject', key);
-    }
+    await s3Call('DeleteObject', key, () => client.send(new sdk.DeleteObjectCommand({ Bucket: this.#settings.bucket, Key: key })));
   }
 
   /**
@@ -476,12 +465,7 @@ export class S3Storage implements Storage {
     const { client, sdk } = await this.#s3();
     // Count first: a directory too large is refused before anything changes.
     do {
-      let out;
-      try {
-        out = await client.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: fromPrefix, ContinuationToken: token }));
-      } catch (err) {
-        throw fromS3Error(err, 'ListObjectsV2', fromPrefix);
-      }
+      const out = await this.#listPage(fromPrefix, { token });
       keys.push(...(out.Contents ?? []));
       if (keys.length > maxRenameKeys) {
         throw new FerryError(ErrorCodes.TOO_MANY_ENTRIES, `rename of ${path}: more than maxRenameKeys (${maxRenameKeys}) keys`);
@@ -514,14 +498,8 @@ export class S3Storage implements Storage {
     const { client, sdk } = await this.#s3();
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
-      let out;
-      try {
-        out = await client.send(
-          new sdk.DeleteObjectsCommand({ Bucket: this.#settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
-        );
-      } catch (err) {
-        throw fromS3Error(err, 'DeleteObjects', batch[0]!);
-      }
+      const input = { Bucket: this.#settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } };
+      const out = await s3Call('DeleteObjects', batch[0]!, () => client.send(new sdk.DeleteObjectsCommand(input)));
       if (out.Errors?.length) {
         throw new FerryError(ErrorCodes.UNAVAILABLE, `DeleteObjects: ${out.Errors.length} keys not deleted, first ${out.Errors[0]!.Key} (${out.Errors[0]!.Code})`);
       }
