@@ -17,7 +17,10 @@ import { RawClient, readAll } from '../helpers/ftp-raw.js';
 import { S3_CREDENTIALS, startS3, type TestS3 } from '../helpers/s3.js';
 import { PASSWORD, USER, startServer } from '../helpers/server.js';
 import { startCli } from '../helpers/cli.js';
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 
 const MIB = 1024 * 1024;
@@ -164,6 +167,43 @@ describe('Ferry over S3: uploads', () => {
     await sending;
     await noPendingUploads(fx.s3);
     assert.equal(await exists(fx.storage, '/huge.bin'), false);
+  });
+});
+
+/** Run curl (bounded); resolves with its exit code and stderr. */
+function curl(args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', ['--silent', '--show-error', ...args], { timeout: 30_000, killSignal: 'SIGKILL' }, (err, _stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) });
+    });
+  });
+}
+
+describe('Ferry over S3 with curl', () => {
+  test('curl uploads into a new directory (--ftp-create-dirs), lists it and downloads byte-exact, resuming with -C', async (t) => {
+    const fx = await setup(t);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-s3-curl-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const data = randomBytes(9 * MIB + 17);
+    await writeFile(path.join(dir, 'up.bin'), data);
+    const base = `ftp://127.0.0.1:${fx.port}`;
+    const user = `${USER}:${PASSWORD}`;
+    assert.equal((await curl(['-u', user, '--ftp-create-dirs', '-T', path.join(dir, 'up.bin'), `${base}/drop/2026/up.bin`])).code, 0);
+    assert.equal((await fx.storage.stat('/drop/2026/up.bin')).size, data.length);
+    assert.equal((await curl(['-u', user, '-o', path.join(dir, 'list.txt'), `${base}/drop/2026/`])).code, 0);
+    assert.match(await readFile(path.join(dir, 'list.txt'), 'utf8'), /up\.bin/);
+    assert.equal((await curl(['-u', user, '-o', path.join(dir, 'down.bin'), `${base}/drop/2026/up.bin`])).code, 0);
+    assert.ok((await readFile(path.join(dir, 'down.bin'))).equals(data));
+    // A download cut short, resumed with REST (-C -).
+    await writeFile(path.join(dir, 'part.bin'), data.subarray(0, 1_000_003));
+    assert.equal((await curl(['-u', user, '-C', '-', '-o', path.join(dir, 'part.bin'), `${base}/drop/2026/up.bin`])).code, 0);
+    assert.ok((await readFile(path.join(dir, 'part.bin'))).equals(data));
+    // Resuming an upload (curl sends APPE for the rest) is what S3 cannot do: curl reports the 504.
+    await writeFile(path.join(dir, 'longer.bin'), Buffer.concat([data, randomBytes(1000)]));
+    const resumed = await curl(['-u', user, '-C', '-', '-T', path.join(dir, 'longer.bin'), `${base}/drop/2026/up.bin`]);
+    assert.notEqual(resumed.code, 0);
+    assert.match(resumed.stderr, /504/);
+    assert.equal((await fx.storage.stat('/drop/2026/up.bin')).size, data.length, 'the object is untouched');
   });
 });
 
