@@ -312,6 +312,10 @@ describe('Ferry over S3: per-user prefixes', () => {
     assert.equal(await exists(shared.forUser('ann'), '/only-bob'), false);
     assert.equal(await exists(shared.forUser('bob'), '/only-bob'), true);
     for (const bad of ['', '..', 'a/b', 'a\\b']) assert.throws(() => shared.forUser(bad), { code: ErrorCodes.INVALID_NAME });
+    // A home (users file, anonymous.home) is a sub-prefix: /only-ann/inbox of ann's storage.
+    await shared.forUser('ann').at('/only-ann').mkdir('/inbox');
+    assert.equal((await shared.forUser('ann').stat('/only-ann/inbox')).type, 'dir');
+    assert.equal(shared.forUser('ann').at('/only-ann').location, `s3://${s3.bucket}/users/ann/only-ann/`);
     await assert.rejects(shared.stat('/'), { code: ErrorCodes.MISCONFIGURED });
   });
 });
