@@ -76,9 +76,12 @@ export function clientConfig(options: S3ConnectionOptions): S3ClientConfig {
 export class SharedClient {
   readonly #options: S3ConnectionOptions;
   #client: Promise<S3Client> | null = null;
+  /** A client the embedder passed in is theirs to destroy. */
+  readonly #owned: boolean;
 
   constructor(options: S3ConnectionOptions, client?: S3Client) {
     this.#options = options;
+    this.#owned = !client;
     if (client) this.#client = Promise.resolve(client);
   }
 
@@ -88,6 +91,7 @@ export class SharedClient {
   }
 
   destroy(): void {
+    if (!this.#owned) return;
     void this.#client?.then((client) => client.destroy());
     this.#client = null;
   }
