@@ -36,7 +36,8 @@ export interface TestS3 {
 /** Start s3rver-process.mjs and wait (bounded) for the port it listens on. */
 export async function spawnS3rver(directory: string, bucket: string, port = 0): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['--openssl-legacy-provider', S3RVER_SCRIPT, directory, bucket, String(port)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // stdin stays open: s3rver exits when it closes, so a parent that dies leaves no s3rver behind.
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   let output = '';
   child.stderr!.on('data', (d) => (output += d));

@@ -1,7 +1,8 @@
 /**
  * s3rver in its own process, for tests and the benchmark:
  *   node --openssl-legacy-provider s3rver-process.mjs DIRECTORY BUCKET [PORT]
- * prints one line `{"port":N}` once it listens, and runs until killed.
+ * prints one line `{"port":N}` once it listens, and runs until killed or
+ * until its stdin closes (the parent exited).
  *
  * Its own process because s3rver 3.7 encrypts ListObjectsV2 continuation
  * tokens with DES, which OpenSSL 3 only has in its legacy provider (a flag
@@ -40,3 +41,8 @@ server.middleware.unshift(async (ctx, next) => {
 
 const address = await server.run();
 process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
+
+// Our parent holds stdin open: when it goes away, however it ends, so do we.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
