@@ -18,10 +18,6 @@ export { HttpAuthenticator, type HttpAuthOptions } from './auth/http-hook.js';
 export { hashPassword, verifyPassword, VerificationCache } from './auth/password.js';
 export { parsePermissions, directoryPermissions } from './auth/permissions.js';
 
-export { loadConfig, type LoadOptions, type LoadedConfig } from './config/load.js';
-export { buildServerOptions } from './config/build.js';
-export type { Config } from './config/schema.js';
-export { ConfigError } from './config/validate.js';
 
 export { FerryError, ErrorCodes, type ErrorCode, type FtpReply, replyForError } from './errors.js';
 export type { ServerEvents, SessionInfo, UserInfo, TransferInfo } from './observability/events.js';

@@ -4,19 +4,18 @@
  * read-only to anonymous users on port 2121, like `python -m pyftpdlib`;
  * with --config it runs from one YAML file.
  */
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, nobodyCanLogIn } from '../config/load.js';
 import { readUsersFile } from '../config/users-file.js';
 import { parsePortRange } from '../server/options.js';
 import { failWithConfig } from './fail.js';
 import { parseEndpoint, parseS3Url } from './s3-flags.js';
 import { serve, type ServeFlags } from './serve.js';
+import { VERSION } from './version.js';
 import { addUser, changePassword, deleteUser, listUsers, printHash, setUser, showUser } from './users.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 function parseWorkers(value: string): number {
   if (value === 'auto') return os.availableParallelism();
@@ -66,7 +65,7 @@ function serveOptions(command: Command): Command {
     .option('--host <addr>', 'address to listen on (:: for IPv6)', '0.0.0.0')
     .option('--port <n>', 'control port', parsePort, 2121)
     .option('--user <name:password>', 'allow this user instead of anonymous (repeatable)', collectUser, [])
-    .option('--write', 'grant write permissions (upload, delete, rename, mkdir) to --user users and anonymous', false)
+    .option('--write', 'grant write permissions (upload, delete, rename, mkdir) to --user users, and without --config to anonymous', false)
     .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
     .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)', parseIpv4)
     .option('--s3 <s3://bucket/prefix>', 'serve an S3 bucket (prefix may contain {username}) instead of --root; credentials from AWS_* variables', parseS3Url)
@@ -89,18 +88,21 @@ function usersFileOptions(command: Command): Command {
     .option('-c, --config <file>', 'use users.file from this configuration (also FERRY_CONFIG)');
 }
 
-function userFieldOptions(command: Command): Command {
+/** Options of `user add` and `user set`; `set` changes only what is given. */
+function userFieldOptions(command: Command, adding: boolean): Command {
+  const byDefault = (text: string) => (adding ? ` (default ${text})` : '');
   return command
-    .option('--home <path>', 'home directory inside the storage root; {username} is replaced (default /{username})')
-    .option('--permissions <spec>', 'read, write, full, none, or letters from elradfmwMT (default read)')
-    .option('--allow-from <cidr>', 'allow logins only from this address or range (repeatable)', collect)
-    .option('--password-stdin', 'read the password from standard input instead of prompting');
+    .option('--home <path>', `home directory inside the storage root; {username} is replaced${byDefault('/{username}')}`)
+    .option('--permissions <spec>', `read, write, full, none, or letters from elradfmwMT${byDefault('read')}`)
+    .option('--allow-from <cidr>', `allow logins only from this address or range (repeatable${adding ? '' : '; replaces the list'})`, collect);
 }
+
+const passwordStdin = (command: Command) => command.option('--password-stdin', 'read the password (one line) from standard input instead of prompting');
 
 const program = new Command('ferry')
   .description('Ferry: a fast, safe FTP server. With no command, serves the current folder read-only to anonymous users.')
-  .version(pkg.version)
-  .showHelpAfterError()
+  .version(VERSION)
+  .showHelpAfterError('(ferry --help, or ferry COMMAND --help, lists the options)')
   // `ferry serve --root X` must give --root to `serve`, not to the top level.
   .enablePositionalOptions()
   // Usage errors exit 2, runtime failures 1, help and version 0 (the usual CLI convention).
@@ -110,11 +112,12 @@ serveOptions(program.command('serve').description('run the FTP server (the defau
 
 program
   .command('check-config')
-  .description('validate a configuration file and its users file without starting; exit 0 when valid, 1 when not')
+  .description('validate a configuration file (with FERRY_* variables applied, as serve would) and its users file without starting; exit 0 when valid, 1 when not')
   .argument('<file>', 'the YAML configuration file')
   .action(async (file: string) => {
     try {
-      const { config, warnings } = await loadConfig({ file });
+      const { config, warnings } = await loadConfig({ file, env: process.env });
+      if (nobodyCanLogIn(config)) warnings.push('nobody can log in: set users.file, authHook.url or anonymous.enabled');
       const users = config.users.file ? Object.keys(await readUsersFile(config.users.file)).length : 0;
       for (const warning of warnings) process.stderr.write(`ferry: warning: ${warning}\n`);
       process.stdout.write(`${file} is valid: ${config.host}:${config.port}, storage ${config.storage.root}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
@@ -123,23 +126,17 @@ program
     }
   });
 
-program
-  .command('hash-password')
-  .description('print a scrypt hash of a password, for passwordHash in a users file')
-  .option('--password-stdin', 'read the password from standard input instead of prompting')
-  .action(printHash);
+passwordStdin(program.command('hash-password').description('print a scrypt hash of a password, for passwordHash in a users file')).action(printHash);
 
 const user = program.command('user').description('manage the users file: add, set, passwd, del, list, show');
-userFieldOptions(usersFileOptions(user.command('add').description('add a user (asks for the password)').argument('<name>'))).action(addUser);
-userFieldOptions(usersFileOptions(user.command('set').description("change a user's home, permissions or allowed addresses").argument('<name>')))
-  .option('--disable', 'refuse logins of this user (kept in the file)')
+passwordStdin(userFieldOptions(usersFileOptions(user.command('add').description('add a user (asks for the password)').argument('<name>')), true)).action(addUser);
+userFieldOptions(usersFileOptions(user.command('set').description("change a user's home, permissions, allowed addresses, or disable it").argument('<name>')), false)
+  .addOption(new Option('--disable', 'refuse logins of this user (kept in the file)').conflicts('enable'))
   .option('--enable', 'allow logins again')
   .action((name: string, flags: Parameters<typeof setUser>[1] & { disable?: boolean; enable?: boolean }) =>
     setUser(name, { ...flags, disabled: flags.disable ? true : flags.enable ? false : undefined }),
   );
-usersFileOptions(user.command('passwd').description("change a user's password").argument('<name>'))
-  .option('--password-stdin', 'read the password from standard input instead of prompting')
-  .action(changePassword);
+passwordStdin(usersFileOptions(user.command('passwd').description("change a user's password").argument('<name>'))).action(changePassword);
 usersFileOptions(user.command('del').description('delete a user').argument('<name>')).action(deleteUser);
 usersFileOptions(user.command('list').description('list users: name, home, permissions')).action(listUsers);
 usersFileOptions(user.command('show').description("show a user's settings (never the hash)").argument('<name>')).action(showUser);

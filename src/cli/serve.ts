@@ -5,8 +5,6 @@
  * file without dropping sessions.
  */
 import cluster from 'node:cluster';
-import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type net from 'node:net';
 import os from 'node:os';
 import type { Command } from 'commander';
@@ -14,7 +12,7 @@ import { pino } from 'pino';
 import { hashPassword, VerificationCache } from '../auth/password.js';
 import { ALL_PERMISSIONS, READ_PERMISSIONS } from '../auth/types.js';
 import { buildServerOptions, serverOptions } from '../config/build.js';
-import { CONFIG_ENV, loadConfig, type ConfigOverride, type LoadedConfig } from '../config/load.js';
+import { CONFIG_ENV, loadConfig, nobodyCanLogIn, type ConfigOverride, type LoadedConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/validate.js';
 import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
@@ -23,8 +21,7 @@ import { dropPrivileges } from '../server/privileges.js';
 import { createServer, type FtpServer } from '../server/server.js';
 import { fail, failWithConfig } from './fail.js';
 import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+import { VERSION } from './version.js';
 
 export interface ServeFlags extends S3Flags {
   config?: string;
@@ -81,21 +78,27 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   };
   let loaded: LoadedConfig;
   try {
-    loaded = await loadConfig({ file: plan.file, preset: plan.preset, overrides: plan.overrides });
+    loaded = await load(plan);
   } catch (err) {
     // Without a file every value came from the command line or environment: a usage error.
     failWithConfig(err, file ? 1 : 2);
   }
   const { config } = loaded;
-  if (!flags.s3) await checkRoot(config, file === null);
   const logger = pino({ level: config.logging.level, base: cluster.isWorker ? { worker: clusterWorkerSettings().index } : undefined });
   const storageAt = s3StorageFromFlags(flags, logger);
-  // Users from --user are not in the config: the config's own warning about nobody logging in does not apply then.
-  for (const warning of loaded.warnings) if (plan.cliUsers.length === 0 || !warning.startsWith('nobody')) logger.warn(warning);
+  for (const warning of loaded.warnings) logger.warn(warning);
   const workers = config.workers === 'auto' ? os.availableParallelism() : config.workers;
-  const cache = new VerificationCache({ ttlMs: config.users.cacheTtlMs });
-  const build = async (next: Config): Promise<FtpServerOptions> =>
-    buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions, storageAt });
+  let cache = new VerificationCache({ ttlMs: config.users.cacheTtlMs });
+  let current = config;
+  /** Options for `next`, which becomes the configuration in force; what only a restart changes is logged. */
+  const build = async (next: Config): Promise<FtpServerOptions> => {
+    if (next.users.cacheTtlMs !== current.users.cacheTtlMs) cache = new VerificationCache({ ttlMs: next.users.cacheTtlMs });
+    const options = await buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions, storageAt });
+    const needRestart = (['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
+    if (needRestart.length > 0) logger.warn({ settings: needRestart }, 'these settings change only on restart');
+    current = next;
+    return options;
+  };
 
   if (cluster.isWorker) {
     const { passivePorts } = clusterWorkerSettings();
@@ -103,7 +106,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     const clusterOverrides = { passivePorts, maxConnections: Number.MAX_SAFE_INTEGER, maxConnectionsPerIp: Number.MAX_SAFE_INTEGER };
     const server = await startServer(await build(config), clusterOverrides);
     dropOrExit(config);
-    runClusterWorker(server, () => void reload(server, plan, build, logger, clusterOverrides));
+    runClusterWorker(server, () => void reload(plan, logger, async (next) => server.reconfigure({ ...(await build(next)), ...clusterOverrides })));
     return;
   }
   if (workers > 1) {
@@ -126,7 +129,8 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     }
     dropOrExit(config);
     printBanner(flags, loaded, address.port, workers);
-    onSignals(shutdownGraceMs, () => primary.stop(), () => primary.reload());
+    // The primary reloads too: the log level, and the connection limits it enforces for the cluster.
+    onSignals(shutdownGraceMs, () => primary.stop(), () => void reload(plan, logger, async ({ limits: { maxConnections, maxConnectionsPerIp, shutdownGraceMs } }) => (primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs }), [])));
     return;
   }
   const server = await startServer(await build(config), {});
@@ -138,7 +142,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   }
   dropOrExit(config);
   printBanner(flags, loaded, address.port, 1);
-  onSignals(server.options.shutdownGraceMs, () => server.close(), () => void reload(server, plan, build, logger, {}));
+  onSignals(server.options.shutdownGraceMs, () => server.close(), () => void reload(plan, logger, async (next) => server.reconfigure(await build(next))));
 }
 
 async function startServer(options: FtpServerOptions, overrides: Partial<FtpServerOptions>): Promise<FtpServer> {
@@ -152,37 +156,31 @@ async function startServer(options: FtpServerOptions, overrides: Partial<FtpServ
   return server;
 }
 
+function load(plan: Plan): Promise<LoadedConfig> {
+  return loadConfig({ file: plan.file, preset: plan.preset, env: process.env, overrides: plan.overrides }).then((loaded) => {
+    if (plan.cliUsers.length === 0 && nobodyCanLogIn(loaded.config)) loaded.warnings.push('nobody can log in: set users.file, authHook.url or anonymous.enabled');
+    return loaded;
+  });
+}
+
 /**
- * SIGHUP: read the file, the environment and the users file again. New
- * logins see the result; sessions in progress continue. A configuration
- * that does not load is logged and the one in force stays.
+ * SIGHUP: read the file and the users file again and `apply` the result
+ * (which returns the settings that need a restart). New logins see it;
+ * sessions in progress continue. A configuration that does not load is
+ * logged and the one in force stays.
  */
-async function reload(
-  server: FtpServer,
-  plan: Plan,
-  build: (config: Config) => Promise<FtpServerOptions>,
-  logger: pino.Logger,
-  overrides: Partial<FtpServerOptions>,
-): Promise<void> {
+async function reload(plan: Plan, logger: pino.Logger, apply: (config: Config) => Promise<string[]>): Promise<void> {
   try {
-    const { config, warnings } = await loadConfig({ file: plan.file, preset: plan.preset, overrides: plan.overrides });
-    const needRestart = server.reconfigure({ ...(await build(config)), ...overrides });
+    const { config, warnings } = await load(plan);
+    const needRestart = await apply(config);
     logger.level = config.logging.level;
     for (const warning of warnings) logger.warn(warning);
-    if (needRestart.length > 0) logger.warn({ settings: needRestart }, 'reloaded, but these settings change only on restart');
+    if (needRestart.length > 0) logger.warn({ settings: needRestart }, 'these settings change only on restart');
     logger.info({ file: plan.file }, 'configuration reloaded');
   } catch (err) {
     const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
     logger.error({ problems }, 'reload failed; the previous configuration stays in force');
   }
-}
-
-async function checkRoot(config: Config, fromFlags: boolean): Promise<void> {
-  const { root } = config.storage;
-  const name = fromFlags ? `--root ${root}` : `storage.root: ${root}`;
-  const info = await stat(root).catch(() => null);
-  if (!info) fail(`${name}: no such folder. ${fromFlags ? 'Pass an existing folder to serve.' : 'Create it or change storage.root.'}`, fromFlags ? 2 : 1);
-  if (!info.isDirectory()) fail(`${name}: not a folder. ${fromFlags ? 'Pass an existing folder to serve.' : 'Point storage.root at a folder.'}`, fromFlags ? 2 : 1);
 }
 
 function dropOrExit(config: Config): void {
@@ -224,11 +222,12 @@ function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: nu
   const access = file ? '' : ` (${flags.write ? 'read-write' : 'read-only'})`;
   const from = file ? ` as configured in ${file}` : '';
   const withWorkers = workers > 1 ? ` with ${workers} worker processes` : '';
-  const lines = [`Ferry ${pkg.version} is serving ${s3Location(flags) ?? config.storage.root}${access} to ${who.join(' and ') || 'nobody (no users configured)'}${withWorkers}${from}.`];
+  const lines = [`Ferry ${VERSION} is serving ${s3Location(flags) ?? config.storage.root}${access} to ${who.join(' and ') || 'nobody (no users configured)'}${withWorkers}${from}.`];
   const hosts = reachableAddresses(config.host);
   for (const address of hosts) lines.push(`  ftp://${users[0] ? `${users[0]}@` : ''}${address.includes(':') ? `[${address}]` : address}:${port}/`);
   const example = hosts[0]!;
-  const user = users[0];
+  // Without anonymous access a client must name a user: show where it goes.
+  const user = users[0] ?? (config.anonymous.enabled ? undefined : 'USER');
   lines.push(`Try: lftp -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl ${user ? `-u ${user}:PASSWORD ` : ''}ftp://${example.includes(':') ? `[${example}]` : example}:${port}/`);
   if (!file && users.length === 0 && flags.write) lines.push('Warning: anyone who can reach this port can write and delete files (--write with anonymous access).');
   lines.push('Press Ctrl-C to stop.');

@@ -6,7 +6,8 @@
 import { hashPassword } from '../auth/password.js';
 import { parsePermissions } from '../auth/permissions.js';
 import { CONFIG_ENV, loadConfig } from '../config/load.js';
-import { openUsersFile, type UserInput } from '../config/users-file.js';
+import { openUsersFile, type UserInput, type UsersDocument } from '../config/users-file.js';
+import { lookupUser } from '../server/privileges.js';
 import { fail, failWithConfig } from './fail.js';
 import { readPassword } from './prompt.js';
 
@@ -23,14 +24,16 @@ export interface UserFieldFlags {
   passwordStdin?: boolean;
 }
 
-async function usersFile(flags: UserFileFlags): Promise<string> {
-  if (flags.file) return flags.file;
+/** The users file to edit, and who should own it when it is new (the server's runAs user, so it can read it on reload). */
+async function usersFile(flags: UserFileFlags): Promise<{ file: string; owner?: { uid: number; gid: number } }> {
+  if (flags.file) return { file: flags.file };
   const config = flags.config ?? process.env[CONFIG_ENV];
   if (!config) fail('which users file? Pass --file users.yaml, or --config ferry.yaml to use its users.file.');
   try {
-    const { config: loaded } = await loadConfig({ file: config, env: {} });
+    // The same environment as the server's, so both agree on users.file.
+    const { config: loaded } = await loadConfig({ file: config, env: process.env });
     if (!loaded.users.file) fail(`${config} has no users.file; set one there or pass --file.`, 1);
-    return loaded.users.file;
+    return { file: loaded.users.file, owner: loaded.runAs.user ? (lookupUser(loaded.runAs.user) ?? undefined) : undefined };
   } catch (err) {
     failWithConfig(err);
   }
@@ -40,11 +43,12 @@ function fields(flags: UserFieldFlags): Partial<UserInput> {
   return { home: flags.home, permissions: flags.permissions, allowFrom: flags.allowFrom, disabled: flags.disabled };
 }
 
-async function edit(flags: UserFileFlags, change: (doc: Awaited<ReturnType<typeof openUsersFile>>) => Promise<string>): Promise<void> {
+async function edit(flags: UserFileFlags, change: (doc: UsersDocument) => Promise<string>, create = false): Promise<void> {
   try {
-    const doc = await openUsersFile(await usersFile(flags));
+    const { file, owner } = await usersFile(flags);
+    const doc = await openUsersFile(file, { create });
     const done = await change(doc);
-    await doc.save();
+    await doc.save(owner);
     process.stdout.write(`${done} in ${doc.file}. A running server applies it on reload (kill -HUP <pid>).\n`);
   } catch (err) {
     failWithConfig(err);
@@ -58,13 +62,15 @@ export function addUser(name: string, flags: UserFileFlags & UserFieldFlags): Pr
     doc.set(name, { passwordHash, ...fields(flags) });
     const entry = doc.get(name)!;
     return `Added ${name} (home ${entry.home}, permissions ${entry.permissions} = ${parsePermissions(entry.permissions) || 'none'})`;
-  });
+  }, true);
 }
 
 export function setUser(name: string, flags: UserFileFlags & UserFieldFlags): Promise<void> {
   return edit(flags, async (doc) => {
     mustExist(doc.has(name), name);
-    doc.set(name, fields(flags));
+    const changes = fields(flags);
+    if (Object.values(changes).every((v) => v === undefined)) fail('nothing to change: give --home, --permissions, --allow-from, --disable or --enable.');
+    doc.set(name, changes);
     return `Updated ${name}`;
   });
 }
@@ -86,7 +92,7 @@ export function deleteUser(name: string, flags: UserFileFlags): Promise<void> {
 
 export async function listUsers(flags: UserFileFlags): Promise<void> {
   try {
-    const doc = await openUsersFile(await usersFile(flags));
+    const doc = await openUsersFile((await usersFile(flags)).file);
     for (const name of doc.names()) {
       const entry = doc.get(name)!;
       process.stdout.write(`${name}\t${entry.home}\t${entry.permissions}${entry.disabled ? '\tdisabled' : ''}\n`);
@@ -98,7 +104,7 @@ export async function listUsers(flags: UserFileFlags): Promise<void> {
 
 export async function showUser(name: string, flags: UserFileFlags): Promise<void> {
   try {
-    const entry = (await openUsersFile(await usersFile(flags))).get(name);
+    const entry = (await openUsersFile((await usersFile(flags)).file)).get(name);
     mustExist(entry !== undefined, name);
     // Never print the hash: it is as good as the password to an offline attacker.
     const { passwordHash, ...shown } = entry!;
@@ -117,8 +123,10 @@ export async function printHash(flags: { passwordStdin?: boolean }): Promise<voi
   }
 }
 
+/** A password a client can send: not empty, one line (FTP ends a command at the line break). */
 function nonEmpty(password: string): string {
   if (password.length === 0) fail('the password is empty; nothing was changed.', 1);
+  if (/[\r\n]/.test(password)) fail('the password has a line break in it, which no FTP client can send; give it on one line. Nothing was changed.', 1);
   return password;
 }
 

@@ -9,20 +9,21 @@ import path from 'node:path';
 import { z } from 'zod';
 import { AnonymousAuthenticator } from '../auth/anonymous.js';
 import { HttpAuthenticator } from '../auth/http-hook.js';
-import type { VerificationCache } from '../auth/password.js';
-import { directoryPermissions, parsePermissions } from '../auth/permissions.js';
+import { VerificationCache } from '../auth/password.js';
+import { parsePermissions } from '../auth/permissions.js';
 import type { Authenticator } from '../auth/types.js';
-import { ChainAuthenticator, UserListAuthenticator, type ListedUser } from '../auth/user-list.js';
+import { ChainAuthenticator, makeAccount, UserListAuthenticator, type ListedUser } from '../auth/user-list.js';
 import type { Logger } from '../observability/logger.js';
 import type { FtpServerOptions } from '../server/options.js';
 import { LocalStorage } from '../storage/local.js';
 import type { Storage } from '../storage/types.js';
 import type { Config } from './schema.js';
-import { readUsersFile, userSchema, type UserEntry } from './users-file.js';
+import { readUsersFile, USERNAME, userSchema, type UserEntry } from './users-file.js';
 
 export interface BuildOptions {
-  logger: Logger;
-  cache: VerificationCache;
+  logger?: Logger;
+  /** Verified logins; pass the same cache to every rebuild (reload) so unchanged users stay cached. */
+  cache?: VerificationCache;
   /** Users given on the command line (--user), already hashed; they get `cliPermissions` on the whole storage. */
   cliUsers?: ReadonlyArray<{ username: string; passwordHash: string }>;
   cliPermissions?: string;
@@ -47,7 +48,7 @@ export function serverOptions(config: Config): Omit<FtpServerOptions, 'authentic
   };
 }
 
-export async function buildServerOptions(config: Config, options: BuildOptions): Promise<FtpServerOptions> {
+export async function buildServerOptions(config: Config, options: BuildOptions = {}): Promise<FtpServerOptions> {
   return { ...serverOptions(config), authenticator: await buildAuthenticator(config, options), logger: options.logger };
 }
 
@@ -64,7 +65,7 @@ async function buildAuthenticator(config: Config, options: BuildOptions): Promis
       listed.push({ username, passwordHash: entry.passwordHash, allowFrom: entry.allowFrom, disabled: entry.disabled, ...accountSettings(username, entry, storageAt) });
     }
   }
-  if (listed.length > 0) chain.push(new UserListAuthenticator(listed, { cache: options.cache }));
+  if (listed.length > 0) chain.push(new UserListAuthenticator(listed, { cache: options.cache ?? new VerificationCache({ ttlMs: config.users.cacheTtlMs }) }));
   if (config.anonymous.enabled) {
     chain.push(new AnonymousAuthenticator({ storage: () => storageAt(config.anonymous.home, 'anonymous'), permissions: parsePermissions(config.anonymous.permissions)! }));
   }
@@ -75,17 +76,7 @@ async function buildAuthenticator(config: Config, options: BuildOptions): Promis
         timeoutMs: config.authHook.timeoutMs,
         cacheTtlMs: config.authHook.cacheTtlMs,
         logger: options.logger,
-        async toAccount(username, answer) {
-          const entry = hookAnswerSchema.parse(answer ?? {});
-          const { storage, permissions, directoryPermissions: overrides, limits } = accountSettings(username, entry, storageAt);
-          return {
-            username,
-            storage: await storage(),
-            permissions,
-            ...(overrides && { hasPermission: directoryPermissions(permissions, overrides) }),
-            ...(limits && { limits }),
-          };
-        },
+        toAccount: async (username, answer) => makeAccount(username, accountSettings(username, hookAnswerSchema.parse(answer), storageAt)),
       }),
     );
   }
@@ -97,7 +88,7 @@ const hookAnswerSchema = userSchema.omit({ passwordHash: true, disabled: true, a
 
 function accountSettings(username: string, entry: Omit<UserEntry, 'passwordHash' | 'disabled' | 'allowFrom'>, storageAt: StorageAt) {
   const home = expandHome(entry.home, username);
-  const directories = Object.entries(entry.directories).map(([dir, spec]) => [virtualDir(dir), parsePermissions(spec)!]);
+  const directories = Object.entries(entry.directories).map(([dir, spec]) => [expandHome(dir, username), parsePermissions(spec)!]);
   return {
     storage: () => storageAt(home, username),
     permissions: parsePermissions(entry.permissions)!,
@@ -106,16 +97,18 @@ function accountSettings(username: string, entry: Omit<UserEntry, 'passwordHash'
   };
 }
 
-/** `{username}` filled in; a name that would climb out ("..") is refused rather than trusted. */
+/**
+ * `{username}` filled in. Only names of the users-file form are put in a
+ * path (an HTTP hook may grant names the client chose, such as "." or
+ * "a/b", which would land in another user's folder); anything that would
+ * climb out ("..") is refused rather than trusted.
+ */
 export function expandHome(home: string, username: string): string {
+  if (home.includes('{username}') && !USERNAME.test(username)) throw new Error(`the user name "${username}" cannot be part of a path`);
   const expanded = home.replaceAll('{username}', username);
   const segments = expanded.split('/').filter((s) => s !== '' && s !== '.');
   if (segments.some((s) => s === '..' || s.includes('\0'))) throw new Error(`home ${home} for ${username} leaves the storage root`);
   return '/' + segments.join('/');
-}
-
-function virtualDir(dir: string): string {
-  return expandHome(dir, '');
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
  * One validated Config from, in rising precedence: the defaults, the YAML
  * file, FERRY_* environment variables, and command-line flags. Relative
- * paths in the file are relative to the file's folder.
+ * paths in the file are relative to the file's folder; relative paths from
+ * the environment or flags are relative to the current folder.
  */
-import { readFile } from 'node:fs/promises';
+import { realpath, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
 import { parsePortRange } from '../server/options.js';
@@ -22,7 +23,7 @@ export interface LoadOptions {
   file?: string | null;
   /** Starting values when there is no file (the zero-config CLI's preset). */
   preset?: Record<string, unknown>;
-  /** Where FERRY_* variables are read; default process.env. */
+  /** FERRY_* variables to apply, e.g. process.env. Default: none. */
   env?: NodeJS.ProcessEnv;
   overrides?: readonly ConfigOverride[];
 }
@@ -42,10 +43,15 @@ const snake = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUppe
 export const envName = (keyPath: readonly string[]) => `FERRY_${keyPath.map(snake).join('_')}`;
 
 const ENV_KEYS = new Map(leafPaths(configSchema).map((p) => [envName(p), p]));
+/** Keys holding paths, resolved against the folder of whatever set them. */
+const PATH_KEYS = [
+  ['storage', 'root'],
+  ['users', 'file'],
+];
 
 export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {
   const file = options.file ? path.resolve(options.file) : null;
-  let raw: unknown = structuredClone(options.preset ?? {});
+  let raw: Record<string, unknown> = structuredClone(options.preset ?? {});
   let source: Source | null = null;
   if (file) {
     let text: string;
@@ -54,24 +60,39 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
     } catch (err) {
       throw new ConfigError([`${options.file}: cannot read the configuration file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
     }
-    ({ source, value: raw } = parseYaml(path.basename(file), text));
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    let value: unknown;
+    ({ source, value } = parseYaml(path.basename(file), text));
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new ConfigError([`${path.basename(file)}: expected a mapping of settings (key: value lines) at the top level`]);
     }
+    raw = value as Record<string, unknown>;
+    for (const keyPath of PATH_KEYS) resolveAt(raw, keyPath, path.dirname(file));
   }
+  const warnings: string[] = [];
   const sources = new Map<string, string>();
-  for (const override of [...envOverrides(options.env ?? process.env), ...(options.overrides ?? [])]) {
-    setIn(raw as Record<string, unknown>, override.path, override.value);
+  // Without a file, FERRY_* names were not written for Ferry's sake: an unknown one is only a warning.
+  for (const override of [...envOverrides(options.env ?? {}, file ? null : warnings), ...(options.overrides ?? [])]) {
+    setIn(raw, override.path, override.value);
+    if (PATH_KEYS.some((k) => k.join('.') === override.path.join('.'))) resolveAt(raw, override.path, process.cwd());
     sources.set(override.path.join('.'), override.source);
   }
+  // `local` is the one storage type without settings elsewhere: it may go unsaid.
+  const storage = raw.storage;
+  if (storage && typeof storage === 'object' && !Array.isArray(storage) && !('type' in storage)) (storage as Record<string, unknown>).type = 'local';
   const config = validate(configSchema, raw, source, sources);
-  const baseDir = file ? path.dirname(file) : process.cwd();
-  if (config.storage.type === 'local') config.storage.root = path.resolve(baseDir, config.storage.root);
-  if (config.users.file) config.users.file = path.resolve(baseDir, config.users.file);
-  return { config, file, warnings: crossCheck(config) };
+  if (config.storage.type === 'local') config.storage.root = path.resolve(config.storage.root);
+  if (config.users.file) config.users.file = path.resolve(config.users.file);
+  warnings.push(...(await crossCheck(config, sources)));
+  return { config, file, warnings };
 }
 
-function envOverrides(env: NodeJS.ProcessEnv): ConfigOverride[] {
+function resolveAt(raw: Record<string, unknown>, keyPath: string[], base: string): void {
+  const parent = raw[keyPath[0]!] as Record<string, unknown> | undefined;
+  const value = parent && typeof parent === 'object' ? parent[keyPath[1]!] : undefined;
+  if (typeof value === 'string' && value !== '') parent![keyPath[1]!] = path.resolve(base, value);
+}
+
+function envOverrides(env: NodeJS.ProcessEnv, warnings: string[] | null): ConfigOverride[] {
   const found: ConfigOverride[] = [];
   const problems: string[] = [];
   for (const [name, rawValue] of Object.entries(env)) {
@@ -79,7 +100,7 @@ function envOverrides(env: NodeJS.ProcessEnv): ConfigOverride[] {
     const keyPath = ENV_KEYS.get(name);
     if (!keyPath) {
       const suggestion = closest(name, [...ENV_KEYS.keys()]);
-      problems.push(`environment ${name}: unknown setting${suggestion ? `; did you mean ${suggestion}?` : ''}`);
+      (warnings ?? problems).push(`environment ${name}: unknown setting${suggestion ? `; did you mean ${suggestion}?` : ''}`);
       continue;
     }
     found.push({ path: keyPath, value: envValue(keyPath, rawValue), source: `environment ${name}` });
@@ -110,25 +131,40 @@ function setIn(target: Record<string, unknown>, keyPath: readonly string[], valu
   at[keyPath[keyPath.length - 1]!] = value;
 }
 
-/** Rules that span keys. Errors stop the start; warnings are printed. */
-function crossCheck(config: Config): string[] {
+/** True when the config lets nobody in (users from the command line aside). */
+export function nobodyCanLogIn(config: Config): boolean {
+  return !config.anonymous.enabled && !config.users.file && !config.authHook.url;
+}
+
+/** Rules that span keys or look at the disk. Errors stop the start (or the reload); warnings are printed. */
+async function crossCheck(config: Config, sources: ReadonlyMap<string, string>): Promise<string[]> {
   const problems: string[] = [];
   const warnings: string[] = [];
-  if (nobodyCanLogIn(config)) warnings.push('nobody can log in: set users.file, authHook.url or anonymous.enabled');
+  const named = (key: string) => sources.get(key) ?? key;
   const range = config.passivePorts ? parsePortRange(config.passivePorts) : null;
   if (range && config.port >= range.min && config.port <= range.max) {
-    problems.push(`passivePorts: ${config.passivePorts} includes the control port ${config.port}; choose a range without it`);
+    problems.push(`${named('passivePorts')}: ${config.passivePorts} includes the control port ${config.port}; choose a range without it`);
   }
-  if (config.users.file && config.storage.type === 'local' && isInside(config.storage.root, config.users.file)) {
-    problems.push(`users.file: ${config.users.file} is inside storage.root, so users could download the password hashes; move it out`);
+  if (config.storage.type === 'local') {
+    const { root } = config.storage;
+    const info = await stat(root).catch(() => null);
+    if (!info) problems.push(`${named('storage.root')}: ${root}: no such folder; create it or name an existing folder`);
+    else if (!info.isDirectory()) problems.push(`${named('storage.root')}: ${root}: not a folder; name a folder`);
+    // Real paths, so that a symlinked root cannot hide the users file inside it.
+    if (info && config.users.file && isInside(await realpath(root), await realParent(config.users.file))) {
+      problems.push(`${named('users.file')}: ${config.users.file} is inside storage.root, so users could download the password hashes; move it out`);
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return warnings;
 }
 
-/** True when the config lets nobody in (users from the command line aside). */
-export function nobodyCanLogIn(config: Config): boolean {
-  return !config.anonymous.enabled && !config.users.file && !config.authHook.url;
+/** The real path of a file that may not exist yet: its folder's real path plus its name. */
+async function realParent(file: string): Promise<string> {
+  const real = await realpath(file).catch(() => null);
+  if (real) return real;
+  const dir = await realpath(path.dirname(file)).catch(() => path.dirname(file));
+  return path.join(dir, path.basename(file));
 }
 
 function isInside(dir: string, file: string): boolean {

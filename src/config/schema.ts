@@ -17,6 +17,10 @@ export function wholeNumber(min: number, max = MAX) {
   return z.number({ error: expected }).int({ error: expected }).min(min, { error: expected }).max(max, { error: expected });
 }
 
+const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+/** A nested group of settings, e.g. `limits:`. */
+const section = <T extends z.core.$ZodLooseShape>(shape: T) => z.strictObject(shape, { error: 'a mapping of settings (indented key: value lines)' });
+
 const bool = () => z.boolean({ error: 'true or false' });
 const text = (expected: string) => z.string({ error: expected });
 const checked = (expected: string, ok: (value: string) => boolean) =>
@@ -28,66 +32,54 @@ export const permissionSpec = () => checked(PERMISSION_HELP, (v) => parsePermiss
 export const homePath = () =>
   checked('a path inside the storage root, like /pub or /users/{username} (no "..")', (v) => v.length > 0 && !v.split('/').includes('..') && !v.includes('\0'));
 
-const localStorage = z.strictObject({
+const localStorage = section({
   type: z.literal('local'),
   root: text('a folder path').default('/srv/ftp'),
   fsync: bool().default(true),
 });
 
 export const configSchema = z.strictObject({
-  host: checked('an IP address to listen on, like 0.0.0.0, :: or 127.0.0.1', (v) => net.isIP(v) !== 0).default('0.0.0.0'),
+  host: checked('an address or host name to listen on, like 0.0.0.0, :: or localhost', (v) => net.isIP(v) !== 0 || HOST_NAME.test(v)).default('0.0.0.0'),
   port: wholeNumber(0, 65535).default(2121),
   passivePorts: checked('a port range like 50000-50100 (1-65535)', (v) => parsePortRange(v) !== null).nullable().default(null),
   masqueradeAddress: checked('an IPv4 address (PASV can only announce IPv4)', (v) => net.isIPv4(v)).nullable().default(null),
   banner: text('a text').default('Ferry FTP server ready.'),
   workers: z.union([z.literal('auto'), wholeNumber(1, 256)], { error: 'a number of processes from 1 to 256, or auto' }).default(1),
   allowActiveMode: bool().default(true),
-  limits: z
-    .strictObject({
-      maxConnections: wholeNumber(1).default(512),
-      maxConnectionsPerIp: wholeNumber(1).default(32),
-      maxLoginAttempts: wholeNumber(1).default(3),
-      loginFailureDelayMs: wholeNumber(0).default(1000),
-      maxCommandBytes: wholeNumber(512, 1 << 20).default(8192),
-      idleTimeoutMs: wholeNumber(1).default(300_000),
-      loginTimeoutMs: wholeNumber(1).default(60_000),
-      dataConnectTimeoutMs: wholeNumber(1).default(30_000),
-      dataIdleTimeoutMs: wholeNumber(1).default(300_000),
-      shutdownGraceMs: wholeNumber(0).default(10_000),
-    })
-    .prefault({}),
+  limits: section({
+    maxConnections: wholeNumber(1).default(512),
+    maxConnectionsPerIp: wholeNumber(1).default(32),
+    maxLoginAttempts: wholeNumber(1).default(3),
+    loginFailureDelayMs: wholeNumber(0).default(1000),
+    maxCommandBytes: wholeNumber(512, 1 << 20).default(8192),
+    idleTimeoutMs: wholeNumber(1).default(300_000),
+    loginTimeoutMs: wholeNumber(1).default(60_000),
+    dataConnectTimeoutMs: wholeNumber(1).default(30_000),
+    dataIdleTimeoutMs: wholeNumber(1).default(300_000),
+    shutdownGraceMs: wholeNumber(0).default(10_000),
+  }).prefault({}),
   storage: z.discriminatedUnion('type', [localStorage], { error: 'a storage with type: local' }).prefault({ type: 'local' }),
-  users: z
-    .strictObject({
-      file: text('a path to a users file (YAML or JSON)').nullable().default(null),
-      cacheTtlMs: wholeNumber(0).default(300_000),
-    })
-    .prefault({}),
-  anonymous: z
-    .strictObject({
-      enabled: bool().default(false),
-      home: homePath().default('/'),
-      permissions: permissionSpec().default('read'),
-    })
-    .prefault({}),
-  authHook: z
-    .strictObject({
-      url: checked('an http:// or https:// URL', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v)).nullable().default(null),
-      timeoutMs: wholeNumber(1).default(5000),
-      cacheTtlMs: wholeNumber(0).default(60_000),
-    })
-    .prefault({}),
-  logging: z
-    .strictObject({
-      level: z.enum(['debug', 'info', 'warn', 'error', 'silent'], { error: 'one of debug, info, warn, error, silent' }).default('info'),
-    })
-    .prefault({}),
-  runAs: z
-    .strictObject({
-      user: text('a user name or uid').nullable().default(null),
-      group: text('a group name or gid').nullable().default(null),
-    })
-    .prefault({}),
+  users: section({
+    file: text('a path to a users file (YAML or JSON)').nullable().default(null),
+    cacheTtlMs: wholeNumber(0).default(300_000),
+  }).prefault({}),
+  anonymous: section({
+    enabled: bool().default(false),
+    home: homePath().default('/'),
+    permissions: permissionSpec().default('read'),
+  }).prefault({}),
+  authHook: section({
+    url: checked('an http:// or https:// URL', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v)).nullable().default(null),
+    timeoutMs: wholeNumber(1).default(5000),
+    cacheTtlMs: wholeNumber(0).default(60_000),
+  }).prefault({}),
+  logging: section({
+    level: z.enum(['debug', 'info', 'warn', 'error', 'silent'], { error: 'one of debug, info, warn, error, silent' }).default('info'),
+  }).prefault({}),
+  runAs: section({
+    user: text('a user name or uid').nullable().default(null),
+    group: text('a group name or gid').nullable().default(null),
+  }).prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -13,9 +13,9 @@
  * old file, and no other local user can read the hashes.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isMap, isSeq, parseDocument, YAMLMap, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, parseDocument, YAMLMap, type Document, type Pair } from 'yaml';
 import { z } from 'zod';
 import { addressList } from '../auth/user-list.js';
 import { isPasswordHash } from '../auth/password.js';
@@ -79,69 +79,102 @@ export async function readUsersFile(file: string): Promise<Record<string, UserEn
   return validate(usersFileSchema, value, source).users;
 }
 
-/** The users file as an editable document; a missing file starts empty. */
-export async function openUsersFile(file: string): Promise<UsersDocument> {
-  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return '';
-    throw new ConfigError([`${file}: cannot read the users file (${err.code ?? err.message})`]);
+/**
+ * The users file as an editable document. A missing file starts empty when
+ * `create` is set (user add) and is an error otherwise (a mistyped path must
+ * not look like a file without users).
+ */
+export async function openUsersFile(file: string, options: { create?: boolean } = {}): Promise<UsersDocument> {
+  // Edit the file a symlink points to, rather than replacing the link.
+  const real = await realpath(file).catch(() => file);
+  const text = await readFile(real, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' && options.create) return '';
+    throw new ConfigError([`${file}: cannot read the users file (${err.code ?? err.message})${err.code === 'ENOENT' ? '; create it with `ferry user add`' : ''}`]);
   });
   // Validate what is there first: never rewrite a file we misread.
   const { value, source } = parseYaml(path.basename(file), text);
   validate(usersFileSchema, value, source);
-  const doc = parseDocument(text || 'users: {}\n');
-  if (!isMap(doc.get('users'))) doc.set('users', new YAMLMap());
-  return new UsersDocument(file, doc);
+  const doc = parseDocument(text || 'users:\n');
+  const users = doc.get('users');
+  if (!isMap(users)) doc.set('users', new YAMLMap());
+  // An empty `users: {}` would keep every user on one line.
+  else if (users.items.length === 0) users.flow = false;
+  const json = real.endsWith('.json') || text.trimStart().startsWith('{');
+  return new UsersDocument(real, doc, json);
 }
 
 export class UsersDocument {
   constructor(
     readonly file: string,
     readonly doc: Document,
+    /** Written back as JSON (a JSON file stays JSON); YAML otherwise, comments kept. */
+    readonly json: boolean,
   ) {}
 
   #users(): YAMLMap {
     return this.doc.get('users') as YAMLMap;
   }
 
+  /** Keys are compared as text: a hand-written `123:` is user "123". */
+  #pair(name: string): Pair | undefined {
+    return this.#users().items.find((pair) => keyText(pair) === name);
+  }
+
   names(): string[] {
-    return this.#users().items.map((pair) => String((pair.key as { value?: unknown })?.value ?? pair.key));
+    return this.#users().items.map(keyText);
   }
 
   has(name: string): boolean {
-    return this.#users().has(name);
+    return this.#pair(name) !== undefined;
   }
 
   get(name: string): UserEntry | undefined {
-    const node: unknown = this.#users().get(name, true);
+    const node = this.#pair(name)?.value;
     return isMap(node) ? userSchema.parse(node.toJSON()) : undefined;
   }
 
   /** Set (some) fields of a user, creating it if needed; the result is validated before it is kept. */
   set(name: string, fields: Partial<UserInput>): void {
     if (!USERNAME.test(name)) throw new ConfigError([`"${name}" is not ${USERNAME_HELP}`]);
-    const users = this.#users();
-    if (!users.has(name)) users.set(name, this.doc.createNode({}));
+    let pair = this.#pair(name);
+    if (!pair) {
+      pair = this.doc.createPair(name, {}) as Pair;
+      this.#users().items.push(pair);
+    }
+    const user = pair.value as YAMLMap;
     for (const [key, value] of Object.entries(fields)) {
       if (value === undefined) continue;
       const node = this.doc.createNode(value);
       // Lists of addresses read better inline.
       if (isSeq(node)) node.flow = true;
-      this.doc.setIn(['users', name, key], node);
+      user.set(key, node);
     }
-    validate(userSchema, (users.get(name, true) as unknown as YAMLMap).toJSON(), null);
+    validate(userSchema, user.toJSON(), null);
   }
 
   delete(name: string): boolean {
-    return this.#users().delete(name);
+    const pair = this.#pair(name);
+    if (!pair) return false;
+    this.#users().items.splice(this.#users().items.indexOf(pair), 1);
+    return true;
   }
 
-  /** Replace the file atomically (temp file, fsync, rename), mode 0600. */
-  async save(): Promise<void> {
+  /**
+   * Replace the file atomically: a temporary file in the same folder, fsync,
+   * rename. An existing file keeps its owner and group (so a server that
+   * dropped privileges can still read it on reload) and its mode, without
+   * any bit for others; a new file is 0600, owned by `newOwner` if given.
+   */
+  async save(newOwner?: { uid: number; gid: number }): Promise<void> {
+    const existing = await stat(this.file).catch(() => null);
     const temp = path.join(path.dirname(this.file), `.${path.basename(this.file)}.${randomBytes(6).toString('hex')}.tmp`);
     const handle = await open(temp, 'wx', 0o600);
     try {
       // lineWidth 0: never fold a long hash over two lines.
-      await handle.writeFile(this.doc.toString({ lineWidth: 0 }));
+      await handle.writeFile(this.json ? JSON.stringify(this.doc.toJS(), null, 2) + '\n' : this.doc.toString({ lineWidth: 0 }));
+      await handle.chmod(existing ? existing.mode & 0o660 : 0o600);
+      const owner = existing ?? newOwner;
+      if (owner && process.getuid?.() === 0) await handle.chown(owner.uid, owner.gid);
       await handle.sync();
     } catch (err) {
       await handle.close();
@@ -151,4 +184,8 @@ export class UsersDocument {
     await handle.close();
     await rename(temp, this.file);
   }
+}
+
+function keyText(pair: Pair): string {
+  return String(isScalar(pair.key) ? pair.key.value : pair.key);
 }

@@ -15,7 +15,7 @@ export class ConfigError extends Error {
 }
 
 /** Where a key's value came from, when it did not come from the file. */
-export type Sources = ReadonlyMap<string, string>;
+type Sources = ReadonlyMap<string, string>;
 
 export interface Source {
   /** Shown in messages, e.g. 'ferry.yaml'. */
@@ -61,7 +61,8 @@ function describe(path: PropertyKey[], message: string, source: Source | null, s
   const key = path.map(String).join('.');
   for (let n = path.length; n > 0; n--) {
     const from = sources.get(path.slice(0, n).map(String).join('.'));
-    if (from) return `${from}: ${key}: ${message}`;
+    // A flag names its key already; an environment variable's name is less obvious.
+    if (from) return from.startsWith('--') ? `${from}: ${message}` : `${from}: ${key}: ${message}`;
   }
   const line = source ? lineOf(source, path, atKey) : null;
   const where = source ? `${source.name}${line ? `:${line}` : ''}: ` : '';
@@ -102,8 +103,14 @@ function show(value: unknown): string {
   return String(value);
 }
 
+/** Keys people write from habit, with what to do instead. */
+const HINTS: Readonly<Record<string, string>> = {
+  password: 'plain passwords are not accepted; put a hash in passwordHash (make one with `ferry hash-password`)',
+};
+
 function unknownKey(schema: z.ZodType, path: PropertyKey[], key: string, value: unknown): string {
   const known = keysAt(schema, path, value);
+  if (HINTS[key] && known.length > 0) return HINTS[key];
   const suggestion = closest(key, known);
   if (suggestion) return `unknown setting; did you mean "${suggestion}"?`;
   return known.length > 0 ? `unknown setting; expected one of ${known.join(', ')}` : 'unknown setting';

@@ -63,7 +63,7 @@ interface WorkerSlot {
 }
 
 export class ClusterPrimary {
-  readonly #options: ClusterPrimaryOptions;
+  #options: ClusterPrimaryOptions;
   readonly #log: Logger;
   readonly #slots: WorkerSlot[] = [];
   readonly #perIp = new Map<string, number>();
@@ -173,8 +173,13 @@ export class ClusterPrimary {
     else this.#perIp.delete(key);
   }
 
-  /** SIGHUP: ask every worker to reload. */
-  reload(): void {
+  /**
+   * SIGHUP: ask every worker to reload; `limits` are the cluster-wide
+   * connection limits from the reloaded configuration, which only the
+   * primary enforces.
+   */
+  reload(limits?: Pick<ClusterPrimaryOptions, 'maxConnections' | 'maxConnectionsPerIp' | 'shutdownGraceMs'>): void {
+    if (limits) this.#options = { ...this.#options, ...limits };
     for (const slot of this.#slots) if (slot.worker.isConnected()) slot.worker.send({ type: 'ferry:reload' } satisfies PrimaryMessage);
   }
 

@@ -159,3 +159,15 @@ export async function readAll(socket: net.Socket, timeoutMs = WAIT_MS): Promise<
   }
   return Buffer.concat(chunks);
 }
+
+/** Connect, send USER and PASS, and return the code PASS got (the connection is closed after). */
+export async function loginCode(port: number, user: string, password: string, host = '127.0.0.1'): Promise<number> {
+  const client = await RawClient.connect(port, host);
+  try {
+    await client.expect(220);
+    await client.command(`USER ${user}`, 331);
+    return (await client.command(`PASS ${password}`)).code;
+  } finally {
+    client.close();
+  }
+}

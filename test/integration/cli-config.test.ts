@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { Readable, Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
 import { verifyPassword } from '../../src/auth/password.js';
 import { runCliToEnd, startCli, type RunningCli } from '../helpers/cli.js';
-import { RawClient } from '../helpers/ftp-raw.js';
+import { loginCode, RawClient } from '../helpers/ftp-raw.js';
 import type { Cleanup } from '../helpers/server.js';
 
 async function operatorDir(t: Cleanup, config = ''): Promise<string> {
@@ -30,17 +31,6 @@ async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 10_000):
   while (!pattern.test(read())) {
     if (Date.now() > deadline) throw new Error(`no ${pattern} in: ${read()}`);
     await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-async function loginCode(port: number, user: string, password: string): Promise<number> {
-  const client = await RawClient.connect(port);
-  try {
-    await client.expect(220);
-    await client.command(`USER ${user}`, 331);
-    return (await client.command(`PASS ${password}`)).code;
-  } finally {
-    client.close();
   }
 }
 
@@ -64,16 +54,44 @@ test('check-config: exit 0 and a summary when valid, exit 1 and every problem wh
 
   const missing = await runCliToEnd(['check-config'], dir);
   assert.equal(missing.code, 2, 'a usage error');
+  assert.match(missing.stderr, /missing required argument 'file'\n\(ferry --help, or ferry COMMAND --help, lists the options\)\n$/);
+
+  await writeFile(path.join(dir, 'noroot.yaml'), 'storage:\n  root: /nonexistent/ftp\n');
+  const noRoot = await runCliToEnd(['check-config', 'noroot.yaml'], dir);
+  assert.equal(noRoot.code, 1, 'what serve would refuse, check-config refuses');
+  assert.match(noRoot.stderr, /storage\.root: \/nonexistent\/ftp: no such folder/);
   const broken = await runCliToEnd(['serve', '--config', 'bad.yaml'], dir);
   assert.equal(broken.code, 1);
   assert.match(broken.stderr, /bad\.yaml:1: port/);
 });
 
-test('hash-password prints a hash that verifies, read from stdin', async (t) => {
+test('hash-password prints a hash that verifies, read from stdin; a password over two lines is refused', async (t) => {
   const dir = await operatorDir(t);
   const result = await runCliToEnd(['hash-password', '--password-stdin'], dir, 'correct horse\n');
   assert.equal(result.code, 0, result.stderr);
   assert.ok(await verifyPassword('correct horse', result.stdout.trim()));
+  const twoLines = await runCliToEnd(['user', 'add', 'x', '--file', 'users.yaml'], dir, 'pw\npw\n');
+  assert.equal(twoLines.code, 1);
+  assert.match(twoLines.stderr, /line break in it, which no FTP client can send/);
+});
+
+test('ferry user: mistakes are refused with a reason, and nothing is written', async (t) => {
+  const dir = await operatorDir(t);
+  const user = (args: string[], input = '') => runCliToEnd(['user', ...args, '--file', 'users.yaml'], dir, input);
+  const listMissing = await user(['list']);
+  assert.equal(listMissing.code, 1, 'a mistyped users file is not an empty one');
+  assert.match(listMissing.stderr, /cannot read the users file \(ENOENT\)/);
+  assert.equal((await user(['add', 'bob', '--password-stdin'], 'pw\n')).code, 0);
+  const nothing = await user(['set', 'bob']);
+  assert.equal(nothing.code, 2);
+  assert.match(nothing.stderr, /nothing to change/);
+  const both = await user(['set', 'bob', '--enable', '--disable']);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /cannot be used with/);
+  const badPermissions = await user(['set', 'bob', '--permissions', 'rwx']);
+  assert.equal(badPermissions.code, 1);
+  assert.match(badPermissions.stderr, /permissions: "rwx" is not letters from/);
+  assert.equal((await user(['list'])).stdout, 'bob\t/{username}\tread\n');
 });
 
 test('user add → login → passwd → old password refused → del → refused, reloaded by SIGHUP; anonymous is off', async (t) => {
@@ -162,18 +180,31 @@ test('reload keeps a running transfer going, and a broken new configuration leav
   assert.equal(await loginCode(ferry.port, 'alice', 'pw2'), 230, 'still serving with the configuration in force');
 });
 
-test('runAs: started as root, ferry binds and then serves as the configured user', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+test('runAs: started as root, ferry binds, serves as the configured user, and still reloads the users file', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
   const dir = await operatorDir(t, 'runAs:\n  user: nobody\n');
   await chmod(dir, 0o755);
   await chmod(path.join(dir, 'files'), 0o777);
-  await runCliToEnd(['user', 'add', 'alice', '--file', 'users.yaml', '--home', '/', '--permissions', 'full', '--password-stdin'], dir, 'pw\n');
-  await chmod(path.join(dir, 'users.yaml'), 0o644); // so the reload as nobody can read it
+  const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) };
+  // Through --config, `ferry user` gives a new users file to the runAs user, still 0600.
+  await runCliToEnd(['user', 'add', 'alice', '--config', 'ferry.yaml', '--home', '/', '--permissions', 'full', '--password-stdin'], dir, 'pw\n');
+  const usersFile = await stat(path.join(dir, 'users.yaml'));
+  assert.deepEqual([usersFile.uid, usersFile.mode & 0o777], [nobody.uid, 0o600]);
   const ferry = await startCli(t, ['serve', '--config', 'ferry.yaml'], dir);
   const status = await readFile(`/proc/${ferry.child.pid}/status`, 'utf8');
-  assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+  assert.match(status, new RegExp(`^Uid:\\s+${nobody.uid}\\s+${nobody.uid}\\s+${nobody.uid}\\s+${nobody.uid}$`, 'm'));
+  assert.match(status, new RegExp(`^Gid:\\s+${nobody.gid}\\s+${nobody.gid}\\s+${nobody.gid}\\s+${nobody.gid}$`, 'm'));
+  assert.doesNotMatch(status, /^Groups:.*\b0\b/m, 'no root group left');
   const client = new Client(5000);
   t.after(async () => client.close());
   await client.access({ host: '127.0.0.1', port: ferry.port, user: 'alice', password: 'pw' });
   await client.uploadFrom(Readable.from([Buffer.from('x')]), 'owned.txt');
-  assert.equal((await stat(path.join(dir, 'files', 'owned.txt'))).uid, 65534);
+  assert.equal((await stat(path.join(dir, 'files', 'owned.txt'))).uid, nobody.uid);
+  client.close();
+
+  // Edited by root, the users file keeps its owner, so the de-privileged server can read it on reload.
+  await runCliToEnd(['user', 'passwd', 'alice', '--config', 'ferry.yaml', '--password-stdin'], dir, 'pw2\n');
+  assert.equal((await stat(path.join(dir, 'users.yaml'))).uid, nobody.uid);
+  await reload(ferry, 1);
+  assert.match(ferry.output(), /configuration reloaded/);
+  assert.equal(await loginCode(ferry.port, 'alice', 'pw2'), 230);
 });

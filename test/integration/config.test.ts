@@ -11,12 +11,12 @@ import http from 'node:http';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { hashPassword, VerificationCache } from '../../src/auth/password.js';
+import { hashPassword } from '../../src/auth/password.js';
 import { buildServerOptions } from '../../src/config/build.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createServer } from '../../src/index.js';
 import { canBindIpv6Loopback, type Cleanup } from '../helpers/server.js';
-import { RawClient, readAll } from '../helpers/ftp-raw.js';
+import { loginCode, RawClient, readAll } from '../helpers/ftp-raw.js';
 
 const HASH = await hashPassword('pw', 10);
 
@@ -26,16 +26,15 @@ interface Served {
 }
 
 /** A server built from `ferry.yaml` text and a users file in a temp folder, the way `ferry serve` builds it. */
-async function serveConfig(t: Cleanup, config: string, users: Record<string, Record<string, unknown>>, host = '127.0.0.1'): Promise<Served> {
+async function serveConfig(t: Cleanup, config: string, users: Record<string, Record<string, unknown>>, host = '127.0.0.1', delayMs = 150): Promise<Served> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-accounts-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const root = path.join(dir, 'files');
   await mkdir(root);
   await writeFile(path.join(dir, 'users.json'), JSON.stringify({ users }));
-  await writeFile(path.join(dir, 'ferry.yaml'), `storage:\n  type: local\n  root: files\n  fsync: false\nusers:\n  file: users.json\nlimits:\n  loginFailureDelayMs: 150\n${config}`);
+  await writeFile(path.join(dir, 'ferry.yaml'), `storage:\n  type: local\n  root: files\n  fsync: false\nusers:\n  file: users.json\nlimits:\n  loginFailureDelayMs: ${delayMs}\n${config}`);
   const { config: loaded } = await loadConfig({ file: path.join(dir, 'ferry.yaml'), env: {} });
-  const options = await buildServerOptions(loaded, { logger: undefined as never, cache: new VerificationCache() });
-  const server = createServer({ ...options, logger: undefined, host, port: 0 });
+  const server = createServer({ ...(await buildServerOptions(loaded)), host, port: 0 });
   t.after(() => server.close(0));
   const { port } = await server.listen();
   return { port, root };
@@ -120,27 +119,65 @@ test('address allow-lists: a user is refused outside them and served inside', as
   (await RawClient.login(v6.port, 'lan', 'pw', '::1')).close();
 });
 
-test('unknown, wrong-password, disabled and not-allowed users get the same 530 after the same delay', async (t) => {
-  const { port } = await serveConfig(t, '', {
-    alice: { passwordHash: HASH, home: '/' },
-    gone: { passwordHash: HASH, home: '/', disabled: true },
-    far: { passwordHash: HASH, home: '/', allowFrom: ['192.0.2.0/24'] },
-  });
+test('unknown, wrong-password, disabled and not-allowed users get the same 530 at the same moment, every time', async (t) => {
+  // The delay covers the slowest check (the decoy scrypt for unknown users), so every refusal lands on it.
+  const delayMs = 800;
+  const { port } = await serveConfig(
+    t,
+    '',
+    {
+      alice: { passwordHash: HASH, home: '/' },
+      gone: { passwordHash: HASH, home: '/', disabled: true },
+      far: { passwordHash: HASH, home: '/', allowFrom: ['192.0.2.0/24'] },
+    },
+    '127.0.0.1',
+    delayMs,
+  );
+  const attempts = [['nobody', 'pw'], ['alice', 'wrong'], ['gone', 'pw'], ['far', 'pw']] as const;
   const outcomes: Array<{ who: string; text: string; ms: number }> = [];
-  for (const [who, password] of [['nobody', 'pw'], ['alice', 'wrong'], ['gone', 'pw'], ['far', 'pw']] as const) {
-    const client = await RawClient.connect(port);
-    t.after(async () => client.close());
-    await client.expect(220);
-    await client.command(`USER ${who}`, 331);
-    const started = performance.now();
-    const reply = await client.command(`PASS ${password}`);
-    outcomes.push({ who, text: reply.lines.join('\n'), ms: performance.now() - started });
-    client.close();
-  }
+  // Twice over: a second correct password of a refused user must not come back faster (no cache for them).
+  await Promise.all(
+    [...attempts, ...attempts].map(async ([who, password]) => {
+      const client = await RawClient.connect(port);
+      t.after(async () => client.close());
+      await client.expect(220);
+      await client.command(`USER ${who}`, 331);
+      const started = performance.now();
+      const reply = await client.command(`PASS ${password}`);
+      outcomes.push({ who, text: reply.lines.join('\n'), ms: performance.now() - started });
+      client.close();
+    }),
+  );
   assert.deepEqual(new Set(outcomes.map((o) => o.text)), new Set(['530 Login incorrect.']), JSON.stringify(outcomes));
-  for (const o of outcomes) assert.ok(o.ms >= 145, `${o.who} answered after ${o.ms} ms, before the failure delay`);
-  const spread = Math.max(...outcomes.map((o) => o.ms)) - Math.min(...outcomes.map((o) => o.ms));
-  assert.ok(spread < 250, `answers spread over ${spread} ms: ${JSON.stringify(outcomes)}`);
+  for (const o of outcomes) assert.ok(o.ms >= delayMs - 5 && o.ms < delayMs + 150, `${o.who} answered after ${o.ms.toFixed(0)} ms: ${JSON.stringify(outcomes)}`);
+});
+
+test('a user the users file refuses is not asked of the HTTP hook, and a null answer refuses', async (t) => {
+  let calls = 0;
+  let answer = 'null';
+  const service = http.createServer((req, res) => {
+    calls++;
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(answer);
+  });
+  service.listen(0, '127.0.0.1');
+  await once(service, 'listening');
+  t.after(async () => {
+    service.closeAllConnections();
+    await new Promise((r) => service.close(r));
+  });
+  const url = `http://127.0.0.1:${(service.address() as net.AddressInfo).port}/`;
+  const { port } = await serveConfig(t, `authHook:\n  url: ${url}\nanonymous:\n  enabled: true\n`, {
+    gone: { passwordHash: HASH, home: '/', disabled: true },
+    ftp: { passwordHash: HASH, home: '/' },
+  });
+  assert.equal(await loginCode(port, 'gone', 'pw'), 530);
+  assert.equal(await loginCode(port, 'ftp', 'wrong'), 530, 'a users-file user named ftp is not anonymous');
+  assert.equal(calls, 0, 'the hook was never asked about users the users file owns');
+  assert.equal(await loginCode(port, 'stranger', 'pw'), 530, 'a 200 with null is no grant');
+  answer = '{}';
+  assert.equal(await loginCode(port, 'stranger', 'pw'), 230, 'a 200 with an object grants (read-only by default)');
+  assert.equal(calls, 2);
 });
 
 test('the HTTP hook grants what its service answers, caches grants, and refuses when the service fails', async (t) => {

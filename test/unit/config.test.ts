@@ -4,19 +4,21 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { envName, loadConfig, type LoadOptions } from '../../src/config/load.js';
+import { envName, loadConfig, nobodyCanLogIn, type LoadOptions } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { ConfigError, leafPaths } from '../../src/config/validate.js';
 
+/** Load `text` as ferry.yaml from a temp folder that has a `files` folder (the default root there). */
 async function withFile(text: string, options: Omit<LoadOptions, 'file'> = {}) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-config-'));
   try {
     const file = path.join(dir, 'ferry.yaml');
-    await writeFile(file, text);
+    await mkdir(path.join(dir, 'files'));
+    await writeFile(file, /^(storage:|- )/m.test(text) ? text : `${text}\nstorage:\n  root: files\n`);
     return { dir, loaded: await loadConfig({ env: {}, ...options, file }) };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -41,17 +43,20 @@ test('the example configuration lists every key, each with its default', async (
     for (const key of keyPath) at = (at as Record<string, unknown>)?.[key];
     assert.notEqual(at, undefined, `${keyPath.join('.')} is missing from docs/ferry.example.yaml`);
   }
-  const fromExample = (await loadConfig({ file: example, env: {} })).config;
-  const defaults = (await loadConfig({ env: {}, preset: { storage: { type: 'local', root: '/srv/ftp' } } })).config;
+  // The example's /srv/ftp need not exist here: the same existing root is given to both.
+  const root = [{ path: ['storage', 'root'], value: os.tmpdir(), source: '--root' }];
+  const fromExample = (await loadConfig({ file: example, overrides: root })).config;
+  const defaults = (await loadConfig({ overrides: root })).config;
   assert.deepEqual(fromExample, defaults);
 });
 
 test('defaults are secure: anonymous off, nobody can log in until configured, fsync on', async () => {
-  const { loaded } = await withFile('{}\n');
+  const { loaded } = await withFile('port: 2121\n');
   assert.equal(loaded.config.anonymous.enabled, false);
   assert.equal(loaded.config.users.file, null);
   assert.equal(loaded.config.storage.fsync, true);
-  assert.deepEqual(loaded.warnings, ['nobody can log in: set users.file, authHook.url or anonymous.enabled']);
+  assert.equal(loaded.config.storage.type, 'local', 'local is the storage type when none is said');
+  assert.equal(nobodyCanLogIn(loaded.config), true);
 });
 
 test('each class of error names the file, the line, the key, the value and what is expected', async () => {
@@ -70,7 +75,10 @@ test('each class of error names the file, the line, the key, the value and what 
     ['storage:\n  type: local\n  rot: /srv\n', /^ferry\.yaml:3: storage\.rot: unknown setting; did you mean "root"\?$/],
     ['logging:\n  level: loud\n', /^ferry\.yaml:2: logging\.level: "loud" is not one of debug, info, warn, error, silent$/],
     ['authHook:\n  url: ftp://x\n', /^ferry\.yaml:2: authHook\.url: "ftp:\/\/x" is not an http:\/\/ or https:\/\/ URL$/],
-    ['limits: 5\n', /^ferry\.yaml:1: limits: 5 is not /],
+    ['limits: 5\n', /^ferry\.yaml:1: limits: 5 is not a mapping of settings \(indented key: value lines\)$/],
+    ['host: "my host"\n', /^ferry\.yaml:1: host: "my host" is not an address or host name to listen on/],
+    ['storage:\n  type: local\n  root: missing\n', /^storage\.root: .*\/missing: no such folder; create it or name an existing folder$/],
+    ['storage:\n  type: local\n  root: ferry.yaml\n', /^storage\.root: .*ferry\.yaml: not a folder; name a folder$/],
     ['port: [1,\n', /^ferry\.yaml:\d: not valid YAML: /],
     ['port: 1\nport: 2\n', /^ferry\.yaml:2: not valid YAML: .*[Dd]uplicate|unique/],
     ['- port\n', /^ferry\.yaml: expected a mapping of settings/],
@@ -103,12 +111,6 @@ test('an unreadable file is named with the reason', async () => {
   });
 });
 
-test('relative paths are relative to the configuration file', async () => {
-  const { dir, loaded } = await withFile('storage:\n  type: local\n  root: files\nusers:\n  file: users.yaml\n');
-  assert.equal(loaded.config.storage.root, path.join(dir, 'files'));
-  assert.equal(loaded.config.users.file, path.join(dir, 'users.yaml'));
-});
-
 test('FERRY_* variables override the file, flags override both, and each is named in errors', async () => {
   assert.equal(envName(['limits', 'maxConnectionsPerIp']), 'FERRY_LIMITS_MAX_CONNECTIONS_PER_IP');
   const env = { FERRY_PORT: '2200', FERRY_BANNER: '123', FERRY_PASSIVE_PORTS: '50000-50010', FERRY_ANONYMOUS_ENABLED: 'true', FERRY_MASQUERADE_ADDRESS: '203.0.113.7' };
@@ -122,11 +124,44 @@ test('FERRY_* variables override the file, flags override both, and each is name
   const overridden = await withFile('port: 2100\n', { env, overrides: [{ path: ['port'], value: 2300, source: '--port' }] });
   assert.equal(overridden.loaded.config.port, 2300);
 
-  assert.deepEqual(await problemsOf('{}\n', { env: { FERRY_LIMITS_MAX_CONNECTIONS: 'lots' } }), [
+  assert.deepEqual(await problemsOf('banner: x\n', { env: { FERRY_LIMITS_MAX_CONNECTIONS: 'lots' } }), [
     'environment FERRY_LIMITS_MAX_CONNECTIONS: limits.maxConnections: "lots" is not a whole number of at least 1',
   ]);
-  assert.deepEqual(await problemsOf('{}\n', { env: { FERRY_PROT: '21' } }), ['environment FERRY_PROT: unknown setting; did you mean FERRY_PORT?']);
-  assert.deepEqual(await problemsOf('{}\n', { overrides: [{ path: ['port'], value: 70000, source: '--port' }] }), [
-    '--port: port: 70000 is not a whole number from 0 to 65535',
+  assert.deepEqual(await problemsOf('banner: x\n', { env: { FERRY_PROT: '21' } }), ['environment FERRY_PROT: unknown setting; did you mean FERRY_PORT?']);
+  assert.deepEqual(await problemsOf('banner: x\n', { overrides: [{ path: ['port'], value: 70000, source: '--port' }] }), [
+    '--port: 70000 is not a whole number from 0 to 65535',
   ]);
+  assert.equal((await withFile('banner: x\n', { env: { FERRY_HOST: 'localhost' } })).loaded.config.host, 'localhost');
+});
+
+test('without a file, an unknown FERRY_* variable is a warning, not a reason to refuse to start', async () => {
+  const loaded = await loadConfig({ env: { FERRY_HOME: '/home/me' }, preset: { storage: { root: os.tmpdir() } } });
+  assert.deepEqual(loaded.warnings, ['environment FERRY_HOME: unknown setting; did you mean FERRY_HOST?']);
+});
+
+test('paths from flags and the environment are relative to the current folder, paths in the file to the file', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-paths-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(path.join(dir, 'etc'));
+  await mkdir(path.join(dir, 'etc', 'files'));
+  await mkdir(path.join(dir, 'other'));
+  await writeFile(path.join(dir, 'etc', 'ferry.yaml'), 'storage:\n  root: files\n');
+  const cwd = process.cwd();
+  process.chdir(dir);
+  t.after(() => process.chdir(cwd));
+  const fromFile = await loadConfig({ file: 'etc/ferry.yaml' });
+  assert.equal(fromFile.config.storage.root, path.join(dir, 'etc', 'files'));
+  const fromFlag = await loadConfig({ file: 'etc/ferry.yaml', overrides: [{ path: ['storage', 'root'], value: 'other', source: '--root' }] });
+  assert.equal(fromFlag.config.storage.root, path.join(dir, 'other'));
+  const fromEnv = await loadConfig({ file: 'etc/ferry.yaml', env: { FERRY_USERS_FILE: 'users.yaml' } });
+  assert.equal(fromEnv.config.users.file, path.join(dir, 'users.yaml'));
+});
+
+test('a symlinked root cannot hide a users file inside it', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-link-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(path.join(dir, 'data'));
+  await symlink('data', path.join(dir, 'link'));
+  await writeFile(path.join(dir, 'ferry.yaml'), 'storage:\n  root: link\nusers:\n  file: data/users.yaml\n');
+  await assert.rejects(loadConfig({ file: path.join(dir, 'ferry.yaml') }), /is inside storage\.root/);
 });

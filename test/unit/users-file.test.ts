@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { directoryPermissions, parsePermissions } from '../../src/auth/permissions.js';
@@ -56,7 +56,8 @@ test('users file errors name the line, the user and what is expected', async (t)
 test('editing keeps comments, writes atomically with mode 0600 and validates before saving', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'users.yaml');
-  await writeFile(file, `# Our FTP users\nusers:\n  # the scanner on floor 2\n  scanner:\n    passwordHash: "${HASH}"\n`, { mode: 0o644 });
+  await writeFile(file, `# Our FTP users\nusers:\n  # the scanner on floor 2\n  scanner:\n    passwordHash: "${HASH}"\n`);
+  await chmod(file, 0o644);
   const doc = await openUsersFile(file);
   doc.set('alice', { passwordHash: HASH, permissions: 'full', allowFrom: ['10.0.0.0/8'] });
   assert.throws(() => doc.set('bob', { passwordHash: 'nope' }), ConfigError);
@@ -66,11 +67,43 @@ test('editing keeps comments, writes atomically with mode 0600 and validates bef
   assert.match(text, /# Our FTP users/);
   assert.match(text, /# the scanner on floor 2/);
   assert.match(text, /allowFrom: \[ 10\.0\.0\.0\/8 \]/);
-  assert.equal((await stat(file)).mode & 0o777, 0o600);
+  assert.equal((await stat(file)).mode & 0o777, 0o640, 'the mode is kept, minus any bit for others');
   assert.deepEqual(await readdir(dir), ['users.yaml'], 'no temp file is left behind');
   const users = await readUsersFile(file);
   assert.deepEqual(Object.keys(users), ['scanner', 'alice']);
   assert.equal(users.alice!.permissions, 'full');
+});
+
+test('a new users file is 0600 and in block style; a JSON file stays JSON; numeric names are found', async (t) => {
+  const dir = await tempDir(t);
+  const yamlFile = path.join(dir, 'new.yaml');
+  const created = await openUsersFile(yamlFile, { create: true });
+  created.set('123', { passwordHash: HASH });
+  created.set('bob', { passwordHash: HASH });
+  await created.save();
+  assert.equal((await stat(yamlFile)).mode & 0o777, 0o600);
+  assert.match(await readFile(yamlFile, 'utf8'), /^users:\n  "123":\n    passwordHash: /);
+  const reopened = await openUsersFile(yamlFile);
+  assert.equal(reopened.has('123'), true);
+  assert.equal(reopened.delete('123'), true);
+  assert.deepEqual(reopened.names(), ['bob']);
+
+  const jsonFile = path.join(dir, 'users.json');
+  await writeFile(jsonFile, JSON.stringify({ users: { 7: { passwordHash: HASH } } }));
+  const json = await openUsersFile(jsonFile);
+  assert.ok(json.has('7'));
+  json.set('carol', { passwordHash: HASH, home: '/c' });
+  await json.save();
+  assert.deepEqual(Object.keys(JSON.parse(await readFile(jsonFile, 'utf8')).users), ['7', 'carol']);
+
+  await assert.rejects(openUsersFile(path.join(dir, 'typo.yaml')), /cannot read the users file \(ENOENT\); create it with `ferry user add`/);
+});
+
+test('a plain password in the users file is refused with what to do instead', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'users.yaml');
+  await writeFile(file, `users:\n  bob:\n    passwordHash: "${HASH}"\n    password: hunter2\n`);
+  await assert.rejects(readUsersFile(file), /users\.yaml:4: users\.bob\.password: plain passwords are not accepted; put a hash in passwordHash/);
 });
 
 test('a users file that does not read is never rewritten', async (t) => {
@@ -111,9 +144,10 @@ test('address lists take single addresses and CIDR ranges of both families', () 
   for (const bad of ['10.0.0.0/33', 'example.com', '10.0.0.0/8/1', '::1/129', '']) assert.throws(() => addressList([bad]), /is not an IP address or CIDR range/);
 });
 
-test('homes: {username} is filled in and a name that climbs out is refused', () => {
+test('homes: {username} is filled in; names that are not plain, and homes that climb out, are refused', () => {
   assert.equal(expandHome('/users/{username}', 'alice'), '/users/alice');
   assert.equal(expandHome('{username}', 'bob'), '/bob');
-  assert.equal(expandHome('/', 'bob'), '/');
-  assert.throws(() => expandHome('/users/{username}', '..'), /leaves the storage root/);
+  assert.equal(expandHome('/', '../anything'), '/', 'a home without the placeholder does not depend on the name');
+  for (const name of ['..', '.', 'a/b', '', ' bob', 'x\0y']) assert.throws(() => expandHome('/users/{username}', name), /cannot be part of a path/, name);
+  assert.throws(() => expandHome('/users/../etc', 'bob'), /leaves the storage root/);
 });
