@@ -6,22 +6,22 @@
  * (The shared client-level suite runs on S3 too: basic-ftp.test.ts.)
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
 import { describe, test, type TestContext } from 'node:test';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Client, FTPError } from 'basic-ftp';
+import { Client } from 'basic-ftp';
 import { ErrorCodes, S3Storage, UserListAuthenticator, createServer, type S3StorageOptions, type Storage } from '../../src/index.js';
+import { startCli } from '../helpers/cli.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
 import { S3_CREDENTIALS, startS3, type TestS3 } from '../helpers/s3.js';
 import { PASSWORD, USER, startServer } from '../helpers/server.js';
-import { startCli } from '../helpers/cli.js';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { Readable } from 'node:stream';
 
 const MIB = 1024 * 1024;
 
@@ -111,7 +111,6 @@ describe('Ferry over S3: uploads', () => {
     const client = new Client(10_000);
     t.after(() => client.close());
     await client.access({ host: '127.0.0.1', port: fx.port, user: USER, password: PASSWORD });
-    const { Readable, Writable } = await import('node:stream');
     await client.uploadFrom(Readable.from([data]), 'multi.bin');
     assert.equal((await fx.storage.stat('/multi.bin')).size, data.length);
     const chunks: Buffer[] = [];
