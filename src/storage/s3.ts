@@ -36,6 +36,7 @@ import { checkOffset, checkWrite, parsePath } from './paths.js';
 import { loadSdk, SharedClient, type S3ConnectionOptions, type S3Sdk } from './s3-client.js';
 import { fromS3Error, isNotFound, s3Call } from './s3-errors.js';
 import { copyObject } from './s3-copy.js';
+import { DirCache } from './s3-dir-cache.js';
 import { S3Upload } from './s3-upload.js';
 import type { FileInfo, ReadOptions, Storage, StorageCapabilities, StorageWritable, WriteOptions } from './types.js';
 
@@ -79,6 +80,8 @@ const UNKNOWN_TIME = 0;
 
 type Settings = Required<Pick<S3StorageOptions, 'bucket' | 'partSizeBytes' | 'queueSize' | 'maxFileSizeBytes' | 'maxRenameKeys'>> & {
   logger?: Logger;
+  /** Shared by every storage derived from this one. */
+  dirs: DirCache;
 };
 
 function wholeNumber(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
@@ -139,6 +142,7 @@ export class S3Storage implements Storage {
       maxFileSizeBytes: wholeNumber('maxFileSizeBytes', options.maxFileSizeBytes, 0, 0, Number.MAX_SAFE_INTEGER),
       maxRenameKeys: wholeNumber('maxRenameKeys', options.maxRenameKeys, DEFAULT_MAX_RENAME_KEYS, 1, 1_000_000),
       logger: options.logger,
+      dirs: new DirCache(),
     });
     this.#prefix = normalisePrefix(options.prefix);
     this.#client = new SharedClient(options, options.client);
@@ -236,7 +240,12 @@ export class S3Storage implements Storage {
   /** Fail unless `segments` is a directory: NOT_A_DIRECTORY when it is a file, else NOT_FOUND. */
   async #requireDir(segments: readonly string[], path: string): Promise<void> {
     if (segments.length === 0) return;
-    if (await this.#dirInfo(segments)) return;
+    const prefix = this.#dirKey(segments);
+    if (this.#settings.dirs.has(prefix)) return;
+    if (await this.#dirInfo(segments)) {
+      this.#settings.dirs.add(prefix);
+      return;
+    }
     if (await this.#headFile(this.#fileKey(segments), segments[segments.length - 1]!)) {
       throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `a file on the way to ${path}`);
     }
@@ -386,7 +395,10 @@ export class S3Storage implements Storage {
       throw await this.#missing(segments, path);
     }
     if (keys.some((k) => k.Key !== prefix)) throw new FerryError(ErrorCodes.NOT_EMPTY, `not empty: ${path}`);
+    // Forgotten before and after: an upload's check in between may have seen the marker.
+    this.#settings.dirs.forget(prefix);
     await this.#deleteKey(prefix);
+    this.#settings.dirs.forget(prefix);
     await this.#keepParent(segments);
   }
 
@@ -430,7 +442,10 @@ export class S3Storage implements Storage {
       if (target && (await this.#listKeys(this.#dirKey(toSegments), 2)).some((k) => k.Key !== this.#dirKey(toSegments))) {
         throw new FerryError(ErrorCodes.NOT_EMPTY, `rename onto a non-empty directory: ${to}`);
       }
-      await this.#renameDir(this.#dirKey(fromSegments), this.#dirKey(toSegments), from);
+      const fromPrefix = this.#dirKey(fromSegments);
+      this.#settings.dirs.forget(fromPrefix);
+      await this.#renameDir(fromPrefix, this.#dirKey(toSegments), from);
+      this.#settings.dirs.forget(fromPrefix);
     }
     await this.#keepParent(fromSegments);
   }

@@ -245,6 +245,24 @@ describe('Ferry over S3: directories over flat keys', () => {
     await client.command('CWD /deep', 550);
   });
 
+  test('an upload into a directory removed or renamed a moment ago on this node is refused (no stale cache)', async (t) => {
+    const fx = await setup(t);
+    const put = async (path: string): Promise<void> => {
+      const sink = await fx.storage.write(path);
+      await new Promise<void>((resolve, reject) => sink.once('error', reject).end(Buffer.from('x'), () => resolve()));
+    };
+    await fx.storage.mkdir('/d');
+    await put('/d/f'); // the check of /d is now cached
+    await fx.storage.delete('/d/f');
+    await fx.storage.rmdir('/d');
+    await assert.rejects(fx.storage.write('/d/g'), { code: ErrorCodes.NOT_FOUND });
+    await fx.storage.mkdir('/e');
+    await put('/e/f');
+    await fx.storage.rename('/e', '/e2');
+    await assert.rejects(fx.storage.write('/e/g'), { code: ErrorCodes.NOT_FOUND });
+    await put('/e2/g');
+  });
+
   test('RMD refuses a directory with content; MKD of an existing name is 550', async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);

@@ -10,6 +10,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError, replyForError } from '../../src/errors.js';
 import { loadSdk } from '../../src/storage/s3-client.js';
 import { copyObject } from '../../src/storage/s3-copy.js';
+import { DirCache } from '../../src/storage/s3-dir-cache.js';
 import { fromS3Error } from '../../src/storage/s3-errors.js';
 
 function s3Error(name: string, status: number, extra: Record<string, unknown> = {}): Error {
@@ -113,5 +114,27 @@ describe('server-side copy for renames', () => {
       sent.map((c) => c.name),
       ['CopyObjectCommand'],
     );
+  });
+});
+
+describe('the cache of directories seen to exist', () => {
+  test('remembers a prefix for its lifetime, and forgets a prefix with everything under it', async () => {
+    const cache = new DirCache(50, 100);
+    cache.add('a/');
+    cache.add('a/b/');
+    cache.add('ab/');
+    assert.ok(cache.has('a/') && cache.has('a/b/'));
+    cache.forget('a/');
+    assert.ok(!cache.has('a/') && !cache.has('a/b/'));
+    assert.ok(cache.has('ab/'), 'a sibling with a longer name is not under a/');
+    await new Promise((r) => setTimeout(r, 60));
+    assert.ok(!cache.has('ab/'), 'expired');
+  });
+
+  test('past its size bound it starts over rather than grow', () => {
+    const cache = new DirCache(60_000, 3);
+    for (const p of ['a/', 'b/', 'c/', 'd/']) cache.add(p);
+    assert.ok(cache.has('d/'));
+    assert.ok(!cache.has('a/'));
   });
 });
