@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, nobodyCanLogIn } from '../config/load.js';
+import { storageLocation } from '../config/schema.js';
 import { readUsersFile } from '../config/users-file.js';
 import { parsePortRange } from '../server/options.js';
 import { failWithConfig } from './fail.js';
@@ -120,7 +121,7 @@ program
       if (nobodyCanLogIn(config)) warnings.push('nobody can log in: set users.file, authHook.url or anonymous.enabled');
       const users = config.users.file ? Object.keys(await readUsersFile(config.users.file)).length : 0;
       for (const warning of warnings) process.stderr.write(`ferry: warning: ${warning}\n`);
-      process.stdout.write(`${file} is valid: ${config.host}:${config.port}, storage ${config.storage.root}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
+      process.stdout.write(`${file} is valid: ${config.host}:${config.port}, storage ${storageLocation(config.storage)}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
     } catch (err) {
       failWithConfig(err);
     }

@@ -13,7 +13,7 @@ import { hashPassword, VerificationCache } from '../auth/password.js';
 import { ALL_PERMISSIONS, READ_PERMISSIONS } from '../auth/types.js';
 import { buildServerOptions, serverOptions } from '../config/build.js';
 import { CONFIG_ENV, loadConfig, nobodyCanLogIn, type ConfigOverride, type LoadedConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import { storageLocation, type Config } from '../config/schema.js';
 import { ConfigError } from '../config/validate.js';
 import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
 import { resolveOptions, type FtpServerOptions } from '../server/options.js';
@@ -222,7 +222,7 @@ function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: nu
   const access = file ? '' : ` (${flags.write ? 'read-write' : 'read-only'})`;
   const from = file ? ` as configured in ${file}` : '';
   const withWorkers = workers > 1 ? ` with ${workers} worker processes` : '';
-  const lines = [`Ferry ${VERSION} is serving ${s3Location(flags) ?? config.storage.root}${access} to ${who.join(' and ') || 'nobody (no users configured)'}${withWorkers}${from}.`];
+  const lines = [`Ferry ${VERSION} is serving ${s3Location(flags) ?? storageLocation(config.storage)}${access} to ${who.join(' and ') || 'nobody (no users configured)'}${withWorkers}${from}.`];
   const hosts = reachableAddresses(config.host);
   for (const address of hosts) lines.push(`  ftp://${users[0] ? `${users[0]}@` : ''}${address.includes(':') ? `[${address}]` : address}:${port}/`);
   const example = hosts[0]!;

@@ -16,6 +16,7 @@ import { ChainAuthenticator, makeAccount, UserListAuthenticator, type ListedUser
 import type { Logger } from '../observability/logger.js';
 import type { FtpServerOptions } from '../server/options.js';
 import { LocalStorage } from '../storage/local.js';
+import { S3Storage } from '../storage/s3.js';
 import type { Storage } from '../storage/types.js';
 import type { Config } from './schema.js';
 import { readUsersFile, USERNAME, userSchema, type UserEntry } from './users-file.js';
@@ -111,13 +112,38 @@ export function expandHome(home: string, username: string): string {
   return '/' + segments.join('/');
 }
 
+type S3Config = Extract<Config['storage'], { type: 's3' }>;
+/** One S3Storage (one client, one connection pool) per distinct setting, kept across reloads. */
+const buckets = new Map<string, S3Storage>();
+
+/** Each account's home is a sub-prefix of the configured prefix (filled in with its user name). */
+function s3StorageAt(storage: S3Config): StorageAt {
+  const key = JSON.stringify(storage);
+  let bucket = buckets.get(key);
+  if (!bucket) {
+    const { type, region, endpoint, forcePathStyle, credentials, ...rest } = storage;
+    bucket = new S3Storage({
+      ...rest,
+      region: region ?? undefined,
+      endpoint: endpoint ?? undefined,
+      // Self-hosted stores (MinIO, Ceph) want path-style URLs; AWS prefers virtual-hosted ones.
+      forcePathStyle: forcePathStyle ?? endpoint !== null,
+      credentials: credentials ?? undefined,
+    });
+    buckets.set(key, bucket);
+  }
+  const s3 = bucket;
+  return async (home, username) => s3.forUser(username).at(home);
+}
+
 /**
- * One Storage per home directory, shared by that home's sessions (the local
- * backend keeps no per-session state). A home that does not exist yet is
- * created on first login, by the process that serves it (after any drop of
- * privileges, so it belongs to the right user).
+ * Local disk: one Storage per home directory, shared by that home's sessions
+ * (the local backend keeps no per-session state). A home that does not
+ * exist yet is created on first login, by the process that serves it (after
+ * any drop of privileges, so it belongs to the right user).
  */
 function storageFactory(config: Config): StorageAt {
+  if (config.storage.type === 's3') return s3StorageAt(config.storage);
   const made = new Map<string, Promise<Storage>>();
   const { root, fsync } = config.storage;
   return (home) => {

@@ -17,7 +17,7 @@ import { Readable, Writable } from 'node:stream';
 import { describe, test, type TestContext } from 'node:test';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Client } from 'basic-ftp';
-import { ErrorCodes, S3Storage, UserListAuthenticator, createServer, type S3StorageOptions, type Storage } from '../../src/index.js';
+import { ErrorCodes, S3Storage, UserListAuthenticator, createServer, hashPassword, type S3StorageOptions, type Storage } from '../../src/index.js';
 import { startCli } from '../helpers/cli.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
 import { S3_CREDENTIALS, startS3, type TestS3 } from '../helpers/s3.js';
@@ -444,5 +444,37 @@ describe('ferry --s3 (the command)', () => {
     t.after(() => raw.destroy());
     assert.equal((await raw.stat('/big.bin')).size, bigMiB * MIB);
     assert.equal(await s3.pendingUploads(), 0);
+  });
+
+  test('serves from a configuration file with storage type s3: each user in a sub-prefix', async (t) => {
+    const s3 = await startS3(t, 'drops');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-s3-config-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(
+      path.join(dir, 'ferry.yaml'),
+      [
+        'host: 127.0.0.1',
+        'port: 0',
+        'storage:',
+        '  type: s3',
+        '  bucket: drops',
+        '  prefix: ftp/',
+        `  endpoint: ${s3.endpoint}`,
+        `  credentials: { accessKeyId: ${S3_CREDENTIALS.accessKeyId}, secretAccessKey: ${S3_CREDENTIALS.secretAccessKey} }`,
+        'users:',
+        '  file: users.yaml',
+        '',
+      ].join('\n'),
+    );
+    await writeFile(path.join(dir, 'users.yaml'), `users:\n  cam:\n    passwordHash: "${await hashPassword('secret', 10)}"\n    permissions: full\n`);
+    const cli = await startCli(t, ['serve', '--config', 'ferry.yaml'], dir);
+    assert.match(cli.output(), /serving s3:\/\/drops\/ftp\/ to the users in/);
+    const client = new Client(10_000);
+    t.after(() => client.close());
+    await client.access({ host: '127.0.0.1', port: cli.port, user: 'cam', password: 'secret' });
+    await client.uploadFrom(Readable.from([Buffer.from('snapshot')]), 'snap.jpg');
+    const raw = new S3Storage({ bucket: 'drops', prefix: 'ftp/cam', endpoint: s3.endpoint, forcePathStyle: true, credentials: S3_CREDENTIALS });
+    t.after(() => raw.destroy());
+    assert.equal((await raw.stat('/snap.jpg')).size, 'snapshot'.length, 'the home /{username} is the sub-prefix ftp/cam/');
   });
 });
