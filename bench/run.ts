@@ -6,9 +6,10 @@
  *   npm run bench -- --servers ferry --workloads get-small --duration 2
  *
  * Options (also as env BENCH_<NAME>, e.g. BENCH_DURATION=4):
- *   --servers LIST     ferry,ferry-n,ferry-nofsync,ferry-tls,vsftpd,pure-ftpd,pyftpdlib,ftp-srv (default: all;
+ *   --servers LIST     ferry,ferry-n,ferry-nofsync,ferry-tls,ferry-s3,vsftpd,pure-ftpd,pyftpdlib,ftp-srv (default: all;
  *                      ferry-nofsync, Ferry with --no-fsync, runs the upload workloads only;
- *                      ferry-tls, Ferry over explicit FTPS with PROT P, runs the transfer workloads only)
+ *                      ferry-tls, Ferry over explicit FTPS with PROT P, runs the transfer workloads only;
+ *                      ferry-s3, Ferry on an s3rver bucket, runs get/put-small and get/put-big only)
  *   --workloads LIST   login,get-small,put-small,get-big,put-big,list,many-get,idle (default: all)
  *   --duration S       measured seconds per workload (default 8)
  *   --warmup S         seconds of load before measuring (default 1)
@@ -36,11 +37,14 @@ import { WORKLOADS, type Workload } from './loadgen/types.js';
 import { allocatePorts } from './ports.js';
 import { probe } from './probe.js';
 import { renderResults, WORKLOAD_INFO, type Machine, type Row, type Settings } from './report.js';
+import { benchS3 } from './s3.js';
 import { BENCH_DIR, REPO_DIR, ferryBuilt, ferryCliFlags, startFerry, startPeer, type RunningServer, type ServerSettings } from './servers.js';
 
-const ALL_SERVERS = ['ferry', 'ferry-n', 'ferry-nofsync', 'ferry-tls', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'] as const;
+const ALL_SERVERS = ['ferry', 'ferry-n', 'ferry-nofsync', 'ferry-tls', 'ferry-s3', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'] as const;
 /** The workloads the FTPS row runs: the ones that move data (login and idle would measure handshakes and TLS buffers, another study). */
 const TLS_WORKLOADS = new Set<Workload>(['get-small', 'put-small', 'get-big', 'put-big']);
+/** What the ferry-s3 row runs: transfers (listings of s3rver's disk walk would measure s3rver alone). */
+const S3_WORKLOADS = new Set<Workload>(['get-small', 'put-small', 'get-big', 'put-big']);
 const PEERS = new Set(['vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv']);
 const HOST = '127.0.0.1';
 const USER = 'ferrybench';
@@ -150,6 +154,7 @@ function label(server: string): string {
   if (server === 'ferry-n') return `Ferry (${settings.workers} workers)`;
   if (server === 'ferry-nofsync') return 'Ferry (1 worker, --no-fsync)';
   if (server === 'ferry-tls') return 'Ferry (1 worker, FTPS)';
+  if (server === 'ferry-s3') return 'Ferry on S3 (s3rver)';
   return server;
 }
 
@@ -169,7 +174,24 @@ async function startServer(server: string, s: ServerSettings): Promise<RunningSe
   if (server === 'ferry-nofsync') return startFerry(s, 1, ['--no-fsync']);
   // Policy optional: the probe checks the server in plain FTP; the workload itself uses AUTH TLS and PROT P.
   if (server === 'ferry-tls') return startFerry(s, 1, ['--tls-cert', tlsFiles().cert, '--tls-key', tlsFiles().key, '--tls-policy', 'optional']);
+  if (server === 'ferry-s3') {
+    const s3 = await benchS3(DATA_ROOT, WORK_ROOT, log);
+    return startFerry(s, 1, s3.flags, s3.env);
+  }
   return startPeer(server, s);
+}
+
+/** The largest peak resident set (VmHWM) among the processes, in KiB. */
+function peakRssKiB(pids: readonly number[]): number {
+  let peak = 0;
+  for (const pid of pids) {
+    try {
+      peak = Math.max(peak, Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0));
+    } catch {
+      /* gone */
+    }
+  }
+  return peak;
 }
 
 /** CPU seconds of the server: every process under its roots, reaped children included. */
@@ -284,6 +306,8 @@ async function measure(workload: Workload, server: string, s: ServerSettings): P
       row.machinePct = r.machineBusyPct;
       if (workload === 'list') extras.push(`${listCommand}, ${Math.round(p.listing.bytes / 1024)} KiB per listing, ${r.ops} whole listings in the window`);
       if (perMB && r.ops > 0) extras.push(`${r.ops} whole transfers`);
+      // Streaming must not grow with the file: the server's peak memory after 1 GiB transfers says whether it does.
+      if (big && server.startsWith('ferry')) extras.push(`peak RSS ${Math.round(peakRssKiB(srv.pids()) / 1024)} MiB`);
       if (workload === 'login' && settings.pipelineLogin) extras.push(p.pipelineLogin ? 'USER+PASS pipelined' : 'no pipelining (refused)');
       if (setupNote) extras.push(setupNote);
       row.extra = extras.join('; ');
@@ -385,6 +409,7 @@ async function main(): Promise<void> {
       // Durability only matters for uploads: the like-for-like row with the peers.
       if (server === 'ferry-nofsync' && w !== 'put-small' && w !== 'put-big') continue;
       if (server === 'ferry-tls' && !TLS_WORKLOADS.has(w)) continue;
+      if (server === 'ferry-s3' && !S3_WORKLOADS.has(w)) continue;
       const row = await measure(w, server, settingsFor.get(server)!);
       rows.push(row);
       const info = WORKLOAD_INFO[w];

@@ -58,7 +58,7 @@ function killTree(leader: number, signal: NodeJS.Signals): void {
 }
 
 /** Starts `ferry serve` and resolves once it prints its ftp:// line. */
-export async function startFerry(s: ServerSettings, workers: number, extraFlags: string[] = []): Promise<RunningServer> {
+export async function startFerry(s: ServerSettings, workers: number, extraFlags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
   const flags = ferryCliFlags();
   const args = [
     FERRY_CLI,
@@ -83,7 +83,7 @@ export async function startFerry(s: ServerSettings, workers: number, extraFlags:
     cwd: s.workdir,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env: { ...process.env, NODE_OPTIONS: '', ...env },
   });
   const leader = child.pid!;
   liveFerries.add(leader);

@@ -28,8 +28,14 @@ export const ErrorCodes = {
   INVALID_OFFSET: 'FERRY_ERR_INVALID_OFFSET',
   /** The disk or bucket is out of space (retry later may help). */
   NO_SPACE: 'FERRY_ERR_NO_SPACE',
-  /** A quota or maximum file size was exceeded. */
+  /** A quota was exceeded. */
   QUOTA_EXCEEDED: 'FERRY_ERR_QUOTA_EXCEEDED',
+  /** An upload crossed the configured maximum file size (or the store's own limit). */
+  FILE_TOO_LARGE: 'FERRY_ERR_FILE_TOO_LARGE',
+  /** A directory operation would touch more entries than the storage allows at once. */
+  TOO_MANY_ENTRIES: 'FERRY_ERR_TOO_MANY_ENTRIES',
+  /** The storage is set up wrongly (no such bucket, bad credentials): an operator must act. */
+  MISCONFIGURED: 'FERRY_ERR_MISCONFIGURED',
   /** The backend is temporarily unavailable (endpoint down, throttled). */
   UNAVAILABLE: 'FERRY_ERR_UNAVAILABLE',
   /** The data connection closed or failed during a transfer. */
@@ -70,6 +76,9 @@ const replies: Record<ErrorCode, FtpReply> = {
   // RFC 959: 452 is the transient "insufficient storage", 552 the quota one.
   FERRY_ERR_NO_SPACE: { code: 452, text: 'Insufficient storage space.' },
   FERRY_ERR_QUOTA_EXCEEDED: { code: 552, text: 'Exceeded storage allocation.' },
+  FERRY_ERR_FILE_TOO_LARGE: { code: 552, text: 'File too large: exceeds the maximum file size.' },
+  FERRY_ERR_TOO_MANY_ENTRIES: { code: 550, text: 'Too many entries for this operation on this storage.' },
+  FERRY_ERR_MISCONFIGURED: { code: 550, text: 'Storage unavailable: server misconfigured.' },
   FERRY_ERR_UNAVAILABLE: { code: 451, text: 'Storage temporarily unavailable; try again later.' },
   FERRY_ERR_DATA_CONNECTION: { code: 426, text: 'Connection closed; transfer aborted.' },
   FERRY_ERR_ABORTED: { code: 426, text: 'Transfer aborted.' },
@@ -138,6 +147,21 @@ export function replyForError(err: unknown): FtpReply {
   const translated = fromSystemError(err);
   if (translated instanceof FerryError) return replies[translated.code];
   return { code: 451, text: 'Local error in processing.' };
+}
+
+/**
+ * Codes an operator must hear about (logged at warn): the client cannot fix
+ * them, and they hit every session until someone acts.
+ */
+const operatorCodes: ReadonlySet<ErrorCode> = new Set([
+  ErrorCodes.ACCESS_DENIED,
+  ErrorCodes.UNAVAILABLE,
+  ErrorCodes.MISCONFIGURED,
+]);
+
+export function needsOperator(err: unknown): boolean {
+  const translated = fromSystemError(err);
+  return translated instanceof FerryError && operatorCodes.has(translated.code);
 }
 
 /** True when the error is one we expect in normal operation (not worth a stack in the log). */

@@ -10,6 +10,8 @@ export type { PortRange } from './data/passive.js';
 export type { Storage, StorageCapabilities, StorageWritable, FileInfo, FileType, ReadOptions, WriteOptions } from './storage/types.js';
 export { LocalStorage } from './storage/local.js';
 export { MemoryStorage } from './storage/memory.js';
+// S3Storage loads the AWS SDK on first use only: importing it costs nothing until a session touches S3.
+export { S3Storage, type S3StorageOptions } from './storage/s3.js';
 
 export type { Account, AccountLimits, Authenticator, AuthRequest, ClientCertificate, Permission } from './auth/types.js';
 export { READ_PERMISSIONS, ALL_PERMISSIONS } from './auth/types.js';

@@ -8,10 +8,12 @@ import net from 'node:net';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, nobodyCanLogIn } from '../config/load.js';
+import { storageLocation } from '../config/schema.js';
 import { readUsersFile } from '../config/users-file.js';
 import { parsePortRange } from '../server/options.js';
 import { certCommand } from './cert.js';
 import { fail, failWithConfig } from './fail.js';
+import { parseEndpoint, parseS3Url } from './s3-flags.js';
 import { serve, type ServeFlags } from './serve.js';
 import { VERSION } from './version.js';
 import { addUser, changePassword, deleteUser, listUsers, printHash, setUser, showUser } from './users.js';
@@ -68,6 +70,11 @@ function serveOptions(command: Command): Command {
     .option('--write', 'grant write permissions (upload, delete, rename, mkdir) to --user users, and without --config to anonymous', false)
     .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
     .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)', parseIpv4)
+    .option('--s3 <s3://bucket/prefix>', 'serve an S3 bucket (prefix may contain {username}) instead of --root; credentials from AWS_* variables', parseS3Url)
+    .option('--s3-endpoint <url>', 'S3-compatible endpoint (MinIO, R2, Wasabi...); implies --s3-path-style', parseEndpoint)
+    .option('--s3-region <region>', 'S3 region (default: AWS_REGION, else us-east-1)')
+    .option('--s3-path-style', 'path-style bucket URLs (endpoint/bucket/key)')
+    .option('--no-s3-path-style', 'virtual-hosted bucket URLs (bucket.endpoint/key), even with --s3-endpoint')
     .option('--no-fsync', 'confirm uploads without waiting for the disk (faster; a power cut may lose the last uploads)')
     .option('--workers <n>', 'processes serving sessions: a number, or auto for one per CPU', parseWorkers, 1)
     .option('--max-connections <n>', 'concurrent control connections in total', parseCount, 512)
@@ -121,7 +128,7 @@ program
       if (nobodyCanLogIn(config)) warnings.push('nobody can log in: set users.file, authHook.url or anonymous.enabled');
       const users = config.users.file ? Object.keys(await readUsersFile(config.users.file)).length : 0;
       for (const warning of warnings) process.stderr.write(`ferry: warning: ${warning}\n`);
-      process.stdout.write(`${file} is valid: ${config.host}:${config.port}, storage ${config.storage.root}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
+      process.stdout.write(`${file} is valid: ${config.host}:${config.port}, storage ${storageLocation(config.storage)}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
     } catch (err) {
       failWithConfig(err);
     }

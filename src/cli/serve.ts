@@ -13,16 +13,17 @@ import { hashPassword, VerificationCache } from '../auth/password.js';
 import { ALL_PERMISSIONS, READ_PERMISSIONS } from '../auth/types.js';
 import { buildServerOptions, serverOptions } from '../config/build.js';
 import { CONFIG_ENV, loadConfig, nobodyCanLogIn, type ConfigOverride, type LoadedConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import { storageLocation, type Config } from '../config/schema.js';
 import { ConfigError } from '../config/validate.js';
 import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
 import { resolveOptions, type FtpServerOptions } from '../server/options.js';
 import { dropPrivileges } from '../server/privileges.js';
 import { createServer, type FtpServer } from '../server/server.js';
 import { fail, failWithConfig } from './fail.js';
+import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
 
-export interface ServeFlags {
+export interface ServeFlags extends S3Flags {
   config?: string;
   root: string;
   fsync: boolean;
@@ -94,6 +95,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   }
   const { config } = loaded;
   const logger = pino({ level: config.logging.level, base: cluster.isWorker ? { worker: clusterWorkerSettings().index } : undefined });
+  const storageAt = s3StorageFromFlags(flags, logger);
   for (const warning of loaded.warnings) logger.warn(warning);
   const workers = config.workers === 'auto' ? os.availableParallelism() : config.workers;
   let cache = new VerificationCache({ ttlMs: config.users.cacheTtlMs });
@@ -101,7 +103,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   /** Options for `next`, which becomes the configuration in force; what only a restart changes is logged. */
   const build = async (next: Config): Promise<FtpServerOptions> => {
     if (next.users.cacheTtlMs !== current.users.cacheTtlMs) cache = new VerificationCache({ ttlMs: next.users.cacheTtlMs });
-    const options = await buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions });
+    const options = await buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions, storageAt });
     const needRestart = (['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
     if (needRestart.length > 0) logger.warn({ settings: needRestart }, 'these settings change only on restart');
     current = next;
@@ -230,7 +232,7 @@ function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: nu
   const access = file ? '' : ` (${flags.write ? 'read-write' : 'read-only'})`;
   const from = file ? ` as configured in ${file}` : '';
   const withWorkers = workers > 1 ? ` with ${workers} worker processes` : '';
-  const lines = [`Ferry ${VERSION} is serving ${config.storage.root}${access} to ${who.join(' and ') || 'nobody (no users configured)'}${withWorkers}${from}.`];
+  const lines = [`Ferry ${VERSION} is serving ${s3Location(flags) ?? storageLocation(config.storage)}${access} to ${who.join(' and ') || 'nobody (no users configured)'}${withWorkers}${from}.`];
   const hosts = reachableAddresses(config.host);
   for (const address of hosts) lines.push(`  ftp://${users[0] ? `${users[0]}@` : ''}${address.includes(':') ? `[${address}]` : address}:${port}/`);
   const example = hosts[0]!;

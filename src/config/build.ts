@@ -17,6 +17,7 @@ import { ChainAuthenticator, makeAccount, UserListAuthenticator, type ListedUser
 import type { Logger } from '../observability/logger.js';
 import type { FtpServerOptions } from '../server/options.js';
 import { LocalStorage } from '../storage/local.js';
+import { S3Storage } from '../storage/s3.js';
 import type { Storage } from '../storage/types.js';
 import type { Config } from './schema.js';
 import { readUsersFile, USERNAME, userSchema, type UserEntry } from './users-file.js';
@@ -28,7 +29,12 @@ export interface BuildOptions {
   /** Users given on the command line (--user), already hashed; they get `cliPermissions` on the whole storage. */
   cliUsers?: ReadonlyArray<{ username: string; passwordHash: string }>;
   cliPermissions?: string;
+  /** Where each account's home lives, instead of config.storage (the CLI's --s3). */
+  storageAt?: StorageAt;
 }
+
+/** The Storage of a home directory (a virtual path) for one user. */
+export type StorageAt = (home: string, username: string) => Promise<Storage>;
 
 /** Everything but the authenticator and logger comes straight from the config. */
 export function serverOptions(config: Config): Omit<FtpServerOptions, 'authenticator' | 'logger'> {
@@ -61,11 +67,11 @@ export async function buildServerOptions(config: Config, options: BuildOptions =
 }
 
 async function buildAuthenticator(config: Config, options: BuildOptions): Promise<Authenticator> {
-  const storageAt = storageFactory(config);
+  const storageAt = options.storageAt ?? storageFactory(config);
   const chain: Authenticator[] = [];
   const listed: ListedUser[] = (options.cliUsers ?? []).map((u) => ({
     ...u,
-    storage: () => storageAt('/'),
+    storage: () => storageAt('/', u.username),
     permissions: options.cliPermissions ?? 'elr',
   }));
   if (config.users.file) {
@@ -75,7 +81,7 @@ async function buildAuthenticator(config: Config, options: BuildOptions): Promis
   }
   if (listed.length > 0) chain.push(new UserListAuthenticator(listed, { cache: options.cache ?? new VerificationCache({ ttlMs: config.users.cacheTtlMs }) }));
   if (config.anonymous.enabled) {
-    chain.push(new AnonymousAuthenticator({ storage: () => storageAt(config.anonymous.home), permissions: parsePermissions(config.anonymous.permissions)! }));
+    chain.push(new AnonymousAuthenticator({ storage: () => storageAt(config.anonymous.home, 'anonymous'), permissions: parsePermissions(config.anonymous.permissions)! }));
   }
   if (config.authHook.url) {
     chain.push(
@@ -94,11 +100,11 @@ async function buildAuthenticator(config: Config, options: BuildOptions): Promis
 /** What an HTTP hook's 200 answer may say; everything optional, read-only by default. */
 const hookAnswerSchema = userSchema.omit({ passwordHash: true, disabled: true, allowFrom: true });
 
-function accountSettings(username: string, entry: Omit<UserEntry, 'passwordHash' | 'disabled' | 'allowFrom'>, storageAt: (home: string) => Promise<Storage>) {
+function accountSettings(username: string, entry: Omit<UserEntry, 'passwordHash' | 'disabled' | 'allowFrom'>, storageAt: StorageAt) {
   const home = expandHome(entry.home, username);
   const directories = Object.entries(entry.directories).map(([dir, spec]) => [expandHome(dir, username), parsePermissions(spec)!]);
   return {
-    storage: () => storageAt(home),
+    storage: () => storageAt(home, username),
     permissions: parsePermissions(entry.permissions)!,
     directoryPermissions: directories.length > 0 ? Object.fromEntries(directories) : undefined,
     limits: entry.limits,
@@ -119,13 +125,38 @@ export function expandHome(home: string, username: string): string {
   return '/' + segments.join('/');
 }
 
+type S3Config = Extract<Config['storage'], { type: 's3' }>;
+/** One S3Storage (one client, one connection pool) per distinct setting, kept across reloads. */
+const buckets = new Map<string, S3Storage>();
+
+/** Each account's home is a sub-prefix of the configured prefix (filled in with its user name). */
+function s3StorageAt(storage: S3Config): StorageAt {
+  const key = JSON.stringify(storage);
+  let bucket = buckets.get(key);
+  if (!bucket) {
+    const { type, region, endpoint, forcePathStyle, credentials, ...rest } = storage;
+    bucket = new S3Storage({
+      ...rest,
+      region: region ?? undefined,
+      endpoint: endpoint ?? undefined,
+      // Self-hosted stores (MinIO, Ceph) want path-style URLs; AWS prefers virtual-hosted ones.
+      forcePathStyle: forcePathStyle ?? endpoint !== null,
+      credentials: credentials ?? undefined,
+    });
+    buckets.set(key, bucket);
+  }
+  const s3 = bucket;
+  return async (home, username) => s3.forUser(username).at(home);
+}
+
 /**
- * One Storage per home directory, shared by that home's sessions (the local
- * backend keeps no per-session state). A home that does not exist yet is
- * created on first login, by the process that serves it (after any drop of
- * privileges, so it belongs to the right user).
+ * Local disk: one Storage per home directory, shared by that home's sessions
+ * (the local backend keeps no per-session state). A home that does not
+ * exist yet is created on first login, by the process that serves it (after
+ * any drop of privileges, so it belongs to the right user).
  */
-function storageFactory(config: Config): (home: string) => Promise<Storage> {
+function storageFactory(config: Config): StorageAt {
+  if (config.storage.type === 's3') return s3StorageAt(config.storage);
   const made = new Map<string, Promise<Storage>>();
   const { root, fsync } = config.storage;
   return (home) => {

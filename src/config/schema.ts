@@ -38,6 +38,26 @@ const localStorage = section({
   fsync: bool().default(true),
 });
 
+const s3Storage = section({
+  type: z.literal('s3'),
+  bucket: checked('a bucket name (3-63 lowercase letters, digits, dots and dashes)', (v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v)),
+  prefix: text('a key prefix, like incoming/ or users/{username}/').default(''),
+  region: text('a region, like us-east-1').nullable().default(null),
+  endpoint: checked('an http:// or https:// URL', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v)).nullable().default(null),
+  forcePathStyle: bool().nullable().default(null),
+  partSizeBytes: wholeNumber(5 * 1024 * 1024, 5 * 1024 * 1024 * 1024).default(8 * 1024 * 1024),
+  queueSize: wholeNumber(1, 64).default(4),
+  maxFileSizeBytes: wholeNumber(0).default(0),
+  maxRenameKeys: wholeNumber(1).default(10_000),
+  credentials: section({
+    accessKeyId: text('an access key id'),
+    secretAccessKey: text('a secret access key'),
+    sessionToken: text('a session token').optional(),
+  })
+    .nullable()
+    .default(null),
+});
+
 export const configSchema = z.strictObject({
   host: checked('an address or host name to listen on, like 0.0.0.0, :: or localhost', (v) => net.isIP(v) !== 0 || HOST_NAME.test(v)).default('0.0.0.0'),
   port: wholeNumber(0, 65535).default(2121),
@@ -58,7 +78,7 @@ export const configSchema = z.strictObject({
     dataIdleTimeoutMs: wholeNumber(1).default(300_000),
     shutdownGraceMs: wholeNumber(0).default(10_000),
   }).prefault({}),
-  storage: z.discriminatedUnion('type', [localStorage], { error: 'a storage with type: local' }).prefault({ type: 'local' }),
+  storage: z.discriminatedUnion('type', [localStorage, s3Storage], { error: 'a storage with type: local or type: s3' }).prefault({ type: 'local' }),
   users: section({
     file: text('a path to a users file (YAML or JSON)').nullable().default(null),
     cacheTtlMs: wholeNumber(0).default(300_000),
@@ -94,3 +114,8 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Where the files are, for people: the folder, or s3://bucket/prefix. */
+export function storageLocation(storage: Config['storage']): string {
+  return storage.type === 'local' ? storage.root : `s3://${storage.bucket}/${storage.prefix}`;
+}

@@ -8,7 +8,7 @@ import { TLSSocket } from 'node:tls';
 import { ANONYMOUS_NAMES } from '../auth/anonymous.js';
 import type { Account, ClientCertificate, Permission, TlsPolicy } from '../auth/types.js';
 import { accountHasPermission } from '../auth/types.js';
-import { ErrorCodes, FerryError, fromSystemError, isExpectedError, replyForError } from '../errors.js';
+import { ErrorCodes, FerryError, fromSystemError, isExpectedError, needsOperator, replyForError } from '../errors.js';
 import type { ServerEvents } from '../observability/events.js';
 import type { Logger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
@@ -302,7 +302,7 @@ export class Session implements LineSink {
     const { code, text } = replyForError(err);
     const known = fromSystemError(err);
     if (!isExpectedError(err)) this.log.warn({ err }, 'command failed unexpectedly');
-    else if (known instanceof FerryError && known.code === ErrorCodes.ACCESS_DENIED) this.log.warn({ reason: known.message }, 'access denied');
+    else if (needsOperator(known)) this.log.warn({ code: (known as FerryError).code, reason: (known as Error).message }, 'storage refused or failed');
     else this.log.debug({ code: (known as FerryError).code, reason: (known as Error).message }, 'command failed');
     this.reply(code, text);
   }
@@ -602,6 +602,9 @@ export class Session implements LineSink {
     } catch (err) {
       socket.destroy();
       if (signal.aborted) this.replyError(new FerryError(ErrorCodes.ABORTED, 'aborted', { cause: err }));
+      // A storage failure (552 over the size limit, 451 endpoint down) also
+      // destroys the socket; its own reply says more than 426.
+      else if (isStorageError(err)) this.replyError(err);
       else if (socketFailed || isDataConnectionError(err)) this.replyError(new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection failed', { cause: err }));
       else this.replyError(err);
       return false;
@@ -642,6 +645,11 @@ function pathArgument(kind: NonNullable<CommandSpec['path']>, arg: string): stri
 
 function closeStorage(account: Account, log: Logger): void {
   account.storage.close?.().catch((err: unknown) => log.warn({ err }, 'storage close failed'));
+}
+
+function isStorageError(err: unknown): boolean {
+  const known = fromSystemError(err);
+  return known instanceof FerryError && known.code !== ErrorCodes.DATA_CONNECTION && known.code !== ErrorCodes.ABORTED;
 }
 
 function isDataConnectionError(err: unknown): boolean {

@@ -19,13 +19,13 @@ export interface RunningCli {
 }
 
 /** Run `ferry ARGS` without waiting for anything. */
-export function runCli(args: string[], cwd: string): ChildProcess {
-  return spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+export function runCli(args: string[], cwd: string, env?: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** Start `ferry ARGS` and wait (bounded) until it prints the URL with its port. */
-export async function startCli(t: Cleanup, args: string[], cwd: string, readyTimeoutMs = 20_000): Promise<RunningCli> {
-  const child = runCli(args, cwd);
+export async function startCli(t: Cleanup, args: string[], cwd: string, readyTimeoutMs = 20_000, env?: NodeJS.ProcessEnv): Promise<RunningCli> {
+  const child = runCli(args, cwd, env);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

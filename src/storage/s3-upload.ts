@@ -1,0 +1,224 @@
+/**
+ * S3Upload: a Writable that streams an upload into one S3 object.
+ *
+ * Memory is bounded by (queueSize + 1) × partSizeBytes whatever the file
+ * size: bytes are copied into a part buffer; a full part is sent with
+ * UploadPart while the next one fills; when `queueSize` parts are in flight,
+ * the write callback waits, so backpressure reaches the FTP data socket.
+ * Nothing is staged on disk.
+ *
+ * An upload that fits in one part is sent with one PutObject at the end (no
+ * multipart round trips for small files).
+ *
+ * Commit and abort follow the StorageWritable contract:
+ *   - ending the stream completes the multipart upload (or puts the object);
+ *     'finish' means the object is visible under its key;
+ *   - destroying it before that cancels the requests in flight and aborts the
+ *     multipart upload, so S3 deletes the parts: no object appears under the
+ *     key (a previous object stays as it was) and no orphan parts are left.
+ *     If the abort itself fails (endpoint down), the parts stay until the
+ *     bucket's AbortIncompleteMultipartUpload lifecycle rule removes them;
+ *     that is logged with the upload id.
+ *
+ * We do not use @aws-sdk/lib-storage's Upload: it reads from a Readable we
+ * would have to feed through a PassThrough (one more buffer stage) and it
+ * gives no way to wait for a part slot from a write callback.
+ */
+import { Writable } from 'node:stream';
+import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
+import { ErrorCodes, FerryError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { S3Sdk } from './s3-client.js';
+import { fromS3Error, s3Call } from './s3-errors.js';
+
+/** S3's limit on parts per multipart upload. */
+const MAX_PARTS = 10_000;
+/** Bytes the Writable itself buffers before backpressure (as LocalStorage). */
+const STREAM_BUFFER_BYTES = 256 * 1024;
+
+export interface UploadTarget {
+  client: S3Client;
+  sdk: S3Sdk;
+  bucket: string;
+  key: string;
+  partSizeBytes: number;
+  queueSize: number;
+  /** 0: no limit. */
+  maxFileSizeBytes: number;
+  logger?: Logger;
+  /** Runs once the data is all in, before the object becomes visible (STOU's "is the name still free?"). */
+  beforeCommit?: () => Promise<void>;
+}
+
+export class S3Upload extends Writable {
+  readonly #target: UploadTarget;
+  /** Cancels PutObject and UploadPart requests in flight when the upload is destroyed. */
+  readonly #controller = new AbortController();
+  #part: Buffer | null = null;
+  /** Part buffers whose UploadPart has finished, reused so memory does not wait for the GC. */
+  readonly #spare: Buffer[] = [];
+  #filled = 0;
+  #total = 0;
+  #uploadId: Promise<string> | null = null;
+  #partNumber = 0;
+  readonly #parts: CompletedPart[] = [];
+  readonly #inFlight = new Set<Promise<void>>();
+  #failure: unknown = null;
+  #commit: Promise<void> | null = null;
+  #committed = false;
+
+  constructor(target: UploadTarget) {
+    super({ highWaterMark: STREAM_BUFFER_BYTES });
+    this.#target = target;
+  }
+
+  get #key(): string {
+    return this.#target.key;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    try {
+      const waiting = this.#accept(chunk);
+      if (waiting) waiting.then(() => callback(), callback);
+      else callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  /** Copy `chunk` into part buffers; returns a promise only when it must wait for a part slot. */
+  #accept(chunk: Buffer): Promise<void> | undefined {
+    if (this.#failure) throw this.#failure;
+    this.#total += chunk.length;
+    const max = this.#target.maxFileSizeBytes;
+    if (max > 0 && this.#total > max) {
+      throw new FerryError(ErrorCodes.FILE_TOO_LARGE, `upload to ${this.#key} crossed maxFileSizeBytes (${max})`);
+    }
+    let offset = 0;
+    while (offset < chunk.length) {
+      // A full part is sent only once more data comes, so that a file of
+      // exactly one part still goes as a single PutObject.
+      if (this.#filled === this.#target.partSizeBytes) {
+        this.#sendPart();
+        if (this.#inFlight.size >= this.#target.queueSize) return this.#waitForSlot(chunk.subarray(offset));
+      }
+      this.#part ??= this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.#target.partSizeBytes);
+      const copied = chunk.copy(this.#part, this.#filled, offset);
+      this.#filled += copied;
+      offset += copied;
+    }
+    return undefined;
+  }
+
+  async #waitForSlot(rest: Buffer): Promise<void> {
+    while (this.#inFlight.size >= this.#target.queueSize) await Promise.race(this.#inFlight);
+    if (this.#failure) throw this.#failure;
+    // The rest of the chunk (rare: chunks are far smaller than parts) is accepted without re-counting it.
+    this.#total -= rest.length;
+    const again = this.#accept(rest);
+    if (again) await again;
+  }
+
+  #startMultipart(): Promise<string> {
+    const { client, sdk, bucket } = this.#target;
+    // No abort signal: if the upload is created, we must learn its id to abort it.
+    this.#uploadId ??= s3Call('CreateMultipartUpload', this.#key, () => client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: this.#key }))).then((out) => {
+      if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+      return out.UploadId;
+    });
+    return this.#uploadId;
+  }
+
+  /** Send the current part buffer (full, or the last one) and start a new one. */
+  #sendPart(): void {
+    const buffer = this.#part!;
+    const body = buffer.subarray(0, this.#filled);
+    this.#part = null;
+    this.#filled = 0;
+    this.#partNumber += 1;
+    const partNumber = this.#partNumber;
+    if (partNumber > MAX_PARTS) {
+      throw new FerryError(ErrorCodes.FILE_TOO_LARGE, `upload to ${this.#key} needs more than ${MAX_PARTS} parts: raise partSizeBytes`);
+    }
+    const { client, sdk, bucket } = this.#target;
+    const sent = this.#startMultipart()
+      .then((uploadId) =>
+        client.send(
+          new sdk.UploadPartCommand({ Bucket: bucket, Key: this.#key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
+          { abortSignal: this.#controller.signal },
+        ),
+      )
+      .then(
+        (out) => {
+          this.#parts.push({ PartNumber: partNumber, ETag: out.ETag });
+          // The request is over (retries included): nothing reads the buffer any more.
+          this.#spare.push(buffer);
+        },
+        (err: unknown) => {
+          this.#failure ??= fromS3Error(err, 'UploadPart', this.#key);
+        },
+      )
+      .finally(() => this.#inFlight.delete(sent));
+    this.#inFlight.add(sent);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#commit = this.#complete();
+    this.#commit.then(
+      () => callback(),
+      (err: unknown) => callback(err as Error),
+    );
+  }
+
+  async #complete(): Promise<void> {
+    if (this.#failure) throw this.#failure;
+    await this.#target.beforeCommit?.();
+    const { client, sdk, bucket } = this.#target;
+    if (!this.#uploadId) {
+      const body = this.#part ? this.#part.subarray(0, this.#filled) : Buffer.alloc(0);
+      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length };
+      await s3Call('PutObject', this.#key, () => client.send(new sdk.PutObjectCommand(input), { abortSignal: this.#controller.signal }));
+      this.#committed = true;
+      return;
+    }
+    if (this.#filled > 0) this.#sendPart();
+    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+    if (this.#failure) throw this.#failure;
+    const uploadId = await this.#uploadId;
+    const parts = [...this.#parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
+    const input = { Bucket: bucket, Key: this.#key, UploadId: uploadId, MultipartUpload: { Parts: parts } };
+    await s3Call('CompleteMultipartUpload', this.#key, () => client.send(new sdk.CompleteMultipartUploadCommand(input)));
+    this.#committed = true;
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#abort().then(
+      () => callback(error),
+      () => callback(error),
+    );
+  }
+
+  async #abort(): Promise<void> {
+    // A commit already under way (ABOR racing the last bytes) decides alone.
+    if (this.#commit) await this.#commit.catch(() => undefined);
+    if (this.#committed) return;
+    this.#controller.abort();
+    this.#part = null;
+    this.#spare.length = 0;
+    if (!this.#uploadId) return;
+    const uploadId = await this.#uploadId.catch(() => null);
+    if (!uploadId) return;
+    // Let cancelled part requests settle first: a part landing after the
+    // abort would otherwise stay behind as an orphan.
+    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+    const { client, sdk, bucket } = this.#target;
+    try {
+      await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: this.#key, UploadId: uploadId }));
+    } catch (err) {
+      this.#target.logger?.warn(
+        { err: (fromS3Error(err, 'AbortMultipartUpload', this.#key) as Error).message, bucket, key: this.#key, uploadId },
+        'could not abort a multipart upload; its parts stay until the bucket lifecycle rule removes them',
+      );
+    }
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * S3 pieces that s3rver cannot exercise: the error table (throttling, access
+ * denied, network failures are hard to provoke on demand) and the multipart
+ * copy used for renames of objects over 5 GiB (s3rver has no UploadPartCopy).
+ * The copy runs against a scripted client that records what it was sent.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { ErrorCodes, FerryError, replyForError } from '../../src/errors.js';
+import { loadSdk } from '../../src/storage/s3-client.js';
+import { copyObject } from '../../src/storage/s3-copy.js';
+import { DirCache } from '../../src/storage/s3-dir-cache.js';
+import { fromS3Error } from '../../src/storage/s3-errors.js';
+
+function s3Error(name: string, status: number, extra: Record<string, unknown> = {}): Error {
+  return Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status, requestId: 'REQ123' }, ...extra });
+}
+
+describe('S3 errors become FTP replies', () => {
+  const cases: Array<[string, unknown, number]> = [
+    ['NoSuchKey', s3Error('NoSuchKey', 404), 550],
+    ['AccessDenied', s3Error('AccessDenied', 403), 550],
+    ['NoSuchBucket', s3Error('NoSuchBucket', 404), 550],
+    ['InvalidAccessKeyId', s3Error('InvalidAccessKeyId', 403), 550],
+    ['SlowDown after the SDK retries', s3Error('SlowDown', 503), 451],
+    ['an unnamed 503', s3Error('Unknown', 503), 451],
+    ['an unnamed 429', s3Error('Unknown', 429), 451],
+    ['EntityTooLarge', s3Error('EntityTooLarge', 400), 552],
+    ['ECONNREFUSED (endpoint down)', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 451],
+    ['ECONNRESET on a body stream', Object.assign(new Error('aborted'), { code: 'ECONNRESET' }), 451],
+    ['TimeoutError (connect timeout)', s3Error('TimeoutError', 0), 451],
+  ];
+  for (const [label, err, code] of cases) {
+    test(`${label} → ${code}`, () => {
+      assert.equal(replyForError(fromS3Error(err, 'GetObject', 'k')).code, code);
+    });
+  }
+
+  test('the log message names the operation, key, S3 error and request id; the reply does not', () => {
+    const translated = fromS3Error(s3Error('AccessDenied', 403), 'PutObject', 'users/ann/x') as FerryError;
+    assert.equal(translated.code, ErrorCodes.ACCESS_DENIED);
+    assert.match(translated.message, /PutObject users\/ann\/x, AccessDenied, HTTP 403, request id REQ123/);
+    assert.doesNotMatch(replyForError(translated).text, /REQ123|users/);
+  });
+
+  test('errors it does not know stay as they are (generic 451, logged in full)', () => {
+    const odd = new Error('something else');
+    assert.equal(fromS3Error(odd, 'GetObject', 'k'), odd);
+    assert.equal(replyForError(odd).code, 451);
+  });
+});
+
+interface Sent {
+  name: string;
+  input: Record<string, unknown>;
+}
+
+/** A client whose send() records commands and answers from a script. */
+function scriptedClient(answer: (command: Sent) => unknown): { client: S3Client; sent: Sent[] } {
+  const sent: Sent[] = [];
+  const client = {
+    async send(command: { constructor: { name: string }; input: Record<string, unknown> }) {
+      const entry = { name: command.constructor.name, input: command.input };
+      sent.push(entry);
+      return answer(entry);
+    },
+  } as unknown as S3Client;
+  return { client, sent };
+}
+
+describe('server-side copy for renames', () => {
+  test('objects above the single-copy limit are copied as multipart UploadPartCopy ranges', async () => {
+    const sdk = await loadSdk();
+    const { client, sent } = scriptedClient(({ name, input }) => {
+      if (name === 'CreateMultipartUploadCommand') return { UploadId: 'U1' };
+      if (name === 'UploadPartCopyCommand') return { CopyPartResult: { ETag: `"e${String(input['PartNumber'])}"` } };
+      return {};
+    });
+    await copyObject({ client, sdk, bucket: 'b', from: 'dir/a b?.bin', to: 'new.bin', size: 12, singleCopyLimitBytes: 5 });
+    const ranges = sent.filter((c) => c.name === 'UploadPartCopyCommand').map((c) => c.input['CopySourceRange']).sort();
+    assert.deepEqual(ranges, ['bytes=0-4', 'bytes=10-11', 'bytes=5-9']);
+    assert.equal(sent[1]!.input['CopySource'], 'b/dir/a%20b%3F.bin');
+    const complete = sent.find((c) => c.name === 'CompleteMultipartUploadCommand')!;
+    assert.deepEqual(complete.input['MultipartUpload'], {
+      Parts: [
+        { PartNumber: 1, ETag: '"e1"' },
+        { PartNumber: 2, ETag: '"e2"' },
+        { PartNumber: 3, ETag: '"e3"' },
+      ],
+    });
+  });
+
+  test('a failed part copy aborts the multipart upload and reports the failure', async () => {
+    const sdk = await loadSdk();
+    const { client, sent } = scriptedClient(({ name, input }) => {
+      if (name === 'CreateMultipartUploadCommand') return { UploadId: 'U2' };
+      if (name === 'UploadPartCopyCommand' && input['PartNumber'] === 2) throw s3Error('SlowDown', 503);
+      return { CopyPartResult: { ETag: '"e"' } };
+    });
+    await assert.rejects(copyObject({ client, sdk, bucket: 'b', from: 'a', to: 'c', size: 12, singleCopyLimitBytes: 5 }), {
+      code: ErrorCodes.UNAVAILABLE,
+    });
+    assert.equal(sent.at(-1)!.name, 'AbortMultipartUploadCommand');
+    assert.equal(sent.at(-1)!.input['UploadId'], 'U2');
+    assert.ok(!sent.some((c) => c.name === 'CompleteMultipartUploadCommand'));
+  });
+
+  test('objects up to the limit use one CopyObject', async () => {
+    const sdk = await loadSdk();
+    const { client, sent } = scriptedClient(() => ({}));
+    await copyObject({ client, sdk, bucket: 'b', from: 'a', to: 'c', size: 5, singleCopyLimitBytes: 5 });
+    assert.deepEqual(
+      sent.map((c) => c.name),
+      ['CopyObjectCommand'],
+    );
+  });
+});
+
+describe('the cache of directories seen to exist', () => {
+  test('remembers a prefix for its lifetime, and forgets a prefix with everything under it', async () => {
+    const cache = new DirCache(50, 100);
+    cache.add('a/');
+    cache.add('a/b/');
+    cache.add('ab/');
+    assert.ok(cache.has('a/') && cache.has('a/b/'));
+    cache.forget('a/');
+    assert.ok(!cache.has('a/') && !cache.has('a/b/'));
+    assert.ok(cache.has('ab/'), 'a sibling with a longer name is not under a/');
+    await new Promise((r) => setTimeout(r, 60));
+    assert.ok(!cache.has('ab/'), 'expired');
+  });
+
+  test('past its size bound it starts over rather than grow', () => {
+    const cache = new DirCache(60_000, 3);
+    for (const p of ['a/', 'b/', 'c/', 'd/']) cache.add(p);
+    assert.ok(cache.has('d/'));
+    assert.ok(!cache.has('a/'));
+  });
+});
