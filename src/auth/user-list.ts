@@ -25,6 +25,8 @@ interface ListedUserBase extends AccountSettings {
   allowFrom?: readonly string[];
   /** Refused like a wrong password while true. */
   disabled?: boolean;
+  /** This user's TLS policy, instead of the server's (asked at USER, before any password). */
+  tls?: TlsPolicy;
 }
 
 export interface UserListOptions {
@@ -115,6 +117,10 @@ export class UserListAuthenticator implements Authenticator {
 
   owns(username: string): boolean {
     return this.#users.has(username);
+  }
+
+  tlsPolicy(username: string): TlsPolicy | undefined {
+    return this.#users.get(username)?.user.tls;
   }
 
   async #decoyVerify(password: string): Promise<void> {

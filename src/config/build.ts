@@ -76,7 +76,8 @@ async function buildAuthenticator(config: Config, options: BuildOptions): Promis
   }));
   if (config.users.file) {
     for (const [username, entry] of Object.entries(await readUsersFile(config.users.file))) {
-      listed.push({ username, passwordHash: entry.passwordHash, allowFrom: entry.allowFrom, disabled: entry.disabled, ...accountSettings(username, entry, storageAt) });
+      const { passwordHash, allowFrom, disabled, tls } = entry;
+      listed.push({ username, passwordHash, allowFrom, disabled, tls, ...accountSettings(username, entry, storageAt) });
     }
   }
   if (listed.length > 0) chain.push(new UserListAuthenticator(listed, { cache: options.cache ?? new VerificationCache({ ttlMs: config.users.cacheTtlMs }) }));
@@ -98,9 +99,9 @@ async function buildAuthenticator(config: Config, options: BuildOptions): Promis
 }
 
 /** What an HTTP hook's 200 answer may say; everything optional, read-only by default. */
-const hookAnswerSchema = userSchema.omit({ passwordHash: true, disabled: true, allowFrom: true });
+const hookAnswerSchema = userSchema.omit({ passwordHash: true, disabled: true, allowFrom: true, tls: true });
 
-function accountSettings(username: string, entry: Omit<UserEntry, 'passwordHash' | 'disabled' | 'allowFrom'>, storageAt: StorageAt) {
+function accountSettings(username: string, entry: Omit<UserEntry, 'passwordHash' | 'disabled' | 'allowFrom' | 'tls'>, storageAt: StorageAt) {
   const home = expandHome(entry.home, username);
   const directories = Object.entries(entry.directories).map(([dir, spec]) => [expandHome(dir, username), parsePermissions(spec)!]);
   return {

@@ -46,6 +46,7 @@ export const userSchema = z.strictObject({
   directories: z.record(homePath(), permissionSpec()).default({}),
   allowFrom: z.array(cidr, { error: 'a list of IP addresses or CIDR ranges' }).optional(),
   disabled: z.boolean({ error: 'true or false' }).default(false),
+  tls: z.enum(['optional', 'login', 'data'], { error: 'one of optional, login, data' }).optional(),
   limits: z
     .strictObject({
       maxSessions: wholeNumber(0).default(0),

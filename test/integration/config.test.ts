@@ -16,6 +16,7 @@ import { buildServerOptions } from '../../src/config/build.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createServer } from '../../src/index.js';
 import { canBindIpv6Loopback, type Cleanup } from '../helpers/server.js';
+import { certificateFiles } from '../helpers/tls.js';
 import { loginCode, RawClient, readAll } from '../helpers/ftp-raw.js';
 
 const HASH = await hashPassword('pw', 10);
@@ -223,4 +224,25 @@ test('the HTTP hook grants what its service answers, caches grants, and refuses 
     await client.command('PASS any', 530);
     client.close();
   }
+});
+
+test('a per-user TLS policy in the users file: that user must secure the connection before USER', async (t) => {
+  const { cert, key } = await certificateFiles(t);
+  const { port } = await serveConfig(t, `tls:\n  cert: ${cert}\n  key: ${key}\n  policy: optional\n`, {
+    strict: { passwordHash: HASH, home: '/', tls: 'login' },
+    easy: { passwordHash: HASH, home: '/' },
+  });
+  const plain = await RawClient.connect(port);
+  t.after(async () => plain.close());
+  await plain.expect(220);
+  await plain.command('USER strict', 530);
+  plain.close();
+  assert.equal(await loginCode(port, 'easy', 'pw'), 230, 'the server-wide policy (optional) holds for others');
+
+  const secured = await RawClient.connect(port);
+  t.after(async () => secured.close());
+  await secured.expect(220);
+  await secured.secure();
+  await secured.command('USER strict', 331);
+  await secured.command('PASS pw', 230);
 });
