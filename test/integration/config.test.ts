@@ -246,3 +246,16 @@ test('a per-user TLS policy in the users file: that user must secure the connect
   await secured.command('USER strict', 331);
   await secured.command('PASS pw', 230);
 });
+
+test('the anonymous TLS exemption covers anonymous logins only, never a users-file account named ftp', async (t) => {
+  const { cert, key } = await certificateFiles(t);
+  const { port } = await serveConfig(t, `tls:\n  cert: ${cert}\n  key: ${key}\n  policy: login\nanonymous:\n  enabled: true\n`, {
+    ftp: { passwordHash: HASH, home: '/' },
+  });
+  const client = await RawClient.connect(port);
+  t.after(async () => client.close());
+  await client.expect(220);
+  await client.command('USER ftp', 530);
+  await client.command('USER anonymous', 331);
+  await client.command('PASS guest@', 230);
+});
