@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { access, chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createSelfSignedCertificate } from '../tls/self-signed.js';
@@ -17,8 +18,14 @@ interface CertFlags {
   force: boolean;
 }
 
+const HOST_NAME = /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
 function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').map((h) => h.trim()).filter(Boolean)];
+  const hosts = value.split(',').map((h) => h.trim()).filter(Boolean);
+  for (const host of hosts) {
+    if (!isIP(host) && !HOST_NAME.test(host)) throw new InvalidArgumentError(`"${host}" is not a host name or IP address (e.g. ftp.example.com, 192.0.2.10).`);
+  }
+  return [...previous, ...hosts];
 }
 
 function parseDays(value: string): number {

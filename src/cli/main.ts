@@ -10,7 +10,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, nobodyCanLogIn } from '../config/load.js';
 import { storageLocation } from '../config/schema.js';
 import { readUsersFile } from '../config/users-file.js';
-import { parsePortRange } from '../server/options.js';
+import { buildServerOptions } from '../config/build.js';
+import { parsePortRange, resolveOptions } from '../server/options.js';
 import { certCommand } from './cert.js';
 import { fail, failWithConfig } from './fail.js';
 import { parseEndpoint, parseS3Url } from './s3-flags.js';
@@ -127,8 +128,12 @@ program
       const { config, warnings } = await loadConfig({ file, env: process.env });
       if (nobodyCanLogIn(config)) warnings.push('nobody can log in: set users.file, authHook.url or anonymous.enabled');
       const users = config.users.file ? Object.keys(await readUsersFile(config.users.file)).length : 0;
+      // Build what serve would build (certificate and key loaded, ports compared): what serve refuses, this refuses.
+      resolveOptions(await buildServerOptions(config));
       for (const warning of warnings) process.stderr.write(`ferry: warning: ${warning}\n`);
-      process.stdout.write(`${file} is valid: ${config.host}:${config.port}, storage ${storageLocation(config.storage)}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
+      const { tls } = config;
+      const ftps = tls.cert ? `, FTPS (policy ${tls.policy}${tls.implicitPort !== null ? `, implicit port ${tls.implicitPort}` : ''})` : ', no FTPS';
+      process.stdout.write(`${file} is valid: ${config.host}:${config.port}${ftps}, storage ${storageLocation(config.storage)}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
     } catch (err) {
       failWithConfig(err);
     }

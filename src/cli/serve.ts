@@ -86,12 +86,13 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     cliUsers: await Promise.all(flags.user.map(async (u) => ({ username: u.username, passwordHash: await hashPassword(u.password) }))),
     cliPermissions: flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS,
   };
+  // Without a file every value came from the command line or environment: a bad one is a usage error.
+  const usageOrConfig = file ? 1 : 2;
   let loaded: LoadedConfig;
   try {
     loaded = await load(plan);
   } catch (err) {
-    // Without a file every value came from the command line or environment: a usage error.
-    failWithConfig(err, file ? 1 : 2);
+    failWithConfig(err, usageOrConfig);
   }
   const { config } = loaded;
   const logger = pino({ level: config.logging.level, base: cluster.isWorker ? { worker: clusterWorkerSettings().index } : undefined });
@@ -114,7 +115,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     const { passivePorts } = clusterWorkerSettings();
     // The primary enforces the connection limits for the whole cluster.
     const clusterOverrides = { passivePorts, maxConnections: Number.MAX_SAFE_INTEGER, maxConnectionsPerIp: Number.MAX_SAFE_INTEGER };
-    const server = await startServer(await build(config), clusterOverrides);
+    const server = await startServer(await build(config), clusterOverrides, usageOrConfig);
     dropOrExit(config);
     runClusterWorker(server, () => void reload(plan, logger, async (next) => server.reconfigure({ ...(await build(next)), ...clusterOverrides })));
     return;
@@ -143,7 +144,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     onSignals(shutdownGraceMs, () => primary.stop(), () => void reload(plan, logger, async ({ limits: { maxConnections, maxConnectionsPerIp, shutdownGraceMs } }) => (primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs }), [])));
     return;
   }
-  const server = await startServer(await build(config), {});
+  const server = await startServer(await build(config), {}, usageOrConfig);
   let address: net.AddressInfo;
   try {
     address = await server.listen();
@@ -155,12 +156,12 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   onSignals(server.options.shutdownGraceMs, () => server.close(), () => void reload(plan, logger, async (next) => server.reconfigure(await build(next))));
 }
 
-async function startServer(options: FtpServerOptions, overrides: Partial<FtpServerOptions>): Promise<FtpServer> {
+async function startServer(options: FtpServerOptions, overrides: Partial<FtpServerOptions>, exitCode: number): Promise<FtpServer> {
   let server: FtpServer;
   try {
     server = createServer({ ...options, ...overrides });
   } catch (err) {
-    fail((err as Error).message, 1);
+    fail((err as Error).message, exitCode);
   }
   server.on('error', (err) => options.logger?.error({ err }, 'server error'));
   return server;
@@ -202,9 +203,12 @@ function dropOrExit(config: Config): void {
 }
 
 function failToListen(config: Config, err: unknown): never {
-  const { host, port } = config;
+  const { host } = config;
+  // The implicit FTPS listener may be the one that failed.
+  const port = (err as { port?: number }).port ?? config.port;
+  const flag = port === config.tls.implicitPort && port !== config.port ? '--tls-implicit-port (tls.implicitPort)' : '--port';
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') fail(`port ${port} on ${host} is already in use. Stop the other server or choose another with --port.`, 1);
+  if (code === 'EADDRINUSE') fail(`port ${port} on ${host} is already in use. Stop the other server or choose another with ${flag}.`, 1);
   if (code === 'EACCES') fail(`not allowed to listen on port ${port}. Ports below 1024 need root (see runAs to drop it after binding); or use --port 2121.`, 1);
   if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     fail(`cannot listen on ${host}: no such address on this machine. Use 0.0.0.0 (all IPv4), :: (IPv6) or one of its addresses.`, 1);
@@ -238,10 +242,15 @@ function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: nu
   const example = hosts[0]!;
   // Without anonymous access a client must name a user: show where it goes.
   const user = users[0] ?? (config.anonymous.enabled ? undefined : 'USER');
-  lines.push(`Try: lftp -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl ${user ? `-u ${user}:PASSWORD ` : ''}ftp://${example.includes(':') ? `[${example}]` : example}:${port}/`);
+  const url = `ftp://${example.includes(':') ? `[${example}]` : example}:${port}/`;
   if (config.tls.cert) {
     const implicit = implicitPort ? `, implicit TLS on port ${implicitPort} (ftps://${example.includes(':') ? `[${example}]` : example}:${implicitPort}/)` : '';
     lines.push(`FTPS: AUTH TLS on port ${port}${implicit}; TLS policy: ${config.tls.policy}.`);
+    // The plain commands would be refused (policy) or fail on an untrusted certificate: show the TLS ones.
+    lines.push(`Try: lftp -e 'set ftp:ssl-force true' -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl --ssl-reqd ${user ? `-u ${user}:PASSWORD ` : ''}${url}`);
+    lines.push(`  (a self-signed certificate: add lftp 'set ssl:ca-file ${config.tls.cert}' or curl --cacert ${config.tls.cert})`);
+  } else {
+    lines.push(`Try: lftp -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl ${user ? `-u ${user}:PASSWORD ` : ''}${url}`);
   }
   if (!file && users.length === 0 && flags.write) lines.push('Warning: anyone who can reach this port can write and delete files (--write with anonymous access).');
   lines.push('Press Ctrl-C to stop.');

@@ -176,10 +176,14 @@ function isInside(dir: string, file: string): boolean {
   return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
 }
 
+const TLS_DEFAULTS = configSchema.shape.tls.parse(undefined);
+
 /** tls: cert and key go together, the files must be readable, and the rest needs them. */
 async function tlsProblems(tls: Config['tls'], named: (key: string) => string): Promise<string[]> {
   if (!tls.cert && !tls.key) {
-    return tls.ca || tls.implicitPort !== null ? [`${named(tls.ca ? 'tls.ca' : 'tls.implicitPort')}: needs tls.cert and tls.key (--tls-cert, --tls-key)`] : [];
+    // Any TLS setting without a certificate would be silently plain FTP: e.g. `policy: data` sending passwords in the clear.
+    const given = (Object.keys(tls) as Array<keyof Config['tls']>).find((key) => JSON.stringify(tls[key]) !== JSON.stringify(TLS_DEFAULTS[key]));
+    return given ? [`${named(`tls.${given}`)}: needs tls.cert and tls.key (--tls-cert, --tls-key); without them Ferry serves plain FTP only`] : [];
   }
   if (!tls.cert || !tls.key) return [`${named(tls.cert ? 'tls.cert' : 'tls.key')}: tls.cert and tls.key go together; give the certificate chain and its private key`];
   const problems: string[] = [];

@@ -449,6 +449,8 @@ export class Session implements LineSink {
     }
     if (!data.verify() && this.host.options.tls?.requireSessionReuse) {
       const detail = data.socket.isSessionReused() ? 'resumed a session of another connection' : 'full handshake';
+      // Operators see why a client's transfers fail (its own error is often a bare TLS EOF, not the 522).
+      this.log.warn({ detail }, 'TLS data connection refused: it did not resume the control session (requireSessionReuse); the client must reuse TLS sessions, or turn the option off');
       data.socket.destroy();
       throw new FerryError(ErrorCodes.TLS_SESSION_NOT_REUSED, `data connection did not resume the control session (${detail})`);
     }

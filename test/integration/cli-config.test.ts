@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
 import { verifyPassword } from '../../src/auth/password.js';
+import { createSelfSignedCertificate } from '../../src/tls/self-signed.js';
 import { runCliToEnd, startCli, type RunningCli } from '../helpers/cli.js';
 import { loginCode, RawClient } from '../helpers/ftp-raw.js';
 import type { Cleanup } from '../helpers/server.js';
@@ -45,7 +46,7 @@ test('check-config: exit 0 and a summary when valid, exit 1 and every problem wh
   await writeFile(path.join(dir, 'users.yaml'), 'users: {}\n');
   const valid = await runCliToEnd(['check-config', 'ferry.yaml'], dir);
   assert.equal(valid.code, 0, valid.stderr);
-  assert.match(valid.stdout, /ferry\.yaml is valid: 127\.0\.0\.1:0, storage .*files, 0 users\./);
+  assert.match(valid.stdout, /ferry\.yaml is valid: 127\.0\.0\.1:0, no FTPS, storage .*files, 0 users\./);
 
   await writeFile(path.join(dir, 'bad.yaml'), 'port: 70000\npasive_ports: 1-2\n');
   const bad = await runCliToEnd(['check-config', 'bad.yaml'], dir);
@@ -60,6 +61,16 @@ test('check-config: exit 0 and a summary when valid, exit 1 and every problem wh
   const noRoot = await runCliToEnd(['check-config', 'noroot.yaml'], dir);
   assert.equal(noRoot.code, 1, 'what serve would refuse, check-config refuses');
   assert.match(noRoot.stderr, /storage\.root: \/nonexistent\/ftp: no such folder/);
+  // A certificate and a key that do not belong together: check-config loads them as serve would.
+  const one = createSelfSignedCertificate({ hosts: ['a'] });
+  const two = createSelfSignedCertificate({ hosts: ['b'] });
+  await writeFile(path.join(dir, 'cert.pem'), one.cert);
+  await writeFile(path.join(dir, 'key.pem'), two.key);
+  await writeFile(path.join(dir, 'tls.yaml'), 'storage:\n  root: files\ntls:\n  cert: cert.pem\n  key: key.pem\n');
+  const mismatch = await runCliToEnd(['check-config', 'tls.yaml'], dir);
+  assert.equal(mismatch.code, 1);
+  assert.match(mismatch.stderr, /tls\.cert\/tls\.key: cannot be used/);
+
   const broken = await runCliToEnd(['serve', '--config', 'bad.yaml'], dir);
   assert.equal(broken.code, 1);
   assert.match(broken.stderr, /bad\.yaml:1: port/);

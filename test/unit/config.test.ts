@@ -84,6 +84,7 @@ test('each class of error names the file, the line, the key, the value and what 
     ['port: [1,\n', /^ferry\.yaml:\d: not valid YAML: /],
     ['port: 1\nport: 2\n', /^ferry\.yaml:2: not valid YAML: .*[Dd]uplicate|unique/],
     ['- port\n', /^ferry\.yaml: expected a mapping of settings/],
+    ['tls:\n  policy: data\n', /^tls\.policy: needs tls\.cert and tls\.key \(--tls-cert, --tls-key\); without them Ferry serves plain FTP only$/],
     ['port: 2121\npassivePorts: 2100-2200\n', /^passivePorts: 2100-2200 includes the control port 2121; choose a range without it$/],
   ];
   for (const [text, expected] of cases) {
