@@ -17,6 +17,9 @@ import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
 
+/** S3's limit on parts per multipart upload (uploads and multipart copies). */
+export const MAX_PARTS = 10_000;
+
 let sdk: Promise<S3Sdk> | null = null;
 
 export function loadSdk(): Promise<S3Sdk> {

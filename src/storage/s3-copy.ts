@@ -6,7 +6,7 @@
  * that no partial object or orphan part remains.
  */
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
-import type { S3Sdk } from './s3-client.js';
+import { MAX_PARTS, type S3Sdk } from './s3-client.js';
 import { fromS3Error, s3Call } from './s3-errors.js';
 
 const GIB = 1024 * 1024 * 1024;
@@ -14,7 +14,6 @@ const GIB = 1024 * 1024 * 1024;
 export const MAX_SINGLE_COPY_BYTES = 5 * GIB;
 /** Part size for multipart copies: 512 MiB, or larger so that 5 TiB fits in 10,000 parts. */
 const COPY_PART_BYTES = 512 * 1024 * 1024;
-const MAX_PARTS = 10_000;
 const PARALLEL_PART_COPIES = 4;
 
 export interface CopyRequest {

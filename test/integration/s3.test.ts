@@ -151,6 +151,34 @@ describe('Ferry over S3: uploads', () => {
     assert.equal(await readText(fx.storage, '/kept.bin'), 'previous');
   });
 
+  test('ABOR right after the last byte: either no object and 426, or 226 and the whole object (never 426 with an object)', async (t) => {
+    const fx = await setup(t);
+    const client = await login(t, fx.port);
+    // Single PutObject (1 MiB) and multipart (11 MiB) commits, the ABOR sent 0-200 ms after the last byte so it lands at different steps.
+    const runs = [1, 11].flatMap((mib) => [0, 5, 20, 50, 100, 200].map((delayMs) => ({ size: mib * MIB + delayMs, delayMs })));
+    for (const [i, { size, delayMs }] of runs.entries()) {
+      const name = `race-${i}.bin`;
+      const data = await client.passive();
+      client.send(`STOR ${name}`);
+      await client.expect(150);
+      await send(data, size - (size % MIB));
+      data.end(randomBytes(size % MIB));
+      await once(data, 'finish');
+      await new Promise((r) => setTimeout(r, delayMs));
+      client.send('ABOR');
+      const transfer = (await client.read(20_000)).code;
+      t.diagnostic(`${name}: ${transfer}`);
+      assert.equal((await client.read(20_000)).code, 226, 'ABOR itself');
+      await noPendingUploads(fx.s3);
+      if (transfer === 226) {
+        assert.equal((await fx.storage.stat(`/${name}`)).size, size, `${name} is complete`);
+      } else {
+        assert.equal(transfer, 426);
+        assert.equal(await exists(fx.storage, `/${name}`), false, `${name} got 426 but exists`);
+      }
+    }
+  });
+
   test('an upload that crosses maxFileSizeBytes gets 552 at once and stores nothing', async (t) => {
     const fx = await setup(t, { maxFileSizeBytes: 6 * MIB });
     const client = await login(t, fx.port);
