@@ -5,6 +5,8 @@
  * The copy runs against a scripted client that records what it was sent.
  */
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { describe, test } from 'node:test';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError, replyForError } from '../../src/errors.js';
@@ -12,6 +14,7 @@ import { loadSdk } from '../../src/storage/s3-client.js';
 import { copyObject } from '../../src/storage/s3-copy.js';
 import { DirCache } from '../../src/storage/s3-dir-cache.js';
 import { fromS3Error } from '../../src/storage/s3-errors.js';
+import { S3Upload, type UploadTarget } from '../../src/storage/s3-upload.js';
 
 function s3Error(name: string, status: number, extra: Record<string, unknown> = {}): Error {
   return Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status, requestId: 'REQ123' }, ...extra });
@@ -136,5 +139,121 @@ describe('the cache of directories seen to exist', () => {
     for (const p of ['a/', 'b/', 'c/', 'd/']) cache.add(p);
     assert.ok(cache.has('d/'));
     assert.ok(!cache.has('a/'));
+  });
+});
+
+/** A client whose requests take `delayMs` (UploadPart honours the abort signal); records what was sent and what ran at once. */
+function slowClient(delayMs: number, hold: { complete?: Promise<void> } = {}) {
+  const sent: string[] = [];
+  const partBuffers = new Set<ArrayBufferLike>();
+  let partsRunning = 0;
+  let maxPartsRunning = 0;
+  const client = {
+    async send(command: { constructor: { name: string }; input: Record<string, unknown> }, options: { abortSignal?: AbortSignal } = {}) {
+      const name = command.constructor.name;
+      sent.push(name);
+      if (name === 'CreateMultipartUploadCommand') return { UploadId: 'U' };
+      if (name === 'UploadPartCommand' || name === 'PutObjectCommand') partBuffers.add((command.input['Body'] as Buffer).buffer);
+      if (name === 'UploadPartCommand') {
+        partsRunning += 1;
+        maxPartsRunning = Math.max(maxPartsRunning, partsRunning);
+        try {
+          await new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(resolve, delayMs);
+            options.abortSignal?.addEventListener('abort', () => (clearTimeout(timer), reject(Object.assign(new Error('aborted'), { name: 'AbortError' }))));
+          });
+        } finally {
+          partsRunning -= 1;
+        }
+        return { ETag: `"${String(command.input['PartNumber'])}"` };
+      }
+      if (name === 'CompleteMultipartUploadCommand') await hold.complete;
+      return {};
+    },
+  } as unknown as S3Client;
+  return { client, sent, partBuffers, maxPartsRunning: () => maxPartsRunning };
+}
+
+/** A beforeCommit hook that says when it is called and answers when released. */
+function gate(): { beforeCommit: () => Promise<void>; called: Promise<void>; release: () => void } {
+  let onCall!: () => void;
+  let release!: () => void;
+  const called = new Promise<void>((r) => (onCall = r));
+  const answer = new Promise<void>((r) => (release = r));
+  return {
+    beforeCommit: () => {
+      onCall();
+      return answer;
+    },
+    called,
+    release: () => release(),
+  };
+}
+
+async function upload(client: S3Client, overrides: Partial<UploadTarget> = {}): Promise<S3Upload> {
+  return new S3Upload({ client, sdk: await loadSdk(), bucket: 'b', key: 'k', partSizeBytes: 64 * 1024, queueSize: 3, maxFileSizeBytes: 0, ...overrides });
+}
+
+describe('the S3 upload writable', () => {
+  test('holds at most queueSize + 1 part buffers however large the upload, with at most queueSize parts in flight', async () => {
+    const s3 = slowClient(5);
+    const sink = await upload(s3.client);
+    // 40 parts, fed in 16 KiB chunks by pipeline, which waits for every write callback.
+    const chunk = Buffer.alloc(16 * 1024, 1);
+    await pipeline(
+      Readable.from((function* () {
+        for (let i = 0; i < 40 * 4; i++) yield chunk;
+      })()),
+      sink,
+    );
+    assert.ok(sink.committed);
+    assert.equal(s3.sent.filter((n) => n === 'UploadPartCommand').length, 40);
+    assert.ok(s3.partBuffers.size <= 3 + 1, `${s3.partBuffers.size} part buffers`);
+    assert.ok(s3.maxPartsRunning() <= 3, `${s3.maxPartsRunning()} parts at once`);
+    assert.equal(s3.sent.at(-1), 'CompleteMultipartUploadCommand');
+  });
+
+  test('a destroy before the final request aborts: no CompleteMultipartUpload, AbortMultipartUpload sent, not committed', async () => {
+    const s3 = slowClient(50);
+    const { beforeCommit, called, release } = gate();
+    const sink = await upload(s3.client, { beforeCommit });
+    sink.on('error', () => undefined);
+    sink.write(Buffer.alloc(200 * 1024));
+    sink.end();
+    await called;
+    sink.destroy(new Error('ABOR'));
+    release(); // beforeCommit says yes after the destroy: the commit must still stop
+    await new Promise((r) => sink.once('close', r));
+    assert.equal(sink.committed, false);
+    assert.ok(!s3.sent.includes('CompleteMultipartUploadCommand'), s3.sent.join(','));
+    assert.equal(s3.sent.at(-1), 'AbortMultipartUploadCommand');
+  });
+
+  test('a destroy once CompleteMultipartUpload is sent waits for it: committed, no abort', async () => {
+    let finish!: () => void;
+    const s3 = slowClient(1, { complete: new Promise<void>((r) => (finish = r)) });
+    const sink = await upload(s3.client);
+    sink.on('error', () => undefined);
+    sink.end(Buffer.alloc(200 * 1024));
+    while (!s3.sent.includes('CompleteMultipartUploadCommand')) await new Promise((r) => setTimeout(r, 1));
+    sink.destroy(new Error('ABOR'));
+    finish();
+    await new Promise((r) => sink.once('close', r));
+    assert.equal(sink.committed, true);
+    assert.ok(!s3.sent.includes('AbortMultipartUploadCommand'));
+  });
+
+  test('a destroy of a small upload before its PutObject sends nothing', async () => {
+    const s3 = slowClient(1);
+    const { beforeCommit, called, release } = gate();
+    const sink = await upload(s3.client, { beforeCommit });
+    sink.on('error', () => undefined);
+    sink.end(Buffer.from('small'));
+    await called;
+    sink.destroy(new Error('ABOR'));
+    release();
+    await new Promise((r) => sink.once('close', r));
+    assert.equal(sink.committed, false);
+    assert.deepEqual(s3.sent, []);
   });
 });
