@@ -33,7 +33,7 @@ import type { ListObjectsV2CommandOutput, S3Client, _Object } from '@aws-sdk/cli
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { checkOffset, checkWrite, parsePath } from './paths.js';
-import { loadSdk, SharedClient, type S3ConnectionOptions, type S3Sdk } from './s3-client.js';
+import { loadSdk, MAX_PARTS, SharedClient, type S3ConnectionOptions, type S3Sdk } from './s3-client.js';
 import { fromS3Error, isNotFound, s3Call } from './s3-errors.js';
 import { copyObject } from './s3-copy.js';
 import { DirCache } from './s3-dir-cache.js';
@@ -48,11 +48,15 @@ export interface S3StorageOptions extends S3ConnectionOptions {
    * is added. Default: the whole bucket.
    */
   prefix?: string;
-  /** Multipart part size: memory per upload is (queueSize + 1) × this. Default 8 MiB; S3 needs at least 5 MiB. */
+  /** Multipart part size: memory per upload is (queueSize + 1) × this. Default 8 MiB; from 5 MiB (S3's minimum) to 512 MiB. */
   partSizeBytes?: number;
   /** Parts of one upload sent in parallel. Default 4. */
   queueSize?: number;
-  /** Uploads that cross this size fail with 552 at once. 0 (default): no limit but S3's (partSizeBytes × 10,000). */
+  /**
+   * Uploads that cross this size fail with 552 at once. 0 (default): no limit
+   * but S3's (partSizeBytes × 10,000). A limit above partSizeBytes × 10,000
+   * is refused (the error names the part size it needs).
+   */
   maxFileSizeBytes?: number;
   /** A directory rename copies at most this many keys; larger ones are refused. Default 10,000. */
   maxRenameKeys?: number;
@@ -65,7 +69,8 @@ export interface S3StorageOptions extends S3ConnectionOptions {
 const MIB = 1024 * 1024;
 const DEFAULT_PART_SIZE = 8 * MIB;
 const MIN_PART_SIZE = 5 * MIB;
-const MAX_PART_SIZE = 5 * 1024 * MIB;
+/** Far below buffer.constants.MAX_LENGTH, and each upload holds (queueSize + 1) of these. */
+const MAX_PART_SIZE = 512 * MIB;
 const DEFAULT_QUEUE_SIZE = 4;
 const DEFAULT_MAX_RENAME_KEYS = 10_000;
 /** Directory renames copy this many keys at once. */
@@ -135,7 +140,8 @@ export class S3Storage implements Storage {
       return;
     }
     if (typeof options.bucket !== 'string' || options.bucket === '') throw new TypeError('S3Storage: bucket is required');
-    this.#settings = Object.freeze({
+    wholeNumber('socketTimeoutMs', options.socketTimeoutMs, 30_000, 1, Number.MAX_SAFE_INTEGER);
+    const settings = Object.freeze({
       bucket: options.bucket,
       partSizeBytes: wholeNumber('partSizeBytes', options.partSizeBytes, DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE),
       queueSize: wholeNumber('queueSize', options.queueSize, DEFAULT_QUEUE_SIZE, 1, 64),
@@ -144,6 +150,14 @@ export class S3Storage implements Storage {
       logger: options.logger,
       dirs: new DirCache(),
     });
+    // Refused rather than raised silently: the part size is also the memory per upload.
+    if (settings.maxFileSizeBytes > settings.partSizeBytes * MAX_PARTS) {
+      const needed = Math.ceil(settings.maxFileSizeBytes / MAX_PARTS / MIB) * MIB;
+      throw new TypeError(
+        `S3Storage: maxFileSizeBytes ${settings.maxFileSizeBytes} needs more than ${MAX_PARTS} parts of partSizeBytes ${settings.partSizeBytes}; set partSizeBytes to at least ${needed}`,
+      );
+    }
+    this.#settings = settings;
     this.#prefix = normalisePrefix(options.prefix);
     this.#client = new SharedClient(options, options.client);
   }

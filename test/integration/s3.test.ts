@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type net from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -407,6 +407,30 @@ describe('Ferry over S3: an endpoint that fails', () => {
     data.on('data', () => undefined);
     assert.equal((await client.read(20_000)).code, 451);
     await client.command('NOOP', 200);
+  });
+
+  test('an endpoint that accepts but never answers gets 451 within socketTimeoutMs, and the session stays', async (t) => {
+    const sockets = new Set<net.Socket>();
+    const blackHole = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      blackHole.close();
+    });
+    const { port } = blackHole.address() as net.AddressInfo;
+    const storage = new S3Storage({ bucket: 'stalled', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, credentials: S3_CREDENTIALS, socketTimeoutMs: 200, maxAttempts: 2 });
+    t.after(() => storage.destroy());
+    const server = await startServer(t, { storage });
+    const client = await login(t, server.port);
+    const started = Date.now();
+    await client.command('MKD x', 451);
+    // Two attempts of 200 ms, the SDK's backoff between them, and the parallel probes: well under 5 s.
+    assert.ok(Date.now() - started < 5_000, `451 after ${Date.now() - started} ms`);
+    await client.command('NOOP', 200);
+    await client.command('MKD y', 451);
   });
 
   test('a bucket that does not exist answers 550 and the session stays', async (t) => {

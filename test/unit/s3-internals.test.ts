@@ -14,6 +14,7 @@ import { loadSdk } from '../../src/storage/s3-client.js';
 import { copyObject } from '../../src/storage/s3-copy.js';
 import { DirCache } from '../../src/storage/s3-dir-cache.js';
 import { fromS3Error } from '../../src/storage/s3-errors.js';
+import { S3Storage } from '../../src/storage/s3.js';
 import { S3Upload, type UploadTarget } from '../../src/storage/s3-upload.js';
 
 function s3Error(name: string, status: number, extra: Record<string, unknown> = {}): Error {
@@ -255,5 +256,17 @@ describe('the S3 upload writable', () => {
     await new Promise((r) => sink.once('close', r));
     assert.equal(sink.committed, false);
     assert.deepEqual(s3.sent, []);
+  });
+});
+
+describe('S3Storage settings', () => {
+  test('refuses a maxFileSizeBytes that 10,000 parts cannot reach, naming the part size it needs', () => {
+    assert.throws(() => new S3Storage({ bucket: 'b', maxFileSizeBytes: 100 * 1024 ** 3 }), /set partSizeBytes to at least 11534336/);
+    new S3Storage({ bucket: 'b', maxFileSizeBytes: 100 * 1024 ** 3, partSizeBytes: 11534336 }).destroy();
+  });
+
+  test('refuses part sizes Node cannot hold (queueSize + 1) times: at most 512 MiB', () => {
+    assert.throws(() => new S3Storage({ bucket: 'b', partSizeBytes: 512 * 1024 * 1024 + 1 }), /partSizeBytes must be a whole number from 5242880 to 536870912/);
+    assert.throws(() => new S3Storage({ bucket: 'b', socketTimeoutMs: 0 }), /socketTimeoutMs/);
   });
 });
