@@ -17,9 +17,12 @@
  *   - a file rename is a server-side copy then a delete;
  *   - a directory rename copies every key under the prefix (at most
  *     `maxRenameKeys`, else TOO_MANY_ENTRIES before anything is copied);
- *     if a copy fails, the copies already made are deleted again and the
- *     source is untouched; if deleting the sources fails afterwards, the new
- *     tree is complete and the error says the old keys remain;
+ *     if a copy fails, the copies already made are deleted again (not the
+ *     marker of a target directory that existed) and the source is
+ *     untouched; copies that undo could not delete are logged and named in
+ *     the error; if deleting the sources fails afterwards, the new tree is
+ *     complete, the client gets RENAME_INCOMPLETE (550) and the log has the
+ *     count and a sample of the old keys that remain;
  *   - checks (does the parent exist, is the name a directory) and the write
  *     that follows are separate requests: another node may act in between.
  *
@@ -35,7 +38,7 @@ import type { Logger } from '../observability/logger.js';
 import { checkOffset, checkWrite, parsePath } from './paths.js';
 import { loadSdk, MAX_PARTS, SharedClient, type S3ConnectionOptions, type S3Sdk } from './s3-client.js';
 import { fromS3Error, isNotFound, s3Call } from './s3-errors.js';
-import { copyObject } from './s3-copy.js';
+import { copyObject, forEachLimited } from './s3-copy.js';
 import { DirCache } from './s3-dir-cache.js';
 import { S3Upload } from './s3-upload.js';
 import type { FileInfo, ReadOptions, Storage, StorageCapabilities, StorageWritable, WriteOptions } from './types.js';
@@ -450,7 +453,11 @@ export class S3Storage implements Storage {
       const { client, sdk } = await this.#s3();
       const fromKey = this.#fileKey(fromSegments);
       await copyObject({ client, sdk, bucket: this.#settings.bucket, from: fromKey, to: this.#fileKey(toSegments), size: source.size });
-      await this.#deleteKey(fromKey);
+      try {
+        await this.#deleteKey(fromKey);
+      } catch (err) {
+        throw new FerryError(ErrorCodes.RENAME_INCOMPLETE, `rename of ${from} copied the file but could not delete ${fromKey}`, { cause: err });
+      }
     } else {
       if (target?.type === 'file') throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `rename of a directory onto a file: ${to}`);
       if (target && (await this.#listKeys(this.#dirKey(toSegments), 2)).some((k) => k.Key !== this.#dirKey(toSegments))) {
@@ -458,7 +465,7 @@ export class S3Storage implements Storage {
       }
       const fromPrefix = this.#dirKey(fromSegments);
       this.#settings.dirs.forget(fromPrefix);
-      await this.#renameDir(fromPrefix, this.#dirKey(toSegments), from);
+      await this.#renameDir(fromPrefix, this.#dirKey(toSegments), from, target !== null);
       this.#settings.dirs.forget(fromPrefix);
     }
     await this.#keepParent(fromSegments);
@@ -487,8 +494,13 @@ export class S3Storage implements Storage {
     if ((await this.#listKeys(parent, 1)).length === 0) await this.#putMarker(parent);
   }
 
-  async #renameDir(fromPrefix: string, toPrefix: string, path: string): Promise<void> {
-    const { maxRenameKeys, bucket } = this.#settings;
+  /**
+   * Copy every key under `fromPrefix` to `toPrefix`, then delete the old
+   * keys. `targetExisted`: `toPrefix` was an empty directory (at most its
+   * marker), whose marker an undo must leave alone.
+   */
+  async #renameDir(fromPrefix: string, toPrefix: string, path: string, targetExisted: boolean): Promise<void> {
+    const { maxRenameKeys, bucket, logger } = this.#settings;
     const keys: _Object[] = [];
     let token: string | undefined;
     const { client, sdk } = await this.#s3();
@@ -506,54 +518,47 @@ export class S3Storage implements Storage {
     try {
       await forEachLimited(keys, RENAME_CONCURRENCY, async (object) => {
         const target = toPrefix + object.Key!.slice(fromPrefix.length);
-        await copyObject({ client, sdk, bucket, from: object.Key!, to: target, size: object.Size ?? 0 });
-        copied.push(target);
+        await copyObject({ client, sdk, bucket, from: object.Key!, to: target, size: object.Size ?? 0, etag: object.ETag });
+        // The target's own marker existed before: the undo must not delete it.
+        if (!(targetExisted && target === toPrefix)) copied.push(target);
       });
     } catch (err) {
       // Undo: the source is untouched, the half-made copy goes away.
-      await this.#deleteKeys(copied).catch(() => undefined);
-      throw err;
+      const left = await this.#deleteKeys(copied);
+      if (left.length === 0) throw err;
+      logger?.warn({ path, bucket, failed: left.length, sample: left.slice(0, 10) }, 'directory rename failed, and its undo left copies behind under the target');
+      throw new FerryError(ErrorCodes.UNAVAILABLE, `rename of ${path} failed (${(err as Error).message}); the undo could not delete ${left.length} copies, first ${left[0]}`, {
+        cause: err,
+      });
     }
-    try {
-      await this.#deleteKeys(keys.map((k) => k.Key!));
-    } catch (err) {
-      const failure = err as Error;
-      throw new FerryError(ErrorCodes.UNAVAILABLE, `rename of ${path} copied everything but some old keys remain: ${failure.message}`, { cause: err });
+    const left = await this.#deleteKeys(keys.map((k) => k.Key!));
+    if (left.length > 0) {
+      logger?.warn({ path, bucket, failed: left.length, sample: left.slice(0, 10) }, 'directory rename copied everything, but some old keys remain');
+      throw new FerryError(ErrorCodes.RENAME_INCOMPLETE, `rename of ${path} copied everything but ${left.length} old keys remain, first ${left[0]}`);
     }
   }
 
-  /** DeleteObjects in batches of 1,000 (S3's limit per request). */
-  async #deleteKeys(keys: readonly string[]): Promise<void> {
+  /**
+   * DeleteObjects in batches of 1,000 (S3's limit per request); returns the
+   * keys not deleted (a batch that failed whole counts all its keys), after
+   * trying every batch.
+   */
+  async #deleteKeys(keys: readonly string[]): Promise<string[]> {
     const { client, sdk } = await this.#s3();
+    const left: string[] = [];
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       const input = { Bucket: this.#settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } };
-      const out = await s3Call('DeleteObjects', batch[0]!, () => client.send(new sdk.DeleteObjectsCommand(input)));
-      if (out.Errors?.length) {
-        throw new FerryError(ErrorCodes.UNAVAILABLE, `DeleteObjects: ${out.Errors.length} keys not deleted, first ${out.Errors[0]!.Key} (${out.Errors[0]!.Code})`);
-      }
-    }
-  }
-}
-
-/** Run `work` on every item, at most `limit` at once; the first failure stops new work and is thrown. */
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
       try {
-        await work(item);
+        const out = await s3Call('DeleteObjects', batch[0]!, () => client.send(new sdk.DeleteObjectsCommand(input)));
+        for (const error of out.Errors ?? []) left.push(error.Key ?? '(unnamed)');
       } catch (err) {
-        failed = true;
-        throw err;
+        this.#settings.logger?.debug({ err: (err as Error).message }, 'DeleteObjects failed');
+        left.push(...batch);
       }
     }
-  };
-  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  const rejection = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (rejection) throw rejection.reason;
+    return left;
+  }
 }
 
 /**

@@ -18,6 +18,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Client } from 'basic-ftp';
 import { ErrorCodes, S3Storage, UserListAuthenticator, createServer, hashPassword, type S3StorageOptions, type Storage } from '../../src/index.js';
+import { silentLogger, type Logger } from '../../src/observability/logger.js';
 import { startCli } from '../helpers/cli.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
 import { S3_CREDENTIALS, startS3, type TestS3 } from '../helpers/s3.js';
@@ -336,6 +337,78 @@ describe('Ferry over S3: directories over flat keys', () => {
     assert.equal(await exists(fx.storage, '/big/6'), true);
   });
 });
+
+/** `raw` with `fail` consulted before every command: return an answer (or throw) to replace S3's, or undefined to pass it on. */
+function failing(raw: S3Client, fail: (name: string, input: Record<string, unknown>) => unknown): S3Client {
+  return new Proxy(raw, {
+    get(target, prop, receiver) {
+      if (prop !== 'send') return Reflect.get(target, prop, receiver);
+      return async (command: { constructor: { name: string }; input: Record<string, unknown> }, options?: unknown) => {
+        const answer = fail(command.constructor.name, command.input);
+        if (answer !== undefined) return answer;
+        return (target.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
+      };
+    },
+  });
+}
+
+/** A logger that keeps its warnings. */
+function warnings(): { logger: Logger; warned: Array<Record<string, unknown>> } {
+  const warned: Array<Record<string, unknown>> = [];
+  const logger: Logger = { ...silentLogger, warn: (fields: unknown) => void warned.push(fields as Record<string, unknown>), child: () => logger };
+  return { logger, warned };
+}
+
+describe('Ferry over S3: directory renames that fail half-way', () => {
+  test('old keys that cannot be deleted give 550 "Rename incomplete", with their count and a sample in the log', async (t) => {
+    const fx = await setup(t);
+    const { logger, warned } = warnings();
+    const storage = new S3Storage({
+      bucket: fx.s3.bucket,
+      logger,
+      client: failing(fx.raw, (name, input) => {
+        const keys = (input['Delete'] as { Objects: Array<{ Key: string }> } | undefined)?.Objects.map((o) => o.Key) ?? [];
+        if (name === 'DeleteObjectsCommand' && keys.includes('src/b')) return { Errors: [{ Key: 'src/b', Code: 'AccessDenied' }] };
+        return undefined;
+      }),
+    });
+    const server = await startServer(t, { storage });
+    for (const key of ['src/a', 'src/b']) await fx.raw.send(new PutObjectCommand({ Bucket: fx.s3.bucket, Key: key, Body: Buffer.from(key) }));
+    const client = await login(t, server.port);
+    await client.command('RNFR src', 350);
+    const reply = await client.command('RNTO dst', 550);
+    assert.match(reply.text, /Rename incomplete/);
+    assert.equal(await readText(fx.storage, '/dst/a'), 'src/a');
+    assert.equal(await readText(fx.storage, '/dst/b'), 'src/b');
+    assert.equal(await exists(fx.storage, '/src/b'), true);
+    assert.deepEqual(
+      warned.map((w) => [w['failed'], w['sample']]),
+      [[1, ['src/b']]],
+    );
+  });
+
+  test('a failed copy onto an existing empty directory undoes the copies but keeps that directory', async (t) => {
+    const fx = await setup(t);
+    const storage = new S3Storage({
+      bucket: fx.s3.bucket,
+      client: failing(fx.raw, (name, input) => {
+        if (name === 'CopyObjectCommand' && input['Key'] === 'dst/z') throw Object.assign(new Error('SlowDown'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } });
+        return undefined;
+      }),
+    });
+    for (const key of ['src/', 'src/a', 'src/z', 'dst/']) await fx.raw.send(new PutObjectCommand({ Bucket: fx.s3.bucket, Key: key, Body: Buffer.from('') }));
+    await assert.rejects(storage.rename('/src', '/dst'), { code: ErrorCodes.UNAVAILABLE });
+    assert.equal((await fx.storage.stat('/dst')).type, 'dir', 'the empty target directory is still there');
+    assert.deepEqual(await listNames(fx.storage, '/dst'), []);
+    assert.deepEqual(await listNames(fx.storage, '/src'), ['a', 'z']);
+  });
+});
+
+async function listNames(storage: Storage, path: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const page of storage.list(path)) names.push(...page.map((e) => e.name));
+  return names.sort();
+}
 
 describe('Ferry over S3: per-user prefixes', () => {
   test('forUser gives each user their own root under a {username} prefix, and refuses names that could escape it', async (t) => {

@@ -74,9 +74,10 @@ function scriptedClient(answer: (command: Sent) => unknown): { client: S3Client;
 }
 
 describe('server-side copy for renames', () => {
-  test('objects above the single-copy limit are copied as multipart UploadPartCopy ranges', async () => {
+  test('objects above the single-copy limit are copied as multipart UploadPartCopy ranges of one version, with its type and metadata', async () => {
     const sdk = await loadSdk();
     const { client, sent } = scriptedClient(({ name, input }) => {
+      if (name === 'HeadObjectCommand') return { ETag: '"v1"', ContentType: 'image/jpeg', Metadata: { camera: 'gate' } };
       if (name === 'CreateMultipartUploadCommand') return { UploadId: 'U1' };
       if (name === 'UploadPartCopyCommand') return { CopyPartResult: { ETag: `"e${String(input['PartNumber'])}"` } };
       return {};
@@ -84,7 +85,12 @@ describe('server-side copy for renames', () => {
     await copyObject({ client, sdk, bucket: 'b', from: 'dir/a b?.bin', to: 'new.bin', size: 12, singleCopyLimitBytes: 5 });
     const ranges = sent.filter((c) => c.name === 'UploadPartCopyCommand').map((c) => c.input['CopySourceRange']).sort();
     assert.deepEqual(ranges, ['bytes=0-4', 'bytes=10-11', 'bytes=5-9']);
-    assert.equal(sent[1]!.input['CopySource'], 'b/dir/a%20b%3F.bin');
+    const copies = sent.filter((c) => c.name === 'UploadPartCopyCommand');
+    assert.equal(copies[0]!.input['CopySource'], 'b/dir/a%20b%3F.bin');
+    assert.ok(copies.every((c) => c.input['CopySourceIfMatch'] === '"v1"'), 'every range from the version the HEAD saw');
+    const create = sent.find((c) => c.name === 'CreateMultipartUploadCommand')!;
+    assert.equal(create.input['ContentType'], 'image/jpeg');
+    assert.deepEqual(create.input['Metadata'], { camera: 'gate' });
     const complete = sent.find((c) => c.name === 'CompleteMultipartUploadCommand')!;
     assert.deepEqual(complete.input['MultipartUpload'], {
       Parts: [
@@ -110,13 +116,22 @@ describe('server-side copy for renames', () => {
     assert.ok(!sent.some((c) => c.name === 'CompleteMultipartUploadCommand'));
   });
 
-  test('objects up to the limit use one CopyObject', async () => {
+  test('objects up to the limit use one CopyObject, conditional on the ETag (from the listing, else a HEAD)', async () => {
     const sdk = await loadSdk();
-    const { client, sent } = scriptedClient(() => ({}));
+    const { client, sent } = scriptedClient(({ name }) => (name === 'HeadObjectCommand' ? { ETag: '"h"' } : {}));
+    await copyObject({ client, sdk, bucket: 'b', from: 'a', to: 'c', size: 5, singleCopyLimitBytes: 5, etag: '"listed"' });
+    assert.deepEqual(
+      sent.map((c) => [c.name, c.input['CopySourceIfMatch']]),
+      [['CopyObjectCommand', '"listed"']],
+    );
+    sent.length = 0;
     await copyObject({ client, sdk, bucket: 'b', from: 'a', to: 'c', size: 5, singleCopyLimitBytes: 5 });
     assert.deepEqual(
-      sent.map((c) => c.name),
-      ['CopyObjectCommand'],
+      sent.map((c) => [c.name, c.input['CopySourceIfMatch']]),
+      [
+        ['HeadObjectCommand', undefined],
+        ['CopyObjectCommand', '"h"'],
+      ],
     );
   });
 });
