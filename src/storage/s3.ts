@@ -348,6 +348,12 @@ export class S3Storage implements Storage {
     try {
       // A ranged GET: REST + RETR costs no more than a plain RETR.
       const out = await client.send(new sdk.GetObjectCommand({ Bucket: this.#settings.bucket, Key: key, Range: start > 0 ? `bytes=${start}-` : undefined }));
+      // A store that ignores Range answers 200 with the whole object: sent
+      // after REST, it would splice the file's start into the client's copy.
+      if (start > 0 && !out.ContentRange?.startsWith(`bytes ${start}-`)) {
+        (out.Body as Readable | undefined)?.destroy();
+        throw new FerryError(ErrorCodes.UNSUPPORTED, `GetObject ${key}: asked for bytes ${start}-, got Content-Range ${String(out.ContentRange)}`);
+      }
       return translatedBody(out.Body as Readable, key);
     } catch (err) {
       if (isNotFound(err)) {

@@ -285,3 +285,17 @@ describe('S3Storage settings', () => {
     assert.throws(() => new S3Storage({ bucket: 'b', socketTimeoutMs: 0 }), /socketTimeoutMs/);
   });
 });
+
+describe('REST + RETR on S3', () => {
+  test('a store that ignores Range (no matching Content-Range) is refused rather than corrupt the resumed file', async () => {
+    const answers: Array<Record<string, unknown>> = [];
+    const { client } = scriptedClient(() => answers.shift());
+    const storage = new S3Storage({ bucket: 'b', client });
+    answers.push({ Body: Readable.from([Buffer.from('whole object')]), ContentRange: undefined });
+    await assert.rejects(storage.read('/f', { start: 6 }), { code: ErrorCodes.UNSUPPORTED });
+    answers.push({ Body: Readable.from([Buffer.from('object')]), ContentRange: 'bytes 6-11/12' });
+    const chunks: Buffer[] = [];
+    for await (const chunk of await storage.read('/f', { start: 6 })) chunks.push(chunk as Buffer);
+    assert.equal(Buffer.concat(chunks).toString(), 'object');
+  });
+});
