@@ -33,6 +33,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ListObjectsV2CommandOutput, S3Client, _Object } from '@aws-sdk/client-s3';
+import { fillUsername, isPathSafeUsername } from '../auth/username.js';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { checkOffset, checkWrite, parsePath } from './paths.js';
@@ -105,9 +106,9 @@ function normalisePrefix(prefix: string | undefined): string {
   return trimmed === '' || trimmed.endsWith('/') ? trimmed : `${trimmed}/`;
 }
 
-/** A user name becomes one key segment: nothing that could reach another user's prefix. */
+/** A user name becomes one key segment: nothing that could reach another user's prefix (the users-file rule). */
 function checkUsername(username: string): void {
-  if (username === '' || username === '.' || username === '..' || /[/\\\0-\x1f\x7f]/.test(username)) {
+  if (!isPathSafeUsername(username)) {
     throw new FerryError(ErrorCodes.INVALID_NAME, `user name cannot be used in an S3 prefix: ${JSON.stringify(username)}`);
   }
 }
@@ -177,7 +178,7 @@ export class S3Storage implements Storage {
   forUser(username: string): S3Storage {
     if (!this.#prefix.includes('{username}')) return this;
     checkUsername(username);
-    return this.#derive(this.#prefix.replaceAll('{username}', username));
+    return this.#derive(fillUsername(this.#prefix, username));
   }
 
   /**

@@ -246,3 +246,13 @@ test('a per-user TLS policy in the users file: that user must secure the connect
   await secured.command('USER strict', 331);
   await secured.command('PASS pw', 230);
 });
+
+test('an account named anonymous or ftp is refused while anonymous login is on: it would share anonymous\'s storage', async (t) => {
+  for (const name of ['anonymous', 'FTP']) {
+    await assert.rejects(serveConfig(t, 'anonymous:\n  enabled: true\n', { [name]: { passwordHash: HASH, home: '/' } }), (err: Error) => {
+      assert.match(err.message, new RegExp(`users.json: the account "${name}" clashes with anonymous login`));
+      return true;
+    });
+  }
+  await serveConfig(t, 'anonymous:\n  enabled: false\n', { anonymous: { passwordHash: HASH, home: '/' } });
+});

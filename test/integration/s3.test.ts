@@ -429,7 +429,8 @@ describe('Ferry over S3: per-user prefixes', () => {
     assert.deepEqual((await shared.forUser('ann').stat('/only-ann')).type, 'dir');
     assert.equal(await exists(shared.forUser('ann'), '/only-bob'), false);
     assert.equal(await exists(shared.forUser('bob'), '/only-bob'), true);
-    for (const bad of ['', '..', 'a/b', 'a\\b']) assert.throws(() => shared.forUser(bad), { code: ErrorCodes.INVALID_NAME });
+    // "$`" would expand to the text before the placeholder ("users/"): the whole users/ tree.
+    for (const bad of ['', '.', '..', 'a/b', 'a\\b', '$`', '$&', "$'"]) assert.throws(() => shared.forUser(bad), { code: ErrorCodes.INVALID_NAME }, bad);
     // A home (users file, anonymous.home) is a sub-prefix: /only-ann/inbox of ann's storage.
     await shared.forUser('ann').at('/only-ann').mkdir('/inbox');
     assert.equal((await shared.forUser('ann').stat('/only-ann/inbox')).type, 'dir');
