@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ANONYMOUS_NAMES, AnonymousAuthenticator } from '../auth/anonymous.js';
+import { AnonymousAuthenticator } from '../auth/anonymous.js';
 import { HttpAuthenticator } from '../auth/http-hook.js';
 import { VerificationCache } from '../auth/password.js';
 import { parsePermissions } from '../auth/permissions.js';
@@ -85,7 +85,7 @@ async function buildAuthenticator(config: Config, options: BuildOptions): Promis
   if (config.anonymous.enabled) refuseAnonymousNames(listed, config.users.file);
   if (listed.length > 0) chain.push(new UserListAuthenticator(listed, { cache: options.cache ?? new VerificationCache({ ttlMs: config.users.cacheTtlMs }) }));
   if (config.anonymous.enabled) {
-    chain.push(new AnonymousAuthenticator({ storage: () => storageAt(config.anonymous.home, 'anonymous'), permissions: parsePermissions(config.anonymous.permissions)! }));
+    chain.push(new AnonymousAuthenticator({ storage: () => storageAt(config.anonymous.home, ANONYMOUS_USER), permissions: parsePermissions(config.anonymous.permissions)! }));
   }
   if (config.authHook.url) {
     chain.push(
@@ -102,22 +102,26 @@ async function buildAuthenticator(config: Config, options: BuildOptions): Promis
 }
 
 /**
- * With anonymous login on, "anonymous" and "ftp" (any case) log in as
- * anonymous, whose storage is that of the user "anonymous" (its
- * `{username}` prefix, users/anonymous/). An account of one of those names
- * would share that storage with every anonymous client, and could never
- * log in by password anyway when listed after it: refused, saying why.
+ * With anonymous login on, anonymous sessions get the storage of the user
+ * name "anonymous" (with a `{username}` S3 prefix: users/anonymous/). A
+ * listed account of that name would share it with every anonymous client
+ * (who log in as "ftp" too): refused, saying why. (An account named "ftp"
+ * is fine: the users file owns that name, and its storage is users/ftp/.)
+ * Any case: some stores compare names without it.
  */
 function refuseAnonymousNames(listed: readonly ListedUser[], usersFile: string | null): void {
-  const clashes = listed.filter((u) => ANONYMOUS_NAMES.includes(u.username.toLowerCase()));
+  const clashes = listed.filter((u) => u.username.toLowerCase() === ANONYMOUS_USER);
   if (clashes.length === 0) return;
   throw new ConfigError(
     clashes.map(
       (u) =>
-        `${usersFile ?? '--user'}: the account "${u.username}" clashes with anonymous login (anonymous.enabled is true, and "anonymous" and "ftp" are its names): it would share anonymous's storage; rename the account or turn anonymous off`,
+        `${usersFile ?? '--user'}: the account "${u.username}" clashes with anonymous login (anonymous.enabled is true): anonymous sessions use the storage of the user name "anonymous", which this account would share; rename the account or turn anonymous off`,
     ),
   );
 }
+
+/** The user name anonymous sessions' storage is derived from (`{username}`). */
+const ANONYMOUS_USER = 'anonymous';
 
 /** What an HTTP hook's 200 answer may say; everything optional, read-only by default. */
 const hookAnswerSchema = userSchema.omit({ passwordHash: true, disabled: true, allowFrom: true, tls: true });

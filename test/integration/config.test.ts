@@ -247,8 +247,8 @@ test('a per-user TLS policy in the users file: that user must secure the connect
   await secured.command('PASS pw', 230);
 });
 
-test('an account named anonymous or ftp is refused while anonymous login is on: it would share anonymous\'s storage', async (t) => {
-  for (const name of ['anonymous', 'FTP']) {
+test('an account named anonymous is refused while anonymous login is on: it would share anonymous\'s storage', async (t) => {
+  for (const name of ['anonymous', 'Anonymous']) {
     await assert.rejects(serveConfig(t, 'anonymous:\n  enabled: true\n', { [name]: { passwordHash: HASH, home: '/' } }), (err: Error) => {
       assert.match(err.message, new RegExp(`users.json: the account "${name}" clashes with anonymous login`));
       return true;
