@@ -66,8 +66,14 @@ export interface S3StorageOptions extends S3ConnectionOptions {
   maxRenameKeys?: number;
   /** An S3Client to use instead of creating one (its own settings then apply). */
   client?: S3Client;
-  /** Where failures that no client sees are reported (a multipart upload that could not be aborted). */
+  /** Where failures that no client sees are reported (a multipart upload that could not be aborted, a rename's leftovers). */
   logger?: Logger;
+  /**
+   * @internal Keys per ListObjectsV2 page for listings and directory
+   * renames (default: the store's, 1,000 on S3). Tests page through a few
+   * dozen keys with it instead of thousands.
+   */
+  listPageSize?: number;
 }
 
 const MIB = 1024 * 1024;
@@ -89,6 +95,7 @@ const UNKNOWN_TIME = 0;
 
 type Settings = Required<Pick<S3StorageOptions, 'bucket' | 'partSizeBytes' | 'queueSize' | 'maxFileSizeBytes' | 'maxRenameKeys'>> & {
   logger?: Logger;
+  listPageSize?: number;
   /** Shared by every storage derived from this one. */
   dirs: DirCache;
 };
@@ -152,6 +159,7 @@ export class S3Storage implements Storage {
       maxFileSizeBytes: wholeNumber('maxFileSizeBytes', options.maxFileSizeBytes, 0, 0, Number.MAX_SAFE_INTEGER),
       maxRenameKeys: wholeNumber('maxRenameKeys', options.maxRenameKeys, DEFAULT_MAX_RENAME_KEYS, 1, 1_000_000),
       logger: options.logger,
+      listPageSize: options.listPageSize === undefined ? undefined : wholeNumber('listPageSize', options.listPageSize, 1000, 1, 1000),
       dirs: new DirCache(),
     });
     // Refused rather than raised silently: the part size is also the memory per upload.
@@ -317,7 +325,7 @@ export class S3Storage implements Storage {
     let token: string | undefined;
     let first = true;
     do {
-      const out = await this.#listPage(prefix, { delimiter: '/', token });
+      const out = await this.#listPage(prefix, { delimiter: '/', token, maxKeys: this.#settings.listPageSize });
       if (first && segments.length > 0 && !out.Contents?.length && !out.CommonPrefixes?.length) {
         // Nothing under the prefix: no such directory (or a file).
         const file = await this.#headFile(this.#fileKey(segments), segments[segments.length - 1]!);
@@ -513,7 +521,7 @@ export class S3Storage implements Storage {
     const { client, sdk } = await this.#s3();
     // Count first: a directory too large is refused before anything changes.
     do {
-      const out = await this.#listPage(fromPrefix, { token });
+      const out = await this.#listPage(fromPrefix, { token, maxKeys: this.#settings.listPageSize });
       keys.push(...(out.Contents ?? []));
       if (keys.length > maxRenameKeys) {
         throw new FerryError(ErrorCodes.TOO_MANY_ENTRIES, `rename of ${path}: more than maxRenameKeys (${maxRenameKeys}) keys`);
