@@ -272,10 +272,18 @@ export class S3Storage implements Storage {
       this.#settings.dirs.add(prefix);
       return;
     }
+    throw await this.#notADirectory(segments, path, 'a file on the way to');
+  }
+
+  /**
+   * The error for `segments`, known not to be a directory: NOT_A_DIRECTORY
+   * when it is a file (`what` says what was tried), else what #missing finds.
+   */
+  async #notADirectory(segments: readonly string[], path: string, what: string): Promise<FerryError> {
     if (await this.#headFile(this.#fileKey(segments), segments[segments.length - 1]!)) {
-      throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `a file on the way to ${path}`);
+      return new FerryError(ErrorCodes.NOT_A_DIRECTORY, `${what} ${path}`);
     }
-    throw await this.#missing(segments, path);
+    return this.#missing(segments, path);
   }
 
   /** The error for a path that is neither a file nor a directory (a file on the way is NOT_A_DIRECTORY). */
@@ -328,9 +336,7 @@ export class S3Storage implements Storage {
       const out = await this.#listPage(prefix, { delimiter: '/', token, maxKeys: this.#settings.listPageSize });
       if (first && segments.length > 0 && !out.Contents?.length && !out.CommonPrefixes?.length) {
         // Nothing under the prefix: no such directory (or a file).
-        const file = await this.#headFile(this.#fileKey(segments), segments[segments.length - 1]!);
-        if (file) throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `list of a file: ${path}`);
-        throw await this.#missing(segments, path);
+        throw await this.#notADirectory(segments, path, 'list of a file:');
       }
       first = false;
       const page: FileInfo[] = [];
@@ -421,11 +427,7 @@ export class S3Storage implements Storage {
     if (segments.length === 0) throw new FerryError(ErrorCodes.ACCESS_DENIED, 'rmdir of the root');
     const prefix = this.#dirKey(segments);
     const keys = await this.#listKeys(prefix, 2);
-    if (keys.length === 0) {
-      const file = await this.#headFile(this.#fileKey(segments), segments[segments.length - 1]!);
-      if (file) throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `rmdir of a file: ${path}`);
-      throw await this.#missing(segments, path);
-    }
+    if (keys.length === 0) throw await this.#notADirectory(segments, path, 'rmdir of a file:');
     if (keys.some((k) => k.Key !== prefix)) throw new FerryError(ErrorCodes.NOT_EMPTY, `not empty: ${path}`);
     // Forgotten before and after: an upload's check in between may have seen the marker.
     this.#settings.dirs.forget(prefix);
