@@ -54,6 +54,7 @@ const s3Storage = section({
   queueSize: wholeNumber(1, 64).default(4),
   maxFileSizeBytes: wholeNumber(0).default(0),
   maxRenameKeys: wholeNumber(1).default(10_000),
+  maxUploadBufferBytes: wholeNumber(0).default(0),
   socketTimeoutMs: wholeNumber(1).default(30_000),
   credentials: section({
     accessKeyId: text('an access key id'),
@@ -64,6 +65,9 @@ const s3Storage = section({
     .default(null),
 }).superRefine((s3, ctx) => {
   // A size limit no upload can reach (S3 takes at most 10,000 parts) would fail late, at part 10,001.
+  if (s3.maxUploadBufferBytes > 0 && s3.maxUploadBufferBytes < s3.partSizeBytes) {
+    ctx.addIssue({ code: 'custom', path: ['maxUploadBufferBytes'], message: `0 (no limit) or at least partSizeBytes (${s3.partSizeBytes})` });
+  }
   if (s3.maxFileSizeBytes > s3.partSizeBytes * S3_MAX_PARTS) {
     const needed = Math.ceil(s3.maxFileSizeBytes / S3_MAX_PARTS / MIB) * MIB;
     ctx.addIssue({

@@ -55,6 +55,49 @@ export interface UploadTarget {
   logger?: Logger;
   /** Runs once the data is all in, before the object becomes visible (STOU's "is the name still free?"). */
   beforeCommit?: () => Promise<void>;
+  /** Part buffers of all uploads of the process come out of this, if set. */
+  budget?: PartBudget;
+}
+
+/**
+ * Bytes of part buffers all uploads together may hold: the per-process
+ * bound (without it, maxConnections × (queueSize + 1) × partSizeBytes).
+ * An upload that needs a new part buffer when the budget is spent waits, as
+ * for a part slot, so backpressure reaches its data socket; it goes on when
+ * another upload ends, or with a buffer of its own that a finished part
+ * frees. Every upload can always get one buffer eventually (the budget is at
+ * least one part), so uploads slow down but never deadlock.
+ */
+export class PartBudget {
+  #free: number;
+  #waiters: Array<() => void> = [];
+
+  constructor(readonly bytes: number) {
+    this.#free = bytes;
+  }
+
+  get free(): number {
+    return this.#free;
+  }
+
+  /** Take `bytes` if that much is free. */
+  tryTake(bytes: number): boolean {
+    if (this.#free < bytes) return false;
+    this.#free -= bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.#free += bytes;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves at the next give(): then try again. */
+  returned(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
 }
 
 export class S3Upload extends Writable {
@@ -64,6 +107,8 @@ export class S3Upload extends Writable {
   #part: Buffer | null = null;
   /** Part buffers whose UploadPart has finished, reused so memory does not wait for the GC. */
   readonly #spare: Buffer[] = [];
+  /** Part buffers taken from the budget (all of them when there is none), given back once at the end. */
+  #allocated = 0;
   #filled = 0;
   #total = 0;
   #uploadId: Promise<string> | null = null;
@@ -121,12 +166,39 @@ export class S3Upload extends Writable {
         this.#sendPart();
         if (this.#inFlight.size >= this.#target.queueSize) return this.#waitForSlot(chunk.subarray(offset));
       }
-      this.#part ??= this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.#target.partSizeBytes);
+      this.#part ??= this.#spare.pop() ?? this.#newBuffer() ?? null;
+      if (!this.#part) return this.#waitForBuffer(chunk.subarray(offset));
       const copied = chunk.copy(this.#part, this.#filled, offset);
       this.#filled += copied;
       offset += copied;
     }
     return undefined;
+  }
+
+  /** A new part buffer, or undefined when the budget has none to spare now. */
+  #newBuffer(): Buffer | undefined {
+    const { budget, partSizeBytes } = this.#target;
+    if (budget && !budget.tryTake(partSizeBytes)) return undefined;
+    this.#allocated += 1;
+    return Buffer.allocUnsafeSlow(partSizeBytes);
+  }
+
+  /** Wait until another upload gives budget back, or a part of ours finishes (its buffer becomes spare). */
+  async #waitForBuffer(rest: Buffer): Promise<void> {
+    while (this.#spare.length === 0 && this.#target.budget!.free < this.#target.partSizeBytes) {
+      if (this.#aborted) throw new FerryError(ErrorCodes.ABORTED, `upload to ${this.#key} was aborted`);
+      await Promise.race([this.#target.budget!.returned(), ...this.#inFlight]);
+    }
+    if (this.#failure) throw this.#failure;
+    this.#total -= rest.length;
+    const again = this.#accept(rest);
+    if (again) await again;
+  }
+
+  /** Give the part buffers' budget back: once, when the upload has ended and no request reads them. */
+  #releaseBuffers(): void {
+    this.#target.budget?.give(this.#allocated * this.#target.partSizeBytes);
+    this.#allocated = 0;
   }
 
   async #waitForSlot(rest: Buffer): Promise<void> {
@@ -219,6 +291,7 @@ export class S3Upload extends Writable {
     this.#final = request;
     await request;
     this.#committed = true;
+    this.#releaseBuffers();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -239,12 +312,14 @@ export class S3Upload extends Writable {
     this.#controller.abort();
     this.#part = null;
     this.#spare.length = 0;
+    // Let cancelled part requests settle first: a part landing after the
+    // abort would otherwise stay behind as an orphan (and until then the
+    // SDK may still read the buffers).
+    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+    this.#releaseBuffers();
     if (!this.#uploadId) return;
     const uploadId = await this.#uploadId.catch(() => null);
     if (!uploadId) return;
-    // Let cancelled part requests settle first: a part landing after the
-    // abort would otherwise stay behind as an orphan.
-    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
     const { client, sdk, bucket } = this.#target;
     try {
       await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: this.#key, UploadId: uploadId }), {

@@ -41,7 +41,7 @@ import { loadSdk, MAX_PARTS, SharedClient, type S3ConnectionOptions, type S3Sdk 
 import { fromS3Error, isNotFound, s3Call } from './s3-errors.js';
 import { copyObject, forEachLimited } from './s3-copy.js';
 import { DirCache } from './s3-dir-cache.js';
-import { S3Upload } from './s3-upload.js';
+import { PartBudget, S3Upload } from './s3-upload.js';
 import type { FileInfo, ReadOptions, Storage, StorageCapabilities, StorageWritable, WriteOptions } from './types.js';
 
 export interface S3StorageOptions extends S3ConnectionOptions {
@@ -56,6 +56,14 @@ export interface S3StorageOptions extends S3ConnectionOptions {
   partSizeBytes?: number;
   /** Parts of one upload sent in parallel. Default 4. */
   queueSize?: number;
+  /**
+   * Bytes of part buffers all uploads of this storage (and of every storage
+   * forUser()/at() derives from it) may hold together; an upload that needs
+   * more waits, with backpressure on its data connection. 0 (default): no
+   * process-wide bound beyond the per-upload (queueSize + 1) × partSizeBytes.
+   * At least partSizeBytes.
+   */
+  maxUploadBufferBytes?: number;
   /**
    * Uploads that cross this size fail with 552 at once. 0 (default): no limit
    * but S3's (partSizeBytes × 10,000). A limit above partSizeBytes × 10,000
@@ -95,6 +103,7 @@ const UNKNOWN_TIME = 0;
 
 type Settings = Required<Pick<S3StorageOptions, 'bucket' | 'partSizeBytes' | 'queueSize' | 'maxFileSizeBytes' | 'maxRenameKeys'>> & {
   logger?: Logger;
+  budget?: PartBudget;
   listPageSize?: number;
   /** Shared by every storage derived from this one. */
   dirs: DirCache;
@@ -152,9 +161,14 @@ export class S3Storage implements Storage {
     }
     if (typeof options.bucket !== 'string' || options.bucket === '') throw new TypeError('S3Storage: bucket is required');
     wholeNumber('socketTimeoutMs', options.socketTimeoutMs, 30_000, 1, Number.MAX_SAFE_INTEGER);
+    const partSizeBytes = wholeNumber('partSizeBytes', options.partSizeBytes, DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE);
+    const budget = options.maxUploadBufferBytes
+      ? new PartBudget(wholeNumber('maxUploadBufferBytes', options.maxUploadBufferBytes, 0, partSizeBytes, Number.MAX_SAFE_INTEGER))
+      : undefined;
     const settings = Object.freeze({
       bucket: options.bucket,
-      partSizeBytes: wholeNumber('partSizeBytes', options.partSizeBytes, DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE),
+      partSizeBytes,
+      budget,
       queueSize: wholeNumber('queueSize', options.queueSize, DEFAULT_QUEUE_SIZE, 1, 64),
       maxFileSizeBytes: wholeNumber('maxFileSizeBytes', options.maxFileSizeBytes, 0, 0, Number.MAX_SAFE_INTEGER),
       maxRenameKeys: wholeNumber('maxRenameKeys', options.maxRenameKeys, DEFAULT_MAX_RENAME_KEYS, 1, 1_000_000),
@@ -394,7 +408,7 @@ export class S3Storage implements Storage {
     if (existing && options.exclusive) throw new FerryError(ErrorCodes.EXISTS, `exists: ${path}`);
     if (existing?.type === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `write to a directory: ${path}`);
     const { client, sdk } = await this.#s3();
-    const { bucket, partSizeBytes, queueSize, maxFileSizeBytes, logger } = this.#settings;
+    const { bucket, partSizeBytes, queueSize, maxFileSizeBytes, logger, budget } = this.#settings;
     const name = segments[segments.length - 1]!;
     return new S3Upload({
       client,
@@ -405,6 +419,7 @@ export class S3Storage implements Storage {
       queueSize,
       maxFileSizeBytes,
       logger,
+      budget,
       // STOU: the name may have been taken during the upload (not atomic: see docs/s3.md).
       beforeCommit: options.exclusive
         ? async () => {

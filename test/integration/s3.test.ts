@@ -550,15 +550,18 @@ describe('ferry --s3 (the command)', () => {
   test(`serves a bucket prefix; a ${bigMiB} MiB upload streams with bounded memory`, { timeout: Math.max(300_000, bigMiB * 120) }, async (t) => {
     const s3 = await startS3(t, 'camera-drops');
     const env = { ...process.env, AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey };
+    // s3rver stays silent while it concatenates the parts at CompleteMultipartUpload (AWS sends
+    // keep-alive spaces): over 1 GiB that takes longer than the default 30 s socket timeout.
+    const slowComplete = bigMiB > 1024 ? ['--s3-socket-timeout', '900000'] : [];
     const cli = await startCli(
       t,
-      ['--s3', 's3://camera-drops/incoming', '--s3-endpoint', s3.endpoint, '--user', 'cam:secret', '--write', '--host', '127.0.0.1', '--port', '0'],
+      ['--s3', 's3://camera-drops/incoming', '--s3-endpoint', s3.endpoint, ...slowComplete, '--user', 'cam:secret', '--write', '--host', '127.0.0.1', '--port', '0'],
       process.cwd(),
       20_000,
       env,
     );
     assert.match(cli.output(), /serving s3:\/\/camera-drops\/incoming \(read-write\)/);
-    const client = new Client(30_000);
+    const client = new Client(bigMiB > 1024 ? 900_000 : 30_000);
     t.after(() => client.close());
     await client.access({ host: '127.0.0.1', port: cli.port, user: 'cam', password: 'secret' });
     // Warm up (SDK loaded, sockets open), then measure what the big upload adds.

@@ -15,7 +15,7 @@ import { copyObject } from '../../src/storage/s3-copy.js';
 import { DirCache } from '../../src/storage/s3-dir-cache.js';
 import { fromS3Error } from '../../src/storage/s3-errors.js';
 import { S3Storage } from '../../src/storage/s3.js';
-import { S3Upload, type UploadTarget } from '../../src/storage/s3-upload.js';
+import { PartBudget, S3Upload, type UploadTarget } from '../../src/storage/s3-upload.js';
 
 function s3Error(name: string, status: number, extra: Record<string, unknown> = {}): Error {
   return Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status, requestId: 'REQ123' }, ...extra });
@@ -297,5 +297,44 @@ describe('REST + RETR on S3', () => {
     const chunks: Buffer[] = [];
     for await (const chunk of await storage.read('/f', { start: 6 })) chunks.push(chunk as Buffer);
     assert.equal(Buffer.concat(chunks).toString(), 'object');
+  });
+});
+
+describe('the process-wide part-buffer budget', () => {
+  test('uploads sharing a budget of two parts wait for it instead of allocating, all finish, and every byte comes back', async () => {
+    const s3 = slowClient(3);
+    const budget = new PartBudget(2 * 64 * 1024);
+    let refused = 0;
+    const take = budget.tryTake.bind(budget);
+    budget.tryTake = (bytes: number) => take(bytes) || (refused++, false);
+    const chunk = Buffer.alloc(16 * 1024, 1);
+    const uploads = await Promise.all([1, 2, 3].map(() => upload(s3.client, { budget })));
+    await Promise.all(
+      uploads.map((sink) =>
+        pipeline(
+          Readable.from((function* () {
+            for (let i = 0; i < 10 * 4; i++) yield chunk;
+          })()),
+          sink,
+        ),
+      ),
+    );
+    assert.ok(uploads.every((u) => u.committed));
+    assert.equal(s3.sent.filter((n) => n === 'UploadPartCommand').length, 30);
+    assert.ok(refused > 0, 'some upload had to wait');
+    assert.equal(budget.free, budget.bytes);
+  });
+
+  test('an aborted upload gives its buffers back', async () => {
+    const s3 = slowClient(20);
+    const budget = new PartBudget(4 * 64 * 1024);
+    const sink = await upload(s3.client, { budget });
+    sink.on('error', () => undefined);
+    sink.write(Buffer.alloc(150 * 1024));
+    await new Promise((r) => setTimeout(r, 5));
+    assert.ok(budget.free < budget.bytes);
+    sink.destroy(new Error('ABOR'));
+    await new Promise((r) => sink.once('close', r));
+    assert.equal(budget.free, budget.bytes);
   });
 });
