@@ -150,7 +150,7 @@ export class S3Upload extends Writable {
     }
   }
 
-  /** Copy `chunk` into part buffers; returns a promise only when it must wait for a part slot. */
+  /** Copy `chunk` into part buffers; returns a promise only when it must wait for a part slot or a buffer. */
   #accept(chunk: Buffer): Promise<void> | undefined {
     if (this.#failure) throw this.#failure;
     this.#total += chunk.length;
@@ -186,7 +186,9 @@ export class S3Upload extends Writable {
   /** Wait until another upload gives budget back, or a part of ours finishes (its buffer becomes spare). */
   async #waitForBuffer(rest: Buffer): Promise<void> {
     while (this.#spare.length === 0 && this.#target.budget!.free < this.#target.partSizeBytes) {
-      if (this.#aborted) throw new FerryError(ErrorCodes.ABORTED, `upload to ${this.#key} was aborted`);
+      // A failed part frees no buffer: stop waiting (and say why) rather than wait for another upload.
+      if (this.#failure) throw this.#failure;
+      this.#checkNotAborted();
       await Promise.race([this.#target.budget!.returned(), ...this.#inFlight]);
     }
     if (this.#failure) throw this.#failure;
