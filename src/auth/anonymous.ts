@@ -25,6 +25,10 @@ export class AnonymousAuthenticator implements Authenticator {
     return ANONYMOUS_NAMES.includes(username.toLowerCase());
   }
 
+  isAnonymous(username: string): boolean {
+    return this.owns(username);
+  }
+
   async authenticate(request: AuthRequest): Promise<Account | null> {
     if (!this.owns(request.username)) return null;
     const { storage, permissions = READ_PERMISSIONS } = this.#options;

@@ -87,6 +87,12 @@ export interface Authenticator {
    * Must not be slow: it runs on every USER.
    */
   tlsPolicy?(username: string): TlsPolicy | undefined;
+  /**
+   * Optional: true when `username` logs in anonymously here (no secret to
+   * protect), so `tls.anonymousExempt` may let it in without TLS. Without
+   * it, no name is exempt: a real account called "ftp" must not be.
+   */
+  isAnonymous?(username: string): boolean;
 }
 
 export function accountHasPermission(account: Account, permission: Permission, path: string): boolean {

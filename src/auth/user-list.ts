@@ -172,6 +172,12 @@ export class ChainAuthenticator implements Authenticator {
     return this.#chain.some((authenticator) => authenticator.owns?.(username));
   }
 
+  /** The authenticator that owns the name says whether it is anonymous (a users-file "ftp" is not). */
+  isAnonymous(username: string): boolean {
+    const owner = this.#chain.find((authenticator) => authenticator.owns?.(username));
+    return owner?.isAnonymous?.(username) ?? false;
+  }
+
   /** The first authenticator in line with an answer decides; one that owns the name decides alone, even with no answer. */
   tlsPolicy(username: string): TlsPolicy | undefined {
     for (const authenticator of this.#chain) {

@@ -3,7 +3,8 @@
  * for a quick FTPS start (clients will ask to trust it; use a CA-issued
  * certificate for anything public).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { access, chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createSelfSignedCertificate } from '../tls/self-signed.js';
@@ -34,14 +35,13 @@ async function writeCertificate(flags: CertFlags, fail: (message: string) => nev
   await mkdir(out, { recursive: true });
   const certFile = path.join(out, 'cert.pem');
   const keyFile = path.join(out, 'key.pem');
-  const flag = flags.force ? 'w' : 'wx'; // never overwrite a key by accident
-  try {
-    await writeFile(keyFile, key, { mode: 0o600, flag });
-    await writeFile(certFile, cert, { mode: 0o644, flag });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') fail(`cert: ${keyFile} or ${certFile} already exists; pass --force to replace them.`);
-    throw err;
+  // Check both before writing either: never leave a key without its certificate, never overwrite by accident.
+  if (!flags.force && (await exists(keyFile) || await exists(certFile))) {
+    fail(`cert: ${keyFile} or ${certFile} already exists; pass --force to replace them.`);
   }
+  // Written beside and renamed into place: a replaced key is never readable by others, even for a moment.
+  await replaceFile(keyFile, key, 0o600);
+  await replaceFile(certFile, cert, 0o644);
   process.stdout.write(
     [
       `Wrote ${certFile} (self-signed for ${flags.host.join(', ')}, valid ${flags.days} days) and ${keyFile} (private, mode 0600).`,
@@ -49,6 +49,25 @@ async function writeCertificate(flags: CertFlags, fail: (message: string) => nev
       'Clients will ask to trust this certificate (or need --cacert / ssl:ca-file with it).',
     ].join('\n') + '\n',
   );
+}
+
+function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function replaceFile(file: string, content: string, mode: number): Promise<void> {
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await writeFile(temp, content, { mode, flag: 'wx' });
+    await chmod(temp, mode); // the umask may have taken bits off
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
 }
 
 export function certCommand(program: Command, fail: (message: string) => never): void {

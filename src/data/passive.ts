@@ -145,8 +145,11 @@ export class PassiveChannel implements DataChannel {
   open(signal: AbortSignal): Promise<Socket> {
     clearTimeout(this.#unusedTimer);
     if (this.#ready) {
-      // ABOR during the prepare step (a TLS handshake) cancels it.
-      signal.addEventListener('abort', () => this.close(), { once: true });
+      // ABOR during the prepare step (a TLS handshake) cancels it; after that the transfer handles ABOR itself.
+      const onAbort = () => this.close();
+      signal.addEventListener('abort', onAbort, { once: true });
+      const forget = () => signal.removeEventListener('abort', onAbort);
+      this.#ready.then(forget, forget);
       return this.#ready;
     }
     if (signal.aborted || !this.#server.listening) return Promise.reject(new Error('passive listener closed or aborted'));

@@ -5,7 +5,6 @@
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { ANONYMOUS_NAMES } from '../auth/anonymous.js';
 import type { Account, ClientCertificate, Permission, TlsPolicy } from '../auth/types.js';
 import { accountHasPermission } from '../auth/types.js';
 import { ErrorCodes, FerryError, fromSystemError, isExpectedError, needsOperator, replyForError } from '../errors.js';
@@ -86,7 +85,7 @@ export class Session implements LineSink {
 
   /** The socket commands and replies travel on: the TCP socket, or the TLS socket over it. */
   #socket: Socket;
-  /** The TCP socket: its 'close' is the session's end, whatever runs over it. */
+  /** The socket the session was handed (TCP, or TLS for implicit FTPS): its 'close' is the session's end, whatever runs over it. */
   readonly #tcp: Socket;
   /** Set once the control connection is TLS (AUTH TLS or implicit). */
   #tls: SessionBinding | null = null;
@@ -421,11 +420,12 @@ export class Session implements LineSink {
 
   /** The TLS policy for `username`: the authenticator's word for this user, else the server's (anonymous may be exempt). */
   tlsPolicyFor(username: string): TlsPolicy {
-    const own = this.host.options.authenticator.tlsPolicy?.(username);
+    const { authenticator } = this.host.options;
+    const own = authenticator.tlsPolicy?.(username);
     if (own) return own;
     const options = this.host.options.tls;
     if (!options) return 'optional';
-    if (options.anonymousExempt && ANONYMOUS_NAMES.includes(username.toLowerCase())) return 'optional';
+    if (options.anonymousExempt && authenticator.isAnonymous?.(username)) return 'optional';
     return options.policy;
   }
 

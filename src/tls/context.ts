@@ -27,7 +27,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { timingSafeEqual, X509Certificate } from 'node:crypto';
 import { createSecureContext, SESSION_TIMEOUT_S, type TlsCredentials } from './options.js';
-import { sessionMasterKey } from './session-der.js';
+import { isTls13Session, sessionMasterKey } from './session-der.js';
 
 /** TLS 1.2 sessions kept for session-ID resumption, oldest dropped first. */
 const SESSION_CACHE_ENTRIES = 10_000;
@@ -64,7 +64,9 @@ class SessionRecorder extends EventEmitter {
   constructor(cache: SessionCache, onKey: (key: Buffer) => void) {
     super();
     this.on('newSession', (id: Buffer, session: Buffer, done: () => void) => {
-      cache.set(id, session);
+      // TLS 1.3 resumes by ticket only; caching its sessions would only let
+      // handshakes before login flush the TLS 1.2 entries clients resume by ID.
+      if (!isTls13Session(session)) cache.set(id, session);
       const key = sessionMasterKey(session);
       if (key) onKey(key);
       done();
@@ -193,13 +195,19 @@ export class TlsContext {
     // `server` is only used for the session events (see the module comment).
     // A client certificate that does not verify is not a handshake failure:
     // the authenticator only ever sees verified ones (Session.clientCertificate).
-    return new tls.TLSSocket(socket, {
+    const secure = new tls.TLSSocket(socket, {
       isServer: true,
       secureContext: this.#secureContext,
       server: recorder as unknown as net.Server,
       requestCert,
       rejectUnauthorized: false,
     });
+    // A socket made outside a tls.Server reports TLS errors after the
+    // handshake only to this internal event, never as 'error': without it a
+    // failed record (or a refused renegotiation) would leave the connection
+    // hanging. Ending the connection is the only sane answer.
+    secure.on('_tlsError', () => secure.destroy());
+    return secure;
   }
 }
 

@@ -15,7 +15,11 @@
  */
 
 const SEQUENCE = 0x30;
+const INTEGER = 0x02;
 const OCTET_STRING = 0x04;
+/** The tags of the first five fields: a different layout is refused rather than misread. */
+const LAYOUT = [INTEGER, INTEGER, OCTET_STRING, OCTET_STRING, OCTET_STRING];
+const TLS13 = 0x0304;
 
 interface Element {
   tag: number;
@@ -39,21 +43,34 @@ function readElement(der: Buffer, offset: number): Element | null {
   return end <= der.length ? { tag, start, end } : null;
 }
 
-/** The master secret of a serialised session, or null when absent (a TLS 1.3 session before its tickets) or unreadable. */
-export function sessionMasterKey(der: Buffer | undefined): Buffer | null {
+/** The first five fields (version, sslVersion, cipher, sessionID, masterKey), or null if the layout is not the expected one. */
+function fields(der: Buffer | undefined): Element[] | null {
   if (!der) return null;
   const outer = readElement(der, 0);
   if (!outer || outer.tag !== SEQUENCE) return null;
+  const found: Element[] = [];
   let offset = outer.start;
-  // version, sslVersion, cipher, sessionID, then masterKey.
-  for (let index = 0; index < 5; index++) {
+  for (const tag of LAYOUT) {
     const element = readElement(der, offset);
-    if (!element || element.end > outer.end) return null;
-    if (index === 4) {
-      if (element.tag !== OCTET_STRING || element.end === element.start) return null;
-      return der.subarray(element.start, element.end);
-    }
+    if (!element || element.end > outer.end || element.tag !== tag) return null;
+    found.push(element);
     offset = element.end;
   }
-  return null;
+  return found;
+}
+
+/** The master secret of a serialised session, or null when absent (a TLS 1.3 session before its tickets) or unreadable. */
+export function sessionMasterKey(der: Buffer | undefined): Buffer | null {
+  const found = fields(der);
+  const key = found?.[4];
+  return key && key.end > key.start ? der!.subarray(key.start, key.end) : null;
+}
+
+/** Whether a serialised session is TLS 1.3 (resumed by ticket only, never by session ID). */
+export function isTls13Session(der: Buffer | undefined): boolean {
+  const version = fields(der)?.[1];
+  if (!version) return false;
+  let value = 0;
+  for (let i = version.start; i < version.end; i++) value = value * 256 + der![i]!;
+  return value === TLS13;
 }

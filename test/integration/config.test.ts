@@ -256,3 +256,16 @@ test('an account named anonymous is refused while anonymous login is on: it woul
   }
   await serveConfig(t, 'anonymous:\n  enabled: false\n', { anonymous: { passwordHash: HASH, home: '/' } });
 });
+
+test('the anonymous TLS exemption covers anonymous logins only, never a users-file account named ftp', async (t) => {
+  const { cert, key } = await certificateFiles(t);
+  const { port } = await serveConfig(t, `tls:\n  cert: ${cert}\n  key: ${key}\n  policy: login\nanonymous:\n  enabled: true\n`, {
+    ftp: { passwordHash: HASH, home: '/' },
+  });
+  const client = await RawClient.connect(port);
+  t.after(async () => client.close());
+  await client.expect(220);
+  await client.command('USER ftp', 530);
+  await client.command('USER anonymous', 331);
+  await client.command('PASS guest@', 230);
+});

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -58,6 +58,14 @@ test('ferry cert --self-signed writes a certificate for the hosts and a private 
   again.stderr!.on('data', (d) => (err += d));
   assert.equal(await exitOf(again), 2);
   assert.match(err, /already exists; pass --force/);
+
+  // --force replaces both, and a key that had been left readable by others becomes private again.
+  await chmod(key, 0o644);
+  const before = await readFile(key, 'utf8');
+  assert.equal(await exitOf(runCli(['cert', '--self-signed', '--host', 'x', '--out', dir, '--force'], dir)), 0);
+  assert.equal((await stat(key)).mode & 0o777, 0o600);
+  assert.notEqual(await readFile(key, 'utf8'), before);
+  assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith('.tmp')), []);
 });
 
 test('--tls-cert/--tls-key serve explicit FTPS, --tls-implicit-port implicit FTPS, and the default policy refuses clear-text logins', async (t) => {

@@ -117,6 +117,23 @@ describe('FTPS with basic-ftp', () => {
     await client.command('NOOP', 200);
   });
 
+  test('client-initiated renegotiation is refused (a full handshake per request would be free for the client), and the server serves on', async (t) => {
+    const srv = await startTlsServer(t, { implicitPort: 0, policy: 'optional' });
+    const socket = tls.connect({ port: srv.server.implicitAddress()!.port, host: '127.0.0.1', ca: cert, maxVersion: 'TLSv1.2' });
+    t.after(() => void socket.destroy());
+    socket.on('error', () => {});
+    await once(socket, 'secureConnect');
+    const outcome = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve('no answer'), 2000);
+      socket.once('close', () => (clearTimeout(timer), resolve('closed')));
+      socket.renegotiate({}, (err) => (clearTimeout(timer), resolve(err ? 'failed' : 'renegotiated')));
+    });
+    // The server answers a no_renegotiation alert (OpenSSL's client may report it, close, or just wait).
+    assert.notEqual(outcome, 'renegotiated');
+    const other = await connect(t, srv.port, true);
+    assert.ok(await other.pwd(), 'the server goes on serving others');
+  });
+
   test('a client that stays at PROT C after AUTH TLS gets plain data', async (t) => {
     const srv = await startTlsServer(t);
     await writeFile(path.join(srv.root, 'f.txt'), 'plain data');
