@@ -34,6 +34,8 @@ export const ErrorCodes = {
   FILE_TOO_LARGE: 'FERRY_ERR_FILE_TOO_LARGE',
   /** A directory operation would touch more entries than the storage allows at once. */
   TOO_MANY_ENTRIES: 'FERRY_ERR_TOO_MANY_ENTRIES',
+  /** A non-atomic rename made the copy but could not remove every old entry: both names now exist. */
+  RENAME_INCOMPLETE: 'FERRY_ERR_RENAME_INCOMPLETE',
   /** The storage is set up wrongly (no such bucket, bad credentials): an operator must act. */
   MISCONFIGURED: 'FERRY_ERR_MISCONFIGURED',
   /** The backend is temporarily unavailable (endpoint down, throttled). */
@@ -78,6 +80,7 @@ const replies: Record<ErrorCode, FtpReply> = {
   FERRY_ERR_QUOTA_EXCEEDED: { code: 552, text: 'Exceeded storage allocation.' },
   FERRY_ERR_FILE_TOO_LARGE: { code: 552, text: 'File too large: exceeds the maximum file size.' },
   FERRY_ERR_TOO_MANY_ENTRIES: { code: 550, text: 'Too many entries for this operation on this storage.' },
+  FERRY_ERR_RENAME_INCOMPLETE: { code: 550, text: 'Rename incomplete: the copy was made, some old entries remain.' },
   FERRY_ERR_MISCONFIGURED: { code: 550, text: 'Storage unavailable: server misconfigured.' },
   FERRY_ERR_UNAVAILABLE: { code: 451, text: 'Storage temporarily unavailable; try again later.' },
   FERRY_ERR_DATA_CONNECTION: { code: 426, text: 'Connection closed; transfer aborted.' },

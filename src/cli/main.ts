@@ -76,6 +76,7 @@ function serveOptions(command: Command): Command {
     .option('--s3-region <region>', 'S3 region (default: AWS_REGION, else us-east-1)')
     .option('--s3-path-style', 'path-style bucket URLs (endpoint/bucket/key)')
     .option('--no-s3-path-style', 'virtual-hosted bucket URLs (bucket.endpoint/key), even with --s3-endpoint')
+    .option('--s3-socket-timeout <ms>', 'an S3 request silent this long fails with 451 (default 30000; raise it for stores that stay silent while completing large uploads)', parseCount)
     .option('--no-fsync', 'confirm uploads without waiting for the disk (faster; a power cut may lose the last uploads)')
     .option('--workers <n>', 'processes serving sessions: a number, or auto for one per CPU', parseWorkers, 1)
     .option('--max-connections <n>', 'concurrent control connections in total', parseCount, 512)

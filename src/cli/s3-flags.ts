@@ -14,6 +14,7 @@ export interface S3Flags {
   s3Endpoint?: string;
   s3Region?: string;
   s3PathStyle?: boolean;
+  s3SocketTimeout?: number;
 }
 
 /** s3://BUCKET[/PREFIX]; the prefix may hold {username} for one folder per user. */
@@ -47,6 +48,7 @@ export function s3StorageFromFlags(flags: S3Flags, logger: Logger): StorageAt | 
     region: flags.s3Region,
     // Self-hosted stores (MinIO, Ceph) want path-style URLs; AWS prefers virtual-hosted ones.
     forcePathStyle: flags.s3PathStyle ?? flags.s3Endpoint !== undefined,
+    socketTimeoutMs: flags.s3SocketTimeout,
     logger,
   });
   return async (home, username) => bucket.forUser(username).at(home);

@@ -20,7 +20,9 @@ import { LocalStorage } from '../storage/local.js';
 import { S3Storage } from '../storage/s3.js';
 import type { Storage } from '../storage/types.js';
 import type { Config } from './schema.js';
-import { readUsersFile, USERNAME, userSchema, type UserEntry } from './users-file.js';
+import { ConfigError } from './validate.js';
+import { readUsersFile, userSchema, type UserEntry } from './users-file.js';
+import { fillUsername, isPathSafeUsername } from '../auth/username.js';
 
 export interface BuildOptions {
   logger?: Logger;
@@ -67,7 +69,7 @@ export async function buildServerOptions(config: Config, options: BuildOptions =
 }
 
 async function buildAuthenticator(config: Config, options: BuildOptions): Promise<Authenticator> {
-  const storageAt = options.storageAt ?? storageFactory(config);
+  const storageAt = options.storageAt ?? storageFactory(config, options.logger);
   const chain: Authenticator[] = [];
   const listed: ListedUser[] = (options.cliUsers ?? []).map((u) => ({
     ...u,
@@ -80,9 +82,10 @@ async function buildAuthenticator(config: Config, options: BuildOptions): Promis
       listed.push({ username, passwordHash, allowFrom, disabled, tls, ...accountSettings(username, entry, storageAt) });
     }
   }
+  if (config.anonymous.enabled) refuseAnonymousNames(listed, config.users.file);
   if (listed.length > 0) chain.push(new UserListAuthenticator(listed, { cache: options.cache ?? new VerificationCache({ ttlMs: config.users.cacheTtlMs }) }));
   if (config.anonymous.enabled) {
-    chain.push(new AnonymousAuthenticator({ storage: () => storageAt(config.anonymous.home, 'anonymous'), permissions: parsePermissions(config.anonymous.permissions)! }));
+    chain.push(new AnonymousAuthenticator({ storage: () => storageAt(config.anonymous.home, ANONYMOUS_USER), permissions: parsePermissions(config.anonymous.permissions)! }));
   }
   if (config.authHook.url) {
     chain.push(
@@ -97,6 +100,28 @@ async function buildAuthenticator(config: Config, options: BuildOptions): Promis
   }
   return chain.length === 1 ? chain[0]! : new ChainAuthenticator(chain);
 }
+
+/**
+ * With anonymous login on, anonymous sessions get the storage of the user
+ * name "anonymous" (with a `{username}` S3 prefix: users/anonymous/). A
+ * listed account of that name would share it with every anonymous client
+ * (who log in as "ftp" too): refused, saying why. (An account named "ftp"
+ * is fine: the users file owns that name, and its storage is users/ftp/.)
+ * Any case: some stores compare names without it.
+ */
+function refuseAnonymousNames(listed: readonly ListedUser[], usersFile: string | null): void {
+  const clashes = listed.filter((u) => u.username.toLowerCase() === ANONYMOUS_USER);
+  if (clashes.length === 0) return;
+  throw new ConfigError(
+    clashes.map(
+      (u) =>
+        `${usersFile ?? '--user'}: the account "${u.username}" clashes with anonymous login (anonymous.enabled is true): anonymous sessions use the storage of the user name "anonymous", which this account would share; rename the account or turn anonymous off`,
+    ),
+  );
+}
+
+/** The user name anonymous sessions' storage is derived from (`{username}`). */
+const ANONYMOUS_USER = 'anonymous';
 
 /** What an HTTP hook's 200 answer may say; everything optional, read-only by default. */
 const hookAnswerSchema = userSchema.omit({ passwordHash: true, disabled: true, allowFrom: true, tls: true });
@@ -119,25 +144,35 @@ function accountSettings(username: string, entry: Omit<UserEntry, 'passwordHash'
  * climb out ("..") is refused rather than trusted.
  */
 export function expandHome(home: string, username: string): string {
-  if (home.includes('{username}') && !USERNAME.test(username)) throw new Error(`the user name "${username}" cannot be part of a path`);
-  const expanded = home.replaceAll('{username}', username);
+  if (home.includes('{username}') && !isPathSafeUsername(username)) throw new Error(`the user name "${username}" cannot be part of a path`);
+  const expanded = fillUsername(home, username);
   const segments = expanded.split('/').filter((s) => s !== '' && s !== '.');
   if (segments.some((s) => s === '..' || s.includes('\0'))) throw new Error(`home ${home} for ${username} leaves the storage root`);
   return '/' + segments.join('/');
 }
 
 type S3Config = Extract<Config['storage'], { type: 's3' }>;
-/** One S3Storage (one client, one connection pool) per distinct setting, kept across reloads. */
+/**
+ * One S3Storage (one client, one connection pool) per distinct setting,
+ * kept across reloads and never destroyed: sessions that logged in before a
+ * reload keep using the storage they got (and its pool) until they end, and
+ * nothing tracks when the last of them has gone. What this keeps is bounded
+ * by the number of distinct storage settings the process has run with (each
+ * an idle keep-alive pool once unused), which only a reload that changes
+ * them adds to.
+ */
 const buckets = new Map<string, S3Storage>();
 
 /** Each account's home is a sub-prefix of the configured prefix (filled in with its user name). */
-function s3StorageAt(storage: S3Config): StorageAt {
+function s3StorageAt(storage: S3Config, logger: Logger | undefined): StorageAt {
   const key = JSON.stringify(storage);
   let bucket = buckets.get(key);
   if (!bucket) {
     const { type, region, endpoint, forcePathStyle, credentials, ...rest } = storage;
     bucket = new S3Storage({
       ...rest,
+      // Failures no client sees (a multipart upload that could not be aborted, a rename's leftovers).
+      logger,
       region: region ?? undefined,
       endpoint: endpoint ?? undefined,
       // Self-hosted stores (MinIO, Ceph) want path-style URLs; AWS prefers virtual-hosted ones.
@@ -156,8 +191,8 @@ function s3StorageAt(storage: S3Config): StorageAt {
  * exist yet is created on first login, by the process that serves it (after
  * any drop of privileges, so it belongs to the right user).
  */
-function storageFactory(config: Config): StorageAt {
-  if (config.storage.type === 's3') return s3StorageAt(config.storage);
+function storageFactory(config: Config, logger: Logger | undefined): StorageAt {
+  if (config.storage.type === 's3') return s3StorageAt(config.storage, logger);
   const made = new Map<string, Promise<Storage>>();
   const { root, fsync } = config.storage;
   return (home) => {

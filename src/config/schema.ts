@@ -38,6 +38,10 @@ const localStorage = section({
   fsync: bool().default(true),
 });
 
+const MIB = 1024 * 1024;
+/** S3's limit on parts per multipart upload. */
+const S3_MAX_PARTS = 10_000;
+
 const s3Storage = section({
   type: z.literal('s3'),
   bucket: checked('a bucket name (3-63 lowercase letters, digits, dots and dashes)', (v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v)),
@@ -45,10 +49,13 @@ const s3Storage = section({
   region: text('a region, like us-east-1').nullable().default(null),
   endpoint: checked('an http:// or https:// URL', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v)).nullable().default(null),
   forcePathStyle: bool().nullable().default(null),
-  partSizeBytes: wholeNumber(5 * 1024 * 1024, 5 * 1024 * 1024 * 1024).default(8 * 1024 * 1024),
+  // At most 512 MiB: each upload holds (queueSize + 1) part buffers in memory.
+  partSizeBytes: wholeNumber(5 * MIB, 512 * MIB).default(8 * MIB),
   queueSize: wholeNumber(1, 64).default(4),
   maxFileSizeBytes: wholeNumber(0).default(0),
   maxRenameKeys: wholeNumber(1).default(10_000),
+  maxUploadBufferBytes: wholeNumber(0).default(0),
+  socketTimeoutMs: wholeNumber(1).default(30_000),
   credentials: section({
     accessKeyId: text('an access key id'),
     secretAccessKey: text('a secret access key'),
@@ -56,6 +63,19 @@ const s3Storage = section({
   })
     .nullable()
     .default(null),
+}).superRefine((s3, ctx) => {
+  // A size limit no upload can reach (S3 takes at most 10,000 parts) would fail late, at part 10,001.
+  if (s3.maxUploadBufferBytes > 0 && s3.maxUploadBufferBytes < s3.partSizeBytes) {
+    ctx.addIssue({ code: 'custom', path: ['maxUploadBufferBytes'], message: `0 (no limit) or at least partSizeBytes (${s3.partSizeBytes})` });
+  }
+  if (s3.maxFileSizeBytes > s3.partSizeBytes * S3_MAX_PARTS) {
+    const needed = Math.ceil(s3.maxFileSizeBytes / S3_MAX_PARTS / MIB) * MIB;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['maxFileSizeBytes'],
+      message: `reachable with partSizeBytes ${s3.partSizeBytes} (S3 allows 10,000 parts: ${s3.partSizeBytes * S3_MAX_PARTS} bytes); set partSizeBytes to at least ${needed}`,
+    });
+  }
 });
 
 export const configSchema = z.strictObject({

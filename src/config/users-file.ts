@@ -19,11 +19,9 @@ import { isMap, isScalar, isSeq, parseDocument, YAMLMap, type Document, type Pai
 import { z } from 'zod';
 import { addressList } from '../auth/user-list.js';
 import { isPasswordHash } from '../auth/password.js';
+import { USERNAME, USERNAME_HELP } from '../auth/username.js';
 import { homePath, permissionSpec, wholeNumber } from './schema.js';
 import { ConfigError, parseYaml, validate } from './validate.js';
-
-export const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$/;
-const USERNAME_HELP = 'a user name of 1-64 letters, digits and . _ @ + - (starting with a letter or digit)';
 
 const cidr = z.string({ error: 'an IP address or CIDR range like 192.168.1.0/24' }).refine(
   (v) => {

@@ -17,6 +17,9 @@ import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
 
+/** S3's limit on parts per multipart upload (uploads and multipart copies). */
+export const MAX_PARTS = 10_000;
+
 let sdk: Promise<S3Sdk> | null = null;
 
 export function loadSdk(): Promise<S3Sdk> {
@@ -38,14 +41,23 @@ export interface S3ConnectionOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** Parallel connections to the endpoint for the whole process. Default 256. */
   maxSockets?: number;
-  /** Attempts per request, retries included (throttling, 5xx, connection errors). Default 4. */
+  /** Attempts per request, retries included (throttling, 5xx, connection errors, timeouts). Default 4. */
   maxAttempts?: number;
+  /**
+   * A request whose socket stays silent this long fails (TimeoutError, then
+   * retried; after the last attempt the client gets 451) and its socket is
+   * closed. Idle time, not total time: a long upload that keeps moving is
+   * never cut. Default 30,000.
+   */
+  socketTimeoutMs?: number;
 }
 
 const DEFAULT_MAX_SOCKETS = 256;
 const DEFAULT_MAX_ATTEMPTS = 4;
 /** A down endpoint answers 451 after this, not after the kernel's minutes-long SYN timeout. */
 const CONNECT_TIMEOUT_MS = 5_000;
+/** An endpoint that accepts but stalls: without this, a session (and a pooled socket) would wait forever. */
+const DEFAULT_SOCKET_TIMEOUT_MS = 30_000;
 
 export function clientConfig(options: S3ConnectionOptions): S3ClientConfig {
   const maxSockets = options.maxSockets ?? DEFAULT_MAX_SOCKETS;
@@ -57,14 +69,17 @@ export function clientConfig(options: S3ConnectionOptions): S3ClientConfig {
     maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
     // Checksums only where S3 requires them (DeleteObjects): since SDK 3.729
     // the default adds CRC32 headers to every upload, which several
-    // S3-compatible stores reject, and costs CPU on the data path. TLS and
-    // the part ETags already guard the bytes in transit.
+    // S3-compatible stores reject, and costs CPU on the data path. What is
+    // left guarding the bytes in transit is TLS (with an https endpoint) and
+    // TCP's own checksum; Ferry does not compare the ETags S3 returns with
+    // the data it sent (see docs/s3.md, "Limits and trade-offs").
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: {
       httpAgent: new http.Agent({ keepAlive: true, maxSockets }),
       httpsAgent: new https.Agent({ keepAlive: true, maxSockets }),
       connectionTimeout: CONNECT_TIMEOUT_MS,
+      socketTimeout: options.socketTimeoutMs ?? DEFAULT_SOCKET_TIMEOUT_MS,
     },
   };
 }

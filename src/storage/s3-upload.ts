@@ -13,12 +13,19 @@
  * Commit and abort follow the StorageWritable contract:
  *   - ending the stream completes the multipart upload (or puts the object);
  *     'finish' means the object is visible under its key;
- *   - destroying it before that cancels the requests in flight and aborts the
- *     multipart upload, so S3 deletes the parts: no object appears under the
- *     key (a previous object stays as it was) and no orphan parts are left.
- *     If the abort itself fails (endpoint down), the parts stay until the
- *     bucket's AbortIncompleteMultipartUpload lifecycle rule removes them;
- *     that is logged with the upload id.
+ *   - destroying it before the final request (CompleteMultipartUpload, or
+ *     the single PutObject) is sent cancels the requests in flight and
+ *     aborts the multipart upload, so S3 deletes the parts: no object
+ *     appears under the key (a previous object stays as it was) and no
+ *     orphan parts are left. Every step of the commit checks for a destroy
+ *     first (beforeCommit, the last part, the final request). If the abort
+ *     itself fails (endpoint down), the parts stay until the bucket's
+ *     AbortIncompleteMultipartUpload lifecycle rule removes them; that is
+ *     logged with the upload id;
+ *   - destroying it once the final request is sent cannot take it back: S3
+ *     alone decides. The destroy then waits for the answer, and `committed`
+ *     says what happened, so the session can still reply 226 for an object
+ *     that exists (ABOR or a disconnect racing the last byte).
  *
  * We do not use @aws-sdk/lib-storage's Upload: it reads from a Readable we
  * would have to feed through a PassThrough (one more buffer stage) and it
@@ -28,13 +35,13 @@ import { Writable } from 'node:stream';
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { S3Sdk } from './s3-client.js';
+import { MAX_PARTS, type S3Sdk } from './s3-client.js';
 import { fromS3Error, s3Call } from './s3-errors.js';
 
-/** S3's limit on parts per multipart upload. */
-const MAX_PARTS = 10_000;
 /** Bytes the Writable itself buffers before backpressure (as LocalStorage). */
 const STREAM_BUFFER_BYTES = 256 * 1024;
+/** AbortMultipartUpload runs after the client is gone: it gets its own deadline, whatever the client's timeouts. */
+const ABORT_TIMEOUT_MS = 30_000;
 
 export interface UploadTarget {
   client: S3Client;
@@ -48,6 +55,49 @@ export interface UploadTarget {
   logger?: Logger;
   /** Runs once the data is all in, before the object becomes visible (STOU's "is the name still free?"). */
   beforeCommit?: () => Promise<void>;
+  /** Part buffers of all uploads of the process come out of this, if set. */
+  budget?: PartBudget;
+}
+
+/**
+ * Bytes of part buffers all uploads together may hold: the per-process
+ * bound (without it, maxConnections × (queueSize + 1) × partSizeBytes).
+ * An upload that needs a new part buffer when the budget is spent waits, as
+ * for a part slot, so backpressure reaches its data socket; it goes on when
+ * another upload ends, or with a buffer of its own that a finished part
+ * frees. Every upload can always get one buffer eventually (the budget is at
+ * least one part), so uploads slow down but never deadlock.
+ */
+export class PartBudget {
+  #free: number;
+  #waiters: Array<() => void> = [];
+
+  constructor(readonly bytes: number) {
+    this.#free = bytes;
+  }
+
+  get free(): number {
+    return this.#free;
+  }
+
+  /** Take `bytes` if that much is free. */
+  tryTake(bytes: number): boolean {
+    if (this.#free < bytes) return false;
+    this.#free -= bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.#free += bytes;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves at the next give(): then try again. */
+  returned(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
 }
 
 export class S3Upload extends Writable {
@@ -57,6 +107,8 @@ export class S3Upload extends Writable {
   #part: Buffer | null = null;
   /** Part buffers whose UploadPart has finished, reused so memory does not wait for the GC. */
   readonly #spare: Buffer[] = [];
+  /** Part buffers taken from the budget (all of them when there is none), given back once at the end. */
+  #allocated = 0;
   #filled = 0;
   #total = 0;
   #uploadId: Promise<string> | null = null;
@@ -64,7 +116,10 @@ export class S3Upload extends Writable {
   readonly #parts: CompletedPart[] = [];
   readonly #inFlight = new Set<Promise<void>>();
   #failure: unknown = null;
-  #commit: Promise<void> | null = null;
+  /** Set by destroy(): every later step of the commit stops. */
+  #aborted = false;
+  /** The final PutObject or CompleteMultipartUpload, once sent: past this point only S3 decides. */
+  #final: Promise<unknown> | null = null;
   #committed = false;
 
   constructor(target: UploadTarget) {
@@ -74,6 +129,15 @@ export class S3Upload extends Writable {
 
   get #key(): string {
     return this.#target.key;
+  }
+
+  /**
+   * True once the object is visible under its key. Also true after a
+   * destroy that came too late to stop the final request (see above):
+   * read it after 'close' to know whether an interrupted upload committed.
+   */
+  get committed(): boolean {
+    return this.#committed;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -86,7 +150,7 @@ export class S3Upload extends Writable {
     }
   }
 
-  /** Copy `chunk` into part buffers; returns a promise only when it must wait for a part slot. */
+  /** Copy `chunk` into part buffers; returns a promise only when it must wait for a part slot or a buffer. */
   #accept(chunk: Buffer): Promise<void> | undefined {
     if (this.#failure) throw this.#failure;
     this.#total += chunk.length;
@@ -102,12 +166,41 @@ export class S3Upload extends Writable {
         this.#sendPart();
         if (this.#inFlight.size >= this.#target.queueSize) return this.#waitForSlot(chunk.subarray(offset));
       }
-      this.#part ??= this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.#target.partSizeBytes);
+      this.#part ??= this.#spare.pop() ?? this.#newBuffer() ?? null;
+      if (!this.#part) return this.#waitForBuffer(chunk.subarray(offset));
       const copied = chunk.copy(this.#part, this.#filled, offset);
       this.#filled += copied;
       offset += copied;
     }
     return undefined;
+  }
+
+  /** A new part buffer, or undefined when the budget has none to spare now. */
+  #newBuffer(): Buffer | undefined {
+    const { budget, partSizeBytes } = this.#target;
+    if (budget && !budget.tryTake(partSizeBytes)) return undefined;
+    this.#allocated += 1;
+    return Buffer.allocUnsafeSlow(partSizeBytes);
+  }
+
+  /** Wait until another upload gives budget back, or a part of ours finishes (its buffer becomes spare). */
+  async #waitForBuffer(rest: Buffer): Promise<void> {
+    while (this.#spare.length === 0 && this.#target.budget!.free < this.#target.partSizeBytes) {
+      // A failed part frees no buffer: stop waiting (and say why) rather than wait for another upload.
+      if (this.#failure) throw this.#failure;
+      this.#checkNotAborted();
+      await Promise.race([this.#target.budget!.returned(), ...this.#inFlight]);
+    }
+    if (this.#failure) throw this.#failure;
+    this.#total -= rest.length;
+    const again = this.#accept(rest);
+    if (again) await again;
+  }
+
+  /** Give the part buffers' budget back: once, when the upload has ended and no request reads them. */
+  #releaseBuffers(): void {
+    this.#target.budget?.give(this.#allocated * this.#target.partSizeBytes);
+    this.#allocated = 0;
   }
 
   async #waitForSlot(rest: Buffer): Promise<void> {
@@ -163,35 +256,49 @@ export class S3Upload extends Writable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.#commit = this.#complete();
-    this.#commit.then(
+    this.#complete().then(
       () => callback(),
       (err: unknown) => callback(err as Error),
     );
   }
 
+  #checkNotAborted(): void {
+    if (this.#aborted) throw new FerryError(ErrorCodes.ABORTED, `upload to ${this.#key} was aborted`);
+  }
+
   async #complete(): Promise<void> {
     if (this.#failure) throw this.#failure;
     await this.#target.beforeCommit?.();
+    this.#checkNotAborted();
     const { client, sdk, bucket } = this.#target;
     if (!this.#uploadId) {
       const body = this.#part ? this.#part.subarray(0, this.#filled) : Buffer.alloc(0);
       const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length };
-      await s3Call('PutObject', this.#key, () => client.send(new sdk.PutObjectCommand(input), { abortSignal: this.#controller.signal }));
-      this.#committed = true;
+      // Sent without the abort signal: once it is on its way, only S3 decides.
+      await this.#send(s3Call('PutObject', this.#key, () => client.send(new sdk.PutObjectCommand(input))));
       return;
     }
     if (this.#filled > 0) this.#sendPart();
     while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
     if (this.#failure) throw this.#failure;
     const uploadId = await this.#uploadId;
+    this.#checkNotAborted();
     const parts = [...this.#parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
     const input = { Bucket: bucket, Key: this.#key, UploadId: uploadId, MultipartUpload: { Parts: parts } };
-    await s3Call('CompleteMultipartUpload', this.#key, () => client.send(new sdk.CompleteMultipartUploadCommand(input)));
+    await this.#send(s3Call('CompleteMultipartUpload', this.#key, () => client.send(new sdk.CompleteMultipartUploadCommand(input))));
+  }
+
+  /** The final request: recorded (so a destroy waits for it rather than racing it), then `committed` on success. */
+  async #send(request: Promise<unknown>): Promise<void> {
+    this.#final = request;
+    await request;
     this.#committed = true;
+    this.#releaseBuffers();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // Synchronously, so that no commit step starts after this point.
+    this.#aborted = true;
     this.#abort().then(
       () => callback(error),
       () => callback(error),
@@ -199,21 +306,27 @@ export class S3Upload extends Writable {
   }
 
   async #abort(): Promise<void> {
-    // A commit already under way (ABOR racing the last bytes) decides alone.
-    if (this.#commit) await this.#commit.catch(() => undefined);
-    if (this.#committed) return;
+    // The final request already went out (ABOR racing the last bytes): S3 decides alone.
+    if (this.#final) {
+      await this.#final.catch(() => undefined);
+      if (this.#committed) return;
+    }
     this.#controller.abort();
     this.#part = null;
     this.#spare.length = 0;
+    // Let cancelled part requests settle first: a part landing after the
+    // abort would otherwise stay behind as an orphan (and until then the
+    // SDK may still read the buffers).
+    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+    this.#releaseBuffers();
     if (!this.#uploadId) return;
     const uploadId = await this.#uploadId.catch(() => null);
     if (!uploadId) return;
-    // Let cancelled part requests settle first: a part landing after the
-    // abort would otherwise stay behind as an orphan.
-    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
     const { client, sdk, bucket } = this.#target;
     try {
-      await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: this.#key, UploadId: uploadId }));
+      await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: this.#key, UploadId: uploadId }), {
+        abortSignal: AbortSignal.timeout(ABORT_TIMEOUT_MS),
+      });
     } catch (err) {
       this.#target.logger?.warn(
         { err: (fromS3Error(err, 'AbortMultipartUpload', this.#key) as Error).message, bucket, key: this.#key, uploadId },

@@ -17,9 +17,12 @@
  *   - a file rename is a server-side copy then a delete;
  *   - a directory rename copies every key under the prefix (at most
  *     `maxRenameKeys`, else TOO_MANY_ENTRIES before anything is copied);
- *     if a copy fails, the copies already made are deleted again and the
- *     source is untouched; if deleting the sources fails afterwards, the new
- *     tree is complete and the error says the old keys remain;
+ *     if a copy fails, the copies already made are deleted again (not the
+ *     marker of a target directory that existed) and the source is
+ *     untouched; copies that undo could not delete are logged and named in
+ *     the error; if deleting the sources fails afterwards, the new tree is
+ *     complete, the client gets RENAME_INCOMPLETE (550) and the log has the
+ *     count and a sample of the old keys that remain;
  *   - checks (does the parent exist, is the name a directory) and the write
  *     that follows are separate requests: another node may act in between.
  *
@@ -30,14 +33,15 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ListObjectsV2CommandOutput, S3Client, _Object } from '@aws-sdk/client-s3';
+import { fillUsername, isPathSafeUsername } from '../auth/username.js';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { checkOffset, checkWrite, parsePath } from './paths.js';
-import { loadSdk, SharedClient, type S3ConnectionOptions, type S3Sdk } from './s3-client.js';
+import { loadSdk, MAX_PARTS, SharedClient, type S3ConnectionOptions, type S3Sdk } from './s3-client.js';
 import { fromS3Error, isNotFound, s3Call } from './s3-errors.js';
-import { copyObject } from './s3-copy.js';
+import { copyObject, forEachLimited } from './s3-copy.js';
 import { DirCache } from './s3-dir-cache.js';
-import { S3Upload } from './s3-upload.js';
+import { PartBudget, S3Upload } from './s3-upload.js';
 import type { FileInfo, ReadOptions, Storage, StorageCapabilities, StorageWritable, WriteOptions } from './types.js';
 
 export interface S3StorageOptions extends S3ConnectionOptions {
@@ -48,24 +52,43 @@ export interface S3StorageOptions extends S3ConnectionOptions {
    * is added. Default: the whole bucket.
    */
   prefix?: string;
-  /** Multipart part size: memory per upload is (queueSize + 1) × this. Default 8 MiB; S3 needs at least 5 MiB. */
+  /** Multipart part size: memory per upload is (queueSize + 1) × this. Default 8 MiB; from 5 MiB (S3's minimum) to 512 MiB. */
   partSizeBytes?: number;
   /** Parts of one upload sent in parallel. Default 4. */
   queueSize?: number;
-  /** Uploads that cross this size fail with 552 at once. 0 (default): no limit but S3's (partSizeBytes × 10,000). */
+  /**
+   * Bytes of part buffers all uploads of this storage (and of every storage
+   * forUser()/at() derives from it) may hold together; an upload that needs
+   * more waits, with backpressure on its data connection. 0 (default): no
+   * process-wide bound beyond the per-upload (queueSize + 1) × partSizeBytes.
+   * At least partSizeBytes.
+   */
+  maxUploadBufferBytes?: number;
+  /**
+   * Uploads that cross this size fail with 552 at once. 0 (default): no limit
+   * but S3's (partSizeBytes × 10,000). A limit above partSizeBytes × 10,000
+   * is refused (the error names the part size it needs).
+   */
   maxFileSizeBytes?: number;
   /** A directory rename copies at most this many keys; larger ones are refused. Default 10,000. */
   maxRenameKeys?: number;
   /** An S3Client to use instead of creating one (its own settings then apply). */
   client?: S3Client;
-  /** Where failures that no client sees are reported (a multipart upload that could not be aborted). */
+  /** Where failures that no client sees are reported (a multipart upload that could not be aborted, a rename's leftovers). */
   logger?: Logger;
+  /**
+   * @internal Keys per ListObjectsV2 page for listings and directory
+   * renames (default: the store's, 1,000 on S3). Tests page through a few
+   * dozen keys with it instead of thousands.
+   */
+  listPageSize?: number;
 }
 
 const MIB = 1024 * 1024;
 const DEFAULT_PART_SIZE = 8 * MIB;
 const MIN_PART_SIZE = 5 * MIB;
-const MAX_PART_SIZE = 5 * 1024 * MIB;
+/** Far below buffer.constants.MAX_LENGTH, and each upload holds (queueSize + 1) of these. */
+const MAX_PART_SIZE = 512 * MIB;
 const DEFAULT_QUEUE_SIZE = 4;
 const DEFAULT_MAX_RENAME_KEYS = 10_000;
 /** Directory renames copy this many keys at once. */
@@ -80,6 +103,8 @@ const UNKNOWN_TIME = 0;
 
 type Settings = Required<Pick<S3StorageOptions, 'bucket' | 'partSizeBytes' | 'queueSize' | 'maxFileSizeBytes' | 'maxRenameKeys'>> & {
   logger?: Logger;
+  budget?: PartBudget;
+  listPageSize?: number;
   /** Shared by every storage derived from this one. */
   dirs: DirCache;
 };
@@ -97,9 +122,9 @@ function normalisePrefix(prefix: string | undefined): string {
   return trimmed === '' || trimmed.endsWith('/') ? trimmed : `${trimmed}/`;
 }
 
-/** A user name becomes one key segment: nothing that could reach another user's prefix. */
+/** A user name becomes one key segment: nothing that could reach another user's prefix (the users-file rule). */
 function checkUsername(username: string): void {
-  if (username === '' || username === '.' || username === '..' || /[/\\\0-\x1f\x7f]/.test(username)) {
+  if (!isPathSafeUsername(username)) {
     throw new FerryError(ErrorCodes.INVALID_NAME, `user name cannot be used in an S3 prefix: ${JSON.stringify(username)}`);
   }
 }
@@ -135,15 +160,30 @@ export class S3Storage implements Storage {
       return;
     }
     if (typeof options.bucket !== 'string' || options.bucket === '') throw new TypeError('S3Storage: bucket is required');
-    this.#settings = Object.freeze({
+    wholeNumber('socketTimeoutMs', options.socketTimeoutMs, 30_000, 1, Number.MAX_SAFE_INTEGER);
+    const partSizeBytes = wholeNumber('partSizeBytes', options.partSizeBytes, DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE);
+    const budget = options.maxUploadBufferBytes
+      ? new PartBudget(wholeNumber('maxUploadBufferBytes', options.maxUploadBufferBytes, 0, partSizeBytes, Number.MAX_SAFE_INTEGER))
+      : undefined;
+    const settings = Object.freeze({
       bucket: options.bucket,
-      partSizeBytes: wholeNumber('partSizeBytes', options.partSizeBytes, DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE),
+      partSizeBytes,
+      budget,
       queueSize: wholeNumber('queueSize', options.queueSize, DEFAULT_QUEUE_SIZE, 1, 64),
       maxFileSizeBytes: wholeNumber('maxFileSizeBytes', options.maxFileSizeBytes, 0, 0, Number.MAX_SAFE_INTEGER),
       maxRenameKeys: wholeNumber('maxRenameKeys', options.maxRenameKeys, DEFAULT_MAX_RENAME_KEYS, 1, 1_000_000),
       logger: options.logger,
+      listPageSize: options.listPageSize === undefined ? undefined : wholeNumber('listPageSize', options.listPageSize, 1000, 1, 1000),
       dirs: new DirCache(),
     });
+    // Refused rather than raised silently: the part size is also the memory per upload.
+    if (settings.maxFileSizeBytes > settings.partSizeBytes * MAX_PARTS) {
+      const needed = Math.ceil(settings.maxFileSizeBytes / MAX_PARTS / MIB) * MIB;
+      throw new TypeError(
+        `S3Storage: maxFileSizeBytes ${settings.maxFileSizeBytes} needs more than ${MAX_PARTS} parts of partSizeBytes ${settings.partSizeBytes}; set partSizeBytes to at least ${needed}`,
+      );
+    }
+    this.#settings = settings;
     this.#prefix = normalisePrefix(options.prefix);
     this.#client = new SharedClient(options, options.client);
   }
@@ -160,7 +200,7 @@ export class S3Storage implements Storage {
   forUser(username: string): S3Storage {
     if (!this.#prefix.includes('{username}')) return this;
     checkUsername(username);
-    return this.#derive(this.#prefix.replaceAll('{username}', username));
+    return this.#derive(fillUsername(this.#prefix, username));
   }
 
   /**
@@ -246,10 +286,18 @@ export class S3Storage implements Storage {
       this.#settings.dirs.add(prefix);
       return;
     }
+    throw await this.#notADirectory(segments, path, 'a file on the way to');
+  }
+
+  /**
+   * The error for `segments`, known not to be a directory: NOT_A_DIRECTORY
+   * when it is a file (`what` says what was tried), else what #missing finds.
+   */
+  async #notADirectory(segments: readonly string[], path: string, what: string): Promise<FerryError> {
     if (await this.#headFile(this.#fileKey(segments), segments[segments.length - 1]!)) {
-      throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `a file on the way to ${path}`);
+      return new FerryError(ErrorCodes.NOT_A_DIRECTORY, `${what} ${path}`);
     }
-    throw await this.#missing(segments, path);
+    return this.#missing(segments, path);
   }
 
   /** The error for a path that is neither a file nor a directory (a file on the way is NOT_A_DIRECTORY). */
@@ -299,12 +347,10 @@ export class S3Storage implements Storage {
     let token: string | undefined;
     let first = true;
     do {
-      const out = await this.#listPage(prefix, { delimiter: '/', token });
+      const out = await this.#listPage(prefix, { delimiter: '/', token, maxKeys: this.#settings.listPageSize });
       if (first && segments.length > 0 && !out.Contents?.length && !out.CommonPrefixes?.length) {
         // Nothing under the prefix: no such directory (or a file).
-        const file = await this.#headFile(this.#fileKey(segments), segments[segments.length - 1]!);
-        if (file) throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `list of a file: ${path}`);
-        throw await this.#missing(segments, path);
+        throw await this.#notADirectory(segments, path, 'list of a file:');
       }
       first = false;
       const page: FileInfo[] = [];
@@ -331,6 +377,12 @@ export class S3Storage implements Storage {
     try {
       // A ranged GET: REST + RETR costs no more than a plain RETR.
       const out = await client.send(new sdk.GetObjectCommand({ Bucket: this.#settings.bucket, Key: key, Range: start > 0 ? `bytes=${start}-` : undefined }));
+      // A store that ignores Range answers 200 with the whole object: sent
+      // after REST, it would splice the file's start into the client's copy.
+      if (start > 0 && !out.ContentRange?.startsWith(`bytes ${start}-`)) {
+        (out.Body as Readable | undefined)?.destroy();
+        throw new FerryError(ErrorCodes.UNSUPPORTED, `GetObject ${key}: asked for bytes ${start}-, got Content-Range ${String(out.ContentRange)}`);
+      }
       return translatedBody(out.Body as Readable, key);
     } catch (err) {
       if (isNotFound(err)) {
@@ -356,7 +408,7 @@ export class S3Storage implements Storage {
     if (existing && options.exclusive) throw new FerryError(ErrorCodes.EXISTS, `exists: ${path}`);
     if (existing?.type === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `write to a directory: ${path}`);
     const { client, sdk } = await this.#s3();
-    const { bucket, partSizeBytes, queueSize, maxFileSizeBytes, logger } = this.#settings;
+    const { bucket, partSizeBytes, queueSize, maxFileSizeBytes, logger, budget } = this.#settings;
     const name = segments[segments.length - 1]!;
     return new S3Upload({
       client,
@@ -367,6 +419,7 @@ export class S3Storage implements Storage {
       queueSize,
       maxFileSizeBytes,
       logger,
+      budget,
       // STOU: the name may have been taken during the upload (not atomic: see docs/s3.md).
       beforeCommit: options.exclusive
         ? async () => {
@@ -389,11 +442,7 @@ export class S3Storage implements Storage {
     if (segments.length === 0) throw new FerryError(ErrorCodes.ACCESS_DENIED, 'rmdir of the root');
     const prefix = this.#dirKey(segments);
     const keys = await this.#listKeys(prefix, 2);
-    if (keys.length === 0) {
-      const file = await this.#headFile(this.#fileKey(segments), segments[segments.length - 1]!);
-      if (file) throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `rmdir of a file: ${path}`);
-      throw await this.#missing(segments, path);
-    }
+    if (keys.length === 0) throw await this.#notADirectory(segments, path, 'rmdir of a file:');
     if (keys.some((k) => k.Key !== prefix)) throw new FerryError(ErrorCodes.NOT_EMPTY, `not empty: ${path}`);
     // Forgotten before and after: an upload's check in between may have seen the marker.
     this.#settings.dirs.forget(prefix);
@@ -436,7 +485,11 @@ export class S3Storage implements Storage {
       const { client, sdk } = await this.#s3();
       const fromKey = this.#fileKey(fromSegments);
       await copyObject({ client, sdk, bucket: this.#settings.bucket, from: fromKey, to: this.#fileKey(toSegments), size: source.size });
-      await this.#deleteKey(fromKey);
+      try {
+        await this.#deleteKey(fromKey);
+      } catch (err) {
+        throw new FerryError(ErrorCodes.RENAME_INCOMPLETE, `rename of ${from} copied the file but could not delete ${fromKey}`, { cause: err });
+      }
     } else {
       if (target?.type === 'file') throw new FerryError(ErrorCodes.NOT_A_DIRECTORY, `rename of a directory onto a file: ${to}`);
       if (target && (await this.#listKeys(this.#dirKey(toSegments), 2)).some((k) => k.Key !== this.#dirKey(toSegments))) {
@@ -444,7 +497,7 @@ export class S3Storage implements Storage {
       }
       const fromPrefix = this.#dirKey(fromSegments);
       this.#settings.dirs.forget(fromPrefix);
-      await this.#renameDir(fromPrefix, this.#dirKey(toSegments), from);
+      await this.#renameDir(fromPrefix, this.#dirKey(toSegments), from, target !== null);
       this.#settings.dirs.forget(fromPrefix);
     }
     await this.#keepParent(fromSegments);
@@ -473,14 +526,19 @@ export class S3Storage implements Storage {
     if ((await this.#listKeys(parent, 1)).length === 0) await this.#putMarker(parent);
   }
 
-  async #renameDir(fromPrefix: string, toPrefix: string, path: string): Promise<void> {
-    const { maxRenameKeys, bucket } = this.#settings;
+  /**
+   * Copy every key under `fromPrefix` to `toPrefix`, then delete the old
+   * keys. `targetExisted`: `toPrefix` was an empty directory (at most its
+   * marker), whose marker an undo must leave alone.
+   */
+  async #renameDir(fromPrefix: string, toPrefix: string, path: string, targetExisted: boolean): Promise<void> {
+    const { maxRenameKeys, bucket, logger } = this.#settings;
     const keys: _Object[] = [];
     let token: string | undefined;
     const { client, sdk } = await this.#s3();
     // Count first: a directory too large is refused before anything changes.
     do {
-      const out = await this.#listPage(fromPrefix, { token });
+      const out = await this.#listPage(fromPrefix, { token, maxKeys: this.#settings.listPageSize });
       keys.push(...(out.Contents ?? []));
       if (keys.length > maxRenameKeys) {
         throw new FerryError(ErrorCodes.TOO_MANY_ENTRIES, `rename of ${path}: more than maxRenameKeys (${maxRenameKeys}) keys`);
@@ -492,54 +550,47 @@ export class S3Storage implements Storage {
     try {
       await forEachLimited(keys, RENAME_CONCURRENCY, async (object) => {
         const target = toPrefix + object.Key!.slice(fromPrefix.length);
-        await copyObject({ client, sdk, bucket, from: object.Key!, to: target, size: object.Size ?? 0 });
-        copied.push(target);
+        await copyObject({ client, sdk, bucket, from: object.Key!, to: target, size: object.Size ?? 0, etag: object.ETag });
+        // The target's own marker existed before: the undo must not delete it.
+        if (!(targetExisted && target === toPrefix)) copied.push(target);
       });
     } catch (err) {
       // Undo: the source is untouched, the half-made copy goes away.
-      await this.#deleteKeys(copied).catch(() => undefined);
-      throw err;
+      const left = await this.#deleteKeys(copied);
+      if (left.length === 0) throw err;
+      logger?.warn({ path, bucket, failed: left.length, sample: left.slice(0, 10) }, 'directory rename failed, and its undo left copies behind under the target');
+      throw new FerryError(ErrorCodes.UNAVAILABLE, `rename of ${path} failed (${(err as Error).message}); the undo could not delete ${left.length} copies, first ${left[0]}`, {
+        cause: err,
+      });
     }
-    try {
-      await this.#deleteKeys(keys.map((k) => k.Key!));
-    } catch (err) {
-      const failure = err as Error;
-      throw new FerryError(ErrorCodes.UNAVAILABLE, `rename of ${path} copied everything but some old keys remain: ${failure.message}`, { cause: err });
+    const left = await this.#deleteKeys(keys.map((k) => k.Key!));
+    if (left.length > 0) {
+      logger?.warn({ path, bucket, failed: left.length, sample: left.slice(0, 10) }, 'directory rename copied everything, but some old keys remain');
+      throw new FerryError(ErrorCodes.RENAME_INCOMPLETE, `rename of ${path} copied everything but ${left.length} old keys remain, first ${left[0]}`);
     }
   }
 
-  /** DeleteObjects in batches of 1,000 (S3's limit per request). */
-  async #deleteKeys(keys: readonly string[]): Promise<void> {
+  /**
+   * DeleteObjects in batches of 1,000 (S3's limit per request); returns the
+   * keys not deleted (a batch that failed whole counts all its keys), after
+   * trying every batch.
+   */
+  async #deleteKeys(keys: readonly string[]): Promise<string[]> {
     const { client, sdk } = await this.#s3();
+    const left: string[] = [];
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       const input = { Bucket: this.#settings.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } };
-      const out = await s3Call('DeleteObjects', batch[0]!, () => client.send(new sdk.DeleteObjectsCommand(input)));
-      if (out.Errors?.length) {
-        throw new FerryError(ErrorCodes.UNAVAILABLE, `DeleteObjects: ${out.Errors.length} keys not deleted, first ${out.Errors[0]!.Key} (${out.Errors[0]!.Code})`);
-      }
-    }
-  }
-}
-
-/** Run `work` on every item, at most `limit` at once; the first failure stops new work and is thrown. */
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
       try {
-        await work(item);
+        const out = await s3Call('DeleteObjects', batch[0]!, () => client.send(new sdk.DeleteObjectsCommand(input)));
+        for (const error of out.Errors ?? []) left.push(error.Key ?? '(unnamed)');
       } catch (err) {
-        failed = true;
-        throw err;
+        this.#settings.logger?.debug({ err: (err as Error).message }, 'DeleteObjects failed');
+        left.push(...batch);
       }
     }
-  };
-  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  const rejection = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (rejection) throw rejection.reason;
+    return left;
+  }
 }
 
 /**

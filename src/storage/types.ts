@@ -65,8 +65,19 @@ export interface WriteOptions {
  * Destroying it with an error aborts: a new file does not appear, an existing
  * file replaced by a full upload keeps its old content. Backends that cannot
  * keep the old content say so in their documentation.
+ *
+ * A destroy that races a commit already under way (ABOR or a disconnect
+ * just after the last byte) may find a commit that cannot be taken back
+ * (S3's CompleteMultipartUpload, once sent). Such a backend lets the commit
+ * decide, and says so through `committed`: true once the data is visible
+ * under its name, readable after 'close'. The session then replies 226 and
+ * emits file-received, not 426 and upload-aborted. Backends without
+ * `committed` are judged by `writableFinished` ('finish' was emitted).
  */
-export type StorageWritable = Writable;
+export type StorageWritable = Writable & {
+  /** True once the write committed, even if destroy() was called while it did. */
+  readonly committed?: boolean;
+};
 
 export interface Storage {
   readonly capabilities: StorageCapabilities;

@@ -247,6 +247,16 @@ test('a per-user TLS policy in the users file: that user must secure the connect
   await secured.command('PASS pw', 230);
 });
 
+test('an account named anonymous is refused while anonymous login is on: it would share anonymous\'s storage', async (t) => {
+  for (const name of ['anonymous', 'Anonymous']) {
+    await assert.rejects(serveConfig(t, 'anonymous:\n  enabled: true\n', { [name]: { passwordHash: HASH, home: '/' } }), (err: Error) => {
+      assert.match(err.message, new RegExp(`users.json: the account "${name}" clashes with anonymous login`));
+      return true;
+    });
+  }
+  await serveConfig(t, 'anonymous:\n  enabled: false\n', { anonymous: { passwordHash: HASH, home: '/' } });
+});
+
 test('the anonymous TLS exemption covers anonymous logins only, never a users-file account named ftp', async (t) => {
   const { cert, key } = await certificateFiles(t);
   const { port } = await serveConfig(t, `tls:\n  cert: ${cert}\n  key: ${key}\n  policy: login\nanonymous:\n  enabled: true\n`, {

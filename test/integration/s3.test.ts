@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type net from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -18,6 +18,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Client } from 'basic-ftp';
 import { ErrorCodes, S3Storage, UserListAuthenticator, createServer, hashPassword, type S3StorageOptions, type Storage } from '../../src/index.js';
+import { silentLogger, type Logger } from '../../src/observability/logger.js';
 import { startCli } from '../helpers/cli.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
 import { S3_CREDENTIALS, startS3, type TestS3 } from '../helpers/s3.js';
@@ -127,8 +128,11 @@ describe('Ferry over S3: uploads', () => {
     await client.expect(150);
     await send(data, 12 * MIB); // two parts sent, a third filling
     await waitForUploadStarted(fx.s3);
-    // Let the last write leave Node: a reset with writes pending turns into a plain FIN (end of file).
-    await new Promise((r) => setTimeout(r, 100));
+    // Let every write leave Node (a reset with writes pending turns into a
+    // plain FIN, end of file): the callback of one more write runs once all
+    // writes before it are in the kernel.
+    await new Promise<void>((resolve, reject) => data.write(Buffer.alloc(1), (err) => (err ? reject(err) : resolve())));
+    assert.equal(data.writableLength, 0);
     data.resetAndDestroy();
     client.socket.resetAndDestroy();
     await noPendingUploads(fx.s3);
@@ -149,6 +153,34 @@ describe('Ferry over S3: uploads', () => {
     assert.equal((await client.read()).code, 226);
     await noPendingUploads(fx.s3);
     assert.equal(await readText(fx.storage, '/kept.bin'), 'previous');
+  });
+
+  test('ABOR right after the last byte: either no object and 426, or 226 and the whole object (never 426 with an object)', async (t) => {
+    const fx = await setup(t);
+    const client = await login(t, fx.port);
+    // Single PutObject (1 MiB) and multipart (11 MiB) commits, the ABOR sent 0-200 ms after the last byte so it lands at different steps.
+    const runs = [1, 11].flatMap((mib) => [0, 5, 20, 50, 100, 200].map((delayMs) => ({ size: mib * MIB + delayMs, delayMs })));
+    for (const [i, { size, delayMs }] of runs.entries()) {
+      const name = `race-${i}.bin`;
+      const data = await client.passive();
+      client.send(`STOR ${name}`);
+      await client.expect(150);
+      await send(data, size - (size % MIB));
+      data.end(randomBytes(size % MIB));
+      await once(data, 'finish');
+      await new Promise((r) => setTimeout(r, delayMs));
+      client.send('ABOR');
+      const transfer = (await client.read(20_000)).code;
+      t.diagnostic(`${name}: ${transfer}`);
+      assert.equal((await client.read(20_000)).code, 226, 'ABOR itself');
+      await noPendingUploads(fx.s3);
+      if (transfer === 226) {
+        assert.equal((await fx.storage.stat(`/${name}`)).size, size, `${name} is complete`);
+      } else {
+        assert.equal(transfer, 426);
+        assert.equal(await exists(fx.storage, `/${name}`), false, `${name} got 426 but exists`);
+      }
+    }
   });
 
   test('an upload that crosses maxFileSizeBytes gets 552 at once and stores nothing', async (t) => {
@@ -273,9 +305,11 @@ describe('Ferry over S3: directories over flat keys', () => {
     assert.equal(await exists(fx.storage, '/d/inner/x'), true);
   });
 
-  const keys = Number(process.env['FERRY_S3_LIST_KEYS'] ?? 2_500);
+  // 25 keys in pages of 7 by default; FERRY_S3_LIST_KEYS=100000 runs the large version in S3's own pages of 1,000.
+  const bigList = process.env['FERRY_S3_LIST_KEYS'];
+  const keys = Number(bigList ?? 25);
   test(`MLSD lists a prefix of ${keys.toLocaleString('en')} keys completely, page by page`, { timeout: 300_000 }, async (t) => {
-    const fx = await setup(t);
+    const fx = await setup(t, bigList ? {} : { listPageSize: 7 });
     const expected = Array.from({ length: keys }, (_, i) => `k${String(i).padStart(6, '0')}`);
     for (let i = 0; i < expected.length; i += 50) {
       await Promise.all(expected.slice(i, i + 50).map((name) => fx.raw.send(new PutObjectCommand({ Bucket: fx.s3.bucket, Key: `many/${name}`, Body: Buffer.from('') }))));
@@ -309,6 +343,78 @@ describe('Ferry over S3: directories over flat keys', () => {
   });
 });
 
+/** `raw` with `fail` consulted before every command: return an answer (or throw) to replace S3's, or undefined to pass it on. */
+function failing(raw: S3Client, fail: (name: string, input: Record<string, unknown>) => unknown): S3Client {
+  return new Proxy(raw, {
+    get(target, prop, receiver) {
+      if (prop !== 'send') return Reflect.get(target, prop, receiver);
+      return async (command: { constructor: { name: string }; input: Record<string, unknown> }, options?: unknown) => {
+        const answer = fail(command.constructor.name, command.input);
+        if (answer !== undefined) return answer;
+        return (target.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
+      };
+    },
+  });
+}
+
+/** A logger that keeps its warnings. */
+function warnings(): { logger: Logger; warned: Array<Record<string, unknown>> } {
+  const warned: Array<Record<string, unknown>> = [];
+  const logger: Logger = { ...silentLogger, warn: (fields: unknown) => void warned.push(fields as Record<string, unknown>), child: () => logger };
+  return { logger, warned };
+}
+
+describe('Ferry over S3: directory renames that fail half-way', () => {
+  test('old keys that cannot be deleted give 550 "Rename incomplete", with their count and a sample in the log', async (t) => {
+    const fx = await setup(t);
+    const { logger, warned } = warnings();
+    const storage = new S3Storage({
+      bucket: fx.s3.bucket,
+      logger,
+      client: failing(fx.raw, (name, input) => {
+        const keys = (input['Delete'] as { Objects: Array<{ Key: string }> } | undefined)?.Objects.map((o) => o.Key) ?? [];
+        if (name === 'DeleteObjectsCommand' && keys.includes('src/b')) return { Errors: [{ Key: 'src/b', Code: 'AccessDenied' }] };
+        return undefined;
+      }),
+    });
+    const server = await startServer(t, { storage });
+    for (const key of ['src/a', 'src/b']) await fx.raw.send(new PutObjectCommand({ Bucket: fx.s3.bucket, Key: key, Body: Buffer.from(key) }));
+    const client = await login(t, server.port);
+    await client.command('RNFR src', 350);
+    const reply = await client.command('RNTO dst', 550);
+    assert.match(reply.text, /Rename incomplete/);
+    assert.equal(await readText(fx.storage, '/dst/a'), 'src/a');
+    assert.equal(await readText(fx.storage, '/dst/b'), 'src/b');
+    assert.equal(await exists(fx.storage, '/src/b'), true);
+    assert.deepEqual(
+      warned.map((w) => [w['failed'], w['sample']]),
+      [[1, ['src/b']]],
+    );
+  });
+
+  test('a failed copy onto an existing empty directory undoes the copies but keeps that directory', async (t) => {
+    const fx = await setup(t);
+    const storage = new S3Storage({
+      bucket: fx.s3.bucket,
+      client: failing(fx.raw, (name, input) => {
+        if (name === 'CopyObjectCommand' && input['Key'] === 'dst/z') throw Object.assign(new Error('SlowDown'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } });
+        return undefined;
+      }),
+    });
+    for (const key of ['src/', 'src/a', 'src/z', 'dst/']) await fx.raw.send(new PutObjectCommand({ Bucket: fx.s3.bucket, Key: key, Body: Buffer.from('') }));
+    await assert.rejects(storage.rename('/src', '/dst'), { code: ErrorCodes.UNAVAILABLE });
+    assert.equal((await fx.storage.stat('/dst')).type, 'dir', 'the empty target directory is still there');
+    assert.deepEqual(await listNames(fx.storage, '/dst'), []);
+    assert.deepEqual(await listNames(fx.storage, '/src'), ['a', 'z']);
+  });
+});
+
+async function listNames(storage: Storage, path: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const page of storage.list(path)) names.push(...page.map((e) => e.name));
+  return names.sort();
+}
+
 describe('Ferry over S3: per-user prefixes', () => {
   test('forUser gives each user their own root under a {username} prefix, and refuses names that could escape it', async (t) => {
     const s3 = await startS3(t);
@@ -328,7 +434,8 @@ describe('Ferry over S3: per-user prefixes', () => {
     assert.deepEqual((await shared.forUser('ann').stat('/only-ann')).type, 'dir');
     assert.equal(await exists(shared.forUser('ann'), '/only-bob'), false);
     assert.equal(await exists(shared.forUser('bob'), '/only-bob'), true);
-    for (const bad of ['', '..', 'a/b', 'a\\b']) assert.throws(() => shared.forUser(bad), { code: ErrorCodes.INVALID_NAME });
+    // "$`" would expand to the text before the placeholder ("users/"): the whole users/ tree.
+    for (const bad of ['', '.', '..', 'a/b', 'a\\b', '$`', '$&', "$'"]) assert.throws(() => shared.forUser(bad), { code: ErrorCodes.INVALID_NAME }, bad);
     // A home (users file, anonymous.home) is a sub-prefix: /only-ann/inbox of ann's storage.
     await shared.forUser('ann').at('/only-ann').mkdir('/inbox');
     assert.equal((await shared.forUser('ann').stat('/only-ann/inbox')).type, 'dir');
@@ -381,6 +488,30 @@ describe('Ferry over S3: an endpoint that fails', () => {
     await client.command('NOOP', 200);
   });
 
+  test('an endpoint that accepts but never answers gets 451 within socketTimeoutMs, and the session stays', async (t) => {
+    const sockets = new Set<net.Socket>();
+    const blackHole = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => blackHole.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      blackHole.close();
+    });
+    const { port } = blackHole.address() as net.AddressInfo;
+    const storage = new S3Storage({ bucket: 'stalled', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, credentials: S3_CREDENTIALS, socketTimeoutMs: 200, maxAttempts: 2 });
+    t.after(() => storage.destroy());
+    const server = await startServer(t, { storage });
+    const client = await login(t, server.port);
+    const started = Date.now();
+    await client.command('MKD x', 451);
+    // Two attempts of 200 ms, the SDK's backoff between them, and the parallel probes: well under 5 s.
+    assert.ok(Date.now() - started < 5_000, `451 after ${Date.now() - started} ms`);
+    await client.command('NOOP', 200);
+    await client.command('MKD y', 451);
+  });
+
   test('a bucket that does not exist answers 550 and the session stays', async (t) => {
     const fx = await setup(t);
     const wrong = new S3Storage({ bucket: 'no-such-bucket', endpoint: fx.s3.endpoint, forcePathStyle: true, credentials: S3_CREDENTIALS });
@@ -415,18 +546,22 @@ function repeated(total: number): Readable {
 
 describe('ferry --s3 (the command)', () => {
   const bigMiB = Number(process.env['FERRY_S3_BIG_MIB'] ?? 256);
-  test(`serves a bucket prefix; a ${bigMiB} MiB upload streams with bounded memory`, { timeout: 300_000 }, async (t) => {
+  // Sized for FERRY_S3_BIG_MIB=10240 too (~3 min against s3rver here).
+  test(`serves a bucket prefix; a ${bigMiB} MiB upload streams with bounded memory`, { timeout: Math.max(300_000, bigMiB * 120) }, async (t) => {
     const s3 = await startS3(t, 'camera-drops');
     const env = { ...process.env, AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey };
+    // s3rver stays silent while it concatenates the parts at CompleteMultipartUpload (AWS sends
+    // keep-alive spaces): over 1 GiB that takes longer than the default 30 s socket timeout.
+    const slowComplete = bigMiB > 1024 ? ['--s3-socket-timeout', '900000'] : [];
     const cli = await startCli(
       t,
-      ['--s3', 's3://camera-drops/incoming', '--s3-endpoint', s3.endpoint, '--user', 'cam:secret', '--write', '--host', '127.0.0.1', '--port', '0'],
+      ['--s3', 's3://camera-drops/incoming', '--s3-endpoint', s3.endpoint, ...slowComplete, '--user', 'cam:secret', '--write', '--host', '127.0.0.1', '--port', '0'],
       process.cwd(),
       20_000,
       env,
     );
     assert.match(cli.output(), /serving s3:\/\/camera-drops\/incoming \(read-write\)/);
-    const client = new Client(30_000);
+    const client = new Client(bigMiB > 1024 ? 900_000 : 30_000);
     t.after(() => client.close());
     await client.access({ host: '127.0.0.1', port: cli.port, user: 'cam', password: 'secret' });
     // Warm up (SDK loaded, sockets open), then measure what the big upload adds.

@@ -185,7 +185,15 @@ test('every S3 example in docs/s3.md is a valid storage section', async (t) => {
   await assert.rejects(loadConfig({ file: path.join(dir, 'bad.yaml') }), (err: ConfigError) => {
     assert.deepEqual(err.problems, [
       'bad.yaml:1: storage.bucket: missing; expected a bucket name (3-63 lowercase letters, digits, dots and dashes)',
-      'bad.yaml:4: storage.partSizeBytes: 1000 is not a whole number from 5242880 to 5368709120',
+      'bad.yaml:4: storage.partSizeBytes: 1000 is not a whole number from 5242880 to 536870912',
+    ]);
+    return true;
+  });
+  // 100 GiB in 10,000 parts needs parts of at least 10.24 MiB: said at load time, not at part 10,001.
+  await writeFile(path.join(dir, 'unreachable.yaml'), 'storage:\n  type: s3\n  bucket: drops\n  maxFileSizeBytes: 107374182400\n');
+  await assert.rejects(loadConfig({ file: path.join(dir, 'unreachable.yaml') }), (err: ConfigError) => {
+    assert.deepEqual(err.problems, [
+      'unreachable.yaml:4: storage.maxFileSizeBytes: 107374182400 is not reachable with partSizeBytes 8388608 (S3 allows 10,000 parts: 83886080000 bytes); set partSizeBytes to at least 11534336',
     ]);
     return true;
   });

@@ -640,7 +640,9 @@ conformance(
     s3 ??= await startS3({ after: (fn) => s3Cleanups.push(fn) });
     s3Count += 1;
     const prefix = `t${s3Count}/`;
-    const storage = new S3Storage({ bucket: s3.bucket, prefix, endpoint: s3.endpoint, forcePathStyle: true, credentials: S3_CREDENTIALS });
+    // Pages of 7 keys: "lists many entries" pages through 25 keys as it would through thousands.
+    const listPageSize = process.env['FERRY_S3_LIST_KEYS'] ? undefined : 7;
+    const storage = new S3Storage({ bucket: s3.bucket, prefix, endpoint: s3.endpoint, forcePathStyle: true, credentials: S3_CREDENTIALS, listPageSize });
     return {
       storage,
       async createEmptyFiles(dir, fileNames) {
@@ -659,7 +661,7 @@ conformance(
       },
     };
   },
-  { appendAndOffsets: false, timesAndModes: false, manyEntries: 1_500 },
+  { appendAndOffsets: false, timesAndModes: false, manyEntries: process.env['FERRY_S3_LIST_KEYS'] ? 1_500 : 25 },
 );
 
 describe('MemoryStorage quota', () => {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { directoryPermissions, parsePermissions } from '../../src/auth/permissions.js';
 import { hashPassword } from '../../src/auth/password.js';
 import { addressList } from '../../src/auth/user-list.js';
+import { fillUsername } from '../../src/auth/username.js';
 import { expandHome } from '../../src/config/build.js';
 import { openUsersFile, readUsersFile } from '../../src/config/users-file.js';
 import { ConfigError } from '../../src/config/validate.js';
@@ -148,6 +149,8 @@ test('homes: {username} is filled in; names that are not plain, and homes that c
   assert.equal(expandHome('/users/{username}', 'alice'), '/users/alice');
   assert.equal(expandHome('{username}', 'bob'), '/bob');
   assert.equal(expandHome('/', '../anything'), '/', 'a home without the placeholder does not depend on the name');
-  for (const name of ['..', '.', 'a/b', '', ' bob', 'x\0y']) assert.throws(() => expandHome('/users/{username}', name), /cannot be part of a path/, name);
+  for (const name of ['..', '.', 'a/b', '', ' bob', 'x\0y', '$`', '$&', "$'"]) assert.throws(() => expandHome('/users/{username}', name), /cannot be part of a path/, name);
+  // The name goes in literally: a replaceAll with a string would read $& as "the placeholder".
+  assert.equal(fillUsername('users/{username}/', 'a$&b'), 'users/a$&b/');
   assert.throws(() => expandHome('/users/../etc', 'bob'), /leaves the storage root/);
 });

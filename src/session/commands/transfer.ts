@@ -45,15 +45,28 @@ async function store(session: Session, path: string, options: WriteOptions, prel
   sink.on('error', (err) => session.log.debug({ err: err.message }, 'upload stream ended with an error'));
   const ascii = session.transferType === 'A';
   const text = preliminary ?? `Ok to send data for ${baseName(path)}.`;
-  const ok = await session.transferData(path, text, (socket, signal) => receiveFromSocket(socket, sink, { ascii, signal }));
+  const ok = await session.transferData(path, text, async (socket, signal) => {
+    try {
+      await receiveFromSocket(socket, sink, { ascii, signal });
+    } catch (err) {
+      // An ABOR or a disconnect racing the commit may come too late to stop
+      // it (see StorageWritable): the file exists, so the reply is 226. The
+      // pipeline settles only once the sink has closed, so this is final.
+      if (isCommitted(sink)) return;
+      throw err;
+    }
+  });
   const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started };
-  // An ABOR racing the commit may find the upload already durable.
-  if (ok || sink.writableFinished) {
+  if (ok || isCommitted(sink)) {
     session.host.notify('file-received', info);
     return;
   }
   sink.destroy(new FerryError(ErrorCodes.ABORTED, 'upload did not complete'));
   session.host.notify('upload-aborted', { ...info, reason: 'transfer did not complete' });
+}
+
+function isCommitted(sink: StorageWritable): boolean {
+  return sink.committed ?? sink.writableFinished;
 }
 
 function uniqueSuffix(): string {
