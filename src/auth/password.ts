@@ -87,13 +87,13 @@ export interface VerificationCacheOptions {
 /** A bounded, expiring memory of successful verifications (see the module comment). */
 export class VerificationCache {
   readonly #secret = randomBytes(32);
-  readonly #ttlMs: number;
+  readonly ttlMs: number;
   readonly #maxEntries: number;
   /** Insertion order is age order, so the first key is the oldest. */
   readonly #entries = new Map<string, number>();
 
   constructor(options: VerificationCacheOptions = {}) {
-    this.#ttlMs = options.ttlMs ?? 5 * 60_000;
+    this.ttlMs = options.ttlMs ?? 5 * 60_000;
     this.#maxEntries = options.maxEntries ?? 10_000;
   }
 
@@ -111,7 +111,7 @@ export class VerificationCache {
       this.#entries.delete(key);
     }
     if (!(await verifyPassword(password, hash))) return false;
-    this.#entries.set(key, Date.now() + this.#ttlMs);
+    this.#entries.set(key, Date.now() + this.ttlMs);
     if (this.#entries.size > this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
     return true;
   }

@@ -100,16 +100,13 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   for (const warning of loaded.warnings) logger.warn(warning);
   const workers = config.workers === 'auto' ? os.availableParallelism() : config.workers;
   let cache = new VerificationCache({ ttlMs: config.users.cacheTtlMs });
-  let current = config;
-  /** Options for `next`, which becomes the configuration in force; what only a restart changes is logged. */
+  /** Options for `next`; the login cache carries over unless its lifetime changed. */
   const build = async (next: Config): Promise<FtpServerOptions> => {
-    if (next.users.cacheTtlMs !== current.users.cacheTtlMs) cache = new VerificationCache({ ttlMs: next.users.cacheTtlMs });
-    const options = await buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions, storageAt });
-    const needRestart = (['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
-    if (needRestart.length > 0) logger.warn({ settings: needRestart }, 'these settings change only on restart');
-    current = next;
-    return options;
+    if (next.users.cacheTtlMs !== cache.ttlMs) cache = new VerificationCache({ ttlMs: next.users.cacheTtlMs });
+    return buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions, storageAt });
   };
+  /** Settings of the process itself, which only a restart changes (the server names its own). */
+  const restartOnly = (next: Config) => (['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
 
   if (cluster.isWorker) {
     const { passivePorts } = clusterWorkerSettings();
@@ -117,7 +114,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     const clusterOverrides = { passivePorts, maxConnections: Number.MAX_SAFE_INTEGER, maxConnectionsPerIp: Number.MAX_SAFE_INTEGER };
     const server = await startServer(await build(config), clusterOverrides, usageOrConfig);
     dropOrExit(config);
-    runClusterWorker(server, () => void reload(plan, logger, async (next) => server.reconfigure({ ...(await build(next)), ...clusterOverrides })));
+    runClusterWorker(server, () => void reload(plan, logger, async (next) => [...server.reconfigure({ ...(await build(next)), ...clusterOverrides }), ...restartOnly(next)]));
     return;
   }
   if (workers > 1) {
@@ -141,7 +138,13 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     dropOrExit(config);
     printBanner(flags, loaded, address.port, workers, primary.implicitAddress()?.port);
     // The primary reloads too: the log level, and the connection limits it enforces for the cluster.
-    onSignals(shutdownGraceMs, () => primary.stop(), () => void reload(plan, logger, async ({ limits: { maxConnections, maxConnectionsPerIp, shutdownGraceMs } }) => (primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs }), [])));
+    onSignals(shutdownGraceMs, () => primary.stop(), () =>
+      void reload(plan, logger, async (next) => {
+        const { maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs } = next.limits;
+        primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs });
+        return restartOnly(next);
+      }),
+    );
     return;
   }
   const server = await startServer(await build(config), {}, usageOrConfig);
@@ -153,7 +156,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   }
   dropOrExit(config);
   printBanner(flags, loaded, address.port, 1, server.implicitAddress()?.port);
-  onSignals(server.options.shutdownGraceMs, () => server.close(), () => void reload(plan, logger, async (next) => server.reconfigure(await build(next))));
+  onSignals(server.options.shutdownGraceMs, () => server.close(), () => void reload(plan, logger, async (next) => [...server.reconfigure(await build(next)), ...restartOnly(next)]));
 }
 
 async function startServer(options: FtpServerOptions, overrides: Partial<FtpServerOptions>, exitCode: number): Promise<FtpServer> {
