@@ -295,35 +295,27 @@ async function transferLoop(c: Client): Promise<void> {
         continue;
       }
     }
-    const started = now();
-    c.opStarted = started;
-    try {
-      await op();
-      c.opStarted = 0n;
-      record(started);
-    } catch (err) {
-      c.opStarted = 0n;
-      noteError(err);
-      c.kill();
-      if (!stopping) await sleep(20);
-    }
+    await timed(c, op);
   }
 }
 
 async function loginLoop(c: Client): Promise<void> {
-  while (!stopping) {
-    const started = now();
-    c.opStarted = started;
-    try {
-      await loginOnce(c);
-      c.opStarted = 0n;
-      record(started);
-    } catch (err) {
-      c.opStarted = 0n;
-      noteError(err);
-      c.kill();
-      if (!stopping) await sleep(20);
-    }
+  while (!stopping) await timed(c, () => loginOnce(c));
+}
+
+/** One measured operation: its latency recorded on success; on failure the error counted and the connection dropped. */
+async function timed(c: Client, op: () => Promise<void>): Promise<void> {
+  const started = now();
+  c.opStarted = started;
+  try {
+    await op();
+    c.opStarted = 0n;
+    record(started);
+  } catch (err) {
+    c.opStarted = 0n;
+    noteError(err);
+    c.kill();
+    if (!stopping) await sleep(20);
   }
 }
 

@@ -8,6 +8,7 @@ import { access, chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { isHostName } from '../protocol/address.js';
 import { createSelfSignedCertificate } from '../tls/self-signed.js';
 
 interface CertFlags {
@@ -18,12 +19,11 @@ interface CertFlags {
   force: boolean;
 }
 
-const HOST_NAME = /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
-
 function collect(value: string, previous: string[]): string[] {
   const hosts = value.split(',').map((h) => h.trim()).filter(Boolean);
   for (const host of hosts) {
-    if (!isIP(host) && !HOST_NAME.test(host)) throw new InvalidArgumentError(`"${host}" is not a host name or IP address (e.g. ftp.example.com, 192.0.2.10).`);
+    // A certificate may also name a wildcard (*.example.com).
+    if (!isIP(host) && !isHostName(host.replace(/^\*\./, ''))) throw new InvalidArgumentError(`"${host}" is not a host name or IP address (e.g. ftp.example.com, 192.0.2.10).`);
   }
   return [...previous, ...hosts];
 }

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, nobodyCanLogIn } from '../config/load.js';
+import { loadConfig, NOBODY_CAN_LOG_IN, nobodyCanLogIn } from '../config/load.js';
 import { storageLocation } from '../config/schema.js';
 import { readUsersFile } from '../config/users-file.js';
 import { buildServerOptions } from '../config/build.js';
@@ -127,7 +127,7 @@ program
   .action(async (file: string) => {
     try {
       const { config, warnings } = await loadConfig({ file, env: process.env });
-      if (nobodyCanLogIn(config)) warnings.push('nobody can log in: set users.file, authHook.url or anonymous.enabled');
+      if (nobodyCanLogIn(config)) warnings.push(NOBODY_CAN_LOG_IN);
       const users = config.users.file ? Object.keys(await readUsersFile(config.users.file)).length : 0;
       // Build what serve would build (certificate and key loaded, ports compared): what serve refuses, this refuses.
       resolveOptions(await buildServerOptions(config));

@@ -134,7 +134,9 @@ function setIn(target: Record<string, unknown>, keyPath: readonly string[], valu
   at[keyPath[keyPath.length - 1]!] = value;
 }
 
-/** True when the config lets nobody in (users from the command line aside). */
+export const NOBODY_CAN_LOG_IN = 'nobody can log in: set users.file, authHook.url or anonymous.enabled';
+
+/** True when the config lets nobody in (users from the command line aside): warn with NOBODY_CAN_LOG_IN. */
 export function nobodyCanLogIn(config: Config): boolean {
   return !config.anonymous.enabled && !config.users.file && !config.authHook.url;
 }

@@ -8,6 +8,7 @@
 import net from 'node:net';
 import { z } from 'zod';
 import { parsePermissions, PERMISSION_HELP } from '../auth/permissions.js';
+import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
@@ -17,7 +18,6 @@ export function wholeNumber(min: number, max = MAX) {
   return z.number({ error: expected }).int({ error: expected }).min(min, { error: expected }).max(max, { error: expected });
 }
 
-const HOST_NAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 /** A nested group of settings, e.g. `limits:`. */
 const section = <T extends z.core.$ZodLooseShape>(shape: T) => z.strictObject(shape, { error: 'a mapping of settings (indented key: value lines)' });
 
@@ -25,6 +25,8 @@ const bool = () => z.boolean({ error: 'true or false' });
 const text = (expected: string) => z.string({ error: expected });
 const checked = (expected: string, ok: (value: string) => boolean) =>
   z.string({ error: expected }).refine(ok, { error: expected });
+
+const httpUrl = () => checked('an http:// or https:// URL', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v));
 
 export const permissionSpec = () => checked(PERMISSION_HELP, (v) => parsePermissions(v) !== null);
 
@@ -47,7 +49,7 @@ const s3Storage = section({
   bucket: checked('a bucket name (3-63 lowercase letters, digits, dots and dashes)', (v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v)),
   prefix: text('a key prefix, like incoming/ or users/{username}/').default(''),
   region: text('a region, like us-east-1').nullable().default(null),
-  endpoint: checked('an http:// or https:// URL', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v)).nullable().default(null),
+  endpoint: httpUrl().nullable().default(null),
   forcePathStyle: bool().nullable().default(null),
   // At most 512 MiB: each upload holds (queueSize + 1) part buffers in memory.
   partSizeBytes: wholeNumber(5 * MIB, 512 * MIB).default(8 * MIB),
@@ -79,7 +81,7 @@ const s3Storage = section({
 });
 
 export const configSchema = z.strictObject({
-  host: checked('an address or host name to listen on, like 0.0.0.0, :: or localhost', (v) => net.isIP(v) !== 0 || HOST_NAME.test(v)).default('0.0.0.0'),
+  host: checked('an address or host name to listen on, like 0.0.0.0, :: or localhost', (v) => net.isIP(v) !== 0 || isHostName(v)).default('0.0.0.0'),
   port: wholeNumber(0, 65535).default(2121),
   passivePorts: checked('a port range like 50000-50100 (1-65535)', (v) => parsePortRange(v) !== null).nullable().default(null),
   masqueradeAddress: checked('an IPv4 address (PASV can only announce IPv4)', (v) => net.isIPv4(v)).nullable().default(null),
@@ -109,7 +111,7 @@ export const configSchema = z.strictObject({
     permissions: permissionSpec().default('read'),
   }).prefault({}),
   authHook: section({
-    url: checked('an http:// or https:// URL', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v)).nullable().default(null),
+    url: httpUrl().nullable().default(null),
     timeoutMs: wholeNumber(1).default(5000),
     cacheTtlMs: wholeNumber(0).default(60_000),
   }).prefault({}),

@@ -212,3 +212,8 @@ export function parseEpsvArgument(arg: string): 'all' | 1 | 2 | null | { error: 
   if (text === '2') return 2;
   return { error: 'protocol' };
 }
+
+/** A DNS host name (letters, digits, hyphens; dot-separated labels), e.g. `localhost` or `ftp.example.com`. */
+export function isHostName(value: string): boolean {
+  return /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(value);
+}

@@ -63,6 +63,16 @@ async function login(t: TestContext, port: number): Promise<RawClient> {
   return client;
 }
 
+/** Log in, switch to binary, and start `command` (STOR/RETR) on a passive data connection: the transfer is running. */
+async function startTransfer(t: TestContext, port: number, command: string): Promise<{ client: RawClient; data: net.Socket }> {
+  const client = await login(t, port);
+  await client.command('TYPE I', 200);
+  const data = await client.passive();
+  data.on('error', () => {});
+  await client.command(command, 150);
+  return { client, data };
+}
+
 async function connect(t: TestContext, port: number): Promise<RawClient> {
   const client = await RawClient.connect(port);
   t.after(() => client.close());
@@ -177,11 +187,7 @@ describe('clients that vanish', () => {
     const bystander = await login(t, srv.port);
     await bystander.command('TYPE I', 200);
 
-    const leaver = await login(t, srv.port);
-    await leaver.command('TYPE I', 200);
-    const data = await leaver.passive();
-    data.on('error', () => {});
-    await leaver.command('STOR target.bin', 150);
+    const { client: leaver, data } = await startTransfer(t, srv.port, 'STOR target.bin');
     const garbage = randomBytes(MiB);
     for (let i = 0; i < 4; i++) await writeAndFlush(data, garbage);
 
@@ -218,11 +224,7 @@ describe('clients that vanish', () => {
     const received = record(srv.server, 'file-received');
     const original = randomBytes(MiB);
     await writeFile(path.join(srv.root, 'target.bin'), original);
-    const leaver = await login(t, srv.port);
-    await leaver.command('TYPE I', 200);
-    const data = await leaver.passive();
-    data.on('error', () => {});
-    await leaver.command('STOR target.bin', 150);
+    const { client: leaver, data } = await startTransfer(t, srv.port, 'STOR target.bin');
     await writeAndFlush(data, randomBytes(3 * MiB));
     leaver.socket.resetAndDestroy();
     await waitFor('the session to end', () => srv.server.connectionCount === 0);
@@ -243,11 +245,7 @@ describe('clients that vanish', () => {
 
     const bystander = await login(t, srv.port);
     await bystander.command('TYPE I', 200);
-    const leaver = await login(t, srv.port);
-    await leaver.command('TYPE I', 200);
-    const data = await leaver.passive();
-    data.on('error', () => {});
-    await leaver.command('RETR big.bin', 150);
+    const { client: leaver, data } = await startTransfer(t, srv.port, 'RETR big.bin');
     await receiveSome(data, MiB);
 
     // Mid-download, the other session works.
@@ -276,11 +274,7 @@ describe('ABOR', () => {
     const srv = await startServer(t);
     const big = randomBytes(64 * MiB);
     await writeFile(path.join(srv.root, 'big.bin'), big);
-    const client = await login(t, srv.port);
-    await client.command('TYPE I', 200);
-    const data = await client.passive();
-    data.on('error', () => {});
-    await client.command('RETR big.bin', 150);
+    const { client, data } = await startTransfer(t, srv.port, 'RETR big.bin');
     const got = await receiveSome(data, MiB);
     assert.ok(got < big.length, 'the transfer is still running');
 
@@ -302,11 +296,7 @@ describe('ABOR', () => {
     const srv = await startServer(t);
     const aborted = record(srv.server, 'upload-aborted');
     const received = record(srv.server, 'file-received');
-    const client = await login(t, srv.port);
-    await client.command('TYPE I', 200);
-    const data = await client.passive();
-    data.on('error', () => {});
-    await client.command('STOR new.bin', 150);
+    const { client, data } = await startTransfer(t, srv.port, 'STOR new.bin');
     const chunk = randomBytes(MiB);
     await writeAndFlush(data, chunk);
     await writeAndFlush(data, chunk);
@@ -346,11 +336,7 @@ describe('ABOR', () => {
     const srv = await startServer(t);
     const original = randomBytes(500_000);
     await writeFile(path.join(srv.root, 'keep.bin'), original);
-    const client = await login(t, srv.port);
-    await client.command('TYPE I', 200);
-    const data = await client.passive();
-    data.on('error', () => {});
-    await client.command('STOR keep.bin', 150);
+    const { client, data } = await startTransfer(t, srv.port, 'STOR keep.bin');
     await writeAndFlush(data, randomBytes(2 * MiB));
     await waitFor('the upload to be in progress', async () => {
       const status = await client.command('STAT', 213);
