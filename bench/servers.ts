@@ -83,7 +83,8 @@ export async function startFerry(s: ServerSettings, workers: number, extraFlags:
     cwd: s.workdir,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '', ...env },
+    // BENCH_FERRY_NODE_OPTIONS reaches Ferry only (e.g. --cpu-prof to profile it under load).
+    env: { ...process.env, NODE_OPTIONS: process.env.BENCH_FERRY_NODE_OPTIONS ?? '', ...env },
   });
   const leader = child.pid!;
   liveFerries.add(leader);

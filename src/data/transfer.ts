@@ -4,11 +4,22 @@
  * ways and destroys every stage on error or abort, which is what makes an
  * aborted upload abort the storage write (see StorageWritable). Byte counts
  * come from the socket itself (bytesRead/bytesWritten): no counting stage.
+ *
+ * Binary downloads from a ChunkSource (a local file) skip the stream
+ * machinery: two buffers take turns, one being filled by the disk while the
+ * other is on its way to the socket, so a download allocates two buffers
+ * however big the file. (Streams allocate a buffer per chunk; at disk speed
+ * that churn of external memory costs V8 full garbage collections and the
+ * kernel fresh zeroed pages, together about half the CPU of a download.)
  */
 import { Transform, type Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import type { Socket } from 'node:net';
 import { CrlfToLf, LfToCrlf } from '../protocol/ascii.js';
+import { isChunkSource, type ChunkSource } from '../storage/types.js';
+
+/** Read size of the two-buffer pump: fewer read(2)/write(2) calls and thread-pool trips per MiB. */
+const PUMP_CHUNK_BYTES = 1024 * 1024;
 
 function toNetworkAscii(): Transform {
   const converter = new LfToCrlf();
@@ -39,7 +50,8 @@ export interface TransferOptions {
 
 /** RETR, LIST, NLST, MLSD: storage (or listing) -> socket. Resolves when the socket has flushed. */
 export async function sendToSocket(source: Readable, socket: Socket, options: TransferOptions): Promise<void> {
-  if (options.ascii) await pipeline(source, toNetworkAscii(), socket, { signal: options.signal });
+  if (!options.ascii && isChunkSource(source)) await pump(source, socket, options.signal);
+  else if (options.ascii) await pipeline(source, toNetworkAscii(), socket, { signal: options.signal });
   else await pipeline(source, socket, { signal: options.signal });
 }
 
@@ -47,4 +59,38 @@ export async function sendToSocket(source: Readable, socket: Socket, options: Tr
 export async function receiveFromSocket(socket: Socket, sink: Writable, options: TransferOptions): Promise<void> {
   if (options.ascii) await pipeline(socket, fromNetworkAscii(), sink, { signal: options.signal });
   else await pipeline(socket, sink, { signal: options.signal });
+}
+
+async function pump(source: ChunkSource, socket: Socket, signal: AbortSignal): Promise<void> {
+  const onAbort = (): void => void socket.destroy(signal.reason as Error);
+  signal.addEventListener('abort', onAbort, { once: true });
+  // Failures reach us through the write callbacks and finished(); the event itself must not go unheard.
+  socket.on('error', () => undefined);
+  try {
+    signal.throwIfAborted();
+    const size = Math.min(PUMP_CHUNK_BYTES, source.remaining);
+    const buffers: Buffer[] = [];
+    const writes: Promise<void>[] = [];
+    for (let turn = 0; source.remaining > 0; turn ^= 1) {
+      await writes[turn]; // this buffer is free again once the socket has taken it
+      const buffer = (buffers[turn] ??= Buffer.allocUnsafeSlow(size));
+      const n = await source.readInto(buffer);
+      if (n > 0) writes[turn] = write(socket, n === size ? buffer : buffer.subarray(0, n));
+    }
+    await Promise.all(writes);
+    socket.end();
+    await finished(socket, { readable: false });
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    source.destroy();
+  }
+}
+
+function write(socket: Socket, chunk: Buffer): Promise<void> {
+  const done = new Promise<void>((resolve, reject) => {
+    if (socket.destroyed) reject(new Error('data connection closed'));
+    else socket.write(chunk, (err) => (err ? reject(err) : resolve()));
+  });
+  done.catch(() => undefined); // awaited later; a failure meanwhile must not count as unhandled
+  return done;
 }

@@ -56,6 +56,7 @@ import { dirname, join, sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { ErrorCodes, FerryError, fromSystemError } from '../errors.js';
 import { DirReader, EntryKind } from './dir-reader.js';
+import { FileReadStream } from './file-read-stream.js';
 import type {
   FileInfo,
   ReadOptions,
@@ -66,14 +67,6 @@ import type {
 } from './types.js';
 import { checkOffset, checkWrite, parsePath as parseVirtualPath } from './paths.js';
 
-/**
- * Read chunk size. 256 KiB is 4 read(2) calls and 4 socket writes per MiB
- * instead of 16 with Node's 64 KiB default, which matters on the data path,
- * while 100 concurrent downloads still buffer only ~25 MiB. Reads are also
- * capped at the file size (see read()), so small files cost one exact-size
- * buffer, not a 256 KiB one.
- */
-const READ_CHUNK_BYTES = 256 * 1024;
 /** Writable buffer before backpressure: _writev batches socket chunks into writes of up to 1 MiB. */
 const WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Positioned writes running at once per upload (see FileUpload#write). */
@@ -456,13 +449,7 @@ export class LocalStorage implements Storage {
         if (start > st.size) {
           throw new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${st.size}: ${path}`);
         }
-        if (start === st.size) {
-          await handle.close();
-          return new Readable({ read() { this.push(null); } });
-        }
-        // `end` caps reads at the size seen at open: exact-size buffers for
-        // small files, and a file growing meanwhile is served as a snapshot.
-        return handle.createReadStream({ start, end: st.size - 1, highWaterMark: READ_CHUNK_BYTES });
+        return new FileReadStream(handle, start, st.size);
       } catch (err) {
         await handle.close().catch(() => undefined);
         throw err;

@@ -42,6 +42,24 @@ export interface StorageCapabilities {
   directories: boolean;
 }
 
+/**
+ * A read stream that can also fill buffers its caller owns, in order (a
+ * local file read by position). The transfer pipeline uses `readInto` with
+ * two buffers it recycles, so a 1 GiB download allocates two buffers instead
+ * of thousands; generic consumers use the stream interface. A source is read
+ * one way or the other, never both, and is destroyed when done.
+ */
+export interface ChunkSource extends Readable {
+  /** Fills `buffer` from the current position; resolves with the bytes read, 0 at the end. */
+  readInto(buffer: Buffer): Promise<number>;
+  /** Bytes left to read (the file's size at open, minus what was read). */
+  readonly remaining: number;
+}
+
+export function isChunkSource(source: Readable): source is ChunkSource {
+  return typeof (source as Partial<ChunkSource>).readInto === 'function';
+}
+
 export interface ReadOptions {
   /** Byte offset to start from (REST). 0 by default. */
   start?: number;

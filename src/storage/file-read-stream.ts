@@ -1,0 +1,61 @@
+/**
+ * A local file opened for RETR: a Readable for generic consumers and a
+ * ChunkSource for the transfer pipeline, which fills its own recycled
+ * buffers through readInto() (see data/transfer.ts).
+ *
+ * The byte range is fixed at open (start to the size seen then), so small
+ * files cost one exact-size read and a file growing meanwhile is served as
+ * a snapshot. The handle is closed on end, error or destroy.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { ChunkSource } from './types.js';
+
+/** Chunk size of the stream interface (the transfer pipeline chooses its own). */
+const STREAM_CHUNK_BYTES = 256 * 1024;
+
+export class FileReadStream extends Readable implements ChunkSource {
+  readonly #handle: FileHandle;
+  #position: number;
+  readonly #end: number;
+
+  /** Serves bytes [start, end) of the open file. */
+  constructor(handle: FileHandle, start: number, end: number) {
+    super({ highWaterMark: STREAM_CHUNK_BYTES });
+    this.#handle = handle;
+    this.#position = start;
+    this.#end = end;
+  }
+
+  get remaining(): number {
+    return this.#end - this.#position;
+  }
+
+  async readInto(buffer: Buffer): Promise<number> {
+    const want = Math.min(buffer.length, this.remaining);
+    if (want <= 0) return 0;
+    const { bytesRead } = await this.#handle.read(buffer, 0, want, this.#position);
+    // A file truncated meanwhile ends early instead of waiting for bytes that will not come.
+    this.#position = bytesRead === 0 ? this.#end : this.#position + bytesRead;
+    return bytesRead;
+  }
+
+  override _read(): void {
+    const buffer = Buffer.allocUnsafe(Math.min(STREAM_CHUNK_BYTES, this.remaining));
+    if (buffer.length === 0) {
+      this.push(null);
+      return;
+    }
+    this.readInto(buffer).then(
+      (n) => this.push(n === 0 ? null : n === buffer.length ? buffer : buffer.subarray(0, n)),
+      (err: Error) => this.destroy(err),
+    );
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.#handle.close().then(
+      () => callback(err),
+      (closeErr: Error) => callback(err ?? closeErr),
+    );
+  }
+}
