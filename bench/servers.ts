@@ -79,12 +79,13 @@ export async function startFerry(s: ServerSettings, workers: number, extraFlags:
   if (flags.has('--max-connections-per-ip')) args.push('--max-connections-per-ip', '5000');
   args.push(...extraFlags);
 
-  const child = spawn(process.execPath, args, {
+  // BENCH_FERRY_NODE_ARGS go to Ferry's node only, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile it under load.
+  const nodeArgs = process.env.BENCH_FERRY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
     cwd: s.workdir,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    // BENCH_FERRY_NODE_OPTIONS reaches Ferry only (e.g. --cpu-prof to profile it under load).
-    env: { ...process.env, NODE_OPTIONS: process.env.BENCH_FERRY_NODE_OPTIONS ?? '', ...env },
+    env: { ...process.env, NODE_OPTIONS: '', ...env },
   });
   const leader = child.pid!;
   liveFerries.add(leader);

@@ -1,11 +1,16 @@
 /**
  * Passive data connections (RFC 959 PASV, RFC 2428 EPSV).
  *
- * Each PASV opens one listener from the pool; the first connection from the
+ * Each PASV takes a listener from the pool; the first connection from the
  * control connection's peer address becomes the data socket and the listener
- * closes at once, so the port returns to the pool. Connections from any other
- * address are dropped (no data-connection theft). Readiness is one event and
- * one deadline, never a polling loop.
+ * goes back to the pool at once, so another PASV can have its port while
+ * this transfer runs. Connections from any other address, and any that
+ * reach a listener nobody is waiting on, are dropped (no data-connection
+ * theft). Readiness is one event and one deadline, never a polling loop.
+ *
+ * Listeners stay open between transfers (up to MAX_IDLE_LISTENERS per
+ * process): a PASV then costs no socket/bind/listen/close, which is a good
+ * part of a small transfer's CPU.
  */
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -23,6 +28,25 @@ export class NoPassivePortError extends Error {
   }
 }
 
+/** Idle listeners kept open per process; beyond this a released listener closes. */
+const MAX_IDLE_LISTENERS = 64;
+
+/** A listening socket on a passive port, lent to one channel at a time. */
+export class PassiveListener {
+  /** Who gets the next connection; null while idle in the pool. */
+  owner: ((socket: Socket) => void) | null = null;
+
+  constructor(
+    readonly server: net.Server,
+    readonly host: string,
+    readonly port: number,
+  ) {
+    server.on('connection', (socket) => (this.owner ? this.owner(socket) : socket.destroy()));
+    // Accept errors (EMFILE, ...): this listener is done; its channel, if any, times out or gets its socket elsewhere.
+    server.on('error', () => server.close());
+  }
+}
+
 /**
  * Hands out ports from a range by binding them for real: a port is "free" when
  * listen() succeeds, so there is no probe-then-bind race with other processes.
@@ -32,14 +56,58 @@ export class PassivePortPool {
   readonly #range: PortRange | null;
   readonly #held = new Set<number>();
   #cursor: number;
+  /** Open listeners nobody uses, oldest first (so ports rotate), by local address. */
+  readonly #idle = new Map<string, PassiveListener[]>();
+  #idleCount = 0;
+  #closed = false;
 
   constructor(range?: PortRange | null) {
     this.#range = range ?? null;
     this.#cursor = range ? range.min + Math.floor(Math.random() * (range.max - range.min + 1)) : 0;
   }
 
-  /** Bind `server` on `host` to a port from the range (any port without a range). */
-  async bind(server: net.Server, host: string): Promise<number> {
+  /** A listener on `host`: an idle one if there is one, else a newly bound port from the range. */
+  async acquire(host: string): Promise<PassiveListener> {
+    const idle = this.#idle.get(host);
+    while (idle?.length) {
+      const listener = idle.shift()!;
+      this.#idleCount--;
+      if (!listener.server.listening) continue; // closed by an error while idle
+      listener.server.ref();
+      return listener;
+    }
+    const server = net.createServer({ noDelay: true });
+    try {
+      return new PassiveListener(server, host, await this.#bind(server, host));
+    } catch (err) {
+      server.close();
+      throw err;
+    }
+  }
+
+  /** Back to the pool (or closed, if the pool is full or shut). */
+  release(listener: PassiveListener): void {
+    listener.owner = null;
+    if (this.#closed || this.#idleCount >= MAX_IDLE_LISTENERS || !listener.server.listening) {
+      listener.server.close();
+      return;
+    }
+    listener.server.unref(); // an idle listener never keeps the process alive
+    let list = this.#idle.get(listener.host);
+    if (!list) this.#idle.set(listener.host, (list = []));
+    list.push(listener);
+    this.#idleCount++;
+  }
+
+  /** Close every idle listener; listeners released later close too (server shutdown). */
+  close(): void {
+    this.#closed = true;
+    for (const list of this.#idle.values()) for (const listener of list) listener.server.close();
+    this.#idle.clear();
+    this.#idleCount = 0;
+  }
+
+  async #bind(server: net.Server, host: string): Promise<number> {
     const range = this.#range;
     if (!range) return listen(server, host, 0);
     const size = range.max - range.min + 1;
@@ -82,9 +150,14 @@ function listen(server: net.Server, host: string, port: number): Promise<number>
 /** Work on an accepted data connection before it is handed out (e.g. the TLS handshake); rejects to refuse it. */
 export type PrepareStep = (socket: Socket, signal: AbortSignal) => Promise<Socket>;
 
+/** The reason a closed channel gives its prepare step; one object, since abort() without a reason builds a DOMException with a stack each time. */
+const CHANNEL_CLOSED = new Error('data channel closed');
+
 export class PassiveChannel implements DataChannel {
   readonly port: number;
-  readonly #server: net.Server;
+  /** Ours until the data connection arrives or the channel closes, then back in the pool. */
+  #listener: PassiveListener | null;
+  readonly #pool: PassivePortPool;
   readonly #peer: string;
   readonly #timeoutMs: number;
   /** An unused listener must not hold its port until the session ends. */
@@ -97,27 +170,20 @@ export class PassiveChannel implements DataChannel {
   readonly #closed = new AbortController();
   #waiter: ((ready: Promise<Socket>) => void) | null = null;
 
-  private constructor(server: net.Server, port: number, peer: string, timeoutMs: number) {
-    this.#server = server;
-    this.port = port;
+  private constructor(pool: PassivePortPool, listener: PassiveListener, peer: string, timeoutMs: number) {
+    this.#pool = pool;
+    this.#listener = listener;
+    this.port = listener.port;
     this.#peer = peer;
     this.#timeoutMs = timeoutMs;
     this.#unusedTimer = setTimeout(() => {
       if (!this.#waiter && !this.#socket) this.close();
     }, timeoutMs).unref();
-    server.on('connection', (socket) => this.#onConnection(socket));
-    server.on('error', () => this.close());
+    listener.owner = (socket) => this.#onConnection(socket);
   }
 
   static async open(pool: PassivePortPool, host: string, peer: string, timeoutMs: number): Promise<PassiveChannel> {
-    const server = net.createServer({ noDelay: true });
-    try {
-      const port = await pool.bind(server, host);
-      return new PassiveChannel(server, port, peer, timeoutMs);
-    } catch (err) {
-      server.close();
-      throw err;
-    }
+    return new PassiveChannel(pool, await pool.acquire(host), peer, timeoutMs);
   }
 
   #onConnection(socket: Socket): void {
@@ -126,13 +192,17 @@ export class PassiveChannel implements DataChannel {
       return;
     }
     this.#socket = socket;
-    this.#server.close();
+    this.#releaseListener();
     socket.on('error', () => {}); // the transfer observes errors through its pipeline
     this.#ready = this.#prepare ? this.#prepare(socket, this.#closed.signal) : Promise.resolve(socket);
     this.#ready.catch(() => {}); // observed by open(), if a transfer ever asks
     this.#waiter?.(this.#ready);
   }
 
+  #releaseListener(): void {
+    if (this.#listener) this.#pool.release(this.#listener);
+    this.#listener = null;
+  }
   /**
    * Run `step` on the data connection as soon as it is accepted, before any
    * transfer asks for it: under PROT P the client may start its TLS
@@ -152,7 +222,7 @@ export class PassiveChannel implements DataChannel {
       this.#ready.then(forget, forget);
       return this.#ready;
     }
-    if (signal.aborted || !this.#server.listening) return Promise.reject(new Error('passive listener closed or aborted'));
+    if (signal.aborted || !this.#listener?.server.listening) return Promise.reject(new Error('passive listener closed or aborted'));
     return new Promise((resolve, reject) => {
       const finish = (err: Error | null, ready?: Promise<Socket>) => {
         clearTimeout(timer);
@@ -170,8 +240,8 @@ export class PassiveChannel implements DataChannel {
 
   close(): void {
     clearTimeout(this.#unusedTimer);
-    this.#closed.abort();
-    this.#server.close();
+    if (!this.#closed.signal.aborted) this.#closed.abort(CHANNEL_CLOSED);
+    this.#releaseListener();
     this.#socket?.destroy();
   }
 }

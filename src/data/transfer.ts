@@ -19,7 +19,7 @@ import { CrlfToLf, LfToCrlf } from '../protocol/ascii.js';
 import { isChunkSource, type ChunkSource } from '../storage/types.js';
 
 /** Read size of the two-buffer pump: fewer read(2)/write(2) calls and thread-pool trips per MiB. */
-const PUMP_CHUNK_BYTES = 1024 * 1024;
+export const PUMP_CHUNK_BYTES = 512 * 1024;
 
 function toNetworkAscii(): Transform {
   const converter = new LfToCrlf();

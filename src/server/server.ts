@@ -202,6 +202,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     this.#closing ??= new Promise<void>((resolve) => {
       if (this.#net.listening) this.#net.close();
       if (this.#implicitNet?.listening) this.#implicitNet.close();
+      this.passivePorts.close();
       for (const session of this.#sessions) session.shutdown();
       const deadline = setTimeout(() => {
         for (const session of this.#sessions) session.destroy();

@@ -172,6 +172,32 @@ async function expectRefused(port: number): Promise<void> {
   assert.ok(outcome === 'ECONNREFUSED' || (outcome === 'closed' && text.startsWith('421')), `connection not refused: ${outcome} ${JSON.stringify(text)}`);
 }
 
+/** Expect a connection to a passive port to get nothing: refused, or closed without a byte. */
+async function expectNothingServed(port: number): Promise<void> {
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  let bytes = 0;
+  socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
+  const outcome = await within(
+    'stray data connection',
+    new Promise<string>((resolve) => {
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+      socket.once('close', () => resolve('closed'));
+    }),
+    3000,
+  );
+  socket.destroy();
+  assert.ok(['ECONNREFUSED', 'ECONNRESET', 'closed'].includes(outcome) && bytes === 0, `stray connection: ${outcome}, ${bytes} bytes`);
+}
+
+/** A port that is free now, for a one-port passive range. */
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
 // ---------------------------------------------------------------------------
 
 describe('clients that vanish', () => {
@@ -364,7 +390,7 @@ describe('timeouts', () => {
     await client.expect(425, 3000);
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 250 && elapsed < 2000, `425 after ${elapsed} ms`);
-    await expectRefused(port); // the passive listener was released
+    await expectNothingServed(port); // the passive listener went back to the pool
 
     await client.command('NOOP', 200);
     assert.equal((await download(client, 'file.txt')).toString(), 'hello\n');
@@ -426,6 +452,27 @@ describe('timeouts', () => {
     // Idle time counts again after the transfer.
     await client.expect(421, 3000);
     await client.closed(2000);
+  });
+});
+
+describe('passive listeners', () => {
+  test('a released listener serves the next EPSV; a stray connection while it is idle gets nothing; closing the server frees the port', async (t) => {
+    const passive = await freePort();
+    const srv = await startServer(t, { passivePorts: { min: passive, max: passive } });
+    await writeFile(path.join(srv.root, 'file.txt'), 'hello\n');
+    const client = await login(t, srv.port);
+    await client.command('TYPE I', 200);
+    for (let round = 0; round < 3; round++) {
+      assert.equal((await download(client, 'file.txt')).toString(), 'hello\n');
+      await expectNothingServed(passive); // idle in the pool: nobody's data connection
+    }
+    // The stray connections above were not kept for the next transfer: it gets its own.
+    const epsv = await client.command('EPSV', 229);
+    assert.match(epsv.text, new RegExp(`\\(\\|\\|\\|${passive}\\|\\)`));
+    await client.command('ABOR', 226);
+    assert.equal((await download(client, 'file.txt')).toString(), 'hello\n');
+    await srv.server.close(0);
+    await expectRefused(passive);
   });
 });
 

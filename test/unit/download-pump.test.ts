@@ -10,7 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sendToSocket } from '../../src/data/transfer.js';
+import { PUMP_CHUNK_BYTES, sendToSocket } from '../../src/data/transfer.js';
 import { FileReadStream } from '../../src/storage/file-read-stream.js';
 import { isChunkSource } from '../../src/storage/types.js';
 
@@ -94,9 +94,9 @@ describe('sendToSocket from a ChunkSource (the two-buffer pump)', () => {
   for (const [label, size, start] of [
     ['empty', 0, 0],
     ['one byte', 1, 0],
-    ['exactly one chunk', MiB, 0],
-    ['2.5 chunks', 2.5 * MiB, 0],
-    ['2.5 chunks from an odd offset', 2.5 * MiB, 12_345],
+    ['exactly one chunk', PUMP_CHUNK_BYTES, 0],
+    ['2.5 chunks', 2.5 * PUMP_CHUNK_BYTES, 0],
+    ['2.5 chunks from an odd offset', 2.5 * PUMP_CHUNK_BYTES, 12_345],
   ] as const) {
     it(`sends ${label} byte-exact, ends the socket and closes the file`, async (t) => {
       const data = randomBytes(size);
