@@ -2,15 +2,18 @@
  * Passive data connections (RFC 959 PASV, RFC 2428 EPSV).
  *
  * Each PASV takes a listener from the pool; the first connection from the
- * control connection's peer address becomes the data socket and the listener
- * goes back to the pool at once, so another PASV can have its port while
- * this transfer runs. Connections from any other address, and any that
- * reach a listener nobody is waiting on, are dropped (no data-connection
- * theft). Readiness is one event and one deadline, never a polling loop.
+ * control connection's peer address becomes the data socket. Connections
+ * from any other address, and any that reach a listener nobody is waiting
+ * on, are dropped (no data-connection theft). Readiness is one event and one
+ * deadline, never a polling loop.
  *
- * Listeners stay open between transfers (up to MAX_IDLE_LISTENERS per
- * process): a PASV then costs no socket/bind/listen/close, which is a good
- * part of a small transfer's CPU.
+ * A listener whose data connection arrived goes back to the pool at once
+ * (another PASV can have its port while this transfer runs) and stays open
+ * for the next one: a PASV then costs no socket/bind/listen/close, a good
+ * part of a small transfer's CPU. A listener whose channel closed without a
+ * connection (ABOR, a second PASV, a timeout) is closed instead, as is any
+ * idle one after IDLE_LISTENER_MS: a client connecting late must find the
+ * port closed, never another session waiting on it.
  */
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -28,13 +31,16 @@ export class NoPassivePortError extends Error {
   }
 }
 
-/** Idle listeners kept open per process; beyond this a released listener closes. */
+/** At most this many idle listeners per process, and never more than a quarter of the range. */
 const MAX_IDLE_LISTENERS = 64;
+/** An idle listener closes after this long unused, so a quiet server holds no passive ports. */
+const IDLE_LISTENER_MS = 10_000;
 
 /** A listening socket on a passive port, lent to one channel at a time. */
 export class PassiveListener {
   /** Who gets the next connection; null while idle in the pool. */
   owner: ((socket: Socket) => void) | null = null;
+  idleTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly server: net.Server,
@@ -42,7 +48,7 @@ export class PassiveListener {
     readonly port: number,
   ) {
     server.on('connection', (socket) => (this.owner ? this.owner(socket) : socket.destroy()));
-    // Accept errors (EMFILE, ...): this listener is done; its channel, if any, times out or gets its socket elsewhere.
+    // Accept errors (EMFILE, ...): this listener is done; its channel, if any, times out.
     server.on('error', () => server.close());
   }
 }
@@ -59,11 +65,13 @@ export class PassivePortPool {
   /** Open listeners nobody uses, oldest first (so ports rotate), by local address. */
   readonly #idle = new Map<string, PassiveListener[]>();
   #idleCount = 0;
+  readonly #maxIdle: number;
   #closed = false;
 
   constructor(range?: PortRange | null) {
     this.#range = range ?? null;
     this.#cursor = range ? range.min + Math.floor(Math.random() * (range.max - range.min + 1)) : 0;
+    this.#maxIdle = range ? Math.min(MAX_IDLE_LISTENERS, Math.floor((range.max - range.min + 1) / 4)) : MAX_IDLE_LISTENERS;
   }
 
   /** A listener on `host`: an idle one if there is one, else a newly bound port from the range. */
@@ -72,6 +80,7 @@ export class PassivePortPool {
     while (idle?.length) {
       const listener = idle.shift()!;
       this.#idleCount--;
+      clearTimeout(listener.idleTimer!);
       if (!listener.server.listening) continue; // closed by an error while idle
       listener.server.ref();
       return listener;
@@ -85,26 +94,47 @@ export class PassivePortPool {
     }
   }
 
-  /** Back to the pool (or closed, if the pool is full or shut). */
-  release(listener: PassiveListener): void {
+  /** Its data connection was accepted: keep it open for the next PASV (or close it if the pool is full or shut). */
+  recycle(listener: PassiveListener): void {
     listener.owner = null;
-    if (this.#closed || this.#idleCount >= MAX_IDLE_LISTENERS || !listener.server.listening) {
+    if (this.#closed || this.#idleCount >= this.#maxIdle || !listener.server.listening) {
       listener.server.close();
       return;
     }
     listener.server.unref(); // an idle listener never keeps the process alive
+    listener.idleTimer = setTimeout(() => this.#evict(listener), IDLE_LISTENER_MS).unref();
     let list = this.#idle.get(listener.host);
     if (!list) this.#idle.set(listener.host, (list = []));
     list.push(listener);
     this.#idleCount++;
   }
 
-  /** Close every idle listener; listeners released later close too (server shutdown). */
+  /** Its channel closed without a connection: close it, so a late one is refused rather than handed to the next PASV. */
+  discard(listener: PassiveListener): void {
+    listener.owner = null;
+    listener.server.close();
+  }
+
+  /** Close every idle listener; listeners recycled later close too (server shutdown). */
   close(): void {
     this.#closed = true;
-    for (const list of this.#idle.values()) for (const listener of list) listener.server.close();
-    this.#idle.clear();
-    this.#idleCount = 0;
+    void this.#evictAll();
+  }
+
+  #evict(listener: PassiveListener): Promise<void> {
+    const list = this.#idle.get(listener.host);
+    const at = list?.indexOf(listener) ?? -1;
+    if (at >= 0) {
+      list!.splice(at, 1);
+      this.#idleCount--;
+    }
+    clearTimeout(listener.idleTimer!);
+    return new Promise((resolve) => (listener.server.listening ? listener.server.close(() => resolve()) : resolve()));
+  }
+
+  #evictAll(): Promise<void> {
+    const all = [...this.#idle.values()].flat();
+    return Promise.all(all.map((listener) => this.#evict(listener))).then(() => undefined);
   }
 
   async #bind(server: net.Server, host: string): Promise<number> {
@@ -124,6 +154,11 @@ export class PassivePortPool {
       this.#held.add(port);
       server.once('close', () => this.#held.delete(port));
       return port;
+    }
+    // Idle listeners of other local addresses may hold the rest of the range: free them and try once more.
+    if (this.#idleCount > 0) {
+      await this.#evictAll();
+      return this.#bind(server, host);
     }
     throw new NoPassivePortError();
   }
@@ -155,7 +190,7 @@ const CHANNEL_CLOSED = new Error('data channel closed');
 
 export class PassiveChannel implements DataChannel {
   readonly port: number;
-  /** Ours until the data connection arrives or the channel closes, then back in the pool. */
+  /** Ours until the data connection arrives (then recycled) or the channel closes (then closed). */
   #listener: PassiveListener | null;
   readonly #pool: PassivePortPool;
   readonly #peer: string;
@@ -192,17 +227,14 @@ export class PassiveChannel implements DataChannel {
       return;
     }
     this.#socket = socket;
-    this.#releaseListener();
+    if (this.#listener) this.#pool.recycle(this.#listener);
+    this.#listener = null;
     socket.on('error', () => {}); // the transfer observes errors through its pipeline
     this.#ready = this.#prepare ? this.#prepare(socket, this.#closed.signal) : Promise.resolve(socket);
     this.#ready.catch(() => {}); // observed by open(), if a transfer ever asks
     this.#waiter?.(this.#ready);
   }
 
-  #releaseListener(): void {
-    if (this.#listener) this.#pool.release(this.#listener);
-    this.#listener = null;
-  }
   /**
    * Run `step` on the data connection as soon as it is accepted, before any
    * transfer asks for it: under PROT P the client may start its TLS
@@ -241,7 +273,8 @@ export class PassiveChannel implements DataChannel {
   close(): void {
     clearTimeout(this.#unusedTimer);
     if (!this.#closed.signal.aborted) this.#closed.abort(CHANNEL_CLOSED);
-    this.#releaseListener();
+    if (this.#listener) this.#pool.discard(this.#listener);
+    this.#listener = null;
     this.#socket?.destroy();
   }
 }

@@ -16,6 +16,7 @@ import { Transform, type Readable, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Socket } from 'node:net';
 import { CrlfToLf, LfToCrlf } from '../protocol/ascii.js';
+import { ErrorCodes, FerryError } from '../errors.js';
 import { isChunkSource, type ChunkSource } from '../storage/types.js';
 
 /** Read size of the two-buffer pump: fewer read(2)/write(2) calls and thread-pool trips per MiB. */
@@ -88,7 +89,8 @@ async function pump(source: ChunkSource, socket: Socket, signal: AbortSignal): P
 
 function write(socket: Socket, chunk: Buffer): Promise<void> {
   const done = new Promise<void>((resolve, reject) => {
-    if (socket.destroyed) reject(new Error('data connection closed'));
+    // socket.errored says why (ECONNRESET, an ABOR); a plain close is a failed data connection (426).
+    if (socket.destroyed) reject(socket.errored ?? new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection closed'));
     else socket.write(chunk, (err) => (err ? reject(err) : resolve()));
   });
   done.catch(() => undefined); // awaited later; a failure meanwhile must not count as unhandled

@@ -28,7 +28,7 @@ export class FileReadStream extends Readable implements ChunkSource {
   }
 
   get remaining(): number {
-    return this.#end - this.#position;
+    return Math.max(0, this.#end - this.#position);
   }
 
   async readInto(buffer: Buffer): Promise<number> {

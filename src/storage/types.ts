@@ -56,8 +56,15 @@ export interface ChunkSource extends Readable {
   readonly remaining: number;
 }
 
+/** A ChunkSource nobody has started reading as a stream (a wrapper tapping 'data' makes it a plain Readable again). */
 export function isChunkSource(source: Readable): source is ChunkSource {
-  return typeof (source as Partial<ChunkSource>).readInto === 'function';
+  const candidate = source as Partial<ChunkSource>;
+  return (
+    typeof candidate.readInto === 'function' &&
+    typeof candidate.remaining === 'number' &&
+    source.readableFlowing === null &&
+    !source.readableDidRead
+  );
 }
 
 export interface ReadOptions {

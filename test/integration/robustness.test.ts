@@ -474,6 +474,46 @@ describe('passive listeners', () => {
     await srv.server.close(0);
     await expectRefused(passive);
   });
+  test('a data connection arriving after its channel was given up is refused, never handed to the next session', { timeout: 10_000 }, async (t) => {
+    const srv = await startServer(t);
+    await writeFile(path.join(srv.root, 'mine.txt'), 'session one\n');
+    await writeFile(path.join(srv.root, 'theirs.txt'), 'session two\n');
+    const one = await login(t, srv.port);
+    await one.command('TYPE I', 200);
+    await download(one, 'mine.txt'); // its listener is now idle in the pool
+    const epsv = await one.command('EPSV', 229); // takes it from the pool
+    const givenUp = Number(/\(\|\|\|(\d+)\|\)/.exec(epsv.text)![1]);
+    await one.command('ABOR', 226); // the client gives up before connecting
+
+    const two = await login(t, srv.port);
+    await two.command('TYPE I', 200);
+    const twoPort = Number(/\(\|\|\|(\d+)\|\)/.exec((await two.command('EPSV', 229)).text)![1]);
+    // Session one's client connects late, to the port it was given, before session two's client connects.
+    const late = net.connect({ port: givenUp, host: '127.0.0.1' });
+    let lateBytes = 0;
+    late.on('data', (chunk: Buffer) => (lateBytes += chunk.length));
+    late.on('error', () => {});
+    t.after(() => late.destroy());
+    await Promise.race([new Promise((r) => late.once('close', r)), sleep(200)]);
+    const data = net.connect({ port: twoPort, host: '127.0.0.1' });
+    data.on('error', () => {});
+    t.after(() => data.destroy());
+    await two.command('RETR theirs.txt', 150);
+    assert.equal((await readAll(data)).toString(), 'session two\n');
+    await two.expect(226);
+    assert.equal(lateBytes, 0, "session two's file went to session one's late connection");
+  });
+
+  test('a client that half-closes the data connection during RETR gets 426, and the session goes on', async (t) => {
+    const srv = await startServer(t);
+    await writeFile(path.join(srv.root, 'big.bin'), randomBytes(32 * MiB));
+    const { client, data } = await startTransfer(t, srv.port, 'RETR big.bin');
+    await receiveSome(data, MiB);
+    data.end(); // FIN: the client will not read the rest
+    await client.expect(426, 5000);
+    data.destroy();
+    await client.command('NOOP', 200);
+  });
 });
 
 describe('graceful shutdown', () => {
