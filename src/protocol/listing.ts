@@ -24,6 +24,69 @@ const FUTURE_SLACK_MS = 60 * 60 * 1000;
 /** Size column width: 13 digits hold 9.9 TB and keep columns aligned for clients that split on position. */
 const SIZE_WIDTH = 13;
 
+// ---------------------------------------------------------------------------
+// UTC calendar arithmetic without a Date per entry
+//
+// A listing formats one time per entry. Building a Date and calling six
+// getUTC* methods on it, then padding each part, was the largest part of
+// formatting an entry. Here the day (Y-M-D) is computed from the day number
+// with integer arithmetic and its strings are kept for the next entry (files
+// of one directory mostly share a day), and the time of day comes from a
+// table of two-digit strings.
+
+const MS_PER_DAY = 86_400_000;
+
+/** "00" .. "99". */
+const TWO_DIGITS: readonly string[] = Array.from({ length: 100 }, (_, i) => (i < 10 ? `0${i}` : String(i)));
+
+/** One UTC calendar day and the strings the formats need from it. */
+class UtcDay {
+  /** YYYYMMDD as in an RFC 3659 time-val (the year zero-padded to 4 digits, like before). */
+  readonly mlsx: string;
+  /** `Mmm dd` for LIST (day space-padded). */
+  readonly list: string;
+  /** The year right-aligned in 5 columns, for LIST entries that are not recent. */
+  readonly listYear: string;
+
+  constructor(readonly day: number) {
+    // Howard Hinnant's civil_from_days: proleptic Gregorian, any day number.
+    const z = day + 719_468;
+    const era = Math.floor(z / 146_097);
+    const doe = z - era * 146_097;
+    const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+    const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+    const mp = Math.floor((5 * doy + 2) / 153);
+    const dom = doy - Math.floor((153 * mp + 2) / 5) + 1;
+    const month = mp < 10 ? mp + 3 : mp - 9;
+    const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+    this.mlsx = String(year).padStart(4, '0') + TWO_DIGITS[month]! + TWO_DIGITS[dom]!;
+    this.list = `${MONTHS[month - 1]!} ${dom < 10 ? ' ' : ''}${dom}`;
+    this.listYear = String(year).padStart(5, ' ');
+  }
+}
+
+let lastDay = new UtcDay(0);
+
+/** The UtcDay of a day number (days since 1970-01-01), reusing the last one asked for. */
+function utcDay(day: number): UtcDay {
+  if (day !== lastDay.day) lastDay = new UtcDay(day);
+  return lastDay;
+}
+
+/**
+ * `YYYYMMDDHHMMSS` for a time in ms since the epoch (finite, within the range
+ * of a Date), whole seconds: the same text as from a Date's getUTC* parts.
+ */
+function mlsxTimeOfMs(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  const day = Math.floor(seconds / 86_400);
+  let rest = seconds - day * 86_400;
+  const hours = Math.floor(rest / 3600);
+  rest -= hours * 3600;
+  const minutes = Math.floor(rest / 60);
+  return utcDay(day).mlsx + TWO_DIGITS[hours]! + TWO_DIGITS[minutes]! + TWO_DIGITS[rest - minutes * 60]!;
+}
+
 function defaultMode(info: FileInfo): number {
   if (info.type === 'dir') return 0o755;
   if (info.type === 'symlink') return 0o777;
@@ -50,9 +113,8 @@ function modeString(mode: number): string {
   );
 }
 
-function pad2(n: number): string {
-  return n < 10 ? `0${n}` : String(n);
-}
+/** modeString per permission value (0 .. 0o7777), filled on first use. */
+const MODE_STRINGS: string[] = [];
 
 /** A Date we can format; an invalid one (a backend bug) shows as the epoch rather than "NaN". */
 function validTime(d: Date): number {
@@ -73,20 +135,23 @@ function validTime(d: Date): number {
  */
 export function formatListLine(info: FileInfo, now: Date): string {
   const typeChar = info.type === 'dir' ? 'd' : info.type === 'symlink' ? 'l' : '-';
-  const mode = info.mode ?? defaultMode(info);
+  const perms = (info.mode ?? defaultMode(info)) & 0o7777;
+  const mode = MODE_STRINGS[perms] ?? (MODE_STRINGS[perms] = modeString(perms));
   const size = Number.isFinite(info.size) && info.size > 0 ? Math.floor(info.size) : 0;
   const t = validTime(info.mtime);
-  const d = new Date(t);
   const age = validTime(now) - t;
-  const when =
-    age < RECENT_MS && age >= -FUTURE_SLACK_MS
-      ? `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`
-      : String(d.getUTCFullYear()).padStart(5, ' ');
-  const day = String(d.getUTCDate()).padStart(2, ' ');
-  return (
-    `${typeChar}${modeString(mode)} 1 ftp ftp ${String(size).padStart(SIZE_WIDTH, ' ')} ` +
-    `${MONTHS[d.getUTCMonth()]} ${day} ${when} ${info.name}`
-  );
+  const minutes = Math.floor(t / 60_000);
+  const day = utcDay(Math.floor(minutes / 1440));
+  let when: string;
+  if (age < RECENT_MS && age >= -FUTURE_SLACK_MS) {
+    const minuteOfDay = minutes - day.day * 1440;
+    const hours = Math.floor(minuteOfDay / 60);
+    when = `${TWO_DIGITS[hours]!}:${TWO_DIGITS[minuteOfDay - hours * 60]!}`;
+  } else {
+    when = day.listYear;
+  }
+  const sizeText = String(size);
+  return `${typeChar}${mode} 1 ftp ftp ${sizeText.padStart(SIZE_WIDTH, ' ')} ${day.list} ${when} ${info.name}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -97,25 +162,16 @@ export type MlsxFact = 'type' | 'size' | 'modify' | 'perm' | 'unique' | 'unix.mo
 /** Every fact we can send, in the order we send them (and list them in FEAT). */
 export const MLSX_FACTS: readonly MlsxFact[] = Object.freeze(['type', 'size', 'modify', 'perm', 'unique', 'unix.mode']);
 
-function pad(n: number, width: number): string {
-  return String(n).padStart(width, '0');
-}
-
 /**
- * RFC 3659 §2.3 time-val, always UTC: `YYYYMMDDHHMMSS`, with `.sss` only when
- * the milliseconds are not zero (clients that ignore fractions still parse it).
+ * RFC 3659 §2.3 time-val, always UTC: `YYYYMMDDHHMMSS`. Whole seconds only:
+ * RFC 3659 allows a fraction, but minimal clients (cameras, scripts) parse
+ * exactly 14 digits after "213 ".
  */
 export function formatMlsxTime(d: Date): string {
-  const base =
-    pad(d.getUTCFullYear(), 4) +
-    pad(d.getUTCMonth() + 1, 2) +
-    pad(d.getUTCDate(), 2) +
-    pad(d.getUTCHours(), 2) +
-    pad(d.getUTCMinutes(), 2) +
-    pad(d.getUTCSeconds(), 2);
-  // Whole seconds only: RFC 3659 allows a fraction, but minimal clients
-  // (cameras, scripts) parse exactly 14 digits after "213 ".
-  return base;
+  const t = d.getTime();
+  // An invalid Date (a backend bug) keeps the text its getUTC* parts always gave.
+  if (Number.isNaN(t)) return '0NaNNaNNaNNaNNaNNaN';
+  return mlsxTimeOfMs(t);
 }
 
 const TIME_VAL = /^([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})(?:\.([0-9]+))?$/;
@@ -186,43 +242,67 @@ function uniqueValue(id: string): string {
   return FACT_VALUE.test(id) ? id : Buffer.from(id, 'utf8').toString('hex');
 }
 
+/** unix.mode values: four octal digits per permission value (0 .. 0o7777), filled on first use. */
+const OCTAL_MODES: string[] = [];
+
+/** Formats one MLSx entry with a fixed fact set; see `mlsxEntryFormatter`. */
+export type MlsxEntryFormatter = (info: FileInfo, perm: string, typeOverride?: 'cdir' | 'pdir') => string;
+
 /**
- * One MLSD line or MLST entry, RFC 3659 §7.2 (`entry = [facts] SP pathname`),
- * without CRLF: `type=file;size=12;modify=20261121083000;perm=adfrw; name`.
+ * The formatter of MLSD lines / MLST entries for one fact set, RFC 3659 §7.2
+ * (`entry = [facts] SP pathname`), without CRLF:
+ * `type=file;size=12;modify=20261121083000;perm=adfrw; name`.
  *
  * Only the facts in `facts` appear, in MLSX_FACTS order. `perm` is the
  * precomputed perm fact (see `mlsxPermFact`). `typeOverride` marks the listed
  * directory itself (`cdir`) or its parent (`pdir`), §7.5.1. `unique` appears
  * only when the backend gives an id, `unix.mode` only when it gives a mode.
  * The name is written verbatim.
+ *
+ * Made once per listing: the fact set is read once, not per entry.
  */
+export function mlsxEntryFormatter(facts: ReadonlySet<MlsxFact>): MlsxEntryFormatter {
+  const type = facts.has('type');
+  const size = facts.has('size');
+  const modify = facts.has('modify');
+  const perm = facts.has('perm');
+  const unique = facts.has('unique');
+  const unixMode = facts.has('unix.mode');
+  return (info, permFact, typeOverride) => {
+    let out = '';
+    if (type) {
+      // §7.5.1: OS-specific types take the form OS.name=type.
+      if (typeOverride !== undefined) out = `type=${typeOverride};`;
+      else out = info.type === 'dir' ? 'type=dir;' : info.type === 'symlink' ? 'type=OS.unix=symlink;' : 'type=file;';
+    }
+    // RFC 3659 §7.5.7: size is the file's transfer size; a directory's on-disk size would mislead.
+    if (size && info.type !== 'dir' && Number.isFinite(info.size) && info.size >= 0) {
+      out += `size=${Math.floor(info.size)};`;
+    }
+    if (modify) {
+      const t = info.mtime.getTime();
+      if (!Number.isNaN(t)) out += `modify=${mlsxTimeOfMs(t)};`;
+    }
+    if (perm) out += `perm=${permFact};`;
+    if (unique && info.id !== undefined && info.id !== '') {
+      out += `unique=${uniqueValue(info.id)};`;
+    }
+    if (unixMode && info.mode !== undefined) {
+      const bits = info.mode & 0o7777;
+      out += `unix.mode=${OCTAL_MODES[bits] ?? (OCTAL_MODES[bits] = bits.toString(8).padStart(4, '0'))};`;
+    }
+    return `${out} ${info.name}`;
+  };
+}
+
+/** One MLSD line or MLST entry: `mlsxEntryFormatter(facts)` applied once. */
 export function formatMlsxEntry(
   info: FileInfo,
   facts: ReadonlySet<MlsxFact>,
   perm: string,
   typeOverride?: 'cdir' | 'pdir',
 ): string {
-  let out = '';
-  if (facts.has('type')) {
-    // §7.5.1: OS-specific types take the form OS.name=type.
-    const type = typeOverride ?? (info.type === 'dir' ? 'dir' : info.type === 'symlink' ? 'OS.unix=symlink' : 'file');
-    out += `type=${type};`;
-  }
-  // RFC 3659 §7.5.7: size is the file's transfer size; a directory's on-disk size would mislead.
-  if (facts.has('size') && info.type !== 'dir' && Number.isFinite(info.size) && info.size >= 0) {
-    out += `size=${Math.floor(info.size)};`;
-  }
-  if (facts.has('modify') && !Number.isNaN(info.mtime.getTime())) {
-    out += `modify=${formatMlsxTime(info.mtime)};`;
-  }
-  if (facts.has('perm')) out += `perm=${perm};`;
-  if (facts.has('unique') && info.id !== undefined && info.id !== '') {
-    out += `unique=${uniqueValue(info.id)};`;
-  }
-  if (facts.has('unix.mode') && info.mode !== undefined) {
-    out += `unix.mode=${(info.mode & 0o7777).toString(8).padStart(4, '0')};`;
-  }
-  return `${out} ${info.name}`;
+  return mlsxEntryFormatter(facts)(info, perm, typeOverride);
 }
 
 /**

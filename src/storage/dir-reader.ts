@@ -25,6 +25,7 @@ const FIELDS = 6;
 export const EntryKind = { Error: -1, Gone: 0, File: 1, Dir: 2, Symlink: 3, Other: 4 } as const;
 
 export interface DirPage {
+  /** Entry names in directory order. */
   names: string[];
   /** FIELDS numbers per name: kind, size, mtimeMs, mode, dev, ino. */
   stats: Float64Array;
@@ -36,6 +37,7 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const dirs = new Map();
+const LSTAT = { throwIfNoEntry: false };
 parentPort.on('message', (m) => {
   try {
     if (m.op === 'open') {
@@ -59,7 +61,7 @@ parentPort.on('message', (m) => {
       const o = i * ${FIELDS};
       let st;
       try {
-        st = fs.lstatSync(open.path + '/' + names[i], { throwIfNoEntry: false });
+        st = fs.lstatSync(open.path + '/' + names[i], LSTAT);
       } catch {
         stats[o] = ${EntryKind.Error};
         continue;
@@ -73,14 +75,16 @@ parentPort.on('message', (m) => {
       stats[o + 5] = st.ino;
     }
     const done = names.length < m.max;
-    parentPort.postMessage({ id: m.id, names, stats, done }, [stats.buffer]);
+    // One string, not an array: cloning 1,000 small strings costs both threads
+    // more than one string and a split. '/' cannot occur in a name.
+    parentPort.postMessage({ id: m.id, names: names.join('/'), stats, done }, [stats.buffer]);
   } catch (err) {
     parentPort.postMessage({ id: m.id, error: { message: err.message, code: err.code } });
   }
 });
 `;
 
-type Reply = { id: number; error?: { message: string; code?: string }; names?: string[]; stats?: Float64Array; done?: boolean };
+type Reply = { id: number; error?: { message: string; code?: string }; names?: string; stats?: Float64Array; done?: boolean };
 type Waiter = { resolve: (reply: Reply) => void; reject: (err: Error) => void };
 
 /**
@@ -153,7 +157,8 @@ export class DirReader {
   async read(): Promise<DirPage> {
     const reply = await this.#thread.request({ op: 'read', max: PAGE }, this.#id);
     if (reply.done) this.close();
-    return { names: reply.names!, stats: reply.stats!, done: reply.done! };
+    const names = reply.names!;
+    return { names: names === '' ? [] : names.split('/'), stats: reply.stats!, done: reply.done! };
   }
 
   close(): void {

@@ -386,6 +386,9 @@ export class LocalStorage implements Storage {
         }
         const entries: FileInfo[] = [];
         const { names, stats } = page;
+        // Entries of a directory share a device: its part of the id is made once.
+        let dev = Number.NaN;
+        let devPart = '';
         for (let i = 0; i < names.length; i++) {
           const name = names[i]!;
           const o = i * 6;
@@ -399,13 +402,18 @@ export class LocalStorage implements Storage {
             entries.push(info);
             continue;
           }
+          if (stats[o + 4] !== dev) {
+            dev = stats[o + 4]!;
+            devPart = `${dev.toString(16)}g`;
+          }
           entries.push({
             name,
             type: kind === EntryKind.Dir ? 'dir' : 'file',
             size: stats[o + 1]!,
-            mtime: new Date(stats[o + 2]!),
+            // Rounded as Node rounds Stats.mtime, so a listing and stat() (MDTM, MLST) agree.
+            mtime: new Date(Math.round(stats[o + 2]!)),
             mode: stats[o + 3]! & 0o777,
-            id: `${stats[o + 4]!.toString(16)}g${stats[o + 5]!.toString(16)}`,
+            id: devPart + stats[o + 5]!.toString(16),
           });
         }
         if (entries.length > 0) yield entries;

@@ -9,6 +9,7 @@ import {
   formatListLine,
   formatMlsxEntry,
   formatMlsxTime,
+  mlsxEntryFormatter,
   mlsxPermFact,
   parseMlsxTime,
   parseOptsMlst,
@@ -24,8 +25,30 @@ function file(overrides: Partial<FileInfo> = {}): FileInfo {
   return { name: 'notes.txt', type: 'file', size: 12, mtime: new Date('2026-11-21T08:30:00Z'), ...overrides };
 }
 
+/** The Date-based formatting the fast formatters replaced: the reference for their output. */
+const MONTH_NAMES = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const p2 = (n: number): string => String(n).padStart(2, '0');
+function referenceMlsxTime(d: Date): string {
+  return (
+    String(d.getUTCFullYear()).padStart(4, '0') +
+    p2(d.getUTCMonth() + 1) +
+    p2(d.getUTCDate()) +
+    p2(d.getUTCHours()) +
+    p2(d.getUTCMinutes()) +
+    p2(d.getUTCSeconds())
+  );
+}
+/** The date columns of a LIST line: `Mmm dd HH:MM` or `Mmm dd  YYYY`. */
+function referenceListDate(d: Date, recent: boolean): string {
+  const when = recent ? `${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}` : String(d.getUTCFullYear()).padStart(5, ' ');
+  return `${MONTH_NAMES[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${when}`;
+}
+/** Every time a Date can hold, in ms. */
+const anyTime = fc.integer({ min: -8.64e15, max: 8.64e15 });
+
 /** Everything before the name is fixed-width while the size has at most 13 digits. */
 const LIST_PREFIX_LENGTH = 'drwxr-xr-x 1 ftp ftp          4096 Nov 21 08:30 '.length;
+const LIST_DATE_START = 'drwxr-xr-x 1 ftp ftp          4096 '.length;
 
 describe('formatListLine', () => {
   test('formats a recent directory like ls -l', () => {
@@ -99,6 +122,44 @@ describe('formatListLine', () => {
     }
   });
 
+  test('formats day, month and year boundaries, leap days, pre-1970 and far-future times', () => {
+    const cases: [string, string][] = [
+      ['2026-12-31T23:59:59.999Z', 'Dec 31  2026'],
+      ['2027-01-01T00:00:00.000Z', 'Jan  1  2027'],
+      ['2024-02-29T12:00:00Z', 'Feb 29  2024'],
+      ['2000-02-29T00:00:00Z', 'Feb 29  2000'],
+      ['1900-02-28T23:59:59Z', 'Feb 28  1900'],
+      ['1900-03-01T00:00:00Z', 'Mar  1  1900'],
+      ['1969-12-31T23:59:59.999Z', 'Dec 31  1969'],
+      ['1901-12-13T20:45:52Z', 'Dec 13  1901'],
+      ['9999-12-31T23:59:59Z', 'Dec 31  9999'],
+      ['+010000-01-01T00:00:00Z', 'Jan  1 10000'],
+    ];
+    for (const [iso, date] of cases) {
+      assert.equal(formatListLine(file({ mtime: new Date(iso) }), NOW), `-rw-r--r-- 1 ftp ftp            12 ${date} notes.txt`, iso);
+    }
+    const recentNow = new Date('2027-01-01T00:30:00Z');
+    assert.match(formatListLine(file({ mtime: new Date('2026-12-31T23:59:59.999Z') }), recentNow), / Dec 31 23:59 notes\.txt$/);
+    assert.match(formatListLine(file({ mtime: new Date('2027-01-01T00:00:00Z') }), recentNow), / Jan  1 00:00 notes\.txt$/);
+  });
+
+  test('shows sizes beyond 2^32 exactly', () => {
+    assert.match(formatListLine(file({ size: 2 ** 32 + 1 }), NOW), / ftp ftp    4294967297 Nov/);
+    assert.match(formatListLine(file({ size: 2 ** 53 - 1 }), NOW), / ftp ftp 9007199254740991 Nov/);
+  });
+
+  test('writes the same date columns as the Date getters, for any time and any now', () => {
+    fc.assert(
+      fc.property(anyTime, anyTime, (t, nowMs) => {
+        const age = nowMs - t;
+        const recent = age < 180 * DAY && age >= -HOUR;
+        const line = formatListLine(file({ mtime: new Date(t) }), new Date(nowMs));
+        assert.equal(line.slice(LIST_DATE_START, -' notes.txt'.length), referenceListDate(new Date(t), recent));
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
   test('the name part is exactly the name for any name, size and date', () => {
     fc.assert(
       fc.property(
@@ -129,6 +190,46 @@ describe('formatMlsxTime', () => {
   test('drops milliseconds so that 14-digit parsers read it', () => {
     assert.equal(formatMlsxTime(new Date('2026-11-21T08:30:00.005Z')), '20261121083000');
     assert.equal(formatMlsxTime(new Date('2026-11-21T08:30:00.999Z')), '20261121083000');
+  });
+  test('formats day, month and year boundaries, leap days, pre-1970 and far-future times', () => {
+    const cases: [string, string][] = [
+      ['2026-12-31T23:59:59.999Z', '20261231235959'],
+      ['2027-01-01T00:00:00.000Z', '20270101000000'],
+      ['2024-02-28T23:59:59Z', '20240228235959'],
+      ['2024-02-29T00:00:00Z', '20240229000000'],
+      ['2024-03-01T00:00:00Z', '20240301000000'],
+      ['2023-02-28T23:59:59Z', '20230228235959'],
+      ['2023-03-01T00:00:00Z', '20230301000000'],
+      ['2000-02-29T12:34:56Z', '20000229123456'],
+      ['1900-02-28T23:59:59Z', '19000228235959'],
+      ['1900-03-01T00:00:00Z', '19000301000000'],
+      ['2100-02-28T23:59:59Z', '21000228235959'],
+      ['2100-03-01T00:00:00Z', '21000301000000'],
+      ['1969-12-31T23:59:59.999Z', '19691231235959'],
+      ['1969-12-31T00:00:00Z', '19691231000000'],
+      ['1901-12-13T20:45:52Z', '19011213204552'],
+      ['0001-01-01T00:00:00Z', '00010101000000'],
+      ['2038-01-19T03:14:08Z', '20380119031408'],
+      ['2106-02-07T06:28:16Z', '21060207062816'],
+      ['9999-12-31T23:59:59.999Z', '99991231235959'],
+    ];
+    for (const [iso, text] of cases) assert.equal(formatMlsxTime(new Date(iso)), text, iso);
+  });
+
+  test('writes the same text as the Date getters for any time a Date can hold', () => {
+    fc.assert(
+      fc.property(anyTime, (t) => {
+        assert.equal(formatMlsxTime(new Date(t)), referenceMlsxTime(new Date(t)));
+      }),
+      { numRuns: 50_000 },
+    );
+  });
+
+  test('gives each time its own day when consecutive times change day', () => {
+    const times = ['2026-11-21T23:59:59Z', '2026-11-22T00:00:00Z', '2026-11-21T00:00:00Z', '1969-12-31T23:59:59Z', '2026-11-21T12:00:00Z'];
+    for (let round = 0; round < 2; round++) {
+      for (const iso of times) assert.equal(formatMlsxTime(new Date(iso)), referenceMlsxTime(new Date(iso)), iso);
+    }
   });
 });
 
@@ -276,6 +377,46 @@ describe('formatMlsxEntry', () => {
     const only = new Set<MlsxFact>(['unique']);
     assert.equal(formatMlsxEntry(file({ id: 'a;b c' }), only, ''), 'unique=613b622063; notes.txt');
     assert.equal(formatMlsxEntry(file({ id: '"etag-1"' }), only, ''), 'unique="etag-1"; notes.txt');
+  });
+
+  test('writes sizes beyond 2^32 exactly', () => {
+    const only = new Set<MlsxFact>(['size']);
+    assert.equal(formatMlsxEntry(file({ size: 2 ** 32 + 12_345 }), only, ''), 'size=4294979641; notes.txt');
+    assert.equal(formatMlsxEntry(file({ size: 2 ** 53 - 1 }), only, ''), 'size=9007199254740991; notes.txt');
+  });
+
+  test('writes modify for pre-1970 and far-future times, and omits it for an invalid one', () => {
+    const only = new Set<MlsxFact>(['modify']);
+    assert.equal(formatMlsxEntry(file({ mtime: new Date('1969-07-20T20:17:40Z') }), only, ''), 'modify=19690720201740; notes.txt');
+    assert.equal(formatMlsxEntry(file({ mtime: new Date('2999-12-31T23:59:59Z') }), only, ''), 'modify=29991231235959; notes.txt');
+    assert.equal(formatMlsxEntry(file({ mtime: new Date(Number.NaN) }), only, ''), ' notes.txt');
+  });
+
+  test('a formatter made once per fact set writes what formatMlsxEntry writes', () => {
+    fc.assert(
+      fc.property(
+        fc.subarray([...MLSX_FACTS]),
+        fc.array(
+          fc.record({
+            type: fc.constantFrom<FileInfo['type']>('file', 'dir', 'symlink'),
+            size: fc.oneof(fc.nat({ max: 2 ** 53 - 1 }), fc.constant(Number.NaN), fc.constant(-1)),
+            t: anyTime,
+            mode: fc.option(fc.nat({ max: 0o177777 }), { nil: undefined }),
+            id: fc.option(fc.string(), { nil: undefined }),
+          }),
+          { minLength: 1, maxLength: 20 },
+        ),
+        (facts, entries) => {
+          const set = new Set(facts);
+          const format = mlsxEntryFormatter(set);
+          for (const { type, size, t, mode, id } of entries) {
+            const info: FileInfo = { name: 'n', type, size, mtime: new Date(t), mode, id };
+            assert.equal(format(info, 'r'), formatMlsxEntry(info, set, 'r'));
+            assert.equal(format(info, 'el', 'cdir'), formatMlsxEntry(info, set, 'el', 'cdir'));
+          }
+        },
+      ),
+    );
   });
 
   test('keeps the name verbatim and the facts free of spaces for any name and id', () => {

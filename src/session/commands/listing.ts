@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { sendToSocket } from '../../data/transfer.js';
-import { formatFeatMlst, formatListLine, formatMlsxEntry, mlsxPermFact } from '../../protocol/listing.js';
+import { formatFeatMlst, formatListLine, formatMlsxEntry, mlsxEntryFormatter, mlsxPermFact } from '../../protocol/listing.js';
 import { baseName, joinPath } from '../../protocol/path.js';
 import type { FileInfo } from '../../storage/types.js';
 import type { CommandSpec } from '../command.js';
@@ -139,8 +139,8 @@ export const listingCommands: CommandSpec[] = [
         listing.close(); // e.g. an embedder's hasPermission threw
         throw err;
       }
-      const facts = session.mlstFacts;
-      await sendListing(session, path, listing, (entry) => formatMlsxEntry(entry, facts, perm(entry)), `${self}\r\n`);
+      const format = mlsxEntryFormatter(session.mlstFacts);
+      await sendListing(session, path, listing, (entry) => format(entry, perm(entry)), `${self}\r\n`);
     },
   },
   {
