@@ -59,3 +59,30 @@ export class FileReadStream extends Readable implements ChunkSource {
     );
   }
 }
+
+/** A small file already read whole (see readSmallFile): the same two faces over one buffer. */
+export class WholeFileStream extends Readable implements ChunkSource {
+  #data: Buffer;
+
+  constructor(data: Buffer) {
+    super();
+    this.#data = data;
+  }
+
+  get remaining(): number {
+    return this.#data.length;
+  }
+
+  async readInto(buffer: Buffer): Promise<number> {
+    const n = this.#data.copy(buffer, 0, 0, Math.min(buffer.length, this.#data.length));
+    this.#data = this.#data.subarray(n);
+    return n;
+  }
+
+  override _read(): void {
+    const data = this.#data;
+    this.#data = data.subarray(data.length);
+    if (data.length > 0) this.push(data);
+    this.push(null);
+  }
+}

@@ -1,5 +1,5 @@
 /**
- * LocalStorage listings as the reader threads produce them (storage/dir-reader.ts):
+ * LocalStorage listings as the reader threads produce them (storage/reader-threads.ts):
  * pages of names plus packed numbers, turned into FileInfo entries on the
  * main thread. Every entry must say exactly what stat() says about it, for
  * any name a POSIX file system allows, across page boundaries.
@@ -9,7 +9,7 @@ import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PAGE } from '../../src/storage/dir-reader.js';
+import { PAGE } from '../../src/storage/reader-threads.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import type { FileInfo } from '../../src/storage/types.js';
 

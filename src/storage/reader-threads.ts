@@ -1,5 +1,5 @@
 /**
- * Directory pages read on a worker thread.
+ * Directory pages and small files read on worker threads.
  *
  * A listing needs one lstat per entry; 10,000 of them through the promise
  * API cost the event loop more than everything else a listing does (each is
@@ -9,6 +9,13 @@
  * names plus packed numbers in one message: one round trip per page instead
  * of one per entry. The event loop only formats. Measured: MLSD of 10,000
  * entries went from 12 to 25 listings/s for one client.
+ *
+ * A small-file download needs realpath, open, fstat, read and close: five
+ * thread-pool round trips through the promise API, each a wake-up of a pool
+ * thread and then of the event loop. `readSmallFile` does all five here in
+ * one round trip (measured: about 39 -> 8 us of event loop and 64 -> 35 us
+ * of CPU per file), and under load the transfer waits for one wake-up
+ * instead of five.
  *
  * Workers are created on first use and unref'd while idle, so they never
  * keep a process alive. If one dies, its pending reads fail (the listing
@@ -38,8 +45,42 @@ const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const dirs = new Map();
 const LSTAT = { throwIfNoEntry: false };
+const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+
+// Same checks and order as LocalStorage.read(): realpath inside the root,
+// no symlink as the final component, regular files only, offset within size.
+function small(m) {
+  const real = fs.realpathSync.native(m.path);
+  if (real !== m.root && !real.startsWith(m.root.endsWith('/') ? m.root : m.root + '/')) return { kind: 'outside', real };
+  // O_NONBLOCK: opening a FIFO must not block this thread; it is refused just below.
+  const fd = fs.openSync(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) return { kind: 'dir' };
+    if (!st.isFile()) return { kind: 'special' };
+    if (m.start > st.size) return { kind: 'offset', size: st.size };
+    if (st.size - m.start > m.max) return { kind: 'large' };
+    const data = new Uint8Array(st.size - m.start);
+    let got = 0;
+    while (got < data.length) {
+      const n = fs.readSync(fd, data, got, data.length - got, m.start + got);
+      if (n === 0) break; // truncated meanwhile: serve what was there
+      got += n;
+    }
+    return { kind: 'data', data, length: got };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 parentPort.on('message', (m) => {
   try {
+    if (m.op === 'small') {
+      const out = small(m);
+      out.id = m.id;
+      parentPort.postMessage(out, out.data ? [out.data.buffer] : []);
+      return;
+    }
     if (m.op === 'open') {
       dirs.set(m.id, { dir: fs.opendirSync(m.path, { bufferSize: 1024 }), path: m.path });
       parentPort.postMessage({ id: m.id });
@@ -84,7 +125,27 @@ parentPort.on('message', (m) => {
 });
 `;
 
-type Reply = { id: number; error?: { message: string; code?: string }; names?: string; stats?: Float64Array; done?: boolean };
+type Reply = {
+  id: number;
+  error?: { message: string; code?: string };
+  names?: string;
+  stats?: Float64Array;
+  done?: boolean;
+} & Partial<SmallFile>;
+
+/** What readSmallFile found. */
+export type SmallFile =
+  | { kind: 'data'; data: Uint8Array; length: number }
+  | { kind: 'large' }
+  | { kind: 'dir' }
+  | { kind: 'special' }
+  | { kind: 'outside'; real: string }
+  | { kind: 'offset'; size: number };
+
+type Request =
+  | { op: 'open'; path: string }
+  | { op: 'read'; max: number }
+  | { op: 'small'; path: string; root: string; start: number; max: number };
 type Waiter = { resolve: (reply: Reply) => void; reject: (err: Error) => void };
 
 /**
@@ -121,7 +182,7 @@ class ReaderThread {
     return created;
   }
 
-  request(message: { op: 'open'; path: string } | { op: 'read'; max: number }, id: number): Promise<Reply> {
+  request(message: Request, id: number): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const worker = this.#get();
       this.#pending.set(id, { resolve, reject });
@@ -166,4 +227,15 @@ export class DirReader {
     this.#open = false;
     this.#thread.close(this.#id);
   }
+}
+
+/**
+ * Reads the file at `path` (a real path under `root`, not yet resolved) from
+ * `start` to its end in one round trip, if that is at most `max` bytes; else
+ * says 'large' and the caller streams it. System errors (ENOENT, ...) reject
+ * with their code.
+ */
+export async function readSmallFile(path: string, root: string, start: number, max: number): Promise<SmallFile> {
+  const id = nextId++;
+  return (await threads[id % THREADS]!.request({ op: 'small', path, root, start, max }, id)) as SmallFile;
 }
