@@ -21,6 +21,7 @@
  * keep a process alive. If one dies, its pending reads fail (the listing
  * answers 451) and the next listing starts a new one.
  */
+import { sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 /** Entries per page: large enough to amortise the round trip, small enough to stay flat. */
@@ -51,7 +52,7 @@ const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 // no symlink as the final component, regular files only, offset within size.
 function small(m) {
   const real = fs.realpathSync.native(m.path);
-  if (real !== m.root && !real.startsWith(m.root.endsWith('/') ? m.root : m.root + '/')) return { kind: 'outside', real };
+  if (real !== m.root && !real.startsWith(m.rootPrefix)) return { kind: 'outside', real };
   // O_NONBLOCK: opening a FIFO must not block this thread; it is refused just below.
   const fd = fs.openSync(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   try {
@@ -145,7 +146,7 @@ export type SmallFile =
 type Request =
   | { op: 'open'; path: string }
   | { op: 'read'; max: number }
-  | { op: 'small'; path: string; root: string; start: number; max: number };
+  | { op: 'small'; path: string; root: string; rootPrefix: string; start: number; max: number };
 type Waiter = { resolve: (reply: Reply) => void; reject: (err: Error) => void };
 
 /**
@@ -237,5 +238,6 @@ export class DirReader {
  */
 export async function readSmallFile(path: string, root: string, start: number, max: number): Promise<SmallFile> {
   const id = nextId++;
-  return (await threads[id % THREADS]!.request({ op: 'small', path, root, start, max }, id)) as SmallFile;
+  const rootPrefix = root.endsWith(sep) ? root : root + sep;
+  return (await threads[id % THREADS]!.request({ op: 'small', path, root, rootPrefix, start, max }, id)) as SmallFile;
 }

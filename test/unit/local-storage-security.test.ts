@@ -16,6 +16,7 @@
  *   base/rootlink        -> base/root                    (the root itself a symlink)
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -229,6 +230,18 @@ describe('LocalStorage confinement to its root', () => {
     writable.destroy(new Error('x'));
     await closed;
     assert.deepEqual(await fsp.readdir(join(root, 'uploads')), []);
+  });
+
+  it('reads refuse special files (a FIFO fails at once, never blocks) and directories, small or streamed path alike', async () => {
+    execFileSync('mkfifo', [join(root, 'pipe')]);
+    try {
+      await assert.rejects(storage.read('/pipe'), denied);
+      await assert.rejects(storage.read('/dir'), hasCode(ErrorCodes.IS_A_DIRECTORY));
+      await assert.rejects(storage.read('/dir', { start: 1 }), hasCode(ErrorCodes.IS_A_DIRECTORY));
+      await assert.rejects(storage.read('/real.txt', { start: 100 }), hasCode(ErrorCodes.INVALID_OFFSET));
+    } finally {
+      await fsp.rm(join(root, 'pipe'));
+    }
   });
 
   it('names reserved for uploads in progress cannot be used by clients', async () => {
