@@ -37,7 +37,7 @@ import { WORKLOADS, type Workload } from './loadgen/types.js';
 import { allocatePorts } from './ports.js';
 import { probe } from './probe.js';
 import { renderResults, WORKLOAD_INFO, type Machine, type Row, type Settings } from './report.js';
-import { benchS3 } from './s3.js';
+import { benchS3, stopBenchS3 } from './s3.js';
 import { BENCH_DIR, REPO_DIR, ferryBuilt, ferryCliFlags, startFerry, startPeer, type RunningServer, type ServerSettings } from './servers.js';
 
 const ALL_SERVERS = ['ferry', 'ferry-n', 'ferry-nofsync', 'ferry-tls', 'ferry-s3', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'] as const;
@@ -452,7 +452,9 @@ function passwordNotes(list: readonly string[]): string[] {
   return notes;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`[bench] ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-});
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`[bench] ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => stopBenchS3());

@@ -9,6 +9,7 @@
  * the same two cores. The figures say what Ferry sustains against it, not
  * what it would against AWS S3 or MinIO.
  */
+import type { ChildProcess } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ export interface BenchS3 {
 }
 
 let started: Promise<BenchS3> | null = null;
+let s3rver: ChildProcess | null = null;
 
 export function benchS3(dataRoot: string, workRoot: string, log: (s: string) => void): Promise<BenchS3> {
   started ??= start(dataRoot, workRoot, log);
@@ -40,6 +42,7 @@ async function start(dataRoot: string, workRoot: string, log: (s: string) => voi
   await rm(directory, { recursive: true, force: true });
   await mkdir(directory, { recursive: true });
   const { child, port } = await spawnS3rver(directory, S3_BUCKET);
+  s3rver = child;
   process.on('exit', () => child.kill('SIGKILL'));
   const endpoint = `http://127.0.0.1:${port}`;
   const storage = new S3Storage({ bucket: S3_BUCKET, endpoint, forcePathStyle: true, credentials: S3_CREDENTIALS });
@@ -54,4 +57,16 @@ async function start(dataRoot: string, workRoot: string, log: (s: string) => voi
     env: { AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey },
     pid: child.pid!,
   };
+}
+
+/** Stop s3rver if this run started it: a live child would keep the benchmark from exiting. */
+export async function stopBenchS3(): Promise<void> {
+  const child = s3rver;
+  s3rver = null;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
 }
