@@ -154,14 +154,14 @@ async function drainCount(socket: net.Socket, already: number, timeoutMs = 10_00
   return { total, ended };
 }
 
-/** Expect a connection attempt to be refused: either no TCP connection, or a 421 and close (never a 220). */
-async function expectRefused(port: number): Promise<void> {
+/** Connect to `port` and report how it ends: an error code or 'closed', and the text received before. */
+async function connectOutcome(port: number, what: string): Promise<{ outcome: string; text: string }> {
   const socket = net.connect({ port, host: '127.0.0.1' });
-  socket.setEncoding('utf8');
+  socket.setEncoding('latin1');
   let text = '';
   socket.on('data', (chunk: string) => (text += chunk));
   const outcome = await within(
-    'refused connection',
+    what,
     new Promise<string>((resolve) => {
       socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
       socket.once('close', () => resolve('closed'));
@@ -169,24 +169,19 @@ async function expectRefused(port: number): Promise<void> {
     3000,
   );
   socket.destroy();
+  return { outcome, text };
+}
+
+/** Expect a connection attempt to be refused: either no TCP connection, or a 421 and close (never a 220). */
+async function expectRefused(port: number): Promise<void> {
+  const { outcome, text } = await connectOutcome(port, 'refused connection');
   assert.ok(outcome === 'ECONNREFUSED' || (outcome === 'closed' && text.startsWith('421')), `connection not refused: ${outcome} ${JSON.stringify(text)}`);
 }
 
 /** Expect a connection to a passive port to get nothing: refused, or closed without a byte. */
 async function expectNothingServed(port: number): Promise<void> {
-  const socket = net.connect({ port, host: '127.0.0.1' });
-  let bytes = 0;
-  socket.on('data', (chunk: Buffer) => (bytes += chunk.length));
-  const outcome = await within(
-    'stray data connection',
-    new Promise<string>((resolve) => {
-      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-      socket.once('close', () => resolve('closed'));
-    }),
-    3000,
-  );
-  socket.destroy();
-  assert.ok(['ECONNREFUSED', 'ECONNRESET', 'closed'].includes(outcome) && bytes === 0, `stray connection: ${outcome}, ${bytes} bytes`);
+  const { outcome, text } = await connectOutcome(port, 'stray data connection');
+  assert.ok(['ECONNREFUSED', 'ECONNRESET', 'closed'].includes(outcome) && text === '', `stray connection: ${outcome}, ${text.length} bytes`);
 }
 
 /** A port that is free now, for a one-port passive range. */
