@@ -129,6 +129,8 @@ const errnoToCode: Record<string, ErrorCode> = {
   EPERM: ErrorCodes.ACCESS_DENIED,
   EROFS: ErrorCodes.ACCESS_DENIED,
   ELOOP: ErrorCodes.ACCESS_DENIED,
+  // Opening a UNIX socket: a special file, refused like a FIFO.
+  ENXIO: ErrorCodes.ACCESS_DENIED,
   ENAMETOOLONG: ErrorCodes.INVALID_NAME,
   EINVAL: ErrorCodes.INVALID_NAME,
   ENOSPC: ErrorCodes.NO_SPACE,

@@ -465,6 +465,7 @@ export class LocalStorage implements Storage {
         case 'offset':
           throw new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${small.size}: ${path}`);
         case 'large':
+        case 'busy':
           return await this.#openRead(segments, path, start);
       }
     } catch (err) {

@@ -150,36 +150,45 @@ type Request =
 type Waiter = { resolve: (reply: Reply) => void; reject: (err: Error) => void };
 
 /**
- * Two reader threads: a listing stays on one (its directory handle lives
- * there), and concurrent listings alternate, so on a 2-core machine the
- * lstat work of several listings runs in parallel beside the event loop.
+ * Two threads for listings and two for small files. A listing stays on one
+ * thread (its directory handle lives there) and concurrent listings
+ * alternate, so on a 2-core machine the lstat work of several listings runs
+ * in parallel beside the event loop.
  */
 const THREADS = 2;
 
 class ReaderThread {
   #worker: Worker | null = null;
-  readonly #pending = new Map<number, Waiter>();
+  /** The requests of the current worker: a worker that dies fails its own requests only, not its replacement's. */
+  #pending = new Map<number, Waiter>();
+
+  /** Requests sent and not yet answered. */
+  get load(): number {
+    return this.#pending.size;
+  }
 
   #get(): Worker {
     if (this.#worker) return this.#worker;
     const created = new Worker(WORKER_SOURCE, { eval: true });
+    const pending = new Map<number, Waiter>();
     created.unref();
     created.on('message', (reply: Reply) => {
-      const waiter = this.#pending.get(reply.id);
+      const waiter = pending.get(reply.id);
       if (!waiter) return;
-      this.#pending.delete(reply.id);
-      if (this.#pending.size === 0) created.unref();
+      pending.delete(reply.id);
+      if (pending.size === 0) created.unref();
       if (reply.error) waiter.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
       else waiter.resolve(reply);
     });
     const fail = (err: Error) => {
       if (this.#worker === created) this.#worker = null;
-      for (const waiter of this.#pending.values()) waiter.reject(err);
-      this.#pending.clear();
+      for (const waiter of pending.values()) waiter.reject(err);
+      pending.clear();
     };
     created.on('error', fail);
-    created.on('exit', () => fail(new Error('directory reader thread exited')));
+    created.on('exit', () => fail(new Error('reader thread exited')));
     this.#worker = created;
+    this.#pending = pending;
     return created;
   }
 
@@ -198,13 +207,23 @@ class ReaderThread {
   }
 }
 
-const threads = Array.from({ length: THREADS }, () => new ReaderThread());
+/** Listing threads: a listing stays on one, and listings alternate between them. */
+const listThreads = Array.from({ length: THREADS }, () => new ReaderThread());
+/**
+ * Small-file threads, apart from the listing ones: a small RETR never waits
+ * behind a page of 1,000 lstats. The least busy one is asked; when both have
+ * SMALL_QUEUE_MAX requests waiting (a slow or hung disk), reads go through
+ * the thread pool as before instead of queueing here.
+ */
+const smallThreads = Array.from({ length: THREADS }, () => new ReaderThread());
+const SMALL_QUEUE_MAX = 16;
 let nextId = 1;
+let nextListing = 0;
 
 /** An open directory on the reader thread; read pages until `done`, then it closes itself. */
 export class DirReader {
   readonly #id = nextId++;
-  readonly #thread = threads[this.#id % THREADS]!;
+  readonly #thread = listThreads[nextListing++ % THREADS]!;
   #open = true;
 
   private constructor() {}
@@ -219,8 +238,10 @@ export class DirReader {
   async read(): Promise<DirPage> {
     const reply = await this.#thread.request({ op: 'read', max: PAGE }, this.#id);
     if (reply.done) this.close();
-    const names = reply.names!;
-    return { names: names === '' ? [] : names.split('/'), stats: reply.stats!, done: reply.done! };
+    const names = reply.names === '' ? [] : reply.names!.split('/');
+    // A name with a '/' (impossible from a sane filesystem) would shift every entry after it.
+    if (names.length * FIELDS !== reply.stats!.length) throw Object.assign(new Error('malformed directory page'), { code: 'EIO' });
+    return { names, stats: reply.stats!, done: reply.done! };
   }
 
   close(): void {
@@ -231,13 +252,16 @@ export class DirReader {
 }
 
 /**
- * Reads the file at `path` (a real path under `root`, not yet resolved) from
- * `start` to its end in one round trip, if that is at most `max` bytes; else
- * says 'large' and the caller streams it. System errors (ENOENT, ...) reject
- * with their code.
+ * Reads the file at `path` (under `root`; symlinks are resolved here and the
+ * result must stay inside `root`) from `start` to its end in one round trip,
+ * if that is at most `max` bytes; else says 'large' and the caller streams
+ * it. 'busy' means both small-file threads are backed up: use the thread
+ * pool. System errors (ENOENT, ...) reject with their code.
  */
-export async function readSmallFile(path: string, root: string, start: number, max: number): Promise<SmallFile> {
-  const id = nextId++;
+export async function readSmallFile(path: string, root: string, start: number, max: number): Promise<SmallFile | { kind: 'busy' }> {
+  const thread = smallThreads[0]!.load <= smallThreads[1]!.load ? smallThreads[0]! : smallThreads[1]!;
+  if (thread.load >= SMALL_QUEUE_MAX) return { kind: 'busy' };
   const rootPrefix = root.endsWith(sep) ? root : root + sep;
-  return (await threads[id % THREADS]!.request({ op: 'small', path, root, rootPrefix, start, max }, id)) as SmallFile;
+  const id = nextId++;
+  return (await thread.request({ op: 'small', path, root, rootPrefix, start, max }, id)) as SmallFile;
 }

@@ -232,7 +232,18 @@ describe('LocalStorage confinement to its root', () => {
     assert.deepEqual(await fsp.readdir(join(root, 'uploads')), []);
   });
 
-  it('reads refuse special files (a FIFO fails at once, never blocks) and directories, small or streamed path alike', async () => {
+  it('a symlink to a sibling folder whose name starts with the root name is outside the root', async () => {
+    await fsp.mkdir(`${root}x`, { recursive: true });
+    await fsp.writeFile(`${root}x/s.txt`, 'sibling');
+    await fsp.symlink(`${root}x/s.txt`, join(root, 'prefix-trick'));
+    try {
+      await assert.rejects(storage.read('/prefix-trick'), denied);
+    } finally {
+      await fsp.rm(join(root, 'prefix-trick'));
+    }
+  });
+
+  it('reads refuse special files (a FIFO fails at once, never blocks), directories and offsets past the end', async () => {
     execFileSync('mkfifo', [join(root, 'pipe')]);
     try {
       await assert.rejects(storage.read('/pipe'), denied);
