@@ -74,9 +74,9 @@ export async function startFerry(s: ServerSettings, workers: number, extraFlags:
     if (!flags.has('--workers')) throw new Error('this Ferry build has no --workers flag');
     args.push('--workers', String(workers));
   }
-  // Peers get 2000 clients; Ferry's defaults (512 total, 32 per IP) would refuse the benchmark.
-  if (flags.has('--max-connections')) args.push('--max-connections', '5000');
-  if (flags.has('--max-connections-per-ip')) args.push('--max-connections-per-ip', '5000');
+  // Ferry's defaults (512 total, 32 per IP) would refuse the benchmark (idle can open 10,000 sessions).
+  if (flags.has('--max-connections')) args.push('--max-connections', '20000');
+  if (flags.has('--max-connections-per-ip')) args.push('--max-connections-per-ip', '20000');
   args.push(...extraFlags);
 
   // BENCH_FERRY_NODE_ARGS go to Ferry's node only, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile it under load.
