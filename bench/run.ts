@@ -41,10 +41,12 @@ import { benchS3, stopBenchS3 } from './s3.js';
 import { BENCH_DIR, REPO_DIR, ferryBuilt, ferryCliFlags, startFerry, startPeer, type RunningServer, type ServerSettings } from './servers.js';
 
 const ALL_SERVERS = ['ferry', 'ferry-n', 'ferry-nofsync', 'ferry-tls', 'ferry-s3', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'] as const;
-/** The workloads the FTPS row runs: the ones that move data (login and idle would measure handshakes and TLS buffers, another study). */
-const TLS_WORKLOADS = new Set<Workload>(['get-small', 'put-small', 'get-big', 'put-big']);
-/** What the ferry-s3 row runs: transfers (listings of s3rver's disk walk would measure s3rver alone). */
-const S3_WORKLOADS = new Set<Workload>(['get-small', 'put-small', 'get-big', 'put-big']);
+/**
+ * The workloads the FTPS and S3 rows run: the ones that move data (for FTPS,
+ * login and idle would measure handshakes and TLS buffers, another study; on
+ * S3, listings of s3rver's disk walk would measure s3rver alone).
+ */
+const TRANSFER_WORKLOADS = new Set<Workload>(['get-small', 'put-small', 'get-big', 'put-big']);
 const PEERS = new Set(['vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv']);
 const HOST = '127.0.0.1';
 const USER = 'ferrybench';
@@ -175,7 +177,10 @@ async function startServer(server: string, s: ServerSettings): Promise<RunningSe
   if (server === 'ferry-n') return startFerry(s, settings.workers);
   if (server === 'ferry-nofsync') return startFerry(s, 1, ['--no-fsync']);
   // Policy optional: the probe checks the server in plain FTP; the workload itself uses AUTH TLS and PROT P.
-  if (server === 'ferry-tls') return startFerry(s, 1, ['--tls-cert', tlsFiles().cert, '--tls-key', tlsFiles().key, '--tls-policy', 'optional']);
+  if (server === 'ferry-tls') {
+    const { cert, key } = tlsFiles();
+    return startFerry(s, 1, ['--tls-cert', cert, '--tls-key', key, '--tls-policy', 'optional']);
+  }
   if (server === 'ferry-s3') {
     const s3 = await benchS3(DATA_ROOT, WORK_ROOT, log);
     return startFerry(s, 1, s3.flags, s3.env);
@@ -410,8 +415,8 @@ async function main(): Promise<void> {
     for (const server of serverList) {
       // Durability only matters for uploads: the like-for-like row with the peers.
       if (server === 'ferry-nofsync' && w !== 'put-small' && w !== 'put-big') continue;
-      if (server === 'ferry-tls' && !TLS_WORKLOADS.has(w)) continue;
-      if (server === 'ferry-s3' && !S3_WORKLOADS.has(w)) continue;
+      if (server === 'ferry-tls' && !TRANSFER_WORKLOADS.has(w)) continue;
+      if (server === 'ferry-s3' && !TRANSFER_WORKLOADS.has(w)) continue;
       const row = await measure(w, server, settingsFor.get(server)!);
       rows.push(row);
       const info = WORKLOAD_INFO[w];

@@ -12,6 +12,7 @@ import { storageLocation } from '../config/schema.js';
 import { readUsersFile } from '../config/users-file.js';
 import { buildServerOptions } from '../config/build.js';
 import { parsePortRange, resolveOptions } from '../server/options.js';
+import { TLS_POLICIES } from '../tls/options.js';
 import { certCommand } from './cert.js';
 import { fail, failWithConfig } from './fail.js';
 import { parseEndpoint, parseS3Url } from './s3-flags.js';
@@ -86,7 +87,7 @@ function serveOptions(command: Command): Command {
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--tls-ca <file>', 'PEM CA certificates to send with the chain')
     .option('--tls-implicit-port <n>', 'also serve implicit FTPS (TLS from the first byte) on this port, usually 990', parsePort)
-    .addOption(new Option('--tls-policy <policy>', 'who must use TLS: optional, login (no password in the clear; anonymous exempt), data (and PROT P for transfers)').choices(['optional', 'login', 'data']))
+    .addOption(new Option('--tls-policy <policy>', 'who must use TLS: optional, login (no password in the clear; anonymous exempt), data (and PROT P for transfers)').choices(TLS_POLICIES))
     .action((flags: ServeFlags, cmd: Command) => serve(flags, cmd));
 }
 

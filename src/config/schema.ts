@@ -10,6 +10,8 @@ import { z } from 'zod';
 import { parsePermissions, PERMISSION_HELP } from '../auth/permissions.js';
 import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
+import { MAX_PARTS } from '../storage/s3-client.js';
+import { TLS_POLICIES } from '../tls/options.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
@@ -42,7 +44,6 @@ const localStorage = section({
 
 const MIB = 1024 * 1024;
 /** S3's limit on parts per multipart upload. */
-const S3_MAX_PARTS = 10_000;
 
 const s3Storage = section({
   type: z.literal('s3'),
@@ -70,12 +71,12 @@ const s3Storage = section({
   if (s3.maxUploadBufferBytes > 0 && s3.maxUploadBufferBytes < s3.partSizeBytes) {
     ctx.addIssue({ code: 'custom', path: ['maxUploadBufferBytes'], message: `0 (no limit) or at least partSizeBytes (${s3.partSizeBytes})` });
   }
-  if (s3.maxFileSizeBytes > s3.partSizeBytes * S3_MAX_PARTS) {
-    const needed = Math.ceil(s3.maxFileSizeBytes / S3_MAX_PARTS / MIB) * MIB;
+  if (s3.maxFileSizeBytes > s3.partSizeBytes * MAX_PARTS) {
+    const needed = Math.ceil(s3.maxFileSizeBytes / MAX_PARTS / MIB) * MIB;
     ctx.addIssue({
       code: 'custom',
       path: ['maxFileSizeBytes'],
-      message: `reachable with partSizeBytes ${s3.partSizeBytes} (S3 allows 10,000 parts: ${s3.partSizeBytes * S3_MAX_PARTS} bytes); set partSizeBytes to at least ${needed}`,
+      message: `reachable with partSizeBytes ${s3.partSizeBytes} (S3 allows 10,000 parts: ${s3.partSizeBytes * MAX_PARTS} bytes); set partSizeBytes to at least ${needed}`,
     });
   }
 });
@@ -123,7 +124,7 @@ export const configSchema = z.strictObject({
     key: text('a path to the PEM private key of tls.cert').nullable().default(null),
     ca: text('a path to PEM CA certificates').nullable().default(null),
     implicitPort: wholeNumber(0, 65535).nullable().default(null),
-    policy: z.enum(['optional', 'login', 'data'], { error: 'one of optional, login, data' }).default('login'),
+    policy: z.enum(TLS_POLICIES, { error: `one of ${TLS_POLICIES.join(', ')}` }).default('login'),
     anonymousExempt: bool().default(true),
     requireSessionReuse: bool().default(true),
     minVersion: z.enum(['TLSv1.2', 'TLSv1.3'], { error: 'TLSv1.2 or TLSv1.3' }).default('TLSv1.2'),

@@ -17,6 +17,7 @@ import { open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, YAMLMap, type Document, type Pair } from 'yaml';
 import { z } from 'zod';
+import { TLS_POLICIES } from '../tls/options.js';
 import { addressList } from '../auth/user-list.js';
 import { isPasswordHash } from '../auth/password.js';
 import { USERNAME, USERNAME_HELP } from '../auth/username.js';
@@ -44,7 +45,7 @@ export const userSchema = z.strictObject({
   directories: z.record(homePath(), permissionSpec()).default({}),
   allowFrom: z.array(cidr, { error: 'a list of IP addresses or CIDR ranges' }).optional(),
   disabled: z.boolean({ error: 'true or false' }).default(false),
-  tls: z.enum(['optional', 'login', 'data'], { error: 'one of optional, login, data' }).optional(),
+  tls: z.enum(TLS_POLICIES, { error: `one of ${TLS_POLICIES.join(', ')}` }).optional(),
   limits: z
     .strictObject({
       maxSessions: wholeNumber(0).default(0),

@@ -64,7 +64,6 @@ export class PassivePortPool {
   #cursor: number;
   /** Open listeners nobody uses, oldest first (so ports rotate), by local address. */
   readonly #idle = new Map<string, PassiveListener[]>();
-  #idleCount = 0;
   readonly #maxIdle: number;
   #closed = false;
 
@@ -79,7 +78,6 @@ export class PassivePortPool {
     const idle = this.#idle.get(host);
     while (idle?.length) {
       const listener = idle.shift()!;
-      this.#idleCount--;
       clearTimeout(listener.idleTimer!);
       if (!listener.server.listening) continue; // closed by an error while idle
       listener.server.ref();
@@ -97,7 +95,7 @@ export class PassivePortPool {
   /** Its data connection was accepted: keep it open for the next PASV (or close it if the pool is full or shut). */
   recycle(listener: PassiveListener): void {
     listener.owner = null;
-    if (this.#closed || this.#idleCount >= this.#maxIdle || !listener.server.listening) {
+    if (this.#closed || this.#idleCount() >= this.#maxIdle || !listener.server.listening) {
       listener.server.close();
       return;
     }
@@ -106,7 +104,6 @@ export class PassivePortPool {
     let list = this.#idle.get(listener.host);
     if (!list) this.#idle.set(listener.host, (list = []));
     list.push(listener);
-    this.#idleCount++;
   }
 
   /** Its channel closed without a connection: close it, so a late one is refused rather than handed to the next PASV. */
@@ -124,12 +121,15 @@ export class PassivePortPool {
   #evict(listener: PassiveListener): Promise<void> {
     const list = this.#idle.get(listener.host);
     const at = list?.indexOf(listener) ?? -1;
-    if (at >= 0) {
-      list!.splice(at, 1);
-      this.#idleCount--;
-    }
+    if (at >= 0) list!.splice(at, 1);
     clearTimeout(listener.idleTimer!);
     return new Promise((resolve) => (listener.server.listening ? listener.server.close(() => resolve()) : resolve()));
+  }
+
+  #idleCount(): number {
+    let count = 0;
+    for (const list of this.#idle.values()) count += list.length;
+    return count;
   }
 
   #evictAll(): Promise<void> {
@@ -156,7 +156,7 @@ export class PassivePortPool {
       return port;
     }
     // Idle listeners of other local addresses may hold the rest of the range: free them and try once more.
-    if (this.#idleCount > 0) {
+    if (this.#idleCount() > 0) {
       await this.#evictAll();
       return this.#bind(server, host);
     }

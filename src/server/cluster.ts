@@ -24,7 +24,7 @@ import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
 import { formatReply } from '../protocol/reply.js';
-import { limitKey, type FtpServer } from './server.js';
+import { limitKey, listenOn, type FtpServer } from './server.js';
 
 /** Messages between the primary and its workers. */
 type PrimaryMessage = { type: 'ferry:connection'; id: number; implicitTls?: boolean } | { type: 'ferry:shutdown'; graceMs: number } | { type: 'ferry:reload' };
@@ -92,19 +92,9 @@ export class ClusterPrimary {
   /** Fork the workers, wait until each is ready, then listen. */
   async start(): Promise<net.AddressInfo> {
     await Promise.all(Array.from({ length: this.#options.workers }, (_, index) => this.#fork(index)));
-    await this.#listen(this.#net, this.#options.port);
-    if (this.#implicitNet) await this.#listen(this.#implicitNet, this.#options.tls!.implicitPort!);
+    await listenOn(this.#net, this.#options.port, this.#options.host);
+    if (this.#implicitNet) await listenOn(this.#implicitNet, this.#options.tls!.implicitPort!, this.#options.host);
     return this.#net.address() as net.AddressInfo;
-  }
-
-  #listen(server: net.Server, port: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.#options.host, port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
   }
 
   /** The implicit-FTPS listener's address, when there is one. */

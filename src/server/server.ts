@@ -220,7 +220,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   }
 }
 
-function listenOn(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
+export function listenOn(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port, host }, () => {

@@ -55,7 +55,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { ErrorCodes, FerryError, fromSystemError } from '../errors.js';
-import { DirReader, EntryKind, readSmallFile } from './reader-threads.js';
+import { DirReader, EntryKind, readSmallFile, type SmallFile } from './reader-threads.js';
 import { FileReadStream, WholeFileStream } from './file-read-stream.js';
 import type {
   FileInfo,
@@ -101,6 +101,22 @@ function errno(err: unknown): string | undefined {
 
 function denied(message: string): FerryError {
   return new FerryError(ErrorCodes.ACCESS_DENIED, message);
+}
+
+/** Why a file cannot be read, found on a reader thread (readSmallFile) or from fstat (the streaming path). */
+type ReadProblem = Extract<SmallFile, { kind: 'outside' | 'dir' | 'special' | 'offset' }>;
+
+function readRefusal(problem: ReadProblem, path: string, start: number): FerryError {
+  switch (problem.kind) {
+    case 'outside':
+      return denied(`${path} resolves outside the root: ${problem.real}`);
+    case 'dir':
+      return new FerryError(ErrorCodes.IS_A_DIRECTORY, `read of a directory: ${path}`);
+    case 'special':
+      return denied(`read of a special file: ${path}`);
+    case 'offset':
+      return new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${problem.size}: ${path}`);
+  }
 }
 
 /** Segments LocalStorage refuses on top of the shared rules: platform separators, reserved temp names. */
@@ -453,21 +469,9 @@ export class LocalStorage implements Storage {
       const realRoot = await this.#realRoot();
       // Small files in one round trip to a reader thread; larger ones stream from a handle.
       const small = await readSmallFile(join(realRoot, ...segments), realRoot, start, SMALL_FILE_BYTES);
-      switch (small.kind) {
-        case 'data':
-          return new WholeFileStream(Buffer.from(small.data.buffer, small.data.byteOffset, small.length));
-        case 'outside':
-          throw denied(`${path} resolves outside the root: ${small.real}`);
-        case 'dir':
-          throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `read of a directory: ${path}`);
-        case 'special':
-          throw denied(`read of a special file: ${path}`);
-        case 'offset':
-          throw new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${small.size}: ${path}`);
-        case 'large':
-        case 'busy':
-          return await this.#openRead(segments, path, start);
-      }
+      if (small.kind === 'data') return new WholeFileStream(Buffer.from(small.data.buffer, small.data.byteOffset, small.length));
+      if (small.kind === 'large' || small.kind === 'busy') return await this.#openRead(segments, path, start);
+      throw readRefusal(small, path, start);
     } catch (err) {
       throw fromSystemError(err);
     }
@@ -479,11 +483,9 @@ export class LocalStorage implements Storage {
     const handle = await fsp.open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     try {
       const st = await handle.stat();
-      if (st.isDirectory()) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `read of a directory: ${path}`);
-      if (!st.isFile()) throw denied(`read of a special file: ${path}`);
-      if (start > st.size) {
-        throw new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${st.size}: ${path}`);
-      }
+      if (st.isDirectory()) throw readRefusal({ kind: 'dir' }, path, start);
+      if (!st.isFile()) throw readRefusal({ kind: 'special' }, path, start);
+      if (start > st.size) throw readRefusal({ kind: 'offset', size: st.size }, path, start);
       return new FileReadStream(handle, start, st.size);
     } catch (err) {
       await handle.close().catch(() => undefined);

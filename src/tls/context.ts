@@ -20,7 +20,7 @@
  * The recorder also remembers the master secrets of the sessions issued on
  * one control connection, which is how a data connection is checked to be a
  * resumption of *that* session and not merely of some session (see
- * `SessionBinding.isResumedBy`).
+ * `SessionBinding#isResumedBy`).
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
@@ -112,7 +112,7 @@ export class SessionBinding {
    * from another control connection (another client behind the same
    * address) fails the second test.
    */
-  isResumedBy(data: tls.TLSSocket): boolean {
+  #isResumedBy(data: tls.TLSSocket): boolean {
     if (!data.isSessionReused()) return false;
     const key = sessionMasterKey(data.getSession());
     return key !== null && this.#keys.some((known) => known.length === key.length && timingSafeEqual(known, key));
@@ -132,7 +132,7 @@ export class SessionBinding {
     return {
       socket: wrapped,
       verify: () => {
-        if (!this.isResumedBy(wrapped)) return false;
+        if (!this.#isResumedBy(wrapped)) return false;
         trusted = true;
         for (const key of pending.splice(0)) this.#remember(key);
         return true;

@@ -11,8 +11,8 @@ import tls from 'node:tls';
  * - 'login': USER is refused (530) until AUTH TLS, so no password is ever sent in the clear;
  * - 'data': as 'login', and transfers are refused (521) until PROT P.
  */
-export type TlsPolicy = 'optional' | 'login' | 'data';
-export const TLS_POLICIES: readonly TlsPolicy[] = ['optional', 'login', 'data'];
+export const TLS_POLICIES = ['optional', 'login', 'data'] as const;
+export type TlsPolicy = (typeof TLS_POLICIES)[number];
 
 /** Certificate, key and protocol settings: what `server.reloadTls()` replaces. */
 export interface TlsCredentials {
@@ -65,7 +65,7 @@ export interface ResolvedTlsOptions {
  * Mozilla's "intermediate" profile: TLS 1.3 suites, then ECDHE with AES-GCM
  * or ChaCha20 for TLS 1.2. No CBC, no RSA key exchange.
  */
-export const DEFAULT_CIPHERS = [
+const DEFAULT_CIPHERS = [
   'TLS_AES_128_GCM_SHA256',
   'TLS_AES_256_GCM_SHA384',
   'TLS_CHACHA20_POLY1305_SHA256',
