@@ -56,10 +56,28 @@ export async function sendToSocket(source: Readable, socket: Socket, options: Tr
   else await pipeline(source, socket, { signal: options.signal });
 }
 
-/** STOR, APPE, STOU: socket -> storage. Resolves when the storage has committed. */
-export async function receiveFromSocket(socket: Socket, sink: Writable, options: TransferOptions): Promise<void> {
-  if (options.ascii) await pipeline(socket, fromNetworkAscii(), sink, { signal: options.signal });
-  else await pipeline(socket, sink, { signal: options.signal });
+export interface ReceiveOptions extends TransferOptions {
+  /**
+   * Runs once the data connection has ended cleanly and every byte has been
+   * handed to the sink, before the sink is ended (ending it commits). Throw
+   * to abort instead: the sink is then destroyed by the caller, never ended.
+   */
+  beforeCommit(): Promise<void>;
+}
+
+/**
+ * STOR, APPE, STOU: socket -> storage. Resolves when the storage has
+ * committed. The pipeline does not end the sink itself (`end: false`): the
+ * data connection's end only says the client stopped sending, and whether
+ * that is the end of the file is decided by `beforeCommit` (the upload rule).
+ */
+export async function receiveFromSocket(socket: Socket, sink: Writable, options: ReceiveOptions): Promise<void> {
+  const { signal } = options;
+  if (options.ascii) await pipeline(socket, fromNetworkAscii(), sink, { signal, end: false });
+  else await pipeline(socket, sink, { signal, end: false });
+  await options.beforeCommit();
+  sink.end();
+  await finished(sink);
 }
 
 async function pump(source: ChunkSource, socket: Socket, signal: AbortSignal): Promise<void> {

@@ -45,11 +45,43 @@ interface Transfer {
   readonly controller: AbortController;
   readonly done: Promise<void>;
   path: string | null;
+  /** Set once the data connection is open (and, under PROT P, secured). */
   socket: Socket | null;
+  /** An upload may outlive its control connection after QUIT (see #cleanup). */
+  upload: boolean;
   readonly startedAt: number;
 }
 
-const MAX_QUEUED_COMMANDS = 16;
+/** A queued command; `cancelled` once an ABOR, QUIT or REIN behind it made it moot. */
+interface Queued {
+  readonly command: ParsedCommand | null;
+  /** Counted against MAX_QUEUED_BYTES. */
+  readonly bytes: number;
+  cancelled: boolean;
+}
+
+/**
+ * Bytes of commands queued behind the running one. The socket is never
+ * paused for a backlog of commands: a paused socket reads nothing, so the
+ * client's close (or its ABOR) would go unnoticed until the running command
+ * ends, which for a transfer waiting on its data connection is 30 s. A
+ * client that queues more than this without waiting for replies is cut off.
+ */
+const MAX_QUEUED_BYTES = 256 * 1024;
+/** What a queued command costs besides its text (the objects holding it), for the bound above. */
+const QUEUED_OVERHEAD_BYTES = 64;
+/**
+ * How long an upload whose data connection ended cleanly waits, at most, for
+ * the control connection to close too before it commits. A client killed
+ * mid-upload closes both connections, and Linux releases an exiting
+ * process's sockets last-opened first, so the data connection's FIN (the
+ * same as a finished upload's) arrives 0.1-6 ms before the control
+ * connection's (measured with curl killed by SIGKILL, 50 runs). Waiting for
+ * that close is what keeps the old file in place. A client that sent QUIT,
+ * or whose control connection is still open at the end of the wait, has its
+ * upload committed. See docs/architecture.md, "When an upload counts".
+ */
+export const UPLOAD_SETTLE_MS = 20;
 const kSession = Symbol('ferry.session');
 type SessionSocket = Socket & { [kSession]: Session };
 /** Shared by every session until one sends OPTS MLST. */
@@ -90,7 +122,12 @@ export class Session implements LineSink {
   /** Set once the control connection is TLS (AUTH TLS or implicit). */
   #tls: SessionBinding | null = null;
   readonly #reader: LineReader;
-  readonly #queue: Array<ParsedCommand | null> = [];
+  readonly #queue: Queued[] = [];
+  #queuedBytes = 0;
+  /** QUIT was read (even if not yet run): the client said it is done, so a close after it is not a crash. */
+  #quitReceived = false;
+  /** Resolved when the control connection closes (uploads waiting to commit listen). */
+  #closeWaiters: Array<() => void> = [];
   readonly #idleTimer: NodeJS.Timeout;
   /**
    * Runs until login, whatever the client sends: a connection that never
@@ -214,16 +251,51 @@ export class Session implements LineSink {
       return;
     }
     const command = parseCommand(line!);
-    if (command && this.#transfer && this.host.commands.get(command.verb)?.duringTransfer) {
+    const verb = command?.verb;
+    if (verb === 'QUIT') {
+      this.#quitReceived = true;
+      this.#notifyCloseWaiters();
+    }
+    if (command && this.#transfer && this.#runsNow(command.verb)) {
       void this.#execute(command);
       return;
     }
     // While shutting down, only ABOR and STAT for the running transfer are heard.
     if (this.#closing) return;
-    this.#queue.push(command);
-    // Pipelined clients are fine; a flood is paused until we catch up.
-    if (this.#queue.length >= MAX_QUEUED_COMMANDS) this.#socket.pause();
+    // ABOR, QUIT and REIN act at once on transfers that have not started moving
+    // data: a transfer waiting for its data connection would otherwise hold
+    // them (and the client) for dataConnectTimeoutMs.
+    if (verb === 'ABOR' || verb === 'QUIT' || verb === 'REIN') this.#cancelPendingTransfers();
+    const bytes = line!.length + QUEUED_OVERHEAD_BYTES;
+    if (this.#queuedBytes + bytes > MAX_QUEUED_BYTES) {
+      this.log.warn({ queuedBytes: this.#queuedBytes }, 'client queued too many commands without reading replies; closing');
+      this.#queue.length = 0;
+      this.closeWith(421, 'Too many commands queued; closing control connection.');
+      return;
+    }
+    this.#queuedBytes += bytes;
+    this.#queue.push({ command, bytes, cancelled: false });
     void this.#drain();
+  }
+
+  /**
+   * Commands that run beside a transfer instead of behind it: ABOR, and STAT
+   * while the client reads its replies (a STAT flood from a client that does
+   * not read is queued, and so bounded like every other command).
+   */
+  #runsNow(verb: string): boolean {
+    if (!this.host.commands.get(verb)?.duringTransfer) return false;
+    return verb === 'ABOR' || this.#socket.writableLength <= REPLY_BACKLOG_PAUSE_BYTES;
+  }
+
+  /** Cancel the running transfer if no data has started to move, and every queued transfer command. */
+  #cancelPendingTransfers(): void {
+    const transfer = this.#transfer;
+    if (transfer && transfer.socket === null) transfer.controller.abort();
+    for (const entry of this.#queue) {
+      const spec = entry.command && this.host.commands.get(entry.command.verb);
+      if (spec?.transfer) entry.cancelled = true;
+    }
   }
 
   async #drain(): Promise<void> {
@@ -231,12 +303,13 @@ export class Session implements LineSink {
     this.#draining = true;
     try {
       while (this.#queue.length > 0 && !this.#closing) {
-        // A client that does not read its replies gets no new ones until it does.
+        // A client that does not read its replies gets no new ones until it
+        // does; what it sends meanwhile is queued, within MAX_QUEUED_BYTES.
         if (this.#socket.writableLength > REPLY_BACKLOG_PAUSE_BYTES) await this.#replyDrain();
         if (this.#closing) break;
-        const command = this.#queue.shift()!;
-        if (this.#socket.isPaused() && this.#queue.length < MAX_QUEUED_COMMANDS / 2) this.#socket.resume();
-        await this.#execute(command);
+        const entry = this.#queue.shift()!;
+        this.#queuedBytes -= entry.bytes;
+        await this.#execute(entry.command, entry.cancelled);
       }
     } finally {
       this.#draining = false;
@@ -244,14 +317,15 @@ export class Session implements LineSink {
     if (this.#shuttingDown && !this.#closed && !this.#socket.writableEnded) this.closeWith(421, 'Server shutting down. Goodbye.');
   }
 
-  /** Wait until the client has read its pending replies (or the connection ends). */
+  /**
+   * Wait until the client has read its pending replies (or the connection
+   * ends). The socket keeps reading meanwhile, so a close is noticed.
+   */
   #replyDrain(): Promise<void> {
-    this.#socket.pause();
     return new Promise((resolve) => {
       const done = () => {
         this.#socket.off('drain', done);
         this.#socket.off('close', done);
-        if (!this.#closing && this.#queue.length < MAX_QUEUED_COMMANDS / 2) this.#socket.resume();
         resolve();
       };
       this.#socket.once('drain', done);
@@ -259,7 +333,7 @@ export class Session implements LineSink {
     });
   }
 
-  async #execute(command: ParsedCommand | null): Promise<void> {
+  async #execute(command: ParsedCommand | null, cancelled = false): Promise<void> {
     if (!command) {
       this.reply(501, 'Command is not valid UTF-8.');
       return;
@@ -289,7 +363,11 @@ export class Session implements LineSink {
     try {
       if (spec.path) path = this.resolve(pathArgument(spec.path, arg));
       if (spec.permission) this.authorize(spec.permission, path);
-      if (spec.transfer) await this.#runAsTransfer(spec, { arg, path });
+      if (spec.transfer && cancelled) {
+        // An ABOR, QUIT or REIN sent right behind it: RFC 959 §4.1.3, the aborted command gets 426.
+        this.setDataChannel(null);
+        this.replyError(new FerryError(ErrorCodes.ABORTED, 'cancelled by a later command'));
+      } else if (spec.transfer) await this.#runAsTransfer(spec, { arg, path });
       else await spec.handler(this, { arg, path });
     } catch (err) {
       this.replyError(err);
@@ -314,6 +392,7 @@ export class Session implements LineSink {
       done: new Promise<void>((resolve) => (finish = resolve)),
       path: null,
       socket: null,
+      upload: false,
       startedAt: Date.now(),
     };
     this.#transfer = transfer;
@@ -347,9 +426,17 @@ export class Session implements LineSink {
     this.#closed = true;
     this.#closing = true;
     this.#queue.length = 0;
+    this.#queuedBytes = 0;
     clearTimeout(this.#idleTimer);
     if (this.#loginTimer) clearTimeout(this.#loginTimer);
-    this.#transfer?.controller.abort();
+    // A control connection gone before the data's end aborts the transfer
+    // (a killed client), except an upload whose client said QUIT first: a
+    // fire-and-forget uploader closes the data connection, sends QUIT and
+    // leaves while its last bytes are still on the way. That upload runs to
+    // its end (bounded by dataIdleTimeoutMs) and commits; nobody hears 226.
+    const transfer = this.#transfer;
+    if (transfer && !(transfer.upload && transfer.socket && this.#quitReceived)) transfer.controller.abort();
+    this.#notifyCloseWaiters();
     this.#dataChannel?.close();
     this.#dataChannel = null;
     const account = this.account;
@@ -359,6 +446,40 @@ export class Session implements LineSink {
 
   onClose(listener: () => void): void {
     this.#tcp.once('close', listener);
+  }
+
+  #notifyCloseWaiters(): void {
+    for (const wake of this.#closeWaiters.splice(0)) wake();
+  }
+
+  /**
+   * The upload rule's last step, run once an upload's data connection has
+   * ended cleanly and before the storage commits. In stream mode that end
+   * is the end of the file; it counts unless the control connection closed
+   * before it without a QUIT (a client killed mid-upload, whose data FIN
+   * looks like a finished upload's). Waits up to UPLOAD_SETTLE_MS for that
+   * close; QUIT, ABOR or the close itself end the wait early. Throws ABORTED
+   * when the upload must not count.
+   */
+  async confirmUpload(signal: AbortSignal): Promise<void> {
+    if (!this.#closed && !this.#quitReceived && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          const index = this.#closeWaiters.indexOf(done);
+          if (index !== -1) this.#closeWaiters.splice(index, 1);
+          resolve();
+        };
+        const timer = setTimeout(done, UPLOAD_SETTLE_MS);
+        signal.addEventListener('abort', done, { once: true });
+        this.#closeWaiters.push(done);
+      });
+    }
+    signal.throwIfAborted();
+    if (this.#closed && !this.#quitReceived) {
+      throw new FerryError(ErrorCodes.ABORTED, 'control connection closed before the upload ended, without QUIT');
+    }
   }
 
   // ---- TLS (RFC 4217) ----------------------------------------------------
@@ -556,12 +677,14 @@ export class Session implements LineSink {
     path: string | null,
     preliminary: string,
     work: (socket: Socket, signal: AbortSignal) => Promise<void>,
+    direction: 'upload' | 'download' = 'download',
   ): Promise<boolean> {
     const transfer = this.#transfer;
     const channel = this.#dataChannel;
     this.#dataChannel = null;
     if (!transfer) throw new Error('transferData outside a transfer command');
     transfer.path = path;
+    transfer.upload = direction === 'upload';
     const signal = transfer.controller.signal;
     if (signal.aborted) {
       // ABOR arrived while the storage was still opening.

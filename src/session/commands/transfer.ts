@@ -45,17 +45,21 @@ async function store(session: Session, path: string, options: WriteOptions, prel
   sink.on('error', (err) => session.log.debug({ err: err.message }, 'upload stream ended with an error'));
   const ascii = session.transferType === 'A';
   const text = preliminary ?? `Ok to send data for ${baseName(path)}.`;
-  const ok = await session.transferData(path, text, async (socket, signal) => {
-    try {
-      await receiveFromSocket(socket, sink, { ascii, signal });
-    } catch (err) {
-      // An ABOR or a disconnect racing the commit may come too late to stop
-      // it (see StorageWritable): the file exists, so the reply is 226. The
-      // pipeline settles only once the sink has closed, so this is final.
-      if (isCommitted(sink)) return;
-      throw err;
-    }
-  });
+  const ok = await session.transferData(
+    path,
+    text,
+    async (socket, signal) => {
+      try {
+        await receiveFromSocket(socket, sink, { ascii, signal, beforeCommit: () => session.confirmUpload(signal) });
+      } catch (err) {
+        // An ABOR or a disconnect racing the commit may come too late to stop
+        // it (see StorageWritable): the file exists, so the reply is 226.
+        if (isCommitted(sink)) return;
+        throw err;
+      }
+    },
+    'upload',
+  );
   const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started };
   if (ok || isCommitted(sink)) {
     session.host.notify('file-received', info);
