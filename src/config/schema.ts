@@ -99,6 +99,7 @@ export const configSchema = z.strictObject({
     loginTimeoutMs: wholeNumber(1).default(60_000),
     dataConnectTimeoutMs: wholeNumber(1).default(30_000),
     dataIdleTimeoutMs: wholeNumber(1).default(300_000),
+    uploadSettleMs: wholeNumber(0, 10_000).default(20),
     shutdownGraceMs: wholeNumber(0).default(10_000),
   }).prefault({}),
   storage: z.discriminatedUnion('type', [localStorage, s3Storage], { error: 'a storage with type: local or type: s3' }).prefault({ type: 'local' }),

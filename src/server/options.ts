@@ -37,6 +37,13 @@ export interface FtpServerOptions {
   dataConnectTimeoutMs?: number;
   /** Abort a transfer whose data connection moves no byte for this long. Default 300000. */
   dataIdleTimeoutMs?: number;
+  /**
+   * After an upload's data connection ends, how long to wait for the control
+   * connection to close too (a killed client) before committing. 0 commits
+   * at once, as vsftpd does, and a client killed mid-upload then replaces
+   * the old file with its partial data. Default 20. See docs/architecture.md.
+   */
+  uploadSettleMs?: number;
   /** Failed logins allowed per connection before 421 and close. Default 3. */
   maxLoginAttempts?: number;
   /** Delay before answering a failed login, against guessing. Default 1000. */
@@ -69,6 +76,7 @@ export interface ResolvedOptions {
   readonly loginTimeoutMs: number;
   readonly dataConnectTimeoutMs: number;
   readonly dataIdleTimeoutMs: number;
+  readonly uploadSettleMs: number;
   readonly maxLoginAttempts: number;
   readonly loginFailureDelayMs: number;
   readonly allowActiveMode: boolean;
@@ -135,6 +143,7 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     loginTimeoutMs: integer('loginTimeoutMs', options.loginTimeoutMs, 60_000, 1),
     dataConnectTimeoutMs: integer('dataConnectTimeoutMs', options.dataConnectTimeoutMs, 30_000, 1),
     dataIdleTimeoutMs: integer('dataIdleTimeoutMs', options.dataIdleTimeoutMs, 300_000, 1),
+    uploadSettleMs: integer('uploadSettleMs', options.uploadSettleMs, 20, 0, 10_000),
     maxLoginAttempts: integer('maxLoginAttempts', options.maxLoginAttempts, 3, 1),
     loginFailureDelayMs: integer('loginFailureDelayMs', options.loginFailureDelayMs, 1000, 0),
     allowActiveMode: options.allowActiveMode ?? true,

@@ -72,18 +72,7 @@ const MAX_QUEUED_BYTES = 256 * 1024;
 const QUEUED_OVERHEAD_BYTES = 64;
 /** Progress STATs answered beside a transfer: one per this interval; more queue behind it. */
 const STAT_BESIDE_TRANSFER_MS = 100;
-/**
- * How long an upload whose data connection ended cleanly waits, at most, for
- * the control connection to close too before it commits. A client killed
- * mid-upload closes both connections, and Linux releases an exiting
- * process's sockets last-opened first, so the data connection's FIN (the
- * same as a finished upload's) arrives 0.1-6 ms before the control
- * connection's (measured with curl killed by SIGKILL, 50 runs). Waiting for
- * that close is what keeps the old file in place. A client that sent QUIT,
- * or whose control connection is still open at the end of the wait, has its
- * upload committed. See docs/architecture.md, "When an upload counts".
- */
-export const UPLOAD_SETTLE_MS = 20;
+
 const kSession = Symbol('ferry.session');
 type SessionSocket = Socket & { [kSession]: Session };
 /** Shared by every session until one sends OPTS MLST. */
@@ -470,12 +459,17 @@ export class Session implements LineSink {
    * ended cleanly and before the storage commits. In stream mode that end
    * is the end of the file; it counts unless the control connection closed
    * before it without a QUIT (a client killed mid-upload, whose data FIN
-   * looks like a finished upload's). Waits up to UPLOAD_SETTLE_MS for that
-   * close; QUIT, ABOR or the close itself end the wait early. Throws ABORTED
-   * when the upload must not count.
+   * looks like a finished upload's). Waits up to `uploadSettleMs` for that
+   * close: a client killed mid-upload closes both connections, and Linux
+   * releases an exiting process's sockets last-opened first, so the data
+   * connection's FIN arrives 0.1-6 ms before the control connection's
+   * (measured with curl killed by SIGKILL, 50 runs). QUIT, ABOR or the
+   * close itself end the wait early. Throws ABORTED when the upload must
+   * not count. See docs/architecture.md, "When an upload counts".
    */
   async confirmUpload(signal: AbortSignal): Promise<void> {
-    if (!this.#closed && !this.#quitReceived && !signal.aborted) {
+    const settleMs = this.host.options.uploadSettleMs;
+    if (settleMs > 0 && !this.#closed && !this.#quitReceived && !signal.aborted) {
       await new Promise<void>((resolve) => {
         const done = (): void => {
           clearTimeout(timer);
@@ -484,7 +478,7 @@ export class Session implements LineSink {
           if (index !== -1) this.#closeWaiters.splice(index, 1);
           resolve();
         };
-        const timer = setTimeout(done, UPLOAD_SETTLE_MS);
+        const timer = setTimeout(done, settleMs);
         signal.addEventListener('abort', done, { once: true });
         this.#closeWaiters.push(done);
       });

@@ -176,6 +176,21 @@ describe('a fire-and-forget upload counts', () => {
     }
   });
 
+  it('uploadSettleMs: 0 commits at the data connection\'s end, even when the control connection closes with it', async (t) => {
+    const { server, port, root } = await startServer(t, { uploadSettleMs: 0 });
+    const events = recordUploads(server);
+    await writeFile(path.join(root, 'k.txt'), OLD);
+    const { control, data } = await startStor(port, 'k.txt');
+    await new Promise<void>((resolve) => data.write('partial', () => resolve()));
+    await sleep(50);
+    data.end();
+    await sleep(50); // the commit has begun: nothing waits for the control connection
+    control.socket.end();
+    await settled(events, 1, 'settle 0');
+    assert.equal(events[0], 'received /k.txt');
+    assert.equal(await readFile(path.join(root, 'k.txt'), 'utf8'), 'partial');
+  });
+
   it('busybox ftpput uploads a file and file-received agrees with the disk', async (t) => {
     if (!has('busybox')) return t.skip('busybox is not installed (.ci/run installs it)');
     const { server, port, root } = await startServer(t);
