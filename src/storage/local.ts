@@ -231,6 +231,11 @@ class FileUpload extends Writable {
     this.#abort = plan.abort;
   }
 
+  /** True once the new content is in place (StorageWritable.committed), even if destroy() came during the commit. */
+  get committed(): boolean {
+    return this.#committed;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#write([chunk], callback);
   }
