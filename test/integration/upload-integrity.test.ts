@@ -27,6 +27,14 @@ function has(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
 }
 
+/** True when `command` is installed; skips the test when it is not, except under CI, where .ci/run installs it and its absence fails. */
+function needs(t: TestContext, command: string): boolean {
+  if (has(command)) return true;
+  assert.ok(!process.env.CI, `${command} is not installed, and .ci/run should have installed it`);
+  t.skip(`${command} is not installed (.ci/run installs it)`);
+  return false;
+}
+
 /** Every file-received / upload-aborted event, in order. */
 function recordUploads(server: TestServer['server']): string[] {
   const events: string[] = [];
@@ -69,7 +77,7 @@ async function killMidUpload(child: ChildProcess, root: string, feed: Writable =
 
 describe('a client killed mid-overwrite leaves the old file in place', () => {
   it('curl killed with SIGKILL: old content kept and upload-aborted emitted, every run', async (t: TestContext) => {
-    if (!has('curl')) return t.skip('curl is not installed (.ci/run installs it)');
+    if (!needs(t, 'curl')) return;
     const { server, port, root } = await startServer(t);
     const events = recordUploads(server);
     for (let run = 0; run < RUNS; run++) {
@@ -86,7 +94,7 @@ describe('a client killed mid-overwrite leaves the old file in place', () => {
   });
 
   it('lftp killed with SIGKILL: old content kept and upload-aborted emitted, every run', async (t: TestContext) => {
-    if (!has('lftp')) return t.skip('lftp is not installed (.ci/run installs it)');
+    if (!needs(t, 'lftp')) return;
     const { server, port, root } = await startServer(t);
     const scratch = await mkdtemp(path.join(os.tmpdir(), 'ferry-lftp-'));
     t.after(() => rm(scratch, { recursive: true, force: true }));
@@ -192,7 +200,7 @@ describe('a fire-and-forget upload counts', () => {
   });
 
   it('busybox ftpput uploads a file and file-received agrees with the disk', async (t) => {
-    if (!has('busybox')) return t.skip('busybox is not installed (.ci/run installs it)');
+    if (!needs(t, 'busybox')) return;
     const { server, port, root } = await startServer(t);
     const events = recordUploads(server);
     const local = path.join(root, 'local-source.bin');
