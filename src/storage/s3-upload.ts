@@ -36,7 +36,7 @@ import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { MAX_PARTS, type S3Sdk } from './s3-client.js';
-import { fromS3Error, s3Call } from './s3-errors.js';
+import { fromS3Error, isPreconditionFailed, s3Call } from './s3-errors.js';
 
 /** Bytes the Writable itself buffers before backpressure (as LocalStorage). */
 const STREAM_BUFFER_BYTES = 256 * 1024;
@@ -55,6 +55,14 @@ export interface UploadTarget {
   logger?: Logger;
   /** Runs once the data is all in, before the object becomes visible (STOU's "is the name still free?"). */
   beforeCommit?: () => Promise<void>;
+  /**
+   * The object must not exist yet (STOU): the final request carries
+   * `If-None-Match: *`, so S3 itself refuses (412, then EXISTS) a name taken
+   * between beforeCommit's check and the commit. Stores that ignore the
+   * header on a request (Ceph 16 on CompleteMultipartUpload) leave only
+   * beforeCommit's check (docs/s3.md).
+   */
+  exclusive?: boolean;
   /** Part buffers of all uploads of the process come out of this, if set. */
   budget?: PartBudget;
 }
@@ -271,9 +279,10 @@ export class S3Upload extends Writable {
     await this.#target.beforeCommit?.();
     this.#checkNotAborted();
     const { client, sdk, bucket } = this.#target;
+    const IfNoneMatch = this.#target.exclusive ? '*' : undefined;
     if (!this.#uploadId) {
       const body = this.#part ? this.#part.subarray(0, this.#filled) : Buffer.alloc(0);
-      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length };
+      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length, IfNoneMatch };
       // Sent without the abort signal: once it is on its way, only S3 decides.
       await this.#send(s3Call('PutObject', this.#key, () => client.send(new sdk.PutObjectCommand(input))));
       return;
@@ -284,14 +293,21 @@ export class S3Upload extends Writable {
     const uploadId = await this.#uploadId;
     this.#checkNotAborted();
     const parts = [...this.#parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
-    const input = { Bucket: bucket, Key: this.#key, UploadId: uploadId, MultipartUpload: { Parts: parts } };
+    const input = { Bucket: bucket, Key: this.#key, UploadId: uploadId, MultipartUpload: { Parts: parts }, IfNoneMatch };
     await this.#send(s3Call('CompleteMultipartUpload', this.#key, () => client.send(new sdk.CompleteMultipartUploadCommand(input))));
   }
 
   /** The final request: recorded (so a destroy waits for it rather than racing it), then `committed` on success. */
   async #send(request: Promise<unknown>): Promise<void> {
     this.#final = request;
-    await request;
+    try {
+      await request;
+    } catch (err) {
+      if (this.#target.exclusive && isPreconditionFailed(err)) {
+        throw new FerryError(ErrorCodes.EXISTS, `${this.#key} was created by someone else during the upload`, { cause: err });
+      }
+      throw err;
+    }
     this.#committed = true;
     this.#releaseBuffers();
   }

@@ -15,10 +15,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { describe, test, type TestContext } from 'node:test';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CopyObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { Client } from 'basic-ftp';
 import { ErrorCodes, S3Storage, UserListAuthenticator, createServer, hashPassword, type S3StorageOptions, type Storage } from '../../src/index.js';
 import { silentLogger, type Logger } from '../../src/observability/logger.js';
+import { copyObject } from '../../src/storage/s3-copy.js';
 import { startCli } from '../helpers/cli.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
 import { cephSkip } from '../helpers/ceph.js';
@@ -330,6 +338,8 @@ describe('Ferry over S3: directories over flat keys', { skip: cephSkip() }, () =
     await client.command('RNFR src', 350);
     await client.command('RNTO dst', 250);
     assert.equal(await exists(fx.storage, '/src'), false);
+    // DeleteObjects removed every old key, the marker included.
+    assert.equal((await fx.raw.send(new ListObjectsV2Command({ Bucket: fx.s3.bucket, Prefix: 'src' }))).KeyCount ?? 0, 0);
     assert.equal(await readText(fx.storage, '/dst/sub/b'), 'src/sub/b');
     assert.equal((await fx.storage.stat('/dst')).type, 'dir');
     await client.command('RNFR big', 350);
@@ -340,13 +350,13 @@ describe('Ferry over S3: directories over flat keys', { skip: cephSkip() }, () =
   });
 });
 
-/** `raw` with `fail` consulted before every command: return an answer (or throw) to replace S3's, or undefined to pass it on. */
+/** `raw` with `fail` consulted before every command: return (or resolve) an answer, or throw, to replace S3's; undefined passes it on. */
 function failing(raw: S3Client, fail: (name: string, input: Record<string, unknown>) => unknown): S3Client {
   return new Proxy(raw, {
     get(target, prop, receiver) {
       if (prop !== 'send') return Reflect.get(target, prop, receiver);
       return async (command: { constructor: { name: string }; input: Record<string, unknown> }, options?: unknown) => {
-        const answer = fail(command.constructor.name, command.input);
+        const answer = await fail(command.constructor.name, command.input);
         if (answer !== undefined) return answer;
         return (target.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
       };
@@ -403,6 +413,120 @@ describe('Ferry over S3: directory renames that fail half-way', { skip: cephSkip
     assert.equal((await fx.storage.stat('/dst')).type, 'dir', 'the empty target directory is still there');
     assert.deepEqual(await listNames(fx.storage, '/dst'), []);
     assert.deepEqual(await listNames(fx.storage, '/src'), ['a', 'z']);
+  });
+});
+
+/** MLSD of `path`: each entry's name with its type (file, dir). */
+async function mlsd(client: RawClient, path: string): Promise<string[]> {
+  const data = await client.passive();
+  client.send(`MLSD ${path}`);
+  await client.expect(150);
+  const text = (await readAll(data)).toString();
+  await client.expect(226);
+  return text
+    .split('\r\n')
+    .filter(Boolean)
+    .map((line) => `${line.slice(line.indexOf(' ') + 1)}:${/type=(\w+);/.exec(line)![1]}`)
+    .filter((entry) => !entry.startsWith('.:'))
+    .sort();
+}
+
+async function putKeys(fx: Fixture, keys: string[]): Promise<void> {
+  await Promise.all(keys.map((Key) => fx.raw.send(new PutObjectCommand({ Bucket: fx.s3.bucket, Key, Body: Buffer.from(Key) }))));
+}
+
+describe('Ferry over S3: what only a faithful S3 server shows (s3rver got these wrong or lacked them)', { skip: cephSkip() }, () => {
+  test('folders two levels down made by another tool (keys put with the SDK) are listed, entered and statted', async (t) => {
+    const fx = await setup(t);
+    await putKeys(fx, ['incoming/cam1/2026/a.jpg', 'incoming/cam1/2026/b.jpg', 'incoming/cam2/c.jpg', 'incoming/top.txt']);
+    const client = await login(t, fx.port);
+    assert.deepEqual(await mlsd(client, '/incoming'), ['cam1:dir', 'cam2:dir', 'top.txt:file']);
+    assert.deepEqual(await mlsd(client, '/incoming/cam1'), ['2026:dir']);
+    await client.command('CWD /incoming/cam1/2026', 250);
+    assert.deepEqual(await mlsd(client, '.'), ['a.jpg:file', 'b.jpg:file']);
+    assert.match((await client.command('MLST /incoming/cam1', 250)).lines[1]!, /type=dir;/);
+  });
+
+  test('a listing with the delimiter pages across page boundaries: every file and folder once, with its type', async (t) => {
+    // Pages of 4 entries; each folder holds several keys, so a page of the
+    // delimited listing stands for many more keys than it has entries.
+    const fx = await setup(t, { listPageSize: 4 });
+    const expected: string[] = [];
+    const keys: string[] = [];
+    for (let i = 0; i < 9; i++) {
+      keys.push(`p/f${i}`, `p/g${i}/1`, `p/g${i}/2`, `p/g${i}/deep/3`);
+      expected.push(`f${i}:file`, `g${i}:dir`);
+    }
+    await putKeys(fx, keys);
+    let pages = 0;
+    for await (const page of fx.storage.list('/p')) {
+      pages += 1;
+      assert.ok(page.length <= 4, `a page of ${page.length}`);
+    }
+    assert.ok(pages >= 5, `${pages} pages`);
+    const client = await login(t, fx.port);
+    assert.deepEqual(await mlsd(client, '/p'), expected.sort());
+  });
+
+  test('STOU: a name taken between the check and the commit is refused by S3 itself (If-None-Match: *); the other writer\'s object stays', async (t) => {
+    const fx = await setup(t);
+    let raced = '';
+    const storage = new S3Storage({
+      bucket: fx.s3.bucket,
+      client: failing(fx.raw, async (name, input) => {
+        // Another writer takes the name just before Ferry's PutObject reaches the store.
+        if (name === 'PutObjectCommand' && input['IfNoneMatch'] === '*') {
+          raced = input['Key'] as string;
+          await fx.raw.send(new PutObjectCommand({ Bucket: fx.s3.bucket, Key: raced, Body: Buffer.from('theirs') }));
+        }
+        return undefined;
+      }),
+    });
+    const server = await startServer(t, { storage });
+    const client = await login(t, server.port);
+    const data = await client.passive();
+    client.send('STOU');
+    const started = await client.expect(150);
+    data.end(Buffer.from('ours'));
+    const reply = await client.read(10_000);
+    assert.equal(reply.code, 550, `${reply.code} ${reply.text}`);
+    assert.match(reply.text, /exists/i);
+    assert.ok(raced !== '' && started.text.includes(raced), `${started.text} / ${raced}`);
+    assert.equal(await readText(fx.storage, `/${raced}`), 'theirs');
+    await client.command('NOOP', 200);
+  });
+
+  test('a large file is copied with UploadPartCopy ranges, byte-exact; a failed part aborts the copy and leaves no multipart upload', async (t) => {
+    const fx = await setup(t);
+    const data = randomBytes(12 * MIB + 5);
+    await fx.raw.send(new PutObjectCommand({ Bucket: fx.s3.bucket, Key: 'big', Body: data }));
+    const { bucket } = fx.s3;
+    const sdk = await import('@aws-sdk/client-s3');
+    const copied: string[] = [];
+    const counting = failing(fx.raw, (name, input) => void (name === 'UploadPartCopyCommand' && copied.push(String(input['CopySourceRange']))));
+    // Parts of 5 MiB (S3's minimum but for the last): three ranges.
+    await copyObject({ client: counting, sdk, bucket, from: 'big', to: 'copy', size: data.length, singleCopyLimitBytes: 5 * MIB });
+    assert.deepEqual(copied.sort(), [`bytes=0-${5 * MIB - 1}`, `bytes=${10 * MIB}-${data.length - 1}`, `bytes=${5 * MIB}-${10 * MIB - 1}`].sort());
+    const out = await fx.raw.send(new GetObjectCommand({ Bucket: bucket, Key: 'copy' }));
+    assert.ok(Buffer.from(await out.Body!.transformToByteArray()).equals(data));
+    assert.equal(await fx.s3.pendingUploads(), 0);
+
+    const broken = failing(fx.raw, (name, input) => {
+      if (name === 'UploadPartCopyCommand' && input['PartNumber'] === 2) throw Object.assign(new Error('SlowDown'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } });
+      return undefined;
+    });
+    await assert.rejects(copyObject({ client: broken, sdk, bucket, from: 'big', to: 'half', size: data.length, singleCopyLimitBytes: 5 * MIB }));
+    assert.equal(await fx.s3.pendingUploads(), 0);
+    await assert.rejects(fx.raw.send(new HeadObjectCommand({ Bucket: bucket, Key: 'half' })), { name: 'NotFound' });
+  });
+
+  test("Ceph's gap, pinned: CopyObject ignores x-amz-copy-source-if-match (docs/s3.md; this fails once Ceph honours it)", async (t) => {
+    const fx = await setup(t);
+    const { bucket } = fx.s3;
+    await fx.raw.send(new PutObjectCommand({ Bucket: bucket, Key: 'src', Body: Buffer.from('now') }));
+    // AWS answers 412 PreconditionFailed to a copy whose source has another ETag; Ceph 16 copies anyway.
+    await fx.raw.send(new CopyObjectCommand({ Bucket: bucket, Key: 'dst', CopySource: `${bucket}/src`, CopySourceIfMatch: '"00000000000000000000000000000000"' }));
+    assert.equal(await readText(fx.storage, '/dst'), 'now');
   });
 });
 
