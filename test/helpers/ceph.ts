@@ -9,7 +9,8 @@
  *
  * Start takes ~14 s and ~150 MB (more as objects are stored: memstore keeps
  * them in memory), so a test process starts one and shares it
- * (`sharedCeph`): each test makes its own bucket (`createBucket`).
+ * (`sharedCeph`, `stopSharedCeph`): each test makes its own bucket
+ * (`createBucket`).
  *
  * No process outlives the test run: every daemon is a child of the test
  * process, and a watchdog shell, whose stdin is a pipe from the test
@@ -216,13 +217,19 @@ export async function startCeph(): Promise<Ceph> {
 let shared: Promise<Ceph> | null = null;
 
 /**
- * One cluster for the whole test process, started on first use. Nothing
- * stops it explicitly: it holds no handle open, so the process ends when its
- * tests do, and the watchdog then kills the daemons and removes the folder.
+ * One cluster for the whole test process, started on first use. A file that
+ * uses it calls `after(stopSharedCeph)` at its top level; should the process
+ * end first (a crash, a kill), the watchdog still removes everything.
  */
 export function sharedCeph(): Promise<Ceph> {
   shared ??= startCeph();
   return shared;
+}
+
+export async function stopSharedCeph(): Promise<void> {
+  const started = shared;
+  shared = null;
+  await (await started?.catch(() => null))?.stop();
 }
 
 /** A plain S3 client for the cluster (path-style), for keys made behind Ferry's back. */

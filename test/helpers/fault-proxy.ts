@@ -8,8 +8,8 @@
  *   - `slow(bytesPerSecond)`: each direction of each connection at most that fast;
  *   - `reset()`: every open connection gets an RST, once;
  *   - `fail(status)`: open connections are reset, and every new request is
- *     answered with an S3 error of that HTTP status (its body read first)
- *     instead of reaching the server.
+ *     answered with an S3 error of that HTTP status (after its body, or at
+ *     once when it waits for "100 Continue") instead of reaching the server.
  * `bytes` counts what reached each side, so a test can wait until a
  * transfer is under way before the fault.
  */
@@ -139,8 +139,10 @@ export class FaultProxy {
         head = Buffer.concat([head, chunk]);
         const end = head.indexOf('\r\n\r\n');
         if (end < 0) return;
-        const length = /\r\ncontent-length:\s*(\d+)/i.exec(head.subarray(0, end).toString('latin1'));
-        bodyLeft = Number(length?.[1] ?? 0) - (head.length - end - 4);
+        const headers = head.subarray(0, end).toString('latin1');
+        const length = /\r\ncontent-length:\s*(\d+)/i.exec(headers);
+        // A client that waits for "100 Continue" sends no body: answer at once, as a server may.
+        bodyLeft = /\r\nexpect:\s*100-continue/i.test(headers) ? 0 : Number(length?.[1] ?? 0) - (head.length - end - 4);
       } else {
         bodyLeft -= chunk.length;
       }

@@ -10,14 +10,16 @@ import { readdir } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { describe, test, type TestContext } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, FileType, FTPError } from 'basic-ftp';
 import { ErrorCodes, FerryError, LocalStorage, MemoryStorage, S3Storage, type Storage } from '../../src/index.js';
-import { cephClient, cephSkip, createBucket, sharedCeph } from '../helpers/ceph.js';
+import { cephClient, cephSkip, createBucket, sharedCeph, stopSharedCeph } from '../helpers/ceph.js';
 import { PASSWORD, USER, startServer, type TestServer, type TestServerOptions } from '../helpers/server.js';
 import { RawClient } from '../helpers/ftp-raw.js';
 import { collector } from '../helpers/streams.js';
+
+after(stopSharedCeph);
 
 type Backend = 'local' | 'memory' | 's3';
 

@@ -14,7 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { describe, test, type TestContext } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
 import {
   CopyObjectCommand,
   GetObjectCommand,
@@ -29,9 +29,11 @@ import { silentLogger, type Logger } from '../../src/observability/logger.js';
 import { copyObject } from '../../src/storage/s3-copy.js';
 import { startCli } from '../helpers/cli.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
-import { cephSkip } from '../helpers/ceph.js';
+import { cephSkip, stopSharedCeph } from '../helpers/ceph.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { PASSWORD, USER, startServer } from '../helpers/server.js';
+
+after(stopSharedCeph);
 
 const MIB = 1024 * 1024;
 

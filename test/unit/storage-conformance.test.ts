@@ -19,7 +19,7 @@ import { MemoryStorage } from '../../src/storage/memory.js';
 import type { FileInfo, Storage, WriteOptions } from '../../src/storage/types.js';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3Storage } from '../../src/storage/s3.js';
-import { cephClient, cephSkip, createBucket, sharedCeph } from '../helpers/ceph.js';
+import { cephClient, cephSkip, createBucket, sharedCeph, stopSharedCeph } from '../helpers/ceph.js';
 
 interface Fixture {
   storage: Storage;
@@ -627,6 +627,7 @@ conformance('MemoryStorage', async () => {
  */
 let s3Count = 0;
 let s3Bucket: Promise<string> | null = null;
+after(stopSharedCeph);
 
 conformance(
   'S3Storage',
