@@ -15,7 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { after, describe, test, type TestContext } from 'node:test';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { createServer, MemoryStorage, S3Storage, UserListAuthenticator, type FtpServer, type Logger, type S3StorageOptions, type ServerEvents } from '../../src/index.js';
+import { createServer, MemoryStorage, S3Storage, UserListAuthenticator, type FtpServer, type Logger, type ServerEvents } from '../../src/index.js';
 import { cephSkip, stopSharedCeph } from '../helpers/ceph.js';
 import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
@@ -45,12 +45,12 @@ function recordingLogger(lines: LogLine[], bindings: Record<string, unknown> = {
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (more) => recordingLogger(lines, { ...bindings, ...more }) };
 }
 
-type Recorded = Array<{ event: keyof ServerEvents; path?: string; reason?: string }>;
+type Recorded = Array<{ event: keyof ServerEvents; path: string }>;
 
 function recordEvents(server: FtpServer): Recorded {
   const events: Recorded = [];
   for (const event of ['file-received', 'file-sent', 'upload-aborted', 'download-aborted'] as const) {
-    server.on(event, (info: { path: string; reason?: string }) => events.push({ event, path: info.path, reason: info.reason }));
+    server.on(event, (info: { path: string }) => events.push({ event, path: info.path }));
   }
   return events;
 }
@@ -70,11 +70,11 @@ interface Fixture {
  * own slow answers time out: a retried CreateMultipartUpload then leaves
  * an orphan upload that Ferry never learnt of; see docs/s3.md.)
  */
-async function setup(t: TestContext, options: Partial<S3StorageOptions> = {}): Promise<Fixture> {
+async function setup(t: TestContext): Promise<Fixture> {
   const s3 = await startS3(t, { proxy: true });
   const log: LogLine[] = [];
   const logger = recordingLogger(log);
-  const storage = new S3Storage(s3.options({ partSizeBytes: 5 * MIB, maxAttempts: 2, socketTimeoutMs: 4_000, logger, ...options }));
+  const storage = new S3Storage(s3.options({ partSizeBytes: 5 * MIB, maxAttempts: 2, socketTimeoutMs: 4_000, logger }));
   t.after(() => storage.destroy());
   const users = new UserListAuthenticator([
     { username: USER, password: PASSWORD, storage, permissions: 'elradfmw' },

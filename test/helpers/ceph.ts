@@ -105,6 +105,10 @@ mon max pg per osd = 1000
 mon warn on pool no redundancy = false
 osd objectstore = memstore
 memstore device bytes = 4294967296
+# The OSD's own CRUSH updates at start race its monitor client (a command
+# with an empty fsid, refused, and the OSD exits): we place it ourselves.
+osd crush update on start = false
+osd class update on start = false
 [mon.a]
 mon data = ${dir}/mon
 [osd.0]
@@ -146,9 +150,14 @@ function httpAnswers(port: number): Promise<boolean> {
   });
 }
 
+/** Start a cluster; a start that fails (a port taken meanwhile, a daemon that died) is tried once more from scratch. */
 export async function startCeph(): Promise<Ceph> {
   const missing = cephMissing();
   if (missing) throw new Error(missing);
+  return startCluster().catch(() => startCluster());
+}
+
+async function startCluster(): Promise<Ceph> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-ceph-'));
   const pids = path.join(dir, 'pids');
   await writeFile(pids, '');
@@ -161,15 +170,18 @@ export async function startCeph(): Promise<Ceph> {
   (watchdog.stdin as unknown as net.Socket).unref();
   const daemons: ChildProcess[] = [];
   const stop = async (): Promise<void> => {
+    // ref(): what we wait for must keep the event loop alive until it happens.
     for (const daemon of daemons) {
       if (daemon.exitCode === null && daemon.signalCode === null) {
         const exited = once(daemon, 'exit');
+        daemon.ref();
         daemon.kill('SIGKILL');
         await exited;
       }
     }
-    if (watchdog.exitCode === null) {
+    if (watchdog.exitCode === null && watchdog.signalCode === null) {
       const exited = once(watchdog, 'exit');
+      watchdog.ref();
       watchdog.stdin!.end();
       await exited;
     }
@@ -194,6 +206,7 @@ export async function startCeph(): Promise<Ceph> {
     await daemon('ceph-mon', [...c, '-f', '-i', 'a']);
     // Registers OSD 0 (waiting for the monitor to answer); its folder exists before --mkfs.
     await run('ceph', [...c, '--connect-timeout', '30', 'osd', 'create'], step);
+    await run('ceph', [...c, 'osd', 'crush', 'add', 'osd.0', '1', 'root=default'], step);
     await run('ceph-osd', [...c, '--mkfs', '-i', '0'], step);
     await daemon('ceph-osd', [...c, '-f', '-i', '0']);
     await waitFor(
