@@ -15,7 +15,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { S3Storage } from '../src/storage/s3.js';
-import { S3_CREDENTIALS, spawnS3rver } from '../test/helpers/s3.js';
+import { S3_CREDENTIALS, spawnS3rver } from '../test/helpers/s3rver.js';
 import { PATHS } from './data.js';
 
 export const S3_BUCKET = 'ferry-bench';

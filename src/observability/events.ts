@@ -25,6 +25,8 @@ export interface ServerEvents {
   'file-sent': [info: TransferInfo];
   /** An upload ended early (ABOR, client vanished, storage error); nothing was committed. */
   'upload-aborted': [info: TransferInfo & { reason: string }];
+  /** A download ended early (ABOR, client vanished, storage error); `bytes` is what was sent. */
+  'download-aborted': [info: TransferInfo & { reason: string }];
   delete: [info: UserInfo & { path: string }];
   rename: [info: UserInfo & { from: string; to: string }];
   mkdir: [info: UserInfo & { path: string }];

@@ -28,6 +28,7 @@ const ACTIVITY_EVENTS = new Set<keyof ServerEvents>([
   'file-received',
   'file-sent',
   'upload-aborted',
+  'download-aborted',
   'delete',
   'rename',
   'mkdir',

@@ -98,3 +98,9 @@ export function isNotFound(err: unknown): boolean {
   const s3 = err as S3ErrorLike | null;
   return s3?.name === 'NoSuchKey' || s3?.name === 'NotFound' || (s3?.$metadata?.httpStatusCode === 404 && s3.name !== 'NoSuchBucket');
 }
+
+/** True when S3 refused a conditional request (If-None-Match, x-amz-copy-source-if-match): 412. */
+export function isPreconditionFailed(err: unknown): boolean {
+  const s3 = err as S3ErrorLike | null;
+  return s3?.name === 'PreconditionFailed' || s3?.$metadata?.httpStatusCode === 412;
+}

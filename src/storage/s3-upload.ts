@@ -19,8 +19,9 @@
  *     appears under the key (a previous object stays as it was) and no
  *     orphan parts are left. Every step of the commit checks for a destroy
  *     first (beforeCommit, the last part, the final request). If the abort
- *     itself fails (endpoint down), the parts stay until the bucket's
- *     AbortIncompleteMultipartUpload lifecycle rule removes them; that is
+ *     itself fails (endpoint down), it is tried again in the background for
+ *     ABORT_RETRY_WINDOW_MS; after that the parts stay until the bucket's
+ *     AbortIncompleteMultipartUpload lifecycle rule removes them. Both are
  *     logged with the upload id;
  *   - destroying it once the final request is sent cannot take it back: S3
  *     alone decides. The destroy then waits for the answer, and `committed`
@@ -36,12 +37,16 @@ import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { MAX_PARTS, type S3Sdk } from './s3-client.js';
-import { fromS3Error, s3Call } from './s3-errors.js';
+import { fromS3Error, isPreconditionFailed, s3Call } from './s3-errors.js';
 
 /** Bytes the Writable itself buffers before backpressure (as LocalStorage). */
 const STREAM_BUFFER_BYTES = 256 * 1024;
-/** AbortMultipartUpload runs after the client is gone: it gets its own deadline, whatever the client's timeouts. */
+/** AbortMultipartUpload runs after the client is gone: each attempt gets its own deadline, whatever the client's timeouts. */
 const ABORT_TIMEOUT_MS = 30_000;
+/** A failed abort (endpoint down) is tried again for this long, so the parts go once the endpoint is back. */
+const ABORT_RETRY_WINDOW_MS = 5 * 60_000;
+/** The destroy, and so the client's reply, waits at most this long for the abort; the rest goes on in the background. */
+const ABORT_WAIT_MS = 1_000;
 
 export interface UploadTarget {
   client: S3Client;
@@ -55,6 +60,14 @@ export interface UploadTarget {
   logger?: Logger;
   /** Runs once the data is all in, before the object becomes visible (STOU's "is the name still free?"). */
   beforeCommit?: () => Promise<void>;
+  /**
+   * The object must not exist yet (STOU): the final request carries
+   * `If-None-Match: *`, so S3 itself refuses (412, then EXISTS) a name taken
+   * between beforeCommit's check and the commit. Stores that ignore the
+   * header on a request (Ceph 16 on CompleteMultipartUpload) leave only
+   * beforeCommit's check (docs/s3.md).
+   */
+  exclusive?: boolean;
   /** Part buffers of all uploads of the process come out of this, if set. */
   budget?: PartBudget;
 }
@@ -271,9 +284,10 @@ export class S3Upload extends Writable {
     await this.#target.beforeCommit?.();
     this.#checkNotAborted();
     const { client, sdk, bucket } = this.#target;
+    const IfNoneMatch = this.#target.exclusive ? '*' : undefined;
     if (!this.#uploadId) {
       const body = this.#part ? this.#part.subarray(0, this.#filled) : Buffer.alloc(0);
-      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length };
+      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length, IfNoneMatch };
       // Sent without the abort signal: once it is on its way, only S3 decides.
       await this.#send(s3Call('PutObject', this.#key, () => client.send(new sdk.PutObjectCommand(input))));
       return;
@@ -284,14 +298,21 @@ export class S3Upload extends Writable {
     const uploadId = await this.#uploadId;
     this.#checkNotAborted();
     const parts = [...this.#parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
-    const input = { Bucket: bucket, Key: this.#key, UploadId: uploadId, MultipartUpload: { Parts: parts } };
+    const input = { Bucket: bucket, Key: this.#key, UploadId: uploadId, MultipartUpload: { Parts: parts }, IfNoneMatch };
     await this.#send(s3Call('CompleteMultipartUpload', this.#key, () => client.send(new sdk.CompleteMultipartUploadCommand(input))));
   }
 
   /** The final request: recorded (so a destroy waits for it rather than racing it), then `committed` on success. */
   async #send(request: Promise<unknown>): Promise<void> {
     this.#final = request;
-    await request;
+    try {
+      await request;
+    } catch (err) {
+      if (this.#target.exclusive && isPreconditionFailed(err)) {
+        throw new FerryError(ErrorCodes.EXISTS, `${this.#key} was created by someone else during the upload`, { cause: err });
+      }
+      throw err;
+    }
     this.#committed = true;
     this.#releaseBuffers();
   }
@@ -320,18 +341,42 @@ export class S3Upload extends Writable {
     while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
     this.#releaseBuffers();
     if (!this.#uploadId) return;
-    const uploadId = await this.#uploadId.catch(() => null);
+    // The client's reply waits a moment for the abort, not for its retries.
+    const aborting = this.#abortUpload(this.#uploadId);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([aborting, new Promise((resolve) => (timer = setTimeout(resolve, ABORT_WAIT_MS).unref()))]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * AbortMultipartUpload, tried again with growing pauses while the endpoint
+   * fails (down, erroring) for up to ABORT_RETRY_WINDOW_MS: an endpoint
+   * that comes back within that window ends with no parts left behind.
+   */
+  async #abortUpload(pending: Promise<string>): Promise<void> {
+    const uploadId = await pending.catch(() => null);
     if (!uploadId) return;
-    const { client, sdk, bucket } = this.#target;
-    try {
-      await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: this.#key, UploadId: uploadId }), {
-        abortSignal: AbortSignal.timeout(ABORT_TIMEOUT_MS),
-      });
-    } catch (err) {
-      this.#target.logger?.warn(
-        { err: (fromS3Error(err, 'AbortMultipartUpload', this.#key) as Error).message, bucket, key: this.#key, uploadId },
-        'could not abort a multipart upload; its parts stay until the bucket lifecycle rule removes them',
-      );
+    const { client, sdk, bucket, logger } = this.#target;
+    const where = { bucket, key: this.#key, uploadId };
+    const deadline = Date.now() + ABORT_RETRY_WINDOW_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: this.#key, UploadId: uploadId }), {
+          abortSignal: AbortSignal.timeout(ABORT_TIMEOUT_MS),
+        });
+        if (attempt > 1) logger?.info({ ...where, attempts: attempt }, 'aborted a multipart upload once the endpoint answered again');
+        return;
+      } catch (err) {
+        if ((err as { name?: string }).name === 'NoSuchUpload') return; // gone already
+        const message = (fromS3Error(err, 'AbortMultipartUpload', this.#key) as Error).message;
+        const pauseMs = Math.min(1000 * 2 ** (attempt - 1), 30_000);
+        if (Date.now() + pauseMs > deadline) {
+          logger?.warn({ err: message, ...where, attempts: attempt }, 'could not abort a multipart upload; its parts stay until the bucket lifecycle rule removes them');
+          return;
+        }
+        if (attempt === 1) logger?.warn({ err: message, ...where }, `could not abort a multipart upload; trying again for up to ${ABORT_RETRY_WINDOW_MS / 1000} s`);
+        await new Promise((resolve) => setTimeout(resolve, pauseMs).unref());
+      }
     }
   }
 }

@@ -420,7 +420,8 @@ export class S3Storage implements Storage {
       maxFileSizeBytes,
       logger,
       budget,
-      // STOU: the name may have been taken during the upload (not atomic: see docs/s3.md).
+      // STOU: the name may have been taken during the upload; If-None-Match closes the window left after this check.
+      exclusive: options.exclusive,
       beforeCommit: options.exclusive
         ? async () => {
             if (await this.#headFile(key, name)) throw new FerryError(ErrorCodes.EXISTS, `taken during the upload: ${path}`);

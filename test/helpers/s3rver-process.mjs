@@ -1,5 +1,5 @@
 /**
- * s3rver in its own process, for tests and the benchmark:
+ * s3rver in its own process, for the benchmark (bench/s3.ts):
  *   node --openssl-legacy-provider s3rver-process.mjs DIRECTORY BUCKET [PORT]
  * prints one line `{"port":N}` once it listens, and runs until killed or
  * until its stdin closes (the parent exited).

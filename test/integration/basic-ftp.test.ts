@@ -1,7 +1,7 @@
 /**
  * End-to-end tests with a real FTP client library (basic-ftp) against a real
  * Ferry server on loopback. The same suite runs over LocalStorage (a temp
- * folder), MemoryStorage and S3Storage (s3rver, one key prefix per test), so
+ * folder), MemoryStorage and S3Storage (Ceph's gateway, one key prefix per test), so
  * the backends are held to the same client-visible behaviour; where S3
  * cannot do something (APPE, MFMT) the suite checks the precise refusal.
  */
@@ -14,10 +14,12 @@ import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, FileType, FTPError } from 'basic-ftp';
 import { ErrorCodes, FerryError, LocalStorage, MemoryStorage, S3Storage, type Storage } from '../../src/index.js';
-import { S3_CREDENTIALS, startS3, type TestS3 } from '../helpers/s3.js';
+import { cephClient, cephSkip, createBucket, sharedCeph, stopSharedCeph } from '../helpers/ceph.js';
 import { PASSWORD, USER, startServer, type TestServer, type TestServerOptions } from '../helpers/server.js';
 import { RawClient } from '../helpers/ftp-raw.js';
 import { collector } from '../helpers/streams.js';
+
+after(stopSharedCeph);
 
 type Backend = 'local' | 'memory' | 's3';
 
@@ -69,19 +71,24 @@ function ftpCode(code: number) {
   };
 }
 
-/** One s3rver for the file, started on first use; each test gets its own prefix. */
-const s3Cleanups: Array<() => Promise<void>> = [];
-let s3: Promise<TestS3> | null = null;
+/** One bucket on the process's Ceph cluster for the file; each test gets its own prefix. */
+let s3Bucket: Promise<string> | null = null;
 let s3Tests = 0;
-after(async () => {
-  for (const cleanup of s3Cleanups.reverse()) await cleanup();
-});
 
 async function s3Storage(t: TestContext): Promise<S3Storage> {
-  s3 ??= startS3({ after: (fn) => s3Cleanups.push(fn) });
-  const endpoint = await s3;
+  const ceph = await sharedCeph();
+  s3Bucket ??= (async () => {
+    const client = cephClient(ceph);
+    try {
+      return await createBucket(ceph, client);
+    } finally {
+      client.destroy();
+    }
+  })();
+  const bucket = await s3Bucket;
   s3Tests += 1;
-  const storage = new S3Storage({ bucket: endpoint.bucket, prefix: `basic-${s3Tests}/`, endpoint: endpoint.endpoint, forcePathStyle: true, credentials: S3_CREDENTIALS });
+  const credentials = { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey };
+  const storage = new S3Storage({ bucket, prefix: `basic-${s3Tests}/`, endpoint: ceph.endpoint, forcePathStyle: true, credentials });
   t.after(() => storage.destroy());
   return storage;
 }
@@ -145,7 +152,7 @@ function hashingSink(): { sink: Writable; digest: () => string; size: () => numb
 }
 
 function clientSuite(backend: Backend): void {
-  describe(`basic-ftp against Ferry over ${backend} storage`, () => {
+  describe(`basic-ftp against Ferry over ${backend} storage`, { skip: backend === 's3' && cephSkip() }, () => {
     test('logs in with the right password and lands in /', async (t) => {
       const fx = await setup(t, backend);
       assert.equal(await fx.client.pwd(), '/');

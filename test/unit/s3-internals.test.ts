@@ -1,8 +1,9 @@
 /**
- * S3 pieces that s3rver cannot exercise: the error table (throttling, access
- * denied, network failures are hard to provoke on demand) and the multipart
- * copy used for renames of objects over 5 GiB (s3rver has no UploadPartCopy).
- * The copy runs against a scripted client that records what it was sent.
+ * S3 pieces checked without a server: the error table (throttling, access
+ * denied, network failures are hard to provoke on demand) and the exact
+ * requests of the multipart copy used for renames of objects over 5 GiB
+ * (test/integration/s3.test.ts runs that copy against Ceph too). The copy
+ * runs against a scripted client that records what it was sent.
  */
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';

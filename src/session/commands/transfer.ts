@@ -29,11 +29,13 @@ async function retrieve(session: Session, path: string): Promise<void> {
   const ok = await session.transferData(path, `Opening ${modeName(session)} mode data connection for ${baseName(path)}.`, (socket, signal) =>
     sendToSocket(source, socket, { ascii, signal }),
   );
+  const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started };
   if (!ok) {
     source.destroy();
+    session.host.notify('download-aborted', { ...info, reason: 'transfer did not complete' });
     return;
   }
-  session.host.notify('file-sent', { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started });
+  session.host.notify('file-sent', info);
 }
 
 /** Shared by STOR, APPE and STOU once the target and the write mode are known. */
