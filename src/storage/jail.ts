@@ -153,6 +153,11 @@ export function* walk(root: JailRoot, segments: readonly string[], follow: boole
     dirFd = rootFd;
     return { dir: fdPath(fd ?? rootFd), fd, name, stats, viaLink, isRoot: name === null && fd === null };
   };
+  /** Count one more link followed or name retried, ELOOP past MAX_HOPS; `retry` goes back on the stack. */
+  const again = (retry: string | null): void => {
+    if (++hops > MAX_HOPS) throw Object.assign(new Error(`too many symlinks: /${segments.join('/')}`), { code: 'ELOOP' });
+    if (retry !== null) pending.push(retry);
+  };
   try {
     for (;;) {
       const name = pending.pop();
@@ -188,12 +193,25 @@ export function* walk(root: JailRoot, segments: readonly string[], follow: boole
           // A symlink opened O_DIRECTORY|O_NOFOLLOW fails with ENOTDIR, like a file.
           if (code(err) !== 'ENOTDIR') throw err;
           const stats = (yield { call: 'lstat', path }) as fs.Stats;
+          if (stats.isDirectory()) {
+            // Swapped back meanwhile: try the name again (bounded like links).
+            again(name);
+            continue;
+          }
           if (!stats.isSymbolicLink()) throw err;
         }
       }
       // `name` is a symlink: walk its target instead.
-      if (++hops > MAX_HOPS) throw Object.assign(new Error(`too many symlinks: /${segments.join('/')}`), { code: 'ELOOP' });
-      let target = (yield { call: 'readlink', path }) as string;
+      again(null);
+      let target: string;
+      try {
+        target = (yield { call: 'readlink', path }) as string;
+      } catch (err) {
+        // No longer a symlink (EINVAL): swapped meanwhile, try the name again.
+        if (code(err) !== 'EINVAL') throw err;
+        pending.push(name);
+        continue;
+      }
       if (target.startsWith('/')) {
         const prefix = root.prefixes.find((p) => target === p || target.startsWith(`${p}/`));
         if (prefix === undefined) throw outside(`/${segments.join('/')}`);
