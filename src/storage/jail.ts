@@ -75,8 +75,10 @@ export interface Place {
   readonly fd: number | null;
   /** The entry in `dir`; null when the place is the directory itself (the root, or a link to a directory ending in '..'). */
   readonly name: string | null;
-  /** lstat of the entry when resolved with `follow` (never a symlink then); null if it does not exist or was not asked for. */
+  /** With final 'lstat': lstat of the entry (never a symlink: links are followed); null if it does not exist. */
   readonly stats: fs.Stats | null;
+  /** With final { open }: the entry opened, for the caller to close; null if it does not exist. */
+  readonly file: number | null;
   /** The last component was a symlink that was followed. */
   readonly viaLink: boolean;
   /** The place is the root directory itself. */
@@ -113,10 +115,16 @@ export function openFlags(place: Place, flags: number): number {
   return place.name === null ? flags : flags | O_NOFOLLOW;
 }
 
-/** The entry's stats, or NOT_FOUND (a dangling symlink included). */
+/** The entry's stats (final 'lstat'), or NOT_FOUND (a dangling symlink included). */
 export function existing(place: Place, vpath: string): fs.Stats {
   if (!place.stats) throw new FerryError(ErrorCodes.NOT_FOUND, `not found: ${vpath}`);
   return place.stats;
+}
+
+/** The opened entry (final { open }), or NOT_FOUND (a dangling symlink included). */
+export function opened(place: Place, vpath: string): number {
+  if (place.file === null) throw new FerryError(ErrorCodes.NOT_FOUND, `not found: ${vpath}`);
+  return place.file;
 }
 
 function outside(what: string): FerryError {
@@ -128,13 +136,25 @@ function code(err: unknown): string | undefined {
 }
 
 /**
- * The walk. `segments` is a checked virtual path ('/' → []). With `follow`,
- * a final symlink is followed and the place's `stats` are the target's;
- * without, the walk stops at the last name's directory and touches nothing
- * of the name itself (for creating, removing and renaming entries).
+ * What the walk does with the last name:
+ *   - 'parent': nothing; the walk stops at its directory (creating, removing
+ *     and renaming entries act on the name itself, never through it);
+ *   - 'lstat': follows it if it is a symlink; the place's `stats` are the
+ *     target's (null if it does not exist);
+ *   - { open: flags }: follows it likewise and opens it with these flags
+ *     (O_NOFOLLOW added): the place's `file`, one call fewer than lstat+open.
  */
-export function* walk(root: JailRoot, segments: readonly string[], follow: boolean): Walk {
-  if (root.fd === null) return yield* walkByRealpath(root, segments, follow);
+export type Final = 'parent' | 'lstat' | { readonly open: number };
+
+/** Count one more link followed or name retried; ELOOP past MAX_HOPS. */
+function hop(hops: number, segments: readonly string[]): number {
+  if (hops >= MAX_HOPS) throw Object.assign(new Error(`too many symlinks: /${segments.join('/')}`), { code: 'ELOOP' });
+  return hops + 1;
+}
+
+/** The walk. `segments` is a checked virtual path ('/' → []). */
+export function* walk(root: JailRoot, segments: readonly string[], final: Final): Walk {
+  if (root.fd === null) return yield* walkByRealpath(root, segments, final);
   const rootFd = root.fd;
   /** Components still to walk, the next one last. */
   const pending = segments.slice().reverse();
@@ -148,20 +168,19 @@ export function* walk(root: JailRoot, segments: readonly string[], follow: boole
     dirFd = fd;
   };
   /** Hand the current directory to the caller (who releases it), so the finally below keeps it open. */
-  const place = (name: string | null, stats: fs.Stats | null): Place => {
+  const place = (name: string | null, stats: fs.Stats | null, file: number | null = null): Place => {
     const fd = dirFd === rootFd ? null : dirFd;
     dirFd = rootFd;
-    return { dir: fdPath(fd ?? rootFd), fd, name, stats, viaLink, isRoot: name === null && fd === null };
-  };
-  /** Count one more link followed or name retried, ELOOP past MAX_HOPS; `retry` goes back on the stack. */
-  const again = (retry: string | null): void => {
-    if (++hops > MAX_HOPS) throw Object.assign(new Error(`too many symlinks: /${segments.join('/')}`), { code: 'ELOOP' });
-    if (retry !== null) pending.push(retry);
+    return { dir: fdPath(fd ?? rootFd), fd, name, stats, file, viaLink, isRoot: name === null && fd === null };
   };
   try {
     for (;;) {
       const name = pending.pop();
-      if (name === undefined) return place(null, (yield { call: 'fstat', fd: dirFd }) as fs.Stats);
+      if (name === undefined) {
+        // The directory itself (the root, or a link's target ending in '..'): its /proc path is a magic link, followed.
+        if (typeof final === 'object') return place(null, null, (yield { call: 'open', path: fdPath(dirFd), flags: final.open }) as number);
+        return place(null, (yield { call: 'fstat', fd: dirFd }) as fs.Stats);
+      }
       if (name === '..') {
         // Only from a symlink's target: session paths are normalised.
         if (names.length === 0) throw outside(`/${segments.join('/')}`);
@@ -172,8 +191,9 @@ export function* walk(root: JailRoot, segments: readonly string[], follow: boole
         continue;
       }
       const path = `${fdPath(dirFd)}/${name}`;
-      if (pending.length === 0) {
-        if (!follow) return place(name, null);
+      const last = pending.length === 0;
+      if (last && final === 'parent') return place(name, null);
+      if (last && final === 'lstat') {
         let stats: fs.Stats;
         try {
           stats = (yield { call: 'lstat', path }) as fs.Stats;
@@ -182,27 +202,32 @@ export function* walk(root: JailRoot, segments: readonly string[], follow: boole
           throw err;
         }
         if (!stats.isSymbolicLink()) return place(name, stats);
-        viaLink = true;
       } else {
+        // Open it: a directory to walk through, or the final entry.
+        const flags = last ? (final as { open: number }).open | O_NOFOLLOW : WALK_FLAGS;
         try {
-          const fd = (yield { call: 'open', path, flags: WALK_FLAGS }) as number;
+          const fd = (yield { call: 'open', path, flags }) as number;
+          if (last) return place(name, null, fd);
           yield* enter(fd);
           names.push(name);
           continue;
         } catch (err) {
-          // A symlink opened O_DIRECTORY|O_NOFOLLOW fails with ENOTDIR, like a file.
-          if (code(err) !== 'ENOTDIR') throw err;
+          if (last && code(err) === 'ENOENT') return place(name, null);
+          // A symlink opened O_NOFOLLOW fails with ELOOP, or with ENOTDIR under O_DIRECTORY (like a file).
+          if (code(err) !== 'ELOOP' && code(err) !== 'ENOTDIR') throw err;
           const stats = (yield { call: 'lstat', path }) as fs.Stats;
-          if (stats.isDirectory()) {
-            // Swapped back meanwhile: try the name again (bounded like links).
-            again(name);
+          if (!stats.isSymbolicLink()) {
+            if (code(err) === 'ENOTDIR' && !stats.isDirectory()) throw err;
+            // Not a symlink any more: swapped meanwhile, try the name again (bounded like links).
+            hops = hop(hops, segments);
+            pending.push(name);
             continue;
           }
-          if (!stats.isSymbolicLink()) throw err;
         }
       }
       // `name` is a symlink: walk its target instead.
-      again(null);
+      hops = hop(hops, segments);
+      if (last) viaLink = true;
       let target: string;
       try {
         target = (yield { call: 'readlink', path }) as string;
@@ -226,47 +251,44 @@ export function* walk(root: JailRoot, segments: readonly string[], follow: boole
   }
 }
 
-/** The racy fallback (see the header): today's realpath checks, expressed as the same kind of walk. */
-function* walkByRealpath(root: JailRoot, segments: readonly string[], follow: boolean): Walk {
+/** The racy fallback (see the header): the old realpath checks, expressed as the same kind of walk. */
+function* walkByRealpath(root: JailRoot, segments: readonly string[], final: Final): Walk {
   const prefix = root.real.endsWith(sep) ? root.real : root.real + sep;
   const inside = (real: string, what: string): void => {
     if (real !== root.real && !real.startsWith(prefix)) throw outside(what);
   };
   const vpath = `/${segments.join('/')}`;
-  const at = (dir: string, name: string | null, stats: fs.Stats | null, viaLink: boolean): Place => ({
-    dir,
-    fd: null,
-    name,
-    stats,
-    viaLink,
-    isRoot: name === null && dir === root.real,
-  });
+  const at = function* (dir: string, name: string | null, stats: fs.Stats | null, viaLink: boolean): Walk {
+    const place: Place = { dir, fd: null, name, stats, file: null, viaLink, isRoot: name === null && dir === root.real };
+    if (typeof final !== 'object' || (name !== null && stats === null)) return place;
+    return { ...place, stats: null, file: (yield { call: 'open', path: pathOf(place), flags: openFlags(place, final.open) }) as number };
+  };
   const name = segments[segments.length - 1];
-  if (name === undefined) return at(root.real, null, (yield { call: 'stat', path: root.real }) as fs.Stats, false);
+  if (name === undefined) return yield* at(root.real, null, (yield { call: 'stat', path: root.real }) as fs.Stats, false);
   const dir = segments.length === 1 ? root.real : ((yield { call: 'realpath', path: root.real + sep + segments.slice(0, -1).join(sep) }) as string);
   inside(dir, vpath);
-  if (!follow) return at(dir, name, null, false);
+  if (final === 'parent') return yield* at(dir, name, null, false);
   const entry = dir + sep + name;
   let stats: fs.Stats;
   try {
     stats = (yield { call: 'lstat', path: entry }) as fs.Stats;
   } catch (err) {
-    if (code(err) === 'ENOENT') return at(dir, name, null, false);
+    if (code(err) === 'ENOENT') return yield* at(dir, name, null, false);
     throw err;
   }
-  if (!stats.isSymbolicLink()) return at(dir, name, stats, false);
+  if (!stats.isSymbolicLink()) return yield* at(dir, name, stats, false);
   let real: string;
   try {
     real = (yield { call: 'realpath', path: entry }) as string;
   } catch (err) {
-    if (code(err) === 'ENOENT') return at(dir, name, null, true);
+    if (code(err) === 'ENOENT') return yield* at(dir, name, null, true);
     throw err;
   }
   inside(real, vpath);
   const targetStats = (yield { call: 'stat', path: real }) as fs.Stats;
-  if (real === root.real) return at(real, null, targetStats, true);
+  if (real === root.real) return yield* at(real, null, targetStats, true);
   const cut = real.lastIndexOf(sep);
-  return at(real.slice(0, cut), real.slice(cut + 1), targetStats, true);
+  return yield* at(real.slice(0, cut), real.slice(cut + 1), targetStats, true);
 }
 
 function callSync(c: Call): unknown {
@@ -317,8 +339,8 @@ function callAsync(c: Call): Promise<unknown> | undefined {
 }
 
 /** Resolve with synchronous calls (reader threads). Release the place with releaseSync(). */
-export function resolveSync(root: JailRoot, segments: readonly string[], follow: boolean): Place {
-  const steps = walk(root, segments, follow);
+export function resolveSync(root: JailRoot, segments: readonly string[], final: Final): Place {
+  const steps = walk(root, segments, final);
   let step = steps.next();
   while (!step.done) {
     let value: unknown;
@@ -334,8 +356,8 @@ export function resolveSync(root: JailRoot, segments: readonly string[], follow:
 }
 
 /** Resolve on the event loop. Release the place with release(). */
-export async function resolve(root: JailRoot, segments: readonly string[], follow: boolean): Promise<Place> {
-  const steps = walk(root, segments, follow);
+export async function resolve(root: JailRoot, segments: readonly string[], final: Final): Promise<Place> {
+  const steps = walk(root, segments, final);
   let step = steps.next();
   while (!step.done) {
     let value: unknown;

@@ -56,7 +56,7 @@ import { sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { ErrorCodes, FerryError, fromSystemError } from '../errors.js';
 import { DirReader, EntryKind, readSmallFile, type SmallFile } from './reader-threads.js';
-import { closeRoot, existing, onEntry, openFlags, openRoot, pathOf, release, resolve, type JailRoot, type Place } from './jail.js';
+import { closeRoot, existing, onEntry, openFlags, openRoot, pathOf, release, resolve, type Final, type JailRoot, type Place } from './jail.js';
 import { FileReadStream, WholeFileStream } from './file-read-stream.js';
 import type {
   FileInfo,
@@ -351,14 +351,14 @@ export class LocalStorage implements Storage {
   }
 
   /** Resolve `segments` with the jail; the caller releases the place. */
-  async #resolve(segments: string[], follow: boolean): Promise<Place> {
-    return resolve(await this.#jailRoot(), segments, follow);
+  async #resolve(segments: string[], final: Final): Promise<Place> {
+    return resolve(await this.#jailRoot(), segments, final);
   }
 
   async stat(path: string): Promise<FileInfo> {
     try {
       const segments = parsePath(path);
-      const place = await this.#resolve(segments, true);
+      const place = await this.#resolve(segments, 'lstat');
       release(place);
       return infoFromStats(segments[segments.length - 1] ?? '/', existing(place, path));
     } catch (err) {
@@ -433,7 +433,7 @@ export class LocalStorage implements Storage {
    */
   async #entryInfo(segments: string[], own: FileInfo, isLink: boolean): Promise<FileInfo | { error: unknown } | null> {
     try {
-      const place = await this.#resolve(segments, true);
+      const place = await this.#resolve(segments, 'lstat');
       release(place);
       if (place.stats) return infoFromStats(own.name, place.stats);
       return isLink ? own : null;
@@ -460,7 +460,7 @@ export class LocalStorage implements Storage {
   }
 
   async #openRead(segments: string[], path: string, start: number): Promise<Readable> {
-    const place = await this.#resolve(segments, true);
+    const place = await this.#resolve(segments, 'lstat');
     let handle: FileHandle;
     try {
       existing(place, path);
@@ -486,7 +486,7 @@ export class LocalStorage implements Storage {
       const segments = parsePath(path);
       const start = checkWrite(segments, options);
       // Exclusive creates never follow the name; the others follow a symlink (to a target inside the root).
-      const place = await this.#resolve(segments, !options.exclusive);
+      const place = await this.#resolve(segments, options.exclusive ? 'parent' : 'lstat');
       try {
         if (options.exclusive) {
           if (await lstatOrNull(pathOf(place))) throw new FerryError(ErrorCodes.EXISTS, `exists: ${path}`);
@@ -616,7 +616,7 @@ export class LocalStorage implements Storage {
 
   /** Run `op` on the entry `segments` names in its (jailed) parent directory, never following the entry itself. */
   async #onEntry<T>(segments: string[], op: (entry: string) => Promise<T>): Promise<T> {
-    const place = await this.#resolve(segments, false);
+    const place = await this.#resolve(segments, 'parent');
     try {
       return await op(pathOf(place));
     } finally {
@@ -675,7 +675,7 @@ export class LocalStorage implements Storage {
 
   /** Run `op` on the entry `path` resolves to (symlinks followed), through a path naming exactly that entry; never the root. */
   async #onTarget(path: string, what: string, op: (target: string, stats: Stats) => Promise<void>): Promise<void> {
-    const place = await this.#resolve(parsePath(path), true);
+    const place = await this.#resolve(parsePath(path), 'lstat');
     try {
       const stats = existing(place, path);
       if (place.isRoot) throw denied(`${what} of the root`);

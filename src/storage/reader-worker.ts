@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { existing, fdPath, openFlags, pathOf, releaseSync, resolveSync } from './jail.js';
+import { existing, fdPath, opened, pathOf, releaseSync, resolveSync } from './jail.js';
 import { EntryKind, FIELDS, type Reply, type Request, type SmallFile } from './reader-protocol.js';
 
 const port = parentPort!;
@@ -26,15 +26,10 @@ type Message = Request & { id: number };
 
 /** Same checks and order as LocalStorage's streaming read: regular files only, offset within size. */
 function small(m: Extract<Message, { op: 'small' }>): SmallFile {
-  const place = resolveSync(m.root, m.segments, true);
-  let fd: number;
-  try {
-    existing(place, `/${m.segments.join('/')}`);
-    // O_NONBLOCK: opening a FIFO must not block this thread; it is refused just below.
-    fd = fs.openSync(pathOf(place), openFlags(place, O_RDONLY | O_NONBLOCK));
-  } finally {
-    releaseSync(place);
-  }
+  // O_NONBLOCK: opening a FIFO must not block this thread; it is refused just below.
+  const place = resolveSync(m.root, m.segments, { open: O_RDONLY | O_NONBLOCK });
+  releaseSync(place);
+  const fd = opened(place, `/${m.segments.join('/')}`);
   try {
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) return { kind: 'dir' };
@@ -55,20 +50,21 @@ function small(m: Extract<Message, { op: 'small' }>): SmallFile {
 }
 
 function openDir(m: Extract<Message, { op: 'open' }>): OpenDir {
-  const place = resolveSync(m.root, m.segments, true);
-  try {
+  if (m.root.fd === null) {
+    // The fallback (no /proc/self/fd): the directory's real path, as before the jail.
+    const place = resolveSync(m.root, m.segments, 'lstat');
     existing(place, `/${m.segments.join('/')}`);
-    if (m.root.fd === null) return { dir: fs.opendirSync(pathOf(place), { bufferSize: 1024 }), base: pathOf(place), fd: null };
-    const fd = fs.openSync(pathOf(place), openFlags(place, O_RDONLY | O_DIRECTORY));
-    try {
-      // A second open of the same directory through its fd: nothing is resolved by name.
-      return { dir: fs.opendirSync(fdPath(fd), { bufferSize: 1024 }), base: fdPath(fd), fd };
-    } catch (err) {
-      fs.closeSync(fd);
-      throw err;
-    }
-  } finally {
-    releaseSync(place);
+    return { dir: fs.opendirSync(pathOf(place), { bufferSize: 1024 }), base: pathOf(place), fd: null };
+  }
+  const place = resolveSync(m.root, m.segments, { open: O_RDONLY | O_DIRECTORY });
+  releaseSync(place);
+  const fd = opened(place, `/${m.segments.join('/')}`);
+  try {
+    // A second open of the same directory through its fd: nothing is resolved by name.
+    return { dir: fs.opendirSync(fdPath(fd), { bufferSize: 1024 }), base: fdPath(fd), fd };
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
   }
 }
 

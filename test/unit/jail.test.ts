@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCodes } from '../../src/errors.js';
-import { closeRoot, openRoot, pathOf, release, releaseSync, resolve, resolveSync, type JailRoot, type Place } from '../../src/storage/jail.js';
+import { closeRoot, openRoot, pathOf, release, releaseSync, resolve, resolveSync, type Final, type JailRoot, type Place } from '../../src/storage/jail.js';
 
 function openFds(): number {
   return fs.readdirSync('/proc/self/fd').length;
@@ -31,8 +31,16 @@ function openFds(): number {
 type Outcome = { ino: number | null; viaLink: boolean; isRoot: boolean } | { error: string };
 
 function outcome(place: Place): Outcome {
-  return { ino: place.stats?.ino ?? null, viaLink: place.viaLink, isRoot: place.isRoot };
+  let ino = place.stats?.ino ?? null;
+  if (place.file !== null) {
+    ino = fs.fstatSync(place.file).ino;
+    fs.closeSync(place.file);
+  }
+  return { ino, viaLink: place.viaLink, isRoot: place.isRoot };
 }
+
+/** Both finals that follow the last name: lstat it, or open it. */
+const following: Final[] = ['lstat', { open: fs.constants.O_RDONLY }];
 
 function failure(err: unknown): Outcome {
   return { error: String((err as { code?: unknown }).code) };
@@ -104,45 +112,49 @@ describe('jail', () => {
   ];
 
   for (const c of cases) {
-    it(`${c.path} resolves the same way with both drivers${c.root ? ' (root configured through a link)' : ''}`, async () => {
+    it(`${c.path} resolves the same way with both drivers, lstat-ed or opened${c.root ? ' (root configured through a link)' : ''}`, async () => {
       const jailRoot = c.root?.() ?? root;
       const segments = c.path === '/' ? [] : c.path.slice(1).split('/');
-      let sync: Outcome;
-      try {
-        const place = resolveSync(jailRoot, segments, true);
-        sync = outcome(place);
-        releaseSync(place);
-      } catch (err) {
-        sync = failure(err);
+      for (const final of following) {
+        let sync: Outcome;
+        try {
+          const place = resolveSync(jailRoot, segments, final);
+          sync = outcome(place);
+          releaseSync(place);
+        } catch (err) {
+          sync = failure(err);
+        }
+        let async: Outcome;
+        try {
+          const place = await resolve(jailRoot, segments, final);
+          async = outcome(place);
+          release(place);
+        } catch (err) {
+          async = failure(err);
+        }
+        assert.deepEqual(sync, c.expect(), `sync, ${JSON.stringify(final)}`);
+        assert.deepEqual(async, c.expect(), `async, ${JSON.stringify(final)}`);
       }
-      let async: Outcome;
-      try {
-        const place = await resolve(jailRoot, segments, true);
-        async = outcome(place);
-        release(place);
-      } catch (err) {
-        async = failure(err);
-      }
-      assert.deepEqual(sync, c.expect());
-      assert.deepEqual(async, c.expect());
     });
   }
 
   it('the realpath fallback (no /proc/self/fd) resolves every case the same way, only racily', async () => {
     for (const c of cases) {
       const segments = c.path === '/' ? [] : c.path.slice(1).split('/');
-      let got: Outcome;
-      try {
-        got = outcome(await resolve({ ...(c.root?.() ?? root), fd: null }, segments, true));
-      } catch (err) {
-        got = failure(err);
+      for (const final of following) {
+        let got: Outcome;
+        try {
+          got = outcome(await resolve({ ...(c.root?.() ?? root), fd: null }, segments, final));
+        } catch (err) {
+          got = failure(err);
+        }
+        assert.deepEqual(got, c.expect(), `${c.path} ${JSON.stringify(final)}`);
       }
-      assert.deepEqual(got, c.expect(), c.path);
     }
   });
 
   it('without follow, stops at the parent and leaves the last name alone, even a symlink pointing out', async () => {
-    const place = await resolve(root, ['rel', 'new.txt'], false);
+    const place = await resolve(root, ['rel', 'new.txt'], 'parent');
     try {
       assert.equal(place.name, 'new.txt');
       assert.equal(place.stats, null);
@@ -150,7 +162,7 @@ describe('jail', () => {
     } finally {
       release(place);
     }
-    const link = await resolve(root, ['out'], false);
+    const link = await resolve(root, ['out'], 'parent');
     assert.equal(fs.lstatSync(pathOf(link)).isSymbolicLink(), true);
     release(link);
   });
@@ -159,8 +171,8 @@ describe('jail', () => {
     await fsp.mkdir(join(base, 'root', 'hops'));
     for (let i = 0; i < 41; i++) await fsp.symlink(`h${i + 1}`, join(base, 'root', 'hops', `h${i}`));
     await fsp.writeFile(join(base, 'root', 'hops', 'h41'), 'end');
-    await assert.rejects(resolve(root, ['hops', 'h0'], true), { code: 'ELOOP' });
-    const place = await resolve(root, ['hops', 'h1'], true);
+    await assert.rejects(resolve(root, ['hops', 'h0'], 'lstat'), { code: 'ELOOP' });
+    const place = await resolve(root, ['hops', 'h1'], 'lstat');
     assert.equal(place.stats?.size, 3);
     release(place);
   });
@@ -174,12 +186,14 @@ describe('jail', () => {
       for (const c of cases) {
         const segments = c.path === '/' ? [] : c.path.slice(1).split('/');
         try {
-          releaseSync(resolveSync(root, segments, true));
+          releaseSync(resolveSync(root, segments, 'lstat'));
         } catch {
           // counted below
         }
         try {
-          release(await resolve(root, segments, i % 2 === 0));
+          const place = await resolve(root, segments, (['lstat', 'parent', { open: fs.constants.O_RDONLY }] as const)[i % 3]!);
+          if (place.file !== null) fs.closeSync(place.file);
+          release(place);
         } catch {
           // counted below
         }
