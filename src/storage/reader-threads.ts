@@ -10,10 +10,10 @@
  * of one per entry. The event loop only formats. Measured: MLSD of 10,000
  * entries went from 12 to 25 listings/s for one client.
  *
- * A small-file download needs the jail's walk (jail.ts), open, fstat, read
- * and close: five or more thread-pool round trips through the promise API,
- * each a wake-up of a pool thread and then of the event loop. `readSmallFile` does all of them here in
- * one round trip (measured: about 39 -> 8 us of event loop and 64 -> 35 us
+ * A small-file download needs the jail's walk (jail.ts) ending in open,
+ * then fstat, read and close: four or more thread-pool round trips through
+ * the promise API, each a wake-up of a pool thread and then of the event
+ * loop. `readSmallFile` does all of them here in one round trip (measured: about 39 -> 8 us of event loop and 64 -> 35 us
  * of CPU per file), and under load the transfer waits for one wake-up
  * instead of five.
  *
