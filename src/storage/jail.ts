@@ -153,7 +153,7 @@ function hop(hops: number, segments: readonly string[]): number {
 }
 
 /** The walk. `segments` is a checked virtual path ('/' → []). */
-export function* walk(root: JailRoot, segments: readonly string[], final: Final): Walk {
+function* walk(root: JailRoot, segments: readonly string[], final: Final): Walk {
   if (root.fd === null) return yield* walkByRealpath(root, segments, final);
   const rootFd = root.fd;
   /** Components still to walk, the next one last. */
@@ -400,7 +400,7 @@ export async function onEntry<T>(place: Place, use: (path: string) => Promise<T>
 
 /**
  * Open the root: its realpath, and on Linux an O_PATH fd of it when
- * /proc/self/fd works (else the fallback, fd null). `close` releases the fd.
+ * /proc/self/fd works (else the fallback, fd null); closeRoot() releases it.
  */
 export async function openRoot(configured: string): Promise<JailRoot> {
   const real = await fs.promises.realpath(configured);
