@@ -2,6 +2,8 @@
  * The reader thread itself (see reader-threads.ts): directory pages and
  * small files, read with synchronous calls on this thread. Paths are
  * resolved by the same jail as on the event loop (jail.ts, resolveSync).
+ * Every fd opened here is closed here: Node tracks the fds a worker opens
+ * (and closes them when it exits), so none may pass to the event loop.
  */
 import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
