@@ -1,25 +1,25 @@
 /**
  * LocalStorage: the Storage contract over a directory on local disk.
  *
- * Jail. A virtual path '/a/b' maps to join(realRoot, 'a', 'b'), where
- * realRoot is the realpath of the configured root (so the root itself may be
- * a symlink). The session normalises paths, but symlinks inside the root may
- * point anywhere, so every operation resolves what it touches with realpath
- * and refuses (ACCESS_DENIED) anything outside realRoot:
+ * Jail. Every operation resolves its virtual path with the jail (jail.ts):
+ * a walk from an fd of the root, one component at a time, each opened
+ * O_NOFOLLOW relative to its parent's fd, so no directory swapped for a
+ * symlink meanwhile can move an operation outside the root. Symlinks inside
+ * the root are followed (virtually, within the root); anything resolving
+ * outside is ACCESS_DENIED:
  *   - operations that follow the path (stat, list, read, writing into an
- *     existing file, chmod, setModifiedTime) check the target's realpath and
- *     then work on that real path;
+ *     existing file, chmod, setModifiedTime) resolve the final symlinks too
+ *     and act on what they point to;
  *   - operations that create or remove a directory entry (new file, mkdir,
- *     rmdir, delete, both ends of rename) check the parent's realpath and work
- *     on `realParent/name`, so they act on a symlink itself, never through it;
- *   - writing through a dangling symlink is refused: its target cannot be
- *     checked, and following it could create a file anywhere.
- * Opens of already-resolved paths add O_NOFOLLOW, so a final component swapped
- * for a symlink after the check fails (ELOOP → ACCESS_DENIED) instead of being
- * followed. Known limit: Node has no openat2(RESOLVE_BENEATH), so a local user
- * who can swap a *directory* component for a symlink between the check and the
- * use could still race us. FTP clients cannot create symlinks, so this needs
- * shell access to the served tree.
+ *     rmdir, delete, both ends of rename) resolve the parent and act on the
+ *     name in it, so they act on a symlink itself, never through it;
+ *   - writing through a dangling symlink is refused: following it could
+ *     create a file anywhere.
+ * The final open of an entry adds O_NOFOLLOW, so an entry replaced by a
+ * symlink after the walk fails (ELOOP → ACCESS_DENIED) instead of being
+ * followed; chmod and utimes act through an O_PATH fd of the entry.
+ * Without /proc/self/fd (not Linux) the jail falls back to realpath checks,
+ * which a local user who can swap directories in the served tree can race.
  *
  * Uploads (see write()):
  *   - full replace (no offset, not append): data goes to a hidden temp file
@@ -52,10 +52,11 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, type Dir, type Dirent, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { ErrorCodes, FerryError, fromSystemError } from '../errors.js';
 import { DirReader, EntryKind, readSmallFile, type SmallFile } from './reader-threads.js';
+import { closeRoot, existing, onEntry, openFlags, openRoot, pathOf, release, resolve, type Final, type JailRoot, type Place } from './jail.js';
 import { FileReadStream, WholeFileStream } from './file-read-stream.js';
 import type {
   FileInfo,
@@ -104,12 +105,10 @@ function denied(message: string): FerryError {
 }
 
 /** Why a file cannot be read, found on a reader thread (readSmallFile) or from fstat (the streaming path). */
-type ReadProblem = Extract<SmallFile, { kind: 'outside' | 'dir' | 'special' | 'offset' }>;
+type ReadProblem = Extract<SmallFile, { kind: 'dir' | 'special' | 'offset' }>;
 
 function readRefusal(problem: ReadProblem, path: string, start: number): FerryError {
   switch (problem.kind) {
-    case 'outside':
-      return denied(`${path} resolves outside the root: ${problem.real}`);
     case 'dir':
       return new FerryError(ErrorCodes.IS_A_DIRECTORY, `read of a directory: ${path}`);
     case 'special':
@@ -329,7 +328,7 @@ export class LocalStorage implements Storage {
 
   readonly #root: string;
   readonly #durable: boolean;
-  #realRootPromise: Promise<string> | undefined;
+  #jailRootPromise: Promise<JailRoot> | undefined;
 
   /** @param root an existing directory; the virtual '/' maps to it (it may be a symlink). */
   constructor(root: string, options: LocalStorageOptions = {}) {
@@ -337,50 +336,36 @@ export class LocalStorage implements Storage {
     this.#durable = options.fsync ?? true;
   }
 
-  /** The root's realpath, computed once. A failure is not cached, so a later call retries. */
-  #realRoot(): Promise<string> {
-    if (!this.#realRootPromise) {
-      const promise = fsp.realpath(this.#root);
-      this.#realRootPromise = promise;
-      promise.catch(() => {
-        if (this.#realRootPromise === promise) this.#realRootPromise = undefined;
-      });
-    }
-    return this.#realRootPromise;
-  }
-
-  #assertInside(real: string, realRoot: string, what: string): void {
-    const prefix = realRoot.endsWith(sep) ? realRoot : realRoot + sep;
-    if (real !== realRoot && !real.startsWith(prefix)) {
-      throw denied(`${what} resolves outside the root: ${real}`);
-    }
-  }
-
-  /** Realpath of an existing path, symlinks followed, verified inside the root. */
-  async #resolve(segments: string[], vpath: string): Promise<string> {
-    const realRoot = await this.#realRoot();
-    if (segments.length === 0) return realRoot;
-    const real = await fsp.realpath(join(realRoot, ...segments));
-    this.#assertInside(real, realRoot, vpath);
-    return real;
-  }
-
   /**
-   * The real parent directory of an entry (verified inside the root) and the
-   * entry's path under it: the final component itself is not followed.
+   * The root opened for the jail, once: its realpath and (Linux) an fd held
+   * until this storage is garbage-collected. A failure is not cached, so a
+   * later call retries.
    */
-  async #locate(segments: string[], vpath: string): Promise<{ parent: string; entry: string }> {
-    const name = segments[segments.length - 1];
-    if (name === undefined) throw denied('the root has no parent');
-    const parent = await this.#resolve(segments.slice(0, -1), vpath);
-    return { parent, entry: join(parent, name) };
+  #jailRoot(): Promise<JailRoot> {
+    if (!this.#jailRootPromise) {
+      const promise = openRoot(this.#root);
+      this.#jailRootPromise = promise;
+      promise.then(
+        (root) => rootFds.register(this, root),
+        () => {
+          if (this.#jailRootPromise === promise) this.#jailRootPromise = undefined;
+        },
+      );
+    }
+    return this.#jailRootPromise;
+  }
+
+  /** Resolve `segments` with the jail; the caller releases the place. */
+  async #resolve(segments: string[], final: Final): Promise<Place> {
+    return resolve(await this.#jailRoot(), segments, final);
   }
 
   async stat(path: string): Promise<FileInfo> {
     try {
       const segments = parsePath(path);
-      const real = await this.#resolve(segments, path);
-      return infoFromStats(segments[segments.length - 1] ?? '/', await fsp.stat(real));
+      const place = await this.#resolve(segments, 'lstat');
+      release(place);
+      return infoFromStats(segments[segments.length - 1] ?? '/', existing(place, path));
     } catch (err) {
       throw fromSystemError(err);
     }
@@ -388,13 +373,10 @@ export class LocalStorage implements Storage {
 
   async *list(path: string): AsyncGenerator<FileInfo[]> {
     let reader: DirReader;
-    let realRoot: string;
-    let real: string;
+    let segments: string[];
     try {
-      const segments = parsePath(path);
-      realRoot = await this.#realRoot();
-      real = await this.#resolve(segments, path);
-      reader = await DirReader.open(real);
+      segments = parsePath(path);
+      reader = await DirReader.open(await this.#jailRoot(), segments);
     } catch (err) {
       throw fromSystemError(err);
     }
@@ -417,27 +399,28 @@ export class LocalStorage implements Storage {
           const o = i * 6;
           const kind = stats[o]!;
           if (kind === EntryKind.Gone || isTempName(name)) continue;
+          if (stats[o + 4] !== dev) {
+            dev = stats[o + 4]!;
+            devPart = `${dev.toString(16)}g`;
+          }
+          const own: FileInfo = {
+            name,
+            type: kind === EntryKind.Dir ? 'dir' : kind === EntryKind.Symlink ? 'symlink' : 'file',
+            size: kind === EntryKind.Symlink ? 0 : stats[o + 1]!,
+            // Rounded as Node rounds Stats.mtime, so a listing and stat() (MDTM, MLST) agree.
+            mtime: new Date(Math.round(stats[o + 2]!)),
+            mode: stats[o + 3]! & 0o777,
+            id: devPart + stats[o + 5]!.toString(16),
+          };
           if (kind === EntryKind.Symlink || kind === EntryKind.Error) {
             // Rare: resolve links (inside the root or not) and errors the careful way.
-            const info = await this.#entryInfo(real, name, realRoot);
+            const info = await this.#entryInfo([...segments, name], own, kind === EntryKind.Symlink);
             if (info === null) continue;
             if ('error' in info) throw fromSystemError(info.error);
             entries.push(info);
             continue;
           }
-          if (stats[o + 4] !== dev) {
-            dev = stats[o + 4]!;
-            devPart = `${dev.toString(16)}g`;
-          }
-          entries.push({
-            name,
-            type: kind === EntryKind.Dir ? 'dir' : 'file',
-            size: stats[o + 1]!,
-            // Rounded as Node rounds Stats.mtime, so a listing and stat() (MDTM, MLST) agree.
-            mtime: new Date(Math.round(stats[o + 2]!)),
-            mode: stats[o + 3]! & 0o777,
-            id: devPart + stats[o + 5]!.toString(16),
-          });
+          entries.push(own);
         }
         if (entries.length > 0) yield entries;
         if (page.done) return;
@@ -447,21 +430,21 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /** One listing entry: null if it vanished, `{error}` for other failures (so prefetching never rejects unhandled). */
-  async #entryInfo(dirPath: string, name: string, realRoot: string): Promise<FileInfo | { error: unknown } | null> {
-    const full = join(dirPath, name);
+  /**
+   * A listing entry that is a symlink (shown as its target when that is
+   * inside the root, else as the link itself: `own`) or that could not be
+   * lstat-ed on the reader thread: null if it vanished, `{error}` for other
+   * failures (so prefetching never rejects unhandled).
+   */
+  async #entryInfo(segments: string[], own: FileInfo, isLink: boolean): Promise<FileInfo | { error: unknown } | null> {
     try {
-      const lst = await fsp.lstat(full);
-      if (!lst.isSymbolicLink()) return infoFromStats(name, lst);
-      try {
-        const target = await fsp.realpath(full);
-        this.#assertInside(target, realRoot, full);
-        return infoFromStats(name, await fsp.stat(target));
-      } catch {
-        // Outside the root, dangling or looping: show the link, not its target.
-        return { name, type: 'symlink', size: 0, mtime: lst.mtime, mode: lst.mode & 0o777, id: fileId(lst) };
-      }
+      const place = await this.#resolve(segments, 'lstat');
+      release(place);
+      if (place.stats) return infoFromStats(own.name, place.stats);
+      return isLink ? own : null;
     } catch (err) {
+      // Outside the root or looping: show the link, not its target.
+      if (isLink) return own;
       if (errno(err) === 'ENOENT') return null;
       return { error: err };
     }
@@ -471,9 +454,8 @@ export class LocalStorage implements Storage {
     try {
       const start = checkOffset(options.start);
       const segments = parsePath(path);
-      const realRoot = await this.#realRoot();
       // Small files in one round trip to a reader thread; larger ones stream from a handle.
-      const small = await readSmallFile(join(realRoot, ...segments), realRoot, start, SMALL_FILE_BYTES);
+      const small = await readSmallFile(await this.#jailRoot(), segments, start, SMALL_FILE_BYTES);
       if (small.kind === 'data') return new WholeFileStream(Buffer.from(small.data.buffer, small.data.byteOffset, small.length));
       if (small.kind === 'large' || small.kind === 'busy') return await this.#openRead(segments, path, start);
       throw readRefusal(small, path, start);
@@ -483,9 +465,15 @@ export class LocalStorage implements Storage {
   }
 
   async #openRead(segments: string[], path: string, start: number): Promise<Readable> {
-    const real = await this.#resolve(segments, path);
-    // O_NONBLOCK: opening a FIFO must not park a threadpool thread; it is refused just below.
-    const handle = await fsp.open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    const place = await this.#resolve(segments, 'lstat');
+    let handle: FileHandle;
+    try {
+      existing(place, path);
+      // O_NONBLOCK: opening a FIFO must not park a threadpool thread; it is refused just below.
+      handle = await fsp.open(pathOf(place), openFlags(place, O_RDONLY | O_NONBLOCK));
+    } finally {
+      release(place);
+    }
     try {
       const st = await handle.stat();
       if (st.isDirectory()) throw readRefusal({ kind: 'dir' }, path, start);
@@ -502,45 +490,42 @@ export class LocalStorage implements Storage {
     try {
       const segments = parsePath(path);
       const start = checkWrite(segments, options);
-      const { entry } = await this.#locate(segments, path);
-
-      if (options.exclusive) {
-        if (await lstatOrNull(entry)) throw new FerryError(ErrorCodes.EXISTS, `exists: ${path}`);
-        return await this.#uploadViaTemp(entry, null, 'link');
-      }
-
-      // Follow a symlink (to a target inside the root); refuse dangling ones.
-      let target = entry;
-      let st = await lstatOrNull(entry);
-      if (st?.isSymbolicLink()) {
-        const realRoot = await this.#realRoot();
-        try {
-          target = await fsp.realpath(entry);
-        } catch (err) {
-          if (errno(err) === 'ENOENT') throw denied(`write through a dangling symlink: ${path}`);
-          throw err;
+      // Exclusive creates never follow the name; the others follow a symlink (to a target inside the root).
+      const place = await this.#resolve(segments, options.exclusive ? 'parent' : 'lstat');
+      try {
+        if (options.exclusive) {
+          if (await lstatOrNull(pathOf(place))) throw new FerryError(ErrorCodes.EXISTS, `exists: ${path}`);
+          return await this.#uploadViaTemp(place, null, 'link');
         }
-        this.#assertInside(target, realRoot, path);
-        st = await lstatOrNull(target);
+        const st = place.stats;
+        if (!st && place.viaLink) throw denied(`write through a dangling symlink: ${path}`);
+        if (st?.isDirectory()) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `write to a directory: ${path}`);
+        if (st && !st.isFile()) throw denied(`write to a special file: ${path}`);
+        if (options.append) return await this.#append(place, st !== null);
+        if (start > 0) {
+          if (!st) throw new FerryError(ErrorCodes.NOT_FOUND, `resume of a missing file: ${path}`);
+          return await this.#resume(place, start, path);
+        }
+        return await this.#uploadViaTemp(place, st, 'rename');
+      } catch (err) {
+        release(place);
+        throw err;
       }
-      if (st?.isDirectory()) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `write to a directory: ${path}`);
-      if (st && !st.isFile()) throw denied(`write to a special file: ${path}`);
-
-      if (options.append) return await this.#append(target, st !== null);
-      if (start > 0) {
-        if (!st) throw new FerryError(ErrorCodes.NOT_FOUND, `resume of a missing file: ${path}`);
-        return await this.#resume(target, start, path);
-      }
-      return await this.#uploadViaTemp(target, st, 'rename');
     } catch (err) {
       throw fromSystemError(err);
     }
   }
 
-  /** Full upload into a hidden temp file next to `target`, committed by rename (replace) or link (exclusive). */
-  async #uploadViaTemp(target: string, previous: Stats | null, commitBy: 'rename' | 'link'): Promise<FileUpload> {
-    const dir = dirname(target);
-    const temp = join(dir, `${TEMP_PREFIX}${randomBytes(12).toString('hex')}${TEMP_SUFFIX}`);
+  /*
+   * The three upload openers below take `place` over once they return: the
+   * upload releases it when it commits or aborts (or at once if not needed).
+   * If they throw, the caller still owns it.
+   */
+
+  /** Full upload into a hidden temp file next to the entry, committed by rename (replace) or link (exclusive). */
+  async #uploadViaTemp(place: Place, previous: Stats | null, commitBy: 'rename' | 'link'): Promise<FileUpload> {
+    const target = pathOf(place);
+    const temp = `${place.dir}/${TEMP_PREFIX}${randomBytes(12).toString('hex')}${TEMP_SUFFIX}`;
     const handle = await fsp.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
     try {
       if (previous) await handle.chmod(previous.mode & 0o777);
@@ -562,14 +547,19 @@ export class LocalStorage implements Storage {
           await linkExclusive(temp, target);
           await unlinkQuietly(temp);
         }
-        if (durable) await syncDirectory(dir);
+        if (durable) await syncDirectory(place.dir);
+        release(place);
       },
-      abort: () => unlinkQuietly(temp),
+      abort: async () => {
+        await unlinkQuietly(temp);
+        release(place);
+      },
     });
   }
 
-  async #resume(target: string, start: number, vpath: string): Promise<FileUpload> {
-    const handle = await fsp.open(target, O_WRONLY | O_NOFOLLOW);
+  async #resume(place: Place, start: number, vpath: string): Promise<FileUpload> {
+    const handle = await fsp.open(pathOf(place), O_WRONLY | O_NOFOLLOW);
+    release(place);
     try {
       const st = await handle.stat();
       if (start > st.size) {
@@ -592,7 +582,8 @@ export class LocalStorage implements Storage {
     });
   }
 
-  async #append(target: string, exists: boolean): Promise<FileUpload> {
+  async #append(place: Place, exists: boolean): Promise<FileUpload> {
+    const target = pathOf(place);
     let handle: FileHandle;
     let created = false;
     if (exists) {
@@ -607,6 +598,8 @@ export class LocalStorage implements Storage {
         handle = await fsp.open(target, O_WRONLY | O_APPEND | O_NOFOLLOW);
       }
     }
+    // Only a file this upload created needs its directory again (sync on commit, unlink on abort).
+    if (!created) release(place);
     const durable = this.#durable;
     return new FileUpload({
       handle,
@@ -614,21 +607,33 @@ export class LocalStorage implements Storage {
       truncateAtEnd: false,
       durable,
       commit: async () => {
-        if (created && durable) await syncDirectory(dirname(target));
+        if (created && durable) await syncDirectory(place.dir);
+        if (created) release(place);
       },
       // An aborted append keeps its data in an existing file; a file it created disappears.
       abort: async () => {
-        if (created) await unlinkQuietly(target);
+        if (!created) return;
+        await unlinkQuietly(target);
+        release(place);
       },
     });
+  }
+
+  /** Run `op` on the entry `segments` names in its (jailed) parent directory, never following the entry itself. */
+  async #onEntry<T>(segments: string[], op: (entry: string) => Promise<T>): Promise<T> {
+    const place = await this.#resolve(segments, 'parent');
+    try {
+      return await op(pathOf(place));
+    } finally {
+      release(place);
+    }
   }
 
   async mkdir(path: string): Promise<void> {
     try {
       const segments = parsePath(path);
       if (segments.length === 0) throw new FerryError(ErrorCodes.EXISTS, 'mkdir of the root');
-      const { entry } = await this.#locate(segments, path);
-      await fsp.mkdir(entry);
+      await this.#onEntry(segments, (entry) => fsp.mkdir(entry));
     } catch (err) {
       throw fromSystemError(err);
     }
@@ -638,8 +643,7 @@ export class LocalStorage implements Storage {
     try {
       const segments = parsePath(path);
       if (segments.length === 0) throw denied('rmdir of the root');
-      const { entry } = await this.#locate(segments, path);
-      await fsp.rmdir(entry);
+      await this.#onEntry(segments, (entry) => fsp.rmdir(entry));
     } catch (err) {
       // Some systems report a non-empty directory as EEXIST (POSIX allows both).
       if (errno(err) === 'EEXIST') throw new FerryError(ErrorCodes.NOT_EMPTY, `not empty: ${path}`, { cause: err });
@@ -651,11 +655,12 @@ export class LocalStorage implements Storage {
     try {
       const segments = parsePath(path);
       if (segments.length === 0) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, 'delete of the root');
-      const { entry } = await this.#locate(segments, path);
-      // lstat: a symlink (even to a directory) is removed itself, never followed.
-      const st = await fsp.lstat(entry);
-      if (st.isDirectory()) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `delete of a directory: ${path}`);
-      await fsp.unlink(entry);
+      await this.#onEntry(segments, async (entry) => {
+        // lstat: a symlink (even to a directory) is removed itself, never followed.
+        const st = await fsp.lstat(entry);
+        if (st.isDirectory()) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `delete of a directory: ${path}`);
+        await fsp.unlink(entry);
+      });
     } catch (err) {
       throw fromSystemError(err);
     }
@@ -666,20 +671,28 @@ export class LocalStorage implements Storage {
       const fromSegments = parsePath(from);
       const toSegments = parsePath(to);
       if (fromSegments.length === 0 || toSegments.length === 0) throw denied('rename of or onto the root');
-      const source = await this.#locate(fromSegments, from);
-      const target = await this.#locate(toSegments, to);
       // A directory into its own subtree fails with EINVAL → INVALID_NAME.
-      await fsp.rename(source.entry, target.entry);
+      await this.#onEntry(fromSegments, (source) => this.#onEntry(toSegments, (target) => fsp.rename(source, target)));
     } catch (err) {
       throw fromSystemError(err);
     }
   }
 
+  /** Run `op` on the entry `path` resolves to (symlinks followed), through a path naming exactly that entry; never the root. */
+  async #onTarget(path: string, what: string, op: (target: string, stats: Stats) => Promise<void>): Promise<void> {
+    const place = await this.#resolve(parsePath(path), 'lstat');
+    try {
+      const stats = existing(place, path);
+      if (place.isRoot) throw denied(`${what} of the root`);
+      await onEntry(place, (target) => op(target, stats));
+    } finally {
+      release(place);
+    }
+  }
+
   async setModifiedTime(path: string, mtime: Date): Promise<void> {
     try {
-      const real = await this.#resolve(parsePath(path), path);
-      const st = await fsp.stat(real);
-      await fsp.utimes(real, st.atime, mtime);
+      await this.#onTarget(path, 'setModifiedTime', (target, st) => fsp.utimes(target, st.atime, mtime));
     } catch (err) {
       throw fromSystemError(err);
     }
@@ -687,13 +700,15 @@ export class LocalStorage implements Storage {
 
   async chmod(path: string, mode: number): Promise<void> {
     try {
-      const real = await this.#resolve(parsePath(path), path);
-      await fsp.chmod(real, mode & 0o777);
+      await this.#onTarget(path, 'chmod', (target) => fsp.chmod(target, mode & 0o777));
     } catch (err) {
       throw fromSystemError(err);
     }
   }
 }
+
+/** Closes a storage's root fd once the storage is gone (storages have no close of their own: they outlive sessions). */
+const rootFds = new FinalizationRegistry<JailRoot>(closeRoot);
 
 /** link(2) fails atomically if `target` exists; without hard-link support, check then rename (racy, rare). */
 async function linkExclusive(temp: string, target: string): Promise<void> {

@@ -10,27 +10,29 @@
  * of one per entry. The event loop only formats. Measured: MLSD of 10,000
  * entries went from 12 to 25 listings/s for one client.
  *
- * A small-file download needs realpath, open, fstat, read and close: five
- * thread-pool round trips through the promise API, each a wake-up of a pool
- * thread and then of the event loop. `readSmallFile` does all five here in
- * one round trip (measured: about 39 -> 8 us of event loop and 64 -> 35 us
+ * A small-file download needs the jail's walk (jail.ts) ending in open,
+ * then fstat, read and close: four or more thread-pool round trips through
+ * the promise API, each a wake-up of a pool thread and then of the event
+ * loop. `readSmallFile` does all of them here in one round trip (measured: about 39 -> 8 us of event loop and 64 -> 35 us
  * of CPU per file), and under load the transfer waits for one wake-up
  * instead of five.
+ *
+ * The threads run reader-worker.ts, a module like any other: the same jail
+ * and the same types as the event loop, no code in a string.
  *
  * Workers are created on first use and unref'd while idle, so they never
  * keep a process alive. If one dies, its pending reads fail (the listing
  * answers 451) and the next listing starts a new one.
  */
-import { sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { ErrorCodes, FerryError, type ErrorCode } from '../errors.js';
+import type { JailRoot } from './jail.js';
+import { EntryKind, FIELDS, type ErrorReply, type Reply, type Request, type SmallFile } from './reader-protocol.js';
+
+export { EntryKind, type SmallFile };
 
 /** Entries per page: large enough to amortise the round trip, small enough to stay flat. */
 export const PAGE = 1000;
-/** Numbers per entry in a packed page: kind, size, mtimeMs, mode, dev, ino. */
-const FIELDS = 6;
-
-/** The first number of each packed entry. */
-export const EntryKind = { Error: -1, Gone: 0, File: 1, Dir: 2, Symlink: 3, Other: 4 } as const;
 
 export interface DirPage {
   /** Entry names in directory order. */
@@ -40,113 +42,32 @@ export interface DirPage {
   done: boolean;
 }
 
-// CommonJS run with `eval: true`: no file to locate from dist/ or from tsx.
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const fs = require('node:fs');
-const dirs = new Map();
-const LSTAT = { throwIfNoEntry: false };
-const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+/** The threads' own module, next to this one: reader-worker.js in dist/, reader-worker.ts when run from the sources (tsx). */
+const fromSource = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(fromSource ? './reader-worker.ts' : './reader-worker.js', import.meta.url);
 
-// Same checks and order as LocalStorage.read(): realpath inside the root,
-// no symlink as the final component, regular files only, offset within size.
-function small(m) {
-  const real = fs.realpathSync.native(m.path);
-  if (real !== m.root && !real.startsWith(m.rootPrefix)) return { kind: 'outside', real };
-  // O_NONBLOCK: opening a FIFO must not block this thread; it is refused just below.
-  const fd = fs.openSync(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  try {
-    const st = fs.fstatSync(fd);
-    if (st.isDirectory()) return { kind: 'dir' };
-    if (!st.isFile()) return { kind: 'special' };
-    if (m.start > st.size) return { kind: 'offset', size: st.size };
-    if (st.size - m.start > m.max) return { kind: 'large' };
-    const data = new Uint8Array(st.size - m.start);
-    let got = 0;
-    while (got < data.length) {
-      const n = fs.readSync(fd, data, got, data.length - got, m.start + got);
-      if (n === 0) break; // truncated meanwhile: serve what was there
-      got += n;
-    }
-    return { kind: 'data', data, length: got };
-  } finally {
-    fs.closeSync(fd);
-  }
+/**
+ * From dist/ a thread runs the worker module directly. From the sources
+ * (the tests run under `--import tsx`) that fails with
+ * ERR_UNKNOWN_FILE_EXTENSION even though threads inherit `--import tsx`:
+ * Node 20 does not carry module hooks into worker threads and tsx registers
+ * them on the main thread only. So there a one-line loader registers tsx's
+ * API in the thread, then imports the same module.
+ */
+function startWorker(): Worker {
+  if (!fromSource) return new Worker(WORKER_URL);
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  return new Worker(`import(${tsx}).then((t) => t.register()).then(() => import(${JSON.stringify(WORKER_URL.href)}))`, { eval: true });
 }
 
-parentPort.on('message', (m) => {
-  try {
-    if (m.op === 'small') {
-      const out = small(m);
-      out.id = m.id;
-      parentPort.postMessage(out, out.data ? [out.data.buffer] : []);
-      return;
-    }
-    if (m.op === 'open') {
-      dirs.set(m.id, { dir: fs.opendirSync(m.path, { bufferSize: 1024 }), path: m.path });
-      parentPort.postMessage({ id: m.id });
-      return;
-    }
-    if (m.op === 'close') {
-      const open = dirs.get(m.id);
-      dirs.delete(m.id);
-      if (open) open.dir.closeSync();
-      return;
-    }
-    const open = dirs.get(m.id);
-    if (!open) throw Object.assign(new Error('directory not open'), { code: 'EBADF' });
-    const names = [];
-    let entry = null;
-    while (names.length < m.max && (entry = open.dir.readSync()) !== null) names.push(entry.name);
-    const stats = new Float64Array(names.length * ${FIELDS});
-    for (let i = 0; i < names.length; i++) {
-      const o = i * ${FIELDS};
-      let st;
-      try {
-        st = fs.lstatSync(open.path + '/' + names[i], LSTAT);
-      } catch {
-        stats[o] = ${EntryKind.Error};
-        continue;
-      }
-      if (!st) continue;
-      stats[o] = st.isFile() ? 1 : st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
-      stats[o + 1] = st.size;
-      stats[o + 2] = st.mtimeMs;
-      stats[o + 3] = st.mode;
-      stats[o + 4] = st.dev;
-      stats[o + 5] = st.ino;
-    }
-    const done = names.length < m.max;
-    // One string, not an array: cloning 1,000 small strings costs both threads
-    // more than one string and a split. '/' cannot occur in a name.
-    parentPort.postMessage({ id: m.id, names: names.join('/'), stats, done }, [stats.buffer]);
-  } catch (err) {
-    parentPort.postMessage({ id: m.id, error: { message: err.message, code: err.code } });
-  }
-});
-`;
+const ferryCodes = new Set<string>(Object.values(ErrorCodes));
 
-type Reply = {
-  id: number;
-  error?: { message: string; code?: string };
-  names?: string;
-  stats?: Float64Array;
-  done?: boolean;
-} & Partial<SmallFile>;
+/** An error as thrown on the reader thread: FerryErrors stay FerryErrors, system errors keep their code. */
+function errorFrom(reply: ErrorReply): Error {
+  if (reply.code !== undefined && ferryCodes.has(reply.code)) return new FerryError(reply.code as ErrorCode, reply.message);
+  return Object.assign(new Error(reply.message), { code: reply.code });
+}
 
-/** What readSmallFile found. */
-export type SmallFile =
-  | { kind: 'data'; data: Uint8Array; length: number }
-  | { kind: 'large' }
-  | { kind: 'dir' }
-  | { kind: 'special' }
-  | { kind: 'outside'; real: string }
-  | { kind: 'offset'; size: number };
-
-type Request =
-  | { op: 'open'; path: string }
-  | { op: 'read'; max: number }
-  | { op: 'small'; path: string; root: string; rootPrefix: string; start: number; max: number };
 type Waiter = { resolve: (reply: Reply) => void; reject: (err: Error) => void };
 
 /**
@@ -169,7 +90,7 @@ class ReaderThread {
 
   #get(): Worker {
     if (this.#worker) return this.#worker;
-    const created = new Worker(WORKER_SOURCE, { eval: true });
+    const created = startWorker();
     const pending = new Map<number, Waiter>();
     created.unref();
     created.on('message', (reply: Reply) => {
@@ -177,7 +98,7 @@ class ReaderThread {
       if (!waiter) return;
       pending.delete(reply.id);
       if (pending.size === 0) created.unref();
-      if (reply.error) waiter.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
+      if (reply.error) waiter.reject(errorFrom(reply.error));
       else waiter.resolve(reply);
     });
     const fail = (err: Error) => {
@@ -203,7 +124,7 @@ class ReaderThread {
   }
 
   close(id: number): void {
-    this.#worker?.postMessage({ op: 'close', id });
+    this.#worker?.postMessage({ op: 'close', id } satisfies Request & { id: number });
   }
 }
 
@@ -228,10 +149,10 @@ export class DirReader {
 
   private constructor() {}
 
-  /** Open `path` (a real, already-checked path); ENOENT/ENOTDIR/EACCES surface here. */
-  static async open(path: string): Promise<DirReader> {
+  /** Open the directory at `segments` under `root` (resolved on the thread by the jail); ENOENT/ENOTDIR/ACCESS_DENIED surface here. */
+  static async open(root: JailRoot, segments: string[]): Promise<DirReader> {
     const reader = new DirReader();
-    await reader.#thread.request({ op: 'open', path }, reader.#id);
+    await reader.#thread.request({ op: 'open', root, segments }, reader.#id);
     return reader;
   }
 
@@ -252,16 +173,15 @@ export class DirReader {
 }
 
 /**
- * Reads the file at `path` (under `root`; symlinks are resolved here and the
- * result must stay inside `root`) from `start` to its end in one round trip,
+ * Reads the file at `segments` under `root` (resolved on the thread by the
+ * jail, symlinks inside the root followed) from `start` to its end in one round trip,
  * if that is at most `max` bytes; else says 'large' and the caller streams
  * it. 'busy' means both small-file threads are backed up: use the thread
  * pool. System errors (ENOENT, ...) reject with their code.
  */
-export async function readSmallFile(path: string, root: string, start: number, max: number): Promise<SmallFile | { kind: 'busy' }> {
+export async function readSmallFile(root: JailRoot, segments: string[], start: number, max: number): Promise<SmallFile | { kind: 'busy' }> {
   const thread = smallThreads[0]!.load <= smallThreads[1]!.load ? smallThreads[0]! : smallThreads[1]!;
   if (thread.load >= SMALL_QUEUE_MAX) return { kind: 'busy' };
-  const rootPrefix = root.endsWith(sep) ? root : root + sep;
   const id = nextId++;
-  return (await thread.request({ op: 'small', path, root, rootPrefix, start, max }, id)) as SmallFile;
+  return (await thread.request({ op: 'small', root, segments, start, max }, id)) as SmallFile;
 }

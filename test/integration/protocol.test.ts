@@ -4,7 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, symlink, writeFile, stat, mkdtemp } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink, writeFile, stat, mkdtemp } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -224,6 +224,26 @@ describe('protocol', () => {
       assert.equal((await c.command('SITE HELP')).code, 214);
     } finally {
       c.close();
+    }
+  });
+
+  test('SITE CHMOD and MFMT on the root itself answer 550 and leave the served folder as it was (issue 11)', async () => {
+    const c = await login();
+    try {
+      // A symlink to the root is the root too (the storage refuses it).
+      await symlink(srv.root, path.join(srv.root, 'to-root'));
+      const before = await stat(srv.root);
+      // The root by every spelling the session resolves to '/', and through the link.
+      for (const target of ['/', '.', '..', '/dir/..', 'to-root']) {
+        assert.equal((await c.command(`SITE CHMOD 777 ${target}`)).code, 550, target);
+        assert.equal((await c.command(`MFMT 20200101000000 ${target}`)).code, 550, target);
+      }
+      const after = await stat(srv.root);
+      assert.equal(after.mode, before.mode);
+      assert.equal(after.mtimeMs, before.mtimeMs);
+    } finally {
+      c.close();
+      await rm(path.join(srv.root, 'to-root'), { force: true });
     }
   });
 

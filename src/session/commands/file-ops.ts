@@ -134,6 +134,15 @@ const mdtm: CommandSpec = {
   },
 };
 
+/**
+ * The served root's own mode and time belong to the operator: SITE CHMOD and
+ * MFMT refuse it (550) whatever the storage (issue 11: `SITE CHMOD 777 /`
+ * made the served folder world-writable).
+ */
+export function refuseRoot(path: string, command: string): void {
+  if (path === '/') throw new FerryError(ErrorCodes.NO_PERMISSION, `${command} on the root`);
+}
+
 // draft-somers-ftp-mfxx: MFMT <time> <path> sets the modification time.
 const MFMT_ARG = /^(\S+) (.+)$/;
 
@@ -157,6 +166,7 @@ const mfmt: CommandSpec = {
       session.reply(502, 'MFMT is not supported by this storage.');
       return;
     }
+    refuseRoot(path, 'MFMT');
     await storage.setModifiedTime(path, mtime);
     session.reply(213, `Modify=${formatMlsxTime(mtime)}; ${match[2]}`);
   },

@@ -7,6 +7,7 @@ import { parseOptsMlst } from '../../protocol/listing.js';
 import { stripListOptions } from '../../protocol/path.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
+import { refuseRoot } from './file-ops.js';
 import { statListing } from './listing.js';
 
 function features(session: Session): string[] {
@@ -71,6 +72,7 @@ const site: CommandSpec = {
     }
     const path = session.resolve(match[2]!);
     session.authorize('M', path);
+    refuseRoot(path, 'SITE CHMOD');
     await storage.chmod(path, parseInt(match[1]!, 8));
     session.reply(200, 'SITE CHMOD successful.');
   },
