@@ -23,6 +23,8 @@ export interface ServerEvents {
   /** An upload completed and is durable in storage. */
   'file-received': [info: TransferInfo];
   'file-sent': [info: TransferInfo];
+  /** A download ended early (ABOR, client vanished, file unreadable); the reply said why. */
+  'download-aborted': [info: TransferInfo & { reason: string }];
   /** An upload ended early (ABOR, client vanished, storage error); nothing was committed. */
   'upload-aborted': [info: TransferInfo & { reason: string }];
   delete: [info: UserInfo & { path: string }];

@@ -758,6 +758,11 @@ export class Session implements LineSink {
     return `${transfer.verb} ${transfer.path ?? ''}: ${this.transferredBytes} bytes in ${seconds} s`;
   }
 
+  /** The running transfer's end (its storage stream settled), or null when none runs. */
+  get transferDone(): Promise<void> | null {
+    return this.#transfer?.done ?? null;
+  }
+
   /** ABOR: stop the running transfer and wait until its 426 has been sent. */
   async abortTransfer(): Promise<boolean> {
     const transfer = this.#transfer;
