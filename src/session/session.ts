@@ -763,14 +763,20 @@ export class Session implements LineSink {
     return this.#transfer?.done ?? null;
   }
 
-  /** ABOR: stop the running transfer and wait until its 426 has been sent. */
+  /**
+   * ABOR: stop the running transfer and wait until its 426 has been sent.
+   * True only for the ABOR that stopped it: more ABORs pipelined behind it
+   * (an ABOR storm) wait too, so their replies follow the 426, but found
+   * nothing left to abort.
+   */
   async abortTransfer(): Promise<boolean> {
     const transfer = this.#transfer;
     this.setDataChannel(null);
     if (!transfer) return false;
+    const first = !transfer.controller.signal.aborted;
     transfer.controller.abort();
     await transfer.done;
-    return true;
+    return first;
   }
 }
 
