@@ -41,7 +41,7 @@ export async function faultServer(t: Cleanup, options: TestServerOptions = {}): 
   const lines: Array<Record<string, unknown>> = [];
   const srv = await startServer(t, { logger: capturingLogger(lines), ...options });
   const events: Recorded[] = [];
-  for (const event of EVENTS) srv.server.on(event, (info) => events.push({ event, info: info as unknown as Record<string, unknown> }));
+  for (const event of EVENTS) srv.server.on(event, (info: unknown) => events.push({ event, info: info as Record<string, unknown> }));
   return { ...srv, lines, events };
 }
 

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { LogFn, Logger } from '../../src/observability/logger.js';
 import { isOrphan, sweepTempFiles, tempFileName } from '../../src/storage/temp-files.js';
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
@@ -67,8 +68,8 @@ test('a recursive sweep removes only orphans and reports their count and bytes',
   await writeFile(path.join(root, own), 'mine');
   await writeFile(path.join(root, 'kept.txt'), 'a user file');
   const logged: Array<Record<string, unknown>> = [];
-  const log = (entry: object, msg?: string) => logged.push({ ...entry, msg });
-  const logger = { debug: log, info: log, warn: log, error: log, child: () => logger };
+  const log = ((entry: object, msg?: string) => void logged.push({ ...entry, msg })) as LogFn;
+  const logger: Logger = { debug: log, info: log, warn: log, error: log, child: () => logger };
 
   const flat = await sweepTempFiles(root, { logger });
   assert.deepEqual([flat.files, flat.bytes], [1, 1000], 'without recursive, only the folder itself');
