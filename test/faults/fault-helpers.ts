@@ -96,13 +96,14 @@ export interface Healthy {
  * random bytes under its own name and downloads them again, over and over,
  * checking the SHA-256 of each round trip, until stopped (at most 60 s).
  */
-export function healthyClient(port: number, name = `healthy-${randomBytes(4).toString('hex')}.bin`): Healthy {
+export function healthyClient(port: number, login = { user: USER, password: PASSWORD }): Healthy {
+  const name = `healthy-${randomBytes(4).toString('hex')}.bin`;
   let stopAfter = Number.POSITIVE_INFINITY;
   let rounds = 0;
   const run = (async () => {
     const client = new Client(10_000);
     try {
-      await client.access({ host: '127.0.0.1', port, user: USER, password: PASSWORD });
+      await client.access({ host: '127.0.0.1', port, ...login });
       const deadline = Date.now() + 60_000;
       while (rounds < stopAfter) {
         if (Date.now() > deadline) throw new Error(`the healthy client was not stopped within 60 s`);
