@@ -1,6 +1,6 @@
 /**
- * Temp file ownership and the sweep: only files of a dead writer on this host
- * go; a live process's, this process's and unknown names stay.
+ * Temp file ownership and the sweeps: only files of a dead writer on this
+ * host go; a live process's, this process's and unknown names stay.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import os from 'node:os';
 import path from 'node:path';
 import type { LogFn, Logger } from '../../src/observability/logger.js';
+import { LocalStorage } from '../../src/storage/local.js';
 import { isOrphan, sweepTempFiles, tempFileName } from '../../src/storage/temp-files.js';
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
@@ -88,4 +89,25 @@ test('a recursive sweep removes only orphans and reports their count and bytes',
   const bounded = await sweepTempFiles(root, { recursive: true, maxDirectories: 2, logger });
   assert.equal(bounded.truncated, true, 'a walk stops at its bound');
   assert.match(String(logged.at(-1)?.msg), /stopped at its bound/);
+});
+
+test("LocalStorage sweeps a folder the first time this process uploads into it (homes the CLI's sweep cannot know)", { skip: process.platform !== 'linux' && 'needs /proc' }, async (t) => {
+  const root = await tempDir(t);
+  await mkdir(path.join(root, 'home'));
+  const dead = await deadPid();
+  const orphan = await nameFor(dead.pid, dead.start);
+  await writeFile(path.join(root, 'home', orphan), Buffer.alloc(4096));
+  const logged: Array<Record<string, unknown>> = [];
+  const log = ((entry: object, msg?: string) => void logged.push({ ...entry, msg })) as LogFn;
+  const logger: Logger = { debug: log, info: log, warn: log, error: log, child: () => logger };
+  const storage = new LocalStorage(root, { fsync: false, logger });
+  const upload = await storage.write('/home/new.txt');
+  await new Promise<void>((resolve, reject) => upload.end('new', (err?: Error | null) => (err ? reject(err) : resolve())));
+  // The sweep runs in the background; its log line comes once it is done.
+  for (let i = 0; i < 100 && logged.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(await readdir(path.join(root, 'home')), ['new.txt']);
+  assert.deepEqual(
+    logged.map((e) => [e.msg, e.files, e.bytes]),
+    [['removed temp files left by a stopped process', 1, 4096]],
+  );
 });
