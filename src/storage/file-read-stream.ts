@@ -5,7 +5,8 @@
  *
  * The byte range is fixed at open (start to the size seen then), so small
  * files cost one exact-size read and a file growing meanwhile is served as
- * a snapshot. The handle is closed on end, error or destroy.
+ * a snapshot; one that shrinks below it fails the read (FILE_CHANGED → 451).
+ * The handle is closed on end, error or destroy.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
