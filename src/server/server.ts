@@ -215,10 +215,10 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
           session.destroy();
         }
       }, graceMs);
-      let done = false;
+      let closed = false;
       const check = () => {
-        if (this.#sessions.size > 0 || done) return;
-        done = true;
+        if (this.#sessions.size > 0 || closed) return;
+        closed = true;
         clearTimeout(deadline);
         void Promise.all(cut).then(() => {
           this.logger.info('closed');

@@ -23,8 +23,8 @@
  *
  * Uploads (see write()):
  *   - full replace (no offset, not append): data goes to a hidden temp file
- *     `.ferry-upload-<host>-<pid>-<start>-<random>.part` (temp-files.ts: whose
- *     it is, and the sweep of those a dead process left) next to the target; 'finish' comes after
+ *     `.ferry-upload-<host>-<pid>-<start>-<random>.part` next to the target
+ *     (temp-files.ts: whose it is, and who removes it); 'finish' comes after
  *     fdatasync + close + rename over the target + fsync of the directory, so
  *     the new content appears atomically and durably. An abort unlinks the
  *     temp file; the previous content is untouched. The replaced file's

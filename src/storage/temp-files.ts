@@ -55,30 +55,24 @@ function hostTag(): string {
   return createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
 }
 
-/** The start time of process `pid` from /proc (clock ticks since boot): null if it does not exist, '0' without /proc. */
+/**
+ * The start time of process `pid` from /proc (clock ticks since boot); null
+ * if no such process exists; '0' if it exists but its start is unknown.
+ */
 async function processStart(pid: number): Promise<string | null> {
   let stat: string;
   try {
     stat = await fsp.readFile(`/proc/${pid}/stat`, 'latin1');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') return (await procAvailable()) ? null : pidStatus(pid);
+  } catch {
+    // No /proc (not Linux), or it hides other users' processes (hidepid):
+    // ask the kernel whether the pid exists at all.
     return pidStatus(pid);
   }
   // The command name (field 2) is in parentheses and may hold spaces: count fields after its last ')'.
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '0';
 }
 
-let procChecked: Promise<boolean> | undefined;
-function procAvailable(): Promise<boolean> {
-  procChecked ??= fsp.access('/proc/self/stat').then(
-    () => true,
-    () => false,
-  );
-  return procChecked;
-}
-
-/** Without /proc: '0' if a process with this pid exists (EPERM: it does, another user's), null if not. */
+/** '0' if a process with this pid exists (EPERM: it does, another user's), null if not. */
 function pidStatus(pid: number): string | null {
   try {
     process.kill(pid, 0);
@@ -123,8 +117,6 @@ export async function isOrphan(name: string): Promise<boolean> {
 
 /** Temp files this process is writing, by path. */
 const live = new Set<string>();
-/** Removals in flight (aborted uploads), so a shutdown can wait for them. */
-const removing = new Set<Promise<void>>();
 let exitHook = false;
 
 /**
@@ -155,23 +147,15 @@ export function untrackTempFile(path: string): void {
   live.delete(path);
 }
 
-/** Remove a temp file of an aborted upload; `settleTempFiles` waits for it. */
-export function discardTempFile(path: string): Promise<void> {
-  const removal = fsp.unlink(path).then(
-    () => untrackTempFile(path),
-    (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') untrackTempFile(path);
-      // Any other failure: still registered, so the exit listener tries again.
-    },
-  );
-  removing.add(removal);
-  void removal.finally(() => removing.delete(removal));
-  return removal;
-}
-
-/** Resolves once every removal started so far has finished (a server's close waits for its aborted uploads). */
-export async function settleTempFiles(): Promise<void> {
-  await Promise.all([...removing]);
+/** Remove a temp file of an aborted upload. Never rejects. */
+export async function discardTempFile(path: string): Promise<void> {
+  try {
+    await fsp.unlink(path);
+    untrackTempFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') untrackTempFile(path);
+    // Any other failure: still registered, so the exit listener tries again.
+  }
 }
 
 // ---- sweeps ----------------------------------------------------------------
