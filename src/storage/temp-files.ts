@@ -37,8 +37,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../observability/logger.js';
 
-export const TEMP_PREFIX = '.ferry-upload-';
-export const TEMP_SUFFIX = '.part';
+const TEMP_PREFIX = '.ferry-upload-';
+const TEMP_SUFFIX = '.part';
 
 /** Directories one recursive sweep visits at most: a bound on the background walk of a huge tree. */
 const SWEEP_MAX_DIRECTORIES = 100_000;
