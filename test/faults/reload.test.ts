@@ -79,16 +79,18 @@ test('SIGHUP with a broken config, then a garbage certificate, during FTPS trans
   const downloading = (await connect()).downloadTo(sink, 'big.bin');
   await waitFor(async () => received.length > 0 && (await tempFiles(files)).length > 0, 'both transfers to be under way');
 
-  await writeFile(config, good.replace('banner: before', 'banner: after\nport: [1,'));
+  await writeFile(config, good.replace('banner: before', 'banner: [unclosed'));
   const broken = await reload(cli, 1);
   assert.match(broken, /reload failed; the previous configuration stays in force/);
   assert.match(broken, /ferry\.yaml/, 'the log names the file');
+  t.diagnostic(broken);
 
   await writeFile(config, good.replace('banner: before', 'banner: after'));
   await writeFile(path.join(dir, 'cert.pem'), 'garbage, not a PEM certificate\n');
   const garbage = await reload(cli, 2);
   assert.match(garbage, /reload failed; the previous configuration stays in force/);
   assert.match(garbage, /tls\.cert/, 'the log names the certificate setting');
+  t.diagnostic(garbage);
 
   const fresh = await freshConnection(cli.port);
   assert.equal(fresh.fingerprint, original, 'the old certificate stays in force');
