@@ -14,7 +14,7 @@ import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { RawClient } from '../helpers/ftp-raw.js';
 import { PASSWORD, USER } from '../helpers/server.js';
-import { eventFor, faultServer, healthyClient, logLineFor, noSessionsLeft, sha256, tempFiles, type FaultServer } from './fault-helpers.js';
+import { dataConnection, eventFor, faultServer, healthyClient, logLineFor, noSessionsLeft, sha256, tempFiles, type FaultServer } from './fault-helpers.js';
 
 const OLD = 'the old content, which must survive';
 
@@ -53,8 +53,7 @@ describe('disk faults', { skip: cannotMount ?? false }, () => {
     try {
       await writeFile(path.join(small, 'old.txt'), OLD);
       const healthy = healthyClient(srv.port);
-      const data = await client.passive();
-      data.on('error', () => undefined); // the server may cut it
+      const data = await dataConnection(client);
       await client.command('STOR small/old.txt', 150);
       data.end(randomBytes(4 * 1024 * 1024));
       const reply = await client.read(10_000);
@@ -66,7 +65,7 @@ describe('disk faults', { skip: cannotMount ?? false }, () => {
       assert.equal(await readFile(path.join(small, 'old.txt'), 'utf8'), OLD);
       assert.deepEqual(await tempFiles(small), [], 'no temp file left');
       // The space came back: the next upload there works.
-      const again = await client.passive();
+      const again = await dataConnection(client);
       await client.command('STOR small/old.txt', 150);
       again.end('fits');
       await client.expect(226);
@@ -115,8 +114,7 @@ describe('the file changes during RETR', () => {
     const content = randomBytes(BIG_BYTES);
     await writeFile(path.join(srv.root, 'big.bin'), content);
     const healthy = healthyClient(srv.port);
-    const data = await client.passive();
-    data.on('error', () => undefined);
+    const data = await dataConnection(client);
     await client.command('RETR big.bin', 150);
     const chunks: Buffer[] = [];
     data.on('data', (chunk: Buffer) => chunks.push(chunk));

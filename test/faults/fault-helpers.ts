@@ -6,11 +6,13 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
+import type net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'basic-ftp';
 import type { LogFn, Logger } from '../../src/observability/logger.js';
+import type { RawClient } from '../helpers/ftp-raw.js';
 import { collector } from '../helpers/streams.js';
 import { PASSWORD, startServer, USER, type Cleanup, type TestServer, type TestServerOptions } from '../helpers/server.js';
 
@@ -72,6 +74,16 @@ export async function tempFiles(root: string): Promise<string[]> {
   const found: string[] = [];
   for (const entry of await readdir(root, { recursive: true })) if (path.basename(entry).startsWith('.ferry-upload-')) found.push(entry);
   return found;
+}
+
+/**
+ * EPSV and a connected data socket whose errors are expected: a fault ends
+ * transfers, and the server may reset a data connection it aborts.
+ */
+export async function dataConnection(client: RawClient): Promise<net.Socket> {
+  const socket = await client.passive();
+  socket.on('error', () => undefined);
+  return socket;
 }
 
 export function sha256(data: Buffer): string {

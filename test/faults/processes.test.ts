@@ -16,7 +16,7 @@ import { test, type TestContext } from 'node:test';
 import { childPids, exitOf, startCli, type RunningCli } from '../helpers/cli.js';
 import { RawClient } from '../helpers/ftp-raw.js';
 import { PASSWORD, USER } from '../helpers/server.js';
-import { faultServer, healthyClient, sha256, tempFiles, waitFor } from './fault-helpers.js';
+import { dataConnection, faultServer, healthyClient, sha256, tempFiles, waitFor } from './fault-helpers.js';
 
 const OLD = 'the old content, which must survive';
 
@@ -44,8 +44,7 @@ async function startUpload(t: TestContext, port: number, root: string, name: str
   const client = await RawClient.login(port, 'u', 'pw');
   t.after(() => client.close());
   await client.command('TYPE I', 200);
-  const data = await client.passive();
-  data.on('error', () => undefined);
+  const data = await dataConnection(client);
   t.after(() => void data.destroy());
   await client.command(`STOR ${name}`, 150);
   data.write(bytes);
@@ -93,8 +92,7 @@ test('server.close() after its grace cuts the upload, and its temp file is gone 
   await writeFile(path.join(srv.root, 'old.txt'), OLD);
   const client = await RawClient.login(srv.port, USER, PASSWORD);
   t.after(() => client.close());
-  const data = await client.passive();
-  data.on('error', () => undefined);
+  const data = await dataConnection(client);
   await client.command('STOR old.txt', 150);
   data.write(randomBytes(1024 * 1024));
   await waitFor(async () => (await tempFiles(srv.root)).length === 1, 'the upload to reach the disk');
@@ -119,12 +117,10 @@ test('kill -9 mid-upload, then a restart: the orphan is swept, the log says how 
   assert.ok((await tempFiles(root)).includes(doomed.temp), 'SIGKILL leaves the temp file (nothing in the process can run)');
 
   const restarted = await ferry(t, root);
-  await waitFor(async () => !(await tempFiles(root)).includes(doomed.temp), 'the sweep at start');
-  const line = restarted
-    .output()
-    .split('\n')
-    .find((l) => l.includes('removed temp files left by a stopped process'));
-  assert.ok(line, restarted.output());
+  const sweepLine = () => restarted.output().split('\n').find((l) => l.includes('removed temp files left by a stopped process'));
+  await waitFor(() => sweepLine() !== undefined, 'the sweep at start to log what it removed');
+  const line = sweepLine()!;
+  assert.ok(!(await tempFiles(root)).includes(doomed.temp));
   const logged = JSON.parse(line) as { files: number; bytes: number };
   assert.equal(logged.files, 1);
   assert.ok(logged.bytes > 0 && logged.bytes <= 3 * 1024 * 1024, `bytes ${logged.bytes}`);
@@ -152,9 +148,9 @@ test('a cluster worker killed mid-upload: its client sees the end, the other wor
   // New clients are served meanwhile (by the live worker, then the replacement too).
   const healthy = healthyClient(cluster.port, { user: 'u', password: 'pw' });
   await waitFor(() => /worker died; starting a replacement/.test(cluster.output()), 'the primary to notice');
-  await waitFor(async () => !(await tempFiles(root)).includes(doomed.temp), "the dead worker's temp file to be swept");
+  await waitFor(() => /"files":1,"bytes":\d+[^\n]*removed temp files left by a stopped process/.test(cluster.output()), "the dead worker's temp file to be swept");
+  assert.ok(!(await tempFiles(root)).includes(doomed.temp));
   assert.ok((await tempFiles(root)).includes(survivor.temp), "the live worker's upload is untouched");
-  assert.match(cluster.output(), /"files":1,"bytes":\d+[^\n]*removed temp files left by a stopped process/);
 
   survivor.data.end(content.subarray(1024 * 1024));
   await survivor.client.expect(226);

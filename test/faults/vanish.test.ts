@@ -13,7 +13,7 @@ import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { RawClient } from '../helpers/ftp-raw.js';
 import { PASSWORD, USER } from '../helpers/server.js';
-import { eventFor, faultServer, healthyClient, logLineFor, noSessionsLeft, tempFiles, waitFor, type FaultServer, type Healthy } from './fault-helpers.js';
+import { dataConnection, eventFor, faultServer, healthyClient, logLineFor, noSessionsLeft, tempFiles, waitFor, type FaultServer, type Healthy } from './fault-helpers.js';
 
 const OLD = 'the old content, which must survive';
 const BIG_BYTES = 32 * 1024 * 1024;
@@ -57,7 +57,7 @@ describe('the client vanishes during an upload', () => {
   it('mid-transfer: the upload is aborted and the old file stays', async (t) => {
     const { srv, client } = await setUp(t);
     const healthy = healthyClient(srv.port);
-    const data = await client.passive();
+    const data = await dataConnection(client);
     client.send('STOR old.txt');
     await client.expect(150);
     data.write(randomBytes(1024 * 1024));
@@ -70,7 +70,7 @@ describe('the client vanishes during an upload', () => {
   it('after the data, before 226 and without QUIT: it looks like a crash, so the old file stays', async (t) => {
     const { srv, client } = await setUp(t);
     const healthy = healthyClient(srv.port);
-    const data = await client.passive();
+    const data = await dataConnection(client);
     client.send('STOR old.txt');
     await client.expect(150);
     data.end(randomBytes(1024 * 1024));
@@ -94,7 +94,7 @@ describe('the client vanishes during a download', () => {
   it('mid-transfer: the download is aborted and the file is untouched', async (t) => {
     const { srv, client } = await setUp(t);
     const healthy = healthyClient(srv.port);
-    const data = await client.passive();
+    const data = await dataConnection(client);
     client.send('RETR big.bin');
     await client.expect(150);
     await once(data, 'data');
@@ -109,7 +109,7 @@ describe('the client vanishes during a download', () => {
   it('after the data, before 226: every byte was sent, so the download counts', async (t) => {
     const { srv, client } = await setUp(t);
     const healthy = healthyClient(srv.port);
-    const data = await client.passive();
+    const data = await dataConnection(client);
     client.send('RETR big.bin');
     let received = 0;
     data.on('data', (chunk: Buffer) => (received += chunk.length));
