@@ -179,10 +179,6 @@ export async function sweepTempFiles(dir: string, options: { recursive?: boolean
   const max = options.maxDirectories ?? SWEEP_MAX_DIRECTORIES;
   const pending = [dir];
   while (pending.length > 0) {
-    if (result.directories >= max) {
-      result.truncated = true;
-      break;
-    }
     const current = pending.pop()!;
     result.directories += 1;
     let handle: Dir;
@@ -194,7 +190,10 @@ export async function sweepTempFiles(dir: string, options: { recursive?: boolean
     try {
       for await (const entry of handle) {
         if (entry.isDirectory()) {
-          if (options.recursive) pending.push(join(current, entry.name));
+          if (!options.recursive) continue;
+          // Bounded: folders read plus folders queued never exceed `max`.
+          if (result.directories + pending.length < max) pending.push(join(current, entry.name));
+          else result.truncated = true;
         } else if (entry.isFile() && isTempName(entry.name) && (await isOrphan(entry.name))) {
           const file = join(current, entry.name);
           try {
