@@ -40,6 +40,8 @@ export const ErrorCodes = {
   MISCONFIGURED: 'FERRY_ERR_MISCONFIGURED',
   /** The backend is temporarily unavailable (endpoint down, throttled). */
   UNAVAILABLE: 'FERRY_ERR_UNAVAILABLE',
+  /** A file being downloaded shrank under the transfer (truncated by someone else): what was sent is not the file. */
+  FILE_CHANGED: 'FERRY_ERR_FILE_CHANGED',
   /** The data connection closed or failed during a transfer. */
   DATA_CONNECTION: 'FERRY_ERR_DATA_CONNECTION',
   /** The transfer was aborted by ABOR, shutdown or a timeout. */
@@ -83,6 +85,8 @@ const replies: Record<ErrorCode, FtpReply> = {
   FERRY_ERR_RENAME_INCOMPLETE: { code: 550, text: 'Rename incomplete: the copy was made, some old entries remain.' },
   FERRY_ERR_MISCONFIGURED: { code: 550, text: 'Storage unavailable: server misconfigured.' },
   FERRY_ERR_UNAVAILABLE: { code: 451, text: 'Storage temporarily unavailable; try again later.' },
+  // RFC 959: 451 Requested action aborted: local error in processing.
+  FERRY_ERR_FILE_CHANGED: { code: 451, text: 'File changed during transfer; try again.' },
   FERRY_ERR_DATA_CONNECTION: { code: 426, text: 'Connection closed; transfer aborted.' },
   FERRY_ERR_ABORTED: { code: 426, text: 'Transfer aborted.' },
   // RFC 959: 530 Not logged in (vsftpd answers USER the same way).
@@ -160,6 +164,8 @@ export function replyForError(err: unknown): FtpReply {
  */
 const operatorCodes: ReadonlySet<ErrorCode> = new Set([
   ErrorCodes.ACCESS_DENIED,
+  // A full disk refuses every upload until someone frees space.
+  ErrorCodes.NO_SPACE,
   ErrorCodes.UNAVAILABLE,
   ErrorCodes.MISCONFIGURED,
 ]);

@@ -18,6 +18,7 @@ import { ConfigError } from '../config/validate.js';
 import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
 import { resolveOptions, type FtpServerOptions } from '../server/options.js';
 import { dropPrivileges } from '../server/privileges.js';
+import { sweepTempFiles } from '../storage/temp-files.js';
 import { createServer, type FtpServer } from '../server/server.js';
 import { fail, failWithConfig } from './fail.js';
 import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
@@ -105,6 +106,13 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     if (next.users.cacheTtlMs !== cache.ttlMs) cache = new VerificationCache({ ttlMs: next.users.cacheTtlMs });
     return buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions, storageAt });
   };
+  // Temp files of uploads a stopped process left behind (a SIGKILL, a crash, a
+  // power cut) are removed in the background: the root is known here; homes
+  // elsewhere are swept when an upload first reaches them (temp-files.ts).
+  const sweepRoot = config.storage.type === 'local' && !s3Location(flags) ? config.storage.root : null;
+  const sweep = () => {
+    if (sweepRoot) void sweepTempFiles(sweepRoot, { recursive: true, logger });
+  };
   /** Settings of the process itself, which only a restart changes (the server names its own). */
   const restartOnly = (next: Config) => (['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
 
@@ -123,7 +131,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     try {
       // Validate every setting once, here, before any worker starts.
       const options = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } });
-      primary = new ClusterPrimary({ ...options, workers, logger });
+      primary = new ClusterPrimary({ ...options, workers, logger, onWorkerExit: sweep });
       shutdownGraceMs = options.shutdownGraceMs;
     } catch (err) {
       fail((err as Error).message, 1);
@@ -136,6 +144,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       failToListen(config, err);
     }
     dropOrExit(config);
+    sweep();
     printBanner(flags, loaded, address.port, workers, primary.implicitAddress()?.port);
     // The primary reloads too: the log level, and the connection limits it enforces for the cluster.
     onSignals(shutdownGraceMs, () => primary.stop(), () =>
@@ -155,6 +164,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     failToListen(config, err);
   }
   dropOrExit(config);
+  sweep();
   printBanner(flags, loaded, address.port, 1, server.implicitAddress()?.port);
   onSignals(server.options.shutdownGraceMs, () => server.close(), () => void reload(plan, logger, async (next) => [...server.reconfigure(await build(next)), ...restartOnly(next)]));
 }
@@ -265,6 +275,7 @@ function onSignals(graceMs: number, stop: () => Promise<void>, reload: () => voi
   const onStop = (signal: string) => {
     if (stopping) {
       process.stdout.write('Stopping now.\n');
+      // Uploads still running are lost: their temp files go in an 'exit' listener (temp-files.ts).
       process.exit(1);
     }
     stopping = true;

@@ -199,7 +199,7 @@ function storageFactory(config: Config, logger: Logger | undefined): StorageAt {
     let storage = made.get(home);
     if (!storage) {
       const dir = path.join(root, ...home.split('/'));
-      storage = mkdir(dir, { recursive: true, mode: 0o755 }).then(() => new LocalStorage(dir, { fsync }));
+      storage = mkdir(dir, { recursive: true, mode: 0o755 }).then(() => new LocalStorage(dir, { fsync, logger }));
       storage.catch(() => made.delete(home));
       made.set(home, storage);
     }

@@ -47,6 +47,11 @@ export interface ClusterPrimaryOptions {
    */
   tls?: { implicitPort: number | null } | null;
   logger?: Logger;
+  /**
+   * Runs after a worker died and before its replacement is forked: the CLI
+   * sweeps the temp files of its interrupted uploads (temp-files.ts).
+   */
+  onWorkerExit?: () => void;
 }
 
 /** The passive range of worker `index` of `count`: disjoint, contiguous slices. */
@@ -135,6 +140,7 @@ export class ClusterPrimary {
     for (const id of [...slot.connections.keys()]) this.#release(slot, id);
     if (this.#stopping || this.#slots[slot.index] !== slot) return;
     this.#log.error({ worker: slot.index, code, signal }, 'worker died; starting a replacement');
+    this.#options.onWorkerExit?.();
     setTimeout(() => {
       if (this.#stopping) return;
       this.#fork(slot.index).catch((err: unknown) => this.#log.error({ err, worker: slot.index }, 'replacement worker failed to start'));

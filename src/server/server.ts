@@ -205,14 +205,25 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
       if (this.#implicitNet?.listening) this.#implicitNet.close();
       this.passivePorts.close();
       for (const session of this.#sessions) session.shutdown();
+      // Transfers cut at the deadline: close() resolves once their storage
+      // streams have settled, so an aborted upload's temp file is gone by then.
+      const cut: Array<Promise<void>> = [];
       const deadline = setTimeout(() => {
-        for (const session of this.#sessions) session.destroy();
+        for (const session of this.#sessions) {
+          const done = session.transferDone;
+          if (done) cut.push(done);
+          session.destroy();
+        }
       }, graceMs);
+      let closed = false;
       const check = () => {
-        if (this.#sessions.size > 0) return;
+        if (this.#sessions.size > 0 || closed) return;
+        closed = true;
         clearTimeout(deadline);
-        this.logger.info('closed');
-        resolve();
+        void Promise.all(cut).then(() => {
+          this.logger.info('closed');
+          resolve();
+        });
       };
       for (const session of this.#sessions) session.onClose(() => setImmediate(check));
       check();

@@ -758,14 +758,25 @@ export class Session implements LineSink {
     return `${transfer.verb} ${transfer.path ?? ''}: ${this.transferredBytes} bytes in ${seconds} s`;
   }
 
-  /** ABOR: stop the running transfer and wait until its 426 has been sent. */
+  /** The running transfer's end (its storage stream settled), or null when none runs. */
+  get transferDone(): Promise<void> | null {
+    return this.#transfer?.done ?? null;
+  }
+
+  /**
+   * ABOR: stop the running transfer and wait until its 426 has been sent.
+   * True only for the ABOR that stopped it: more ABORs pipelined behind it
+   * (an ABOR storm) wait too, so their replies follow the 426, but found
+   * nothing left to abort.
+   */
   async abortTransfer(): Promise<boolean> {
     const transfer = this.#transfer;
     this.setDataChannel(null);
     if (!transfer) return false;
+    const first = !transfer.controller.signal.aborted;
     transfer.controller.abort();
     await transfer.done;
-    return true;
+    return first;
   }
 }
 

@@ -5,10 +5,12 @@
  *
  * The byte range is fixed at open (start to the size seen then), so small
  * files cost one exact-size read and a file growing meanwhile is served as
- * a snapshot. The handle is closed on end, error or destroy.
+ * a snapshot; one that shrinks below it fails the read (FILE_CHANGED → 451).
+ * The handle is closed on end, error or destroy.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { ErrorCodes, FerryError } from '../errors.js';
 import type { ChunkSource } from './types.js';
 
 /** Chunk size of the stream interface (the transfer pipeline chooses its own). */
@@ -35,8 +37,10 @@ export class FileReadStream extends Readable implements ChunkSource {
     const want = Math.min(buffer.length, this.remaining);
     if (want <= 0) return 0;
     const { bytesRead } = await this.#handle.read(buffer, 0, want, this.#position);
-    // A file truncated meanwhile ends early instead of waiting for bytes that will not come.
-    this.#position = bytesRead === 0 ? this.#end : this.#position + bytesRead;
+    // Truncated meanwhile: the bytes announced (SIZE, the range fixed at open)
+    // will not come. Ending early would pass a short file off as complete (226).
+    if (bytesRead === 0) throw new FerryError(ErrorCodes.FILE_CHANGED, `file shrank below ${this.#position} of ${this.#end} bytes during the transfer`);
+    this.#position += bytesRead;
     return bytesRead;
   }
 

@@ -23,7 +23,8 @@
  *
  * Uploads (see write()):
  *   - full replace (no offset, not append): data goes to a hidden temp file
- *     `.ferry-upload-<random>.part` next to the target; 'finish' comes after
+ *     `.ferry-upload-<host>-<pid>-<start>-<random>.part` next to the target
+ *     (temp-files.ts: whose it is, and who removes it); 'finish' comes after
  *     fdatasync + close + rename over the target + fsync of the directory, so
  *     the new content appears atomically and durably. An abort unlinks the
  *     temp file; the previous content is untouched. The replaced file's
@@ -48,7 +49,6 @@
  *
  * No synchronous fs calls anywhere.
  */
-import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, type Dir, type Dirent, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -67,6 +67,8 @@ import type {
   WriteOptions,
 } from './types.js';
 import { checkOffset, checkWrite, parsePath as parseVirtualPath } from './paths.js';
+import { discardTempFile, isTempName, sweepDirectoryOnce, tempFileName, trackTempFile, untrackTempFile } from './temp-files.js';
+import type { Logger } from '../observability/logger.js';
 
 /** Files up to this size (from the REST offset) are read whole on a reader thread: one round trip instead of five. */
 const SMALL_FILE_BYTES = 64 * 1024;
@@ -74,9 +76,6 @@ const SMALL_FILE_BYTES = 64 * 1024;
 const WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Positioned writes running at once per upload (see FileUpload#write). */
 const MAX_WRITES_IN_FLIGHT = 4;
-
-const TEMP_PREFIX = '.ferry-upload-';
-const TEMP_SUFFIX = '.part';
 
 // Not defined on Windows; there the flags are simply not used.
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
@@ -90,10 +89,8 @@ export interface LocalStorageOptions {
    * for speed (e.g. scratch areas, tests).
    */
   fsync?: boolean;
-}
-
-function isTempName(name: string): boolean {
-  return name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
+  /** Where the temp file sweep says what it removed (see temp-files.ts). */
+  logger?: Logger;
 }
 
 function errno(err: unknown): string | undefined {
@@ -158,6 +155,20 @@ async function lstatOrNull(path: string): Promise<Stats | null> {
     if (errno(err) === 'ENOENT') return null;
     throw err;
   }
+}
+
+/**
+ * Orphans a dead process left in an upload's folder go in the background,
+ * once per folder (temp-files.ts). The sweep works by path, later, so it is
+ * given the folder's real path, read from the fd the upload holds (the
+ * readlink is queued before anything that could release it).
+ */
+function sweepFolderOf(place: Place, logger: Logger | undefined): void {
+  if (!place.dir.startsWith('/proc/self/fd/')) return sweepDirectoryOnce(place.dir, logger);
+  fsp.readlink(place.dir).then(
+    (real) => sweepDirectoryOnce(real, logger),
+    () => undefined,
+  );
 }
 
 async function unlinkQuietly(path: string): Promise<void> {
@@ -328,12 +339,14 @@ export class LocalStorage implements Storage {
 
   readonly #root: string;
   readonly #durable: boolean;
+  readonly #logger: Logger | undefined;
   #jailRootPromise: Promise<JailRoot> | undefined;
 
   /** @param root an existing directory; the virtual '/' maps to it (it may be a symlink). */
   constructor(root: string, options: LocalStorageOptions = {}) {
     this.#root = root;
     this.#durable = options.fsync ?? true;
+    this.#logger = options.logger;
   }
 
   /**
@@ -525,13 +538,22 @@ export class LocalStorage implements Storage {
   /** Full upload into a hidden temp file next to the entry, committed by rename (replace) or link (exclusive). */
   async #uploadViaTemp(place: Place, previous: Stats | null, commitBy: 'rename' | 'link'): Promise<FileUpload> {
     const target = pathOf(place);
-    const temp = `${place.dir}/${TEMP_PREFIX}${randomBytes(12).toString('hex')}${TEMP_SUFFIX}`;
-    const handle = await fsp.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
+    sweepFolderOf(place, this.#logger);
+    // Tracked by its /proc/self/fd path: valid while the upload holds the folder, which is as long as the file can exist.
+    const temp = `${place.dir}/${await tempFileName()}`;
+    trackTempFile(temp);
+    let handle: FileHandle;
+    try {
+      handle = await fsp.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
+    } catch (err) {
+      untrackTempFile(temp);
+      throw err;
+    }
     try {
       if (previous) await handle.chmod(previous.mode & 0o777);
     } catch (err) {
       await handle.close().catch(() => undefined);
-      await unlinkQuietly(temp);
+      await discardTempFile(temp);
       throw err;
     }
     const durable = this.#durable;
@@ -543,15 +565,16 @@ export class LocalStorage implements Storage {
       commit: async () => {
         if (commitBy === 'rename') {
           await fsp.rename(temp, target);
+          untrackTempFile(temp);
         } else {
           await linkExclusive(temp, target);
-          await unlinkQuietly(temp);
+          await discardTempFile(temp);
         }
         if (durable) await syncDirectory(place.dir);
         release(place);
       },
       abort: async () => {
-        await unlinkQuietly(temp);
+        await discardTempFile(temp);
         release(place);
       },
     });

@@ -67,15 +67,14 @@ describe('FileReadStream', () => {
     stream.destroy();
   });
 
-  it('a file truncated after open ends early instead of waiting for bytes that will not come', async () => {
+  it('a file truncated after open fails the read (FILE_CHANGED) instead of ending early as if complete', async () => {
     const path = await fileWith('shrinks.bin', randomBytes(8192));
     const stream = await openStream(path);
     await fsp.truncate(path, 5000);
     const buffer = Buffer.alloc(4096);
     assert.equal(await stream.readInto(buffer), 4096);
     assert.equal(await stream.readInto(buffer), 904);
-    assert.equal(await stream.readInto(buffer), 0);
-    assert.equal(stream.remaining, 0);
+    await assert.rejects(stream.readInto(buffer), { code: 'FERRY_ERR_FILE_CHANGED' });
     stream.destroy();
   });
 

@@ -226,7 +226,7 @@ describe('LocalStorage confinement to its root', () => {
     );
     const onDisk = await fsp.readdir(join(root, 'uploads'));
     assert.equal(onDisk.length, 1);
-    assert.match(onDisk[0] ?? '', /^\.ferry-upload-[0-9a-f]+\.part$/);
+    assert.match(onDisk[0] ?? '', /^\.ferry-upload-[0-9a-f]{8}-\d+-\d+-[0-9a-f]+\.part$/, 'host, pid, start, random: see temp-files.ts');
     assert.deepEqual(await listAll(storage, '/uploads'), [], 'temp files are hidden from listings');
     const closed = new Promise<void>((resolve) => writable.once('close', () => resolve()));
     writable.destroy(new Error('x'));

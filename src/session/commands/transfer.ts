@@ -1,5 +1,6 @@
 /** File transfers: REST, RETR, STOR, APPE, STOU, ABOR (RFC 959 §4.1.3, RFC 3659 §5). */
 import { randomBytes } from 'node:crypto';
+import { finished } from 'node:stream/promises';
 import { ErrorCodes, FerryError } from '../../errors.js';
 import { receiveFromSocket, sendToSocket } from '../../data/transfer.js';
 import { baseName, joinPath, parentPath } from '../../protocol/path.js';
@@ -68,7 +69,24 @@ async function store(session: Session, path: string, options: WriteOptions, prel
     return;
   }
   sink.destroy(new FerryError(ErrorCodes.ABORTED, 'upload did not complete'));
+  // The event says the old content remains: wait until the storage has
+  // discarded the upload (LocalStorage: its temp file removed, a few ms).
+  // Bounded: an S3 multipart abort against a hung endpoint must not hold the
+  // session, and S3 never shows an unfinished upload anyway.
+  await settled(sink, DISCARD_WAIT_MS);
   session.host.notify('upload-aborted', { ...info, reason: 'transfer did not complete' });
+}
+
+/** How long an aborted upload waits for its storage stream to close before the session goes on. */
+const DISCARD_WAIT_MS = 1000;
+
+/** Resolves when `stream` has closed, or after `ms`, whichever comes first; never rejects. */
+function settled(stream: StorageWritable, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    finished(stream).catch(() => undefined),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 function isCommitted(sink: StorageWritable): boolean {
