@@ -372,12 +372,25 @@ export async function resolve(root: JailRoot, segments: readonly string[], final
   return step.value;
 }
 
+/**
+ * Places already released. Releasing twice would close an fd number that
+ * another file, socket or jail walk may have been given in between, so the
+ * second release is a no-op rather than a close.
+ */
+const released = new WeakSet<Place>();
+
+function firstRelease(place: Place): boolean {
+  if (place.fd === null || released.has(place)) return false;
+  released.add(place);
+  return true;
+}
+
 export function releaseSync(place: Place): void {
-  if (place.fd !== null) callSync({ call: 'close', fd: place.fd });
+  if (firstRelease(place)) callSync({ call: 'close', fd: place.fd! });
 }
 
 export function release(place: Place): void {
-  if (place.fd !== null) callAsync({ call: 'close', fd: place.fd });
+  if (firstRelease(place)) callAsync({ call: 'close', fd: place.fd! });
 }
 
 /**

@@ -582,16 +582,17 @@ export class LocalStorage implements Storage {
 
   async #resume(place: Place, start: number, vpath: string): Promise<FileUpload> {
     const handle = await fsp.open(pathOf(place), O_WRONLY | O_NOFOLLOW);
-    release(place);
     try {
       const st = await handle.stat();
       if (start > st.size) {
         throw new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${st.size}: ${vpath}`);
       }
     } catch (err) {
+      // The caller still owns `place` and releases it: releasing here too would close its fd twice.
       await handle.close().catch(() => undefined);
       throw err;
     }
+    release(place);
     // REST + STOR: overwrite in place; the file ends where the new data ends
     // only once the write commits (truncateAtEnd), never at open.
     return new FileUpload({

@@ -17,6 +17,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -268,5 +270,27 @@ describe('LocalStorage confinement to its root', () => {
     await assert.rejects(lazy.stat('/'), hasCode(ErrorCodes.NOT_FOUND));
     await fsp.mkdir(later);
     assert.equal((await lazy.stat('/')).type, 'dir');
+  });
+
+  it('a refused write never closes a descriptor twice (REST past the end + STOR, in a subfolder)', async () => {
+    // A second close of the same number would close whatever another session
+    // was given in between (an upload's file, a socket, a jail's folder).
+    await put(storage, '/dir/short.txt', 'five!');
+    const closed: number[] = [];
+    const close = fs.close;
+    fs.close = ((fd: number, ...rest: unknown[]) => {
+      closed.push(fd);
+      return (close as (...args: unknown[]) => void)(fd, ...rest);
+    }) as typeof fs.close;
+    syncBuiltinESMExports();
+    try {
+      await assert.rejects(storage.write('/dir/short.txt', { start: 100 }), hasCode(ErrorCodes.INVALID_OFFSET));
+      await new Promise((resolve) => setTimeout(resolve, 50)); // closes are not awaited by the storage
+    } finally {
+      fs.close = close;
+      syncBuiltinESMExports();
+    }
+    assert.ok(closed.length > 0, 'the jail closes the folder it walked through');
+    assert.equal(new Set(closed).size, closed.length, `a descriptor was closed twice: ${closed.join(', ')}`);
   });
 });
