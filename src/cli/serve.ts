@@ -110,8 +110,25 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   // power cut) are removed in the background: the root is known here; homes
   // elsewhere are swept when an upload first reaches them (temp-files.ts).
   const sweepRoot = config.storage.type === 'local' && !s3Location(flags) ? config.storage.root : null;
-  const sweep = () => {
-    if (sweepRoot) void sweepTempFiles(sweepRoot, { recursive: true, logger });
+  // One sweep at a time: workers dying in a loop must not stack up walks of
+  // the whole tree. A request during a sweep runs one more after it.
+  let sweeping: Promise<unknown> | null = null;
+  let again = false;
+  const sweep = (): void => {
+    if (!sweepRoot) return;
+    if (sweeping) {
+      again = true;
+      return;
+    }
+    sweeping = sweepTempFiles(sweepRoot, { recursive: true, logger })
+      .catch(() => undefined)
+      .finally(() => {
+        sweeping = null;
+        if (again) {
+          again = false;
+          sweep();
+        }
+      });
   };
   /** Settings of the process itself, which only a restart changes (the server names its own). */
   const restartOnly = (next: Config) => (['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));

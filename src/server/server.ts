@@ -35,6 +35,9 @@ const ACTIVITY_EVENTS = new Set<keyof ServerEvents>([
   'rmdir',
 ]);
 
+/** How long close() waits, after its grace, for the transfers it cut to discard their uploads. */
+const CUT_SETTLE_MS = 5000;
+
 export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost {
   #options: ResolvedOptions;
   readonly passivePorts: PassivePortPool;
@@ -220,7 +223,8 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
         if (this.#sessions.size > 0 || closed) return;
         closed = true;
         clearTimeout(deadline);
-        void Promise.all(cut).then(() => {
+        // Bounded: a write stuck on a hung disk must not keep close() from resolving.
+        void Promise.race([Promise.all(cut), new Promise((r) => setTimeout(r, CUT_SETTLE_MS).unref())]).then(() => {
           this.logger.info('closed');
           resolve();
         });

@@ -102,7 +102,7 @@ function denied(message: string): FerryError {
 }
 
 /** Why a file cannot be read, found on a reader thread (readSmallFile) or from fstat (the streaming path). */
-type ReadProblem = Extract<SmallFile, { kind: 'dir' | 'special' | 'offset' }>;
+type ReadProblem = Extract<SmallFile, { kind: 'dir' | 'special' | 'offset' | 'changed' }>;
 
 function readRefusal(problem: ReadProblem, path: string, start: number): FerryError {
   switch (problem.kind) {
@@ -112,6 +112,8 @@ function readRefusal(problem: ReadProblem, path: string, start: number): FerryEr
       return denied(`read of a special file: ${path}`);
     case 'offset':
       return new FerryError(ErrorCodes.INVALID_OFFSET, `offset ${start} beyond size ${problem.size}: ${path}`);
+    case 'changed':
+      return new FerryError(ErrorCodes.FILE_CHANGED, `file shrank while it was read: ${path}`);
   }
 }
 
@@ -644,7 +646,7 @@ export class LocalStorage implements Storage {
   }
 
   /** Run `op` on the entry `segments` names in its (jailed) parent directory, never following the entry itself. */
-  async #onEntry<T>(segments: string[], op: (entry: string) => Promise<T>): Promise<T> {
+  async #inParent<T>(segments: string[], op: (entry: string) => Promise<T>): Promise<T> {
     const place = await this.#resolve(segments, 'parent');
     try {
       return await op(pathOf(place));
@@ -657,7 +659,7 @@ export class LocalStorage implements Storage {
     try {
       const segments = parsePath(path);
       if (segments.length === 0) throw new FerryError(ErrorCodes.EXISTS, 'mkdir of the root');
-      await this.#onEntry(segments, (entry) => fsp.mkdir(entry));
+      await this.#inParent(segments, (entry) => fsp.mkdir(entry));
     } catch (err) {
       throw fromSystemError(err);
     }
@@ -667,7 +669,7 @@ export class LocalStorage implements Storage {
     try {
       const segments = parsePath(path);
       if (segments.length === 0) throw denied('rmdir of the root');
-      await this.#onEntry(segments, (entry) => fsp.rmdir(entry));
+      await this.#inParent(segments, (entry) => fsp.rmdir(entry));
     } catch (err) {
       // Some systems report a non-empty directory as EEXIST (POSIX allows both).
       if (errno(err) === 'EEXIST') throw new FerryError(ErrorCodes.NOT_EMPTY, `not empty: ${path}`, { cause: err });
@@ -679,7 +681,7 @@ export class LocalStorage implements Storage {
     try {
       const segments = parsePath(path);
       if (segments.length === 0) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, 'delete of the root');
-      await this.#onEntry(segments, async (entry) => {
+      await this.#inParent(segments, async (entry) => {
         // lstat: a symlink (even to a directory) is removed itself, never followed.
         const st = await fsp.lstat(entry);
         if (st.isDirectory()) throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `delete of a directory: ${path}`);
@@ -696,7 +698,7 @@ export class LocalStorage implements Storage {
       const toSegments = parsePath(to);
       if (fromSegments.length === 0 || toSegments.length === 0) throw denied('rename of or onto the root');
       // A directory into its own subtree fails with EINVAL → INVALID_NAME.
-      await this.#onEntry(fromSegments, (source) => this.#onEntry(toSegments, (target) => fsp.rename(source, target)));
+      await this.#inParent(fromSegments, (source) => this.#inParent(toSegments, (target) => fsp.rename(source, target)));
     } catch (err) {
       throw fromSystemError(err);
     }

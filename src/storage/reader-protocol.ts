@@ -16,7 +16,8 @@ export type SmallFile =
   | { kind: 'large' }
   | { kind: 'dir' }
   | { kind: 'special' }
-  | { kind: 'offset'; size: number };
+  | { kind: 'offset'; size: number }
+  | { kind: 'changed' };
 
 export type Request =
   | { op: 'open'; root: JailRoot; segments: string[] }

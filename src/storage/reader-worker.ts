@@ -42,7 +42,8 @@ function small(m: Extract<Message, { op: 'small' }>): SmallFile {
     let got = 0;
     while (got < data.length) {
       const n = fs.readSync(fd, data, got, data.length - got, m.start + got);
-      if (n === 0) break; // truncated meanwhile: serve what was there
+      // Shrank since the fstat: as on the streaming path, a short file is never served as complete.
+      if (n === 0) return { kind: 'changed' };
       got += n;
     }
     return { kind: 'data', data, length: got };

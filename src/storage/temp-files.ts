@@ -31,7 +31,7 @@
  * embedder's).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { unlinkSync, type Dir } from 'node:fs';
+import { readlinkSync, unlinkSync, type Dir } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -51,8 +51,20 @@ export function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);
 }
 
+/**
+ * Whose pids a temp file's pid is: the host name and, on Linux, the PID
+ * namespace (containers that share a host name and a volume, e.g. with host
+ * networking, each have their own pid 1). A file with another tag is never
+ * judged from here.
+ */
 function hostTag(): string {
-  return createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
+  let pidNamespace = '';
+  try {
+    pidNamespace = readlinkSync('/proc/self/ns/pid');
+  } catch {
+    // not Linux, or /proc not mounted: the host name alone
+  }
+  return createHash('sha256').update(os.hostname()).update('\0').update(pidNamespace).digest('hex').slice(0, 8);
 }
 
 /**

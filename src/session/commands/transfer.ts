@@ -74,7 +74,9 @@ async function store(session: Session, path: string, options: WriteOptions, prel
   // Bounded: an S3 multipart abort against a hung endpoint must not hold the
   // session, and S3 never shows an unfinished upload anyway.
   await settled(sink, DISCARD_WAIT_MS);
-  session.host.notify('upload-aborted', { ...info, reason: 'transfer did not complete' });
+  // A commit already under way when the destroy came finishes first (FileUpload waits for it): then the new file is in place.
+  if (isCommitted(sink)) session.host.notify('file-received', info);
+  else session.host.notify('upload-aborted', { ...info, reason: 'transfer did not complete' });
 }
 
 /** How long an aborted upload waits for its storage stream to close before the session goes on. */
