@@ -59,7 +59,7 @@ const O_DIRECTORY = fs.constants.O_DIRECTORY ?? 0;
 const WALK_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW;
 
 export interface JailRoot {
-  /** O_PATH fd of the root directory, held while the storage lives; null in the realpath fallback. */
+  /** O_PATH fd of the root directory, open while anything holds this object (sharedRoot); null in the realpath fallback. */
   readonly fd: number | null;
   /** The root's real path. */
   readonly real: string;
@@ -83,6 +83,8 @@ export interface Place {
   readonly viaLink: boolean;
   /** The place is the root directory itself. */
   readonly isRoot: boolean;
+  /** Its root: held so that the root's fd (which `dir` may name) stays open while the place is in use. */
+  readonly root: JailRoot;
 }
 
 /** The file-system calls the walk asks its driver for. */
@@ -171,7 +173,7 @@ function* walk(root: JailRoot, segments: readonly string[], final: Final): Walk 
   const place = (name: string | null, stats: fs.Stats | null, file: number | null = null): Place => {
     const fd = dirFd === rootFd ? null : dirFd;
     dirFd = rootFd;
-    return { dir: fdPath(fd ?? rootFd), fd, name, stats, file, viaLink, isRoot: name === null && fd === null };
+    return { dir: fdPath(fd ?? rootFd), fd, name, stats, file, viaLink, isRoot: name === null && fd === null, root };
   };
   try {
     for (;;) {
@@ -259,7 +261,7 @@ function* walkByRealpath(root: JailRoot, segments: readonly string[], final: Fin
   };
   const vpath = `/${segments.join('/')}`;
   const at = function* (dir: string, name: string | null, stats: fs.Stats | null, viaLink: boolean): Walk {
-    const place: Place = { dir, fd: null, name, stats, file: null, viaLink, isRoot: name === null && dir === root.real };
+    const place: Place = { dir, fd: null, name, stats, file: null, viaLink, isRoot: name === null && dir === root.real, root };
     if (typeof final !== 'object' || (name !== null && stats === null)) return place;
     return { ...place, stats: null, file: (yield { call: 'open', path: pathOf(place), flags: openFlags(place, final.open) }) as number };
   };
@@ -431,4 +433,40 @@ export async function openRoot(configured: string): Promise<JailRoot> {
 
 export function closeRoot(root: JailRoot): void {
   if (root.fd !== null) callAsync({ call: 'close', fd: root.fd });
+}
+
+/**
+ * One open root per folder, shared by every storage on it, and closed once
+ * nothing holds it (no storage, no place in use): an embedder that makes a
+ * LocalStorage per login must not hold an fd per login until a collection.
+ */
+const sharedRoots = new Map<string, WeakRef<JailRoot> | Promise<JailRoot>>();
+const closeWhenCollected = new FinalizationRegistry<{ key: string; fd: number }>(({ key, fd }) => {
+  const entry = sharedRoots.get(key);
+  if (entry instanceof WeakRef && entry.deref() === undefined) sharedRoots.delete(key);
+  callAsync({ call: 'close', fd });
+});
+
+/** openRoot, shared: the root already open for `configured` if one is alive. */
+export function sharedRoot(configured: string): Promise<JailRoot> {
+  const entry = sharedRoots.get(configured);
+  if (entry instanceof Promise) return entry;
+  const live = entry?.deref();
+  if (live) return Promise.resolve(live);
+  const opening = openRoot(configured).then(
+    (root) => {
+      if (root.fd === null) sharedRoots.delete(configured);
+      else {
+        sharedRoots.set(configured, new WeakRef(root));
+        closeWhenCollected.register(root, { key: configured, fd: root.fd });
+      }
+      return root;
+    },
+    (err: unknown) => {
+      sharedRoots.delete(configured);
+      throw err;
+    },
+  );
+  sharedRoots.set(configured, opening);
+  return opening;
 }

@@ -56,7 +56,7 @@ import { sep } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { ErrorCodes, FerryError, fromSystemError } from '../errors.js';
 import { DirReader, EntryKind, readSmallFile, type SmallFile } from './reader-threads.js';
-import { closeRoot, existing, onEntry, openFlags, openRoot, pathOf, release, resolve, type Final, type JailRoot, type Place } from './jail.js';
+import { existing, onEntry, openFlags, pathOf, release, resolve, sharedRoot, type Final, type JailRoot, type Place } from './jail.js';
 import { FileReadStream, WholeFileStream } from './file-read-stream.js';
 import type {
   FileInfo,
@@ -352,20 +352,17 @@ export class LocalStorage implements Storage {
   }
 
   /**
-   * The root opened for the jail, once: its realpath and (Linux) an fd held
-   * until this storage is garbage-collected. A failure is not cached, so a
-   * later call retries.
+   * The root opened for the jail (shared with other storages on the same
+   * folder, jail.ts sharedRoot), once. A failure is not cached, so a later
+   * call retries.
    */
   #jailRoot(): Promise<JailRoot> {
     if (!this.#jailRootPromise) {
-      const promise = openRoot(this.#root);
+      const promise = sharedRoot(this.#root);
       this.#jailRootPromise = promise;
-      promise.then(
-        (root) => rootFds.register(this, root),
-        () => {
-          if (this.#jailRootPromise === promise) this.#jailRootPromise = undefined;
-        },
-      );
+      promise.catch(() => {
+        if (this.#jailRootPromise === promise) this.#jailRootPromise = undefined;
+      });
     }
     return this.#jailRootPromise;
   }
@@ -732,9 +729,6 @@ export class LocalStorage implements Storage {
     }
   }
 }
-
-/** Closes a storage's root fd once the storage is gone (storages have no close of their own: they outlive sessions). */
-const rootFds = new FinalizationRegistry<JailRoot>(closeRoot);
 
 /** link(2) fails atomically if `target` exists; without hard-link support, check then rename (racy, rare). */
 async function linkExclusive(temp: string, target: string): Promise<void> {

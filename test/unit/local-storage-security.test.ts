@@ -293,4 +293,18 @@ describe('LocalStorage confinement to its root', () => {
     assert.ok(closed.length > 0, 'the jail closes the folder it walked through');
     assert.equal(new Set(closed).size, closed.length, `a descriptor was closed twice: ${closed.join(', ')}`);
   });
+
+  it('storages on the same folder share one open root: a storage per login costs no descriptor per login', async () => {
+    const fds = async (): Promise<number> => (await fsp.readdir('/proc/self/fd')).length;
+    const held: LocalStorage[] = [];
+    held.push(new LocalStorage(root));
+    await held[0]!.stat('/real.txt');
+    const before = await fds();
+    for (let i = 0; i < 200; i++) {
+      const storage = new LocalStorage(root);
+      await storage.stat('/real.txt');
+      held.push(storage); // all alive at once: nothing is left to a collection
+    }
+    assert.ok((await fds()) - before <= 2, `descriptors grew from ${before} to ${await fds()}`);
+  });
 });
