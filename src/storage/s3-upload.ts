@@ -32,6 +32,7 @@
  * would have to feed through a PassThrough (one more buffer stage) and it
  * gives no way to wait for a part slot from a write callback.
  */
+import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError } from '../errors.js';
@@ -39,6 +40,8 @@ import type { Logger } from '../observability/logger.js';
 import { MAX_PARTS, type S3Sdk } from './s3-client.js';
 import { fromS3Error, isPreconditionFailed, s3Call } from './s3-errors.js';
 
+/** Metadata key (x-amz-meta-ferry-upload) of an exclusive upload's token. */
+const MARKER = 'ferry-upload';
 /** Bytes the Writable itself buffers before backpressure (as LocalStorage). */
 const STREAM_BUFFER_BYTES = 256 * 1024;
 /** AbortMultipartUpload runs after the client is gone: each attempt gets its own deadline, whatever the client's timeouts. */
@@ -125,6 +128,8 @@ export class S3Upload extends Writable {
   #filled = 0;
   #total = 0;
   #uploadId: Promise<string> | null = null;
+  /** The exclusive upload's token (#marker), once made. */
+  #token: string | null = null;
   #partNumber = 0;
   readonly #parts: CompletedPart[] = [];
   readonly #inFlight = new Set<Promise<void>>();
@@ -228,7 +233,8 @@ export class S3Upload extends Writable {
   #startMultipart(): Promise<string> {
     const { client, sdk, bucket } = this.#target;
     // No abort signal: if the upload is created, we must learn its id to abort it.
-    this.#uploadId ??= s3Call('CreateMultipartUpload', this.#key, () => client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: this.#key }))).then((out) => {
+    const Metadata = this.#marker();
+    this.#uploadId ??= s3Call('CreateMultipartUpload', this.#key, () => client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: this.#key, Metadata }))).then((out) => {
       if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
       return out.UploadId;
     });
@@ -287,7 +293,7 @@ export class S3Upload extends Writable {
     const IfNoneMatch = this.#target.exclusive ? '*' : undefined;
     if (!this.#uploadId) {
       const body = this.#part ? this.#part.subarray(0, this.#filled) : Buffer.alloc(0);
-      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length, IfNoneMatch };
+      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length, IfNoneMatch, Metadata: this.#marker() };
       // Sent without the abort signal: once it is on its way, only S3 decides.
       await this.#send(s3Call('PutObject', this.#key, () => client.send(new sdk.PutObjectCommand(input))));
       return;
@@ -308,13 +314,32 @@ export class S3Upload extends Writable {
     try {
       await request;
     } catch (err) {
-      if (this.#target.exclusive && isPreconditionFailed(err)) {
+      if (!(this.#target.exclusive && isPreconditionFailed(err))) throw err;
+      // The SDK retries a request whose answer was lost: then the 412 may
+      // answer our own first, successful attempt. The object tells whose it is.
+      if (!(await this.#isOurs())) {
         throw new FerryError(ErrorCodes.EXISTS, `${this.#key} was created by someone else during the upload`, { cause: err });
       }
-      throw err;
     }
     this.#committed = true;
     this.#releaseBuffers();
+  }
+
+  /** Exclusive uploads (STOU) carry a token of their own in the object's metadata, to recognise it after a 412. */
+  #marker(): Record<string, string> | undefined {
+    if (!this.#target.exclusive) return undefined;
+    this.#token ??= randomBytes(12).toString('hex');
+    return { [MARKER]: this.#token };
+  }
+
+  async #isOurs(): Promise<boolean> {
+    const { client, sdk, bucket } = this.#target;
+    try {
+      const head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: this.#key }));
+      return this.#token !== null && head.Metadata?.[MARKER] === this.#token;
+    } catch {
+      return false;
+    }
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {

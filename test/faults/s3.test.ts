@@ -196,6 +196,24 @@ async function assertRecovered(fx: Fixture, client: RawClient, name: string): Pr
 }
 
 describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
+  test('STOU whose answer from S3 is lost: the retry meets our own object (412), and Ferry knows it for its own: 226, file-received', async (t) => {
+    const fx = await setup(t);
+    const client = await login(t, fx.port);
+    const data = await client.passive();
+    // The conditional PutObject of a small STOU: S3 stores it, the answer never arrives, the SDK sends it again.
+    fx.proxy.loseAnswerTo(/^PUT [^\r\n]*\r\n[\s\S]*\r\nif-none-match: \*\r\n/i);
+    client.send('STOU');
+    const name = /FILE: (\S+)/.exec((await client.expect(150)).text)?.[1];
+    assert.ok(name, 'STOU names its file');
+    const body = randomBytes(100_000);
+    data.end(body);
+    await client.expect(226, REPLY_MS);
+    assert.equal(fx.proxy.lost, 1, 'the answer was lost once');
+    const out = await fx.s3.raw.send(new GetObjectCommand({ Bucket: fx.s3.bucket, Key: name }));
+    assert.ok(Buffer.from(await out.Body!.transformToByteArray()).equals(body));
+    assert.deepEqual(fx.events, [{ event: 'file-received', path: `/${name}` }]);
+  });
+
   test('the S3 server stopped mid-upload: 451, upload-aborted, a log line; the session and other sessions live; the multipart upload is aborted once it is back', async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);

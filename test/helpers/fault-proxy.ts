@@ -9,7 +9,10 @@
  *   - `reset()`: every open connection gets an RST, once;
  *   - `fail(status)`: open connections are reset, and every new request is
  *     answered with an S3 error of that HTTP status (after its body, or at
- *     once when it waits for "100 Continue") instead of reaching the server.
+ *     once when it waits for "100 Continue") instead of reaching the server;
+ *   - `loseAnswerTo(pattern)`: the next request whose head matches reaches
+ *     the server, and its connection is reset when the answer starts (an
+ *     answer lost on the way, which the S3 client retries).
  * `bytes` counts what reached each side, so a test can wait until a
  * transfer is under way before the fault.
  */
@@ -29,6 +32,9 @@ export class FaultProxy {
   readonly bytes = { up: 0, down: 0 };
   /** Requests answered with an error by `fail()`. */
   failed = 0;
+  /** Answers cut by `loseAnswerTo()`. */
+  lost = 0;
+  #lose: RegExp | null = null;
 
   constructor(targetPort: number) {
     this.#target = targetPort;
@@ -79,6 +85,10 @@ export class FaultProxy {
     this.reset();
   }
 
+  loseAnswerTo(pattern: RegExp): void {
+    this.#lose = pattern;
+  }
+
   reset(): void {
     for (const socket of this.#sockets) socket.resetAndDestroy();
     this.#sockets.clear();
@@ -104,16 +114,26 @@ export class FaultProxy {
     if (this.#mode.kind === 'fail') return this.#answerError(client, this.#mode.status);
     const server = net.connect(this.#target, '127.0.0.1');
     this.#track(server);
-    this.#forward(client, server, 'up');
-    this.#forward(server, client, 'down');
+    const connection = { loseAnswer: false };
+    this.#forward(client, server, 'up', connection);
+    this.#forward(server, client, 'down', connection);
     if (this.#mode.kind === 'pause') {
       client.pause();
       server.pause();
     }
   }
 
-  #forward(from: net.Socket, to: net.Socket, way: 'up' | 'down'): void {
+  #forward(from: net.Socket, to: net.Socket, way: 'up' | 'down', connection: { loseAnswer: boolean }): void {
     from.on('data', (chunk: Buffer) => {
+      if (way === 'up' && this.#lose?.test(chunk.toString('latin1'))) {
+        this.#lose = null;
+        connection.loseAnswer = true;
+      } else if (way === 'down' && connection.loseAnswer) {
+        this.lost += 1;
+        to.resetAndDestroy();
+        from.destroy();
+        return;
+      }
       this.bytes[way] += chunk.length;
       const drained = to.write(chunk);
       const mode = this.#mode;
