@@ -23,6 +23,7 @@
  * choices; the interleaving of connections is left to the scheduler.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -74,17 +75,32 @@ function track(socket: net.Socket): net.Socket {
 
 /** One control connection's view: the replies it has read, and waits for a code (bounded). */
 class Control {
-  readonly socket: net.Socket;
+  socket: net.Socket;
   #partial = '';
   #waiters: Array<{ test: (line: string) => boolean; resolve: (line: string | null) => void }> = [];
 
   constructor(socket: net.Socket) {
     this.socket = socket;
+    this.#listen(socket);
+  }
+
+  #listen(socket: net.Socket): void {
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => this.#onData(chunk));
     socket.once('close', () => {
       for (const waiter of this.#waiters.splice(0)) waiter.resolve(null);
     });
+  }
+
+  /** After 234: run a TLS handshake over the control connection; the session goes on over TLS if it succeeds. */
+  async startTls(rnd: Random): Promise<void> {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    const secure = track(tls.connect({ socket: raw, rejectUnauthorized: false, servername: '' }));
+    this.socket = secure;
+    this.#listen(secure);
+    if (rnd.chance(0.2)) setTimeout(() => raw.destroy(), rnd.int(0, 20)).unref(); // leave mid-handshake
+    await Promise.race([once(secure, 'secureConnect').catch(() => undefined), closed(secure), sleep(3000)]);
   }
 
   #onData(chunk: string): void {
@@ -232,13 +248,19 @@ async function fuzzConnection(port: number, rnd: Random): Promise<void> {
       if (rnd.chance(0.7)) await control.waitFor((l) => /^(230|530|421)/.test(l), 3000);
     }
     const steps = rnd.int(1, 10);
-    for (let step = 0; step < steps && !socket.destroyed; step++) {
-      const action = rnd.pick(['batch', 'batch', 'data', 'data', 'data', 'bytes', 'huge', 'pause', 'sleep']);
-      if (action === 'batch') control.send(randomBatch(rnd, rnd.int(1, 60)));
+    for (let step = 0; step < steps && !control.socket.destroyed; step++) {
+      const action = rnd.pick(['batch', 'batch', 'data', 'data', 'data', 'bytes', 'huge', 'pause', 'sleep', 'tls']);
+      if (action === 'tls') {
+        control.send(Random.line('AUTH TLS'));
+        if (await control.waitFor((l) => /^(234|[45])/.test(l), 2000).then((l) => l?.startsWith('234'))) {
+          if (rnd.chance(0.8)) await control.startTls(rnd);
+          else control.send(randomBytesLine(rnd)); // garbage where a ClientHello belongs
+        }
+      } else if (action === 'batch') control.send(randomBatch(rnd, rnd.int(1, 60)));
       else if (action === 'data') await dataRound(control, rnd);
       else if (action === 'bytes') control.send(randomBytesLine(rnd));
       else if (action === 'huge') control.send({ bytes: Buffer.alloc(rnd.int(9000, 300_000), 0x41 + rnd.int(0, 25)), commands: 1 });
-      else if (action === 'pause') socket.pause(); // stop reading replies for the rest of this connection
+      else if (action === 'pause') control.socket.pause(); // stop reading replies for the rest of this connection
       else await sleep(rnd.int(0, 400));
     }
     await sleep(rnd.int(0, 1000));
@@ -247,7 +269,7 @@ async function fuzzConnection(port: number, rnd: Random): Promise<void> {
       control.send(Random.line('QUIT'));
       await Promise.race([closed(socket), sleep(2000)]);
     } else if (leave === 'end') {
-      socket.end(); // half close: the server may still be talking
+      control.socket.end(); // half close: the server may still be talking
       await Promise.race([closed(socket), sleep(rnd.int(0, 3000))]);
     } else if (leave === 'reset') socket.resetAndDestroy();
     else if (leave === 'linger') await Promise.race([closed(socket), sleep(rnd.int(0, 4000))]);
@@ -299,11 +321,14 @@ let fuzzStart = Date.now();
 const failures: string[] = [];
 let server: ServerProcess | null = null;
 try {
-  server = await startServerProcess({ maxConnections: 2048, maxConnectionsPerIp: 2048 });
+  server = await startServerProcess({ maxConnections: 2048, maxConnectionsPerIp: 2048, selfSignedTls: true });
   for (const name of ['a.txt', 'big.bin', 'dir/b.txt', 'dir/sub/c.txt']) {
     await mkdir(path.dirname(path.join(server.root, name)), { recursive: true });
     await writeFile(path.join(server.root, name), name === 'big.bin' ? Buffer.alloc(4 * MiB, 7) : `${name}\n`.repeat(100));
   }
+  // A folder whose listing (and STAT reply) is large: for clients that never read.
+  await mkdir(path.join(server.root, 'many'));
+  for (let i = 0; i < 3000; i++) await writeFile(path.join(server.root, 'many', `file-with-a-longish-name-${i}.txt`), '');
   const target = { port: server.port, user: LOAD_USER, password: LOAD_PASSWORD };
   // Warm up (reader threads, JIT, the passive pool) before the baseline.
   for (let i = 0; i < 3; i++) await probeOnce(target, `warm-${i}.bin`);

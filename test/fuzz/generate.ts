@@ -65,7 +65,7 @@ const VERBS = [
 const TRANSFER_VERBS = ['RETR', 'RETR', 'LIST', 'NLST', 'MLSD', 'STOR', 'STOU', 'APPE'] as const;
 
 /** Names the server holds (see fuzz.ts), and names it must refuse or treat with care. */
-export const FUZZ_FILES = ['a.txt', 'big.bin', 'dir', 'dir/b.txt', 'dir/sub', 'dir/sub/c.txt', 'new.bin', '/', '.', ''];
+export const FUZZ_FILES = ['a.txt', 'big.bin', 'dir', 'dir/b.txt', 'dir/sub', 'dir/sub/c.txt', 'new.bin', 'many', '/', '.', ''];
 
 const HOSTILE = [
   '..', '../..', '../../../../etc/passwd', '/../../etc', 'dir/../../x', '\\..\\..\\x', '%2e%2e/%2e%2e', '~root', '*', '-la',

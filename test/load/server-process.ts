@@ -26,7 +26,10 @@ export interface ServerStats {
   heapUsed: number;
 }
 
-type ChildOptions = Omit<Partial<FtpServerOptions>, 'authenticator' | 'logger' | 'tls'>;
+type ChildOptions = Omit<Partial<FtpServerOptions>, 'authenticator' | 'logger' | 'tls'> & {
+  /** Explicit FTPS (AUTH TLS, optional) with a fresh self-signed certificate for 127.0.0.1. */
+  selfSignedTls?: boolean;
+};
 type Request = { type: 'stats'; gc: boolean; id: number } | { type: 'stop' };
 type Message = { type: 'listening'; port: number; root: string } | ({ type: 'stats'; id: number } & ServerStats);
 
@@ -92,15 +95,16 @@ function request(child: ChildProcess, message: Request & { id: number }): Promis
 }
 
 async function runChild(): Promise<void> {
-  const { AnonymousAuthenticator, ChainAuthenticator, createServer, LocalStorage, UserListAuthenticator } = await import('../../src/index.js');
-  const options = JSON.parse(process.env.FERRY_LOAD_OPTIONS ?? '{}') as ChildOptions;
+  const { AnonymousAuthenticator, ChainAuthenticator, createSelfSignedCertificate, createServer, LocalStorage, UserListAuthenticator } = await import('../../src/index.js');
+  const { selfSignedTls, ...options } = JSON.parse(process.env.FERRY_LOAD_OPTIONS ?? '{}') as ChildOptions;
   const root = await mkdtemp(path.join(os.tmpdir(), 'ferry-load-'));
   const storage = new LocalStorage(root);
   const authenticator = new ChainAuthenticator([
     new UserListAuthenticator([{ username: LOAD_USER, password: LOAD_PASSWORD, storage: () => storage, permissions: 'elradfmwMT' }]),
     new AnonymousAuthenticator({ storage: () => storage }),
   ]);
-  const server = createServer({ ...options, authenticator, host: '127.0.0.1', port: 0 });
+  const tls = selfSignedTls ? { ...createSelfSignedCertificate({ hosts: ['127.0.0.1'] }), policy: 'optional' as const } : undefined;
+  const server = createServer({ ...options, authenticator, tls, host: '127.0.0.1', port: 0 });
   const address = await server.listen();
   const send = (message: Message): void => void process.send!(message);
   const stop = async (): Promise<void> => {
