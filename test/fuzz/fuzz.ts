@@ -334,6 +334,7 @@ try {
   for (let i = 0; i < 3; i++) await probeOnce(target, `warm-${i}.bin`);
   await sleep(11_000); // idle pooled passive listeners close after 10 s
   const before = { ...(await server.stats({ gc: true })), fds: await server.openFiles() };
+  const kindsBefore = await server.openFileKinds();
   console.log(`fuzz: server pid ${server.pid}, baseline ${before.fds} open files, RSS ${(before.rss / MiB).toFixed(1)} MiB`);
 
   fuzzStart = Date.now();
@@ -355,7 +356,11 @@ try {
   // Pooled passive listeners may stay 10 s after their last use.
   const fdSlack = Number(args['fd-slack']);
   const fds = await settle(() => server!.openFiles(), (n) => n <= before.fds + fdSlack, 15_000);
-  if (fds.afterMs === null) failures.push(`open files ${fds.value}, baseline ${before.fds} (+${fdSlack} allowed)`);
+  if (fds.afterMs === null) {
+    const kinds = await server.openFileKinds();
+    const extra = [...kinds].map(([kind, n]) => `${kind} ${n - (kindsBefore.get(kind) ?? 0)}`).filter((e) => !e.endsWith(' 0'));
+    failures.push(`open files ${fds.value}, baseline ${before.fds} (+${fdSlack} allowed); by kind, after minus before: ${extra.join(', ')}`);
+  }
   const end = await server.stats({ gc: true });
   const rssSlack = Number(args['rss-slack-mb']) * MiB;
   if (end.rss > before.rss + rssSlack) failures.push(`RSS ${(end.rss / MiB).toFixed(1)} MiB, baseline ${(before.rss / MiB).toFixed(1)} MiB (+${rssSlack / MiB} MiB allowed)`);

@@ -11,7 +11,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,8 @@ export interface ServerStats {
   sessions: number;
   rss: number;
   heapUsed: number;
+  /** Memory outside the V8 heap held by JS objects (Buffers). */
+  external: number;
 }
 
 type ChildOptions = Omit<Partial<FtpServerOptions>, 'authenticator' | 'logger' | 'tls'> & {
@@ -41,6 +43,8 @@ export interface ServerProcess {
   stats(options?: { gc?: boolean }): Promise<ServerStats>;
   /** Files the process holds open, counted in /proc (Linux). */
   openFiles(): Promise<number>;
+  /** What those files are, by kind ('socket', 'anon_inode:[eventpoll]', a path...), for a report. */
+  openFileKinds(): Promise<Map<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -67,6 +71,15 @@ export async function startServerProcess(options: ChildOptions): Promise<ServerP
     root: listening.root,
     stats: ({ gc = false } = {}) => request(child, { type: 'stats', gc, id: ++nextId }),
     openFiles: async () => (await readdir(`/proc/${child.pid}/fd`)).length,
+    async openFileKinds() {
+      const kinds = new Map<string, number>();
+      for (const fd of await readdir(`/proc/${child.pid}/fd`)) {
+        const target = await readlink(`/proc/${child.pid}/fd/${fd}`).catch(() => 'gone');
+        const kind = target.replace(/:\[\d+\]$/, '');
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      }
+      return kinds;
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.send({ type: 'stop' });
@@ -87,7 +100,7 @@ function request(child: ChildProcess, message: Request & { id: number }): Promis
       if (reply.type !== 'stats' || reply.id !== message.id) return;
       clearTimeout(timer);
       child.off('message', onMessage);
-      resolve({ sessions: reply.sessions, rss: reply.rss, heapUsed: reply.heapUsed });
+      resolve({ sessions: reply.sessions, rss: reply.rss, heapUsed: reply.heapUsed, external: reply.external });
     };
     child.on('message', onMessage);
     child.send(message);
@@ -117,7 +130,7 @@ async function runChild(): Promise<void> {
     else if (message.type === 'stats') {
       if (message.gc) globalThis.gc?.();
       const memory = process.memoryUsage();
-      send({ type: 'stats', id: message.id, sessions: server.connectionCount, rss: memory.rss, heapUsed: memory.heapUsed });
+      send({ type: 'stats', id: message.id, sessions: server.connectionCount, rss: memory.rss, heapUsed: memory.heapUsed, external: memory.external });
     }
   });
   // The parent gone (crashed, killed): never outlive it.

@@ -165,7 +165,7 @@ async function main(): Promise<number> {
       `- ${operations} operations (${(operations / elapsed).toFixed(1)}/s): ${totals.logins} logins, ${totals.lists} listings, ${totals.uploads} uploads (${(totals.uploadedBytes / MiB).toFixed(0)} MiB), ${totals.downloads} downloads (${(totals.downloadedBytes / MiB).toFixed(0)} MiB), every transfer checked by SHA-256`,
       `- unexpected errors: ${errorCount}`,
       `- server: peak ${peak.sessions} sessions, peak RSS ${(peak.rss / MiB).toFixed(1)} MiB, peak ${peak.fds} open files; CPU ${serverCpu.toFixed(1)} s (${((serverCpu / elapsed) * 100).toFixed(0)}% of one core); the clients' process (basic-ftp, SHA-256, random data): CPU ${clientCpu.toFixed(1)} s (${((clientCpu / elapsed) * 100).toFixed(0)}%)`,
-      `- before: RSS ${(baseline.rss / MiB).toFixed(1)} MiB, ${baseline.fds} open files; after (clients gone, GC): RSS ${(end.rss / MiB).toFixed(1)} MiB, ${end.fds} open files, ${after.sessions} sessions`,
+      `- before: RSS ${(baseline.rss / MiB).toFixed(1)} MiB (V8 heap ${(baseline.heapUsed / MiB).toFixed(1)} MiB, external ${(baseline.external / MiB).toFixed(1)} MiB), ${baseline.fds} open files; after (clients gone, GC): RSS ${(end.rss / MiB).toFixed(1)} MiB (V8 heap ${(end.heapUsed / MiB).toFixed(1)} MiB, external ${(end.external / MiB).toFixed(1)} MiB), ${end.fds} open files, ${after.sessions} sessions`,
     ];
     console.log(lines.join('\n'));
     if (args.out) {
