@@ -93,13 +93,13 @@ class Control {
   }
 
   /** After 234: run a TLS handshake over the control connection; the session goes on over TLS if it succeeds. */
-  async startTls(rnd: Random): Promise<void> {
+  async startTls(cutAfterMs: number | null): Promise<void> {
     const raw = this.socket;
     raw.removeAllListeners('data');
     const secure = track(tls.connect({ socket: raw, rejectUnauthorized: false, servername: '' }));
     this.socket = secure;
     this.#listen(secure);
-    if (rnd.chance(0.2)) setTimeout(() => raw.destroy(), rnd.int(0, 20)).unref(); // leave mid-handshake
+    if (cutAfterMs !== null) setTimeout(() => raw.destroy(), cutAfterMs).unref(); // leave mid-handshake
     await Promise.race([once(secure, 'secureConnect').catch(() => undefined), closed(secure), sleep(3000)]);
   }
 
@@ -142,47 +142,52 @@ class Control {
   }
 }
 
-/** What a data connection does once it exists. */
-function behave(socket: net.Socket, rnd: Random): void {
-  counts.dataConnections++;
-  track(socket);
+/**
+ * What a data connection will do once it exists, drawn now: the connection
+ * may come later, and drawing then would make a replay depend on timing.
+ */
+function dataPlan(rnd: Random): (socket: net.Socket) => void {
   const kind = rnd.pick(['read', 'read', 'read-some', 'never-read', 'send', 'send', 'send-reset', 'half-close', 'reset']);
-  const later = (ms: number, act: () => void): void => void setTimeout(act, ms).unref();
-  switch (kind) {
-    case 'read':
-      socket.resume();
-      break;
-    case 'read-some': {
-      const limit = rnd.int(1, 200_000);
-      let seen = 0;
-      socket.on('data', (chunk: Buffer) => {
-        seen += chunk.length;
-        if (seen >= limit) socket.destroy();
-      });
-      break;
+  const n = rnd.int(0, 300_000);
+  const ms = rnd.int(100, 4000);
+  const fill = rnd.int(0, 255);
+  return (socket) => {
+    counts.dataConnections++;
+    track(socket);
+    const later = (delay: number, act: () => void): void => void setTimeout(act, delay).unref();
+    switch (kind) {
+      case 'read':
+        socket.resume();
+        break;
+      case 'read-some': {
+        let seen = 0;
+        socket.on('data', (chunk: Buffer) => {
+          seen += chunk.length;
+          if (seen >= n) socket.destroy();
+        });
+        break;
+      }
+      case 'never-read':
+        socket.pause();
+        later(ms, () => socket.destroy());
+        break;
+      case 'send':
+      case 'send-reset':
+        socket.resume();
+        socket.write(Buffer.alloc(n, fill), () => {
+          if (kind === 'send') socket.end();
+          else socket.resetAndDestroy();
+        });
+        break;
+      case 'half-close':
+        socket.resume();
+        socket.end();
+        break;
+      case 'reset':
+        later(ms / 20, () => socket.resetAndDestroy());
+        break;
     }
-    case 'never-read':
-      socket.pause();
-      later(rnd.int(100, 4000), () => socket.destroy());
-      break;
-    case 'send':
-    case 'send-reset': {
-      socket.resume();
-      const size = rnd.int(0, 300_000);
-      socket.write(Buffer.alloc(size, rnd.int(0, 255)), () => {
-        if (kind === 'send') socket.end();
-        else socket.resetAndDestroy();
-      });
-      break;
-    }
-    case 'half-close':
-      socket.resume();
-      socket.end();
-      break;
-    case 'reset':
-      later(rnd.int(0, 200), () => socket.resetAndDestroy());
-      break;
-  }
+  };
 }
 
 /** PASV/EPSV: parse the port from 227/229 and maybe connect. */
@@ -202,17 +207,18 @@ async function dataRound(control: Control, rnd: Random): Promise<void> {
     control.send(Random.line(rnd.chance(0.5) ? 'PASV' : 'EPSV'));
     const line = await control.waitFor((l) => l.startsWith('227') || l.startsWith('229') || /^[45]/.test(l), 2000);
     const port = line && passivePort(line);
-    if (port && rnd.chance(0.85)) {
-      const connectAfter = rnd.chance(0.7) ? 0 : rnd.int(0, 1500);
+    const connect = rnd.chance(0.85);
+    const connectAfter = rnd.chance(0.7) ? 0 : rnd.int(0, 1500);
+    const behave = dataPlan(rnd);
+    if (port && connect) {
       setTimeout(() => {
-        const socket = net.connect({ port, host: '127.0.0.1' });
-        socket.once('connect', () => behave(socket, rnd));
-        track(socket);
+        const socket = track(net.connect({ port, host: '127.0.0.1' }));
+        socket.once('connect', () => behave(socket));
       }, connectAfter).unref();
     }
   } else {
     // Active mode: the server connects to a listener of ours (or to nothing, when we close it first).
-    const listener = net.createServer((socket) => behave(socket, rnd));
+    const listener = net.createServer(dataPlan(rnd));
     listener.listen(0, '127.0.0.1');
     await once(listener, 'listening');
     const port = (listener.address() as net.AddressInfo).port;
@@ -251,10 +257,13 @@ async function fuzzConnection(port: number, rnd: Random): Promise<void> {
     for (let step = 0; step < steps && !control.socket.destroyed; step++) {
       const action = rnd.pick(['batch', 'batch', 'data', 'data', 'data', 'bytes', 'huge', 'pause', 'sleep', 'tls']);
       if (action === 'tls') {
+        // Drawn before the reply, so that what the server answers does not change later draws.
+        const cutAfterMs = rnd.chance(0.2) ? rnd.int(0, 20) : null;
+        const garbage = rnd.chance(0.2) ? randomBytesLine(rnd) : null;
         control.send(Random.line('AUTH TLS'));
         if (await control.waitFor((l) => /^(234|[45])/.test(l), 2000).then((l) => l?.startsWith('234'))) {
-          if (rnd.chance(0.8)) await control.startTls(rnd);
-          else control.send(randomBytesLine(rnd)); // garbage where a ClientHello belongs
+          if (garbage) control.send(garbage); // garbage where a ClientHello belongs
+          else await control.startTls(cutAfterMs);
         }
       } else if (action === 'batch') control.send(randomBatch(rnd, rnd.int(1, 60)));
       else if (action === 'data') await dataRound(control, rnd);
@@ -363,6 +372,8 @@ try {
   }
   const end = await server.stats({ gc: true });
   const rssSlack = Number(args['rss-slack-mb']) * MiB;
+  // RSS keeps what the allocator does not give back; the V8 heap after a full GC is the sharper sign of a leak.
+  if (end.heapUsed > before.heapUsed + 16 * MiB) failures.push(`V8 heap ${(end.heapUsed / MiB).toFixed(1)} MiB after a full GC, baseline ${(before.heapUsed / MiB).toFixed(1)} MiB (+16 MiB allowed)`);
   if (end.rss > before.rss + rssSlack) failures.push(`RSS ${(end.rss / MiB).toFixed(1)} MiB, baseline ${(before.rss / MiB).toFixed(1)} MiB (+${rssSlack / MiB} MiB allowed)`);
 
   const replies = [...counts.replies].sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => `${code}:${n}`).join(' ');
@@ -375,7 +386,7 @@ try {
       `  probe: ${probes.runs} round trips, ${probes.failures.length} failed, worst ${probes.worstMs.toFixed(0)} ms; after the fuzz ${after.toFixed(0)} ms`,
       `  sessions left: ${sessions.value.sessions}` + (sessions.afterMs === null ? '' : ` (0 reached ${(sessions.afterMs / 1000).toFixed(1)} s after the clients left; server timeouts at their defaults)`),
       `  open files: ${before.fds} before, ${fds.value} after`,
-      `  RSS: ${(before.rss / MiB).toFixed(1)} MiB before, ${(end.rss / MiB).toFixed(1)} MiB after (heap ${(end.heapUsed / MiB).toFixed(1)} MiB)`,
+      `  RSS: ${(before.rss / MiB).toFixed(1)} MiB before, ${(end.rss / MiB).toFixed(1)} MiB after; V8 heap ${(before.heapUsed / MiB).toFixed(1)} MiB before, ${(end.heapUsed / MiB).toFixed(1)} MiB after`,
     ].join('\n'),
   );
 } catch (err) {

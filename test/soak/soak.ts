@@ -47,6 +47,8 @@ const MiB = 1024 * 1024;
 const FINISH_GRACE_MS = 60_000;
 
 const totals = { logins: 0, lists: 0, uploads: 0, downloads: 0, uploadedBytes: 0, downloadedBytes: 0 };
+/** Milliseconds per operation (an upload's includes reading the file back from disk for its SHA-256). */
+const latencies = { login: [] as number[], list: [] as number[], upload: [] as number[], download: [] as number[] };
 const errors: string[] = [];
 let errorCount = 0;
 function fail(message: string): void {
@@ -67,15 +69,19 @@ async function soakClient(index: number, server: ServerProcess, shared: Shared[]
   while (Date.now() < until) {
     const client = new Client(60_000);
     try {
+      let began = performance.now();
       await client.access({ host: '127.0.0.1', port: server.port, user: LOAD_USER, password: LOAD_PASSWORD });
+      latencies.login.push(performance.now() - began);
       totals.logins++;
       const operations = 5 + Math.floor(Math.random() * 30);
       for (let op = 0; op < operations && Date.now() < until; op++) {
         await sleep(Math.random() * 2 * thinkMs);
         const roll = Math.random();
+        began = performance.now();
         if (roll < 0.25) {
           await client.list(Math.random() < 0.5 ? folder : 'shared');
           totals.lists++;
+          latencies.list.push(performance.now() - began);
         } else if (roll < 0.6 || own.size === 0) {
           const name = `${folder}/f${Math.floor(Math.random() * 3)}.bin`;
           const size = Math.random() < 0.8 ? 1024 + Math.floor(Math.random() * 64 * 1024) : Math.floor(Math.random() * MiB);
@@ -86,6 +92,7 @@ async function soakClient(index: number, server: ServerProcess, shared: Shared[]
           if (onDisk !== hash) fail(`client ${index}: ${name} on disk differs from what was uploaded (${size} bytes)`);
           own.set(name, hash);
           totals.uploads++;
+          latencies.upload.push(performance.now() - began);
           totals.uploadedBytes += size;
         } else {
           const ownNames = [...own.keys()];
@@ -95,6 +102,7 @@ async function soakClient(index: number, server: ServerProcess, shared: Shared[]
           await client.downloadTo(sink, pick.name);
           if (sha256(sink.data) !== expected) fail(`client ${index}: ${pick.name} downloaded differs from what is known (${sink.data.length} bytes)`);
           totals.downloads++;
+          latencies.download.push(performance.now() - began);
           totals.downloadedBytes += sink.data.length;
         }
       }
@@ -106,6 +114,12 @@ async function soakClient(index: number, server: ServerProcess, shared: Shared[]
       client.close();
     }
   }
+}
+
+function percentiles(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number): string => (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0).toFixed(0);
+  return `${at(0.5)}/${at(0.99)}/${(sorted.at(-1) ?? 0).toFixed(0)}`;
 }
 
 function cpuSeconds(pid: number, stat: string): number {
@@ -163,6 +177,7 @@ async function main(): Promise<number> {
     const lines = [
       `- ${clients} clients, ${minutes} min (${elapsed.toFixed(0)} s with the finish), think time 0-${2 * thinkMs} ms between operations`,
       `- ${operations} operations (${(operations / elapsed).toFixed(1)}/s): ${totals.logins} logins, ${totals.lists} listings, ${totals.uploads} uploads (${(totals.uploadedBytes / MiB).toFixed(0)} MiB), ${totals.downloads} downloads (${(totals.downloadedBytes / MiB).toFixed(0)} MiB), every transfer checked by SHA-256`,
+      `- latency in ms, median/99th percentile/max: ${Object.entries(latencies).map(([op, values]) => `${op} ${percentiles(values)}`).join(', ')}`,
       `- unexpected errors: ${errorCount}`,
       `- server: peak ${peak.sessions} sessions, peak RSS ${(peak.rss / MiB).toFixed(1)} MiB, peak ${peak.fds} open files; CPU ${serverCpu.toFixed(1)} s (${((serverCpu / elapsed) * 100).toFixed(0)}% of one core); the clients' process (basic-ftp, SHA-256, random data): CPU ${clientCpu.toFixed(1)} s (${((clientCpu / elapsed) * 100).toFixed(0)}%)`,
       `- before: RSS ${(baseline.rss / MiB).toFixed(1)} MiB (V8 heap ${(baseline.heapUsed / MiB).toFixed(1)} MiB, external ${(baseline.external / MiB).toFixed(1)} MiB), ${baseline.fds} open files; after (clients gone, GC): RSS ${(end.rss / MiB).toFixed(1)} MiB (V8 heap ${(end.heapUsed / MiB).toFixed(1)} MiB, external ${(end.external / MiB).toFixed(1)} MiB), ${end.fds} open files, ${after.sessions} sessions`,
