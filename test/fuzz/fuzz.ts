@@ -29,7 +29,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { probeOnce } from '../load/probe.js';
+import { probeOnce, warmUp } from '../load/probe.js';
 import { LOAD_PASSWORD, LOAD_USER, startServerProcess, type ServerProcess } from '../load/server-process.js';
 import { FUZZ_FILES, Random, randomBatch, randomBytesLine, transferVerb, type Fuzzed } from './generate.js';
 
@@ -339,9 +339,7 @@ try {
   await mkdir(path.join(server.root, 'many'));
   for (let i = 0; i < 3000; i++) await writeFile(path.join(server.root, 'many', `file-with-a-longish-name-${i}.txt`), '');
   const target = { port: server.port, user: LOAD_USER, password: LOAD_PASSWORD };
-  // Warm up (reader threads, JIT, the passive pool) before the baseline.
-  for (let i = 0; i < 3; i++) await probeOnce(target, `warm-${i}.bin`);
-  await sleep(11_000); // idle pooled passive listeners close after 10 s
+  await warmUp(target);
   const before = { ...(await server.stats({ gc: true })), fds: await server.openFiles() };
   const kindsBefore = await server.openFileKinds();
   console.log(`fuzz: server pid ${server.pid}, baseline ${before.fds} open files, RSS ${(before.rss / MiB).toFixed(1)} MiB`);

@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'basic-ftp';
 
 export function sha256(data: Buffer): string {
@@ -46,4 +47,17 @@ export async function probeOnce(target: ProbeTarget, name: string, bytes = 64 * 
   } finally {
     client.close();
   }
+}
+
+/** Idle pooled passive listeners close after this (10 s in src/data/passive.ts, plus a margin). */
+export const PASSIVE_POOL_IDLE_MS = 11_000;
+
+/**
+ * Before a baseline: a few round trips start what a serving process keeps
+ * (reader threads, compiled code, the passive pool), then the pool's idle
+ * listeners are left to close, so the baseline is a served, idle server.
+ */
+export async function warmUp(target: ProbeTarget): Promise<void> {
+  for (let i = 0; i < 3; i++) await probeOnce(target, `warm-${i}.bin`);
+  await sleep(PASSIVE_POOL_IDLE_MS);
 }

@@ -22,7 +22,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Client } from 'basic-ftp';
-import { Collect, probeOnce, sha256 } from '../load/probe.js';
+import { Collect, PASSIVE_POOL_IDLE_MS, sha256, warmUp } from '../load/probe.js';
 import { LOAD_PASSWORD, LOAD_USER, startServerProcess, type ServerProcess } from '../load/server-process.js';
 import { soakChart, type Sample } from './chart.js';
 
@@ -142,9 +142,7 @@ async function main(): Promise<number> {
       await writeFile(path.join(server.root, name), body);
       shared.push({ name, hash: sha256(body) });
     }
-    // Warm up (reader threads, JIT) so that the baseline counts what a serving process holds.
-    for (let i = 0; i < 3; i++) await probeOnce({ port: server.port, user: LOAD_USER, password: LOAD_PASSWORD }, `warm-${i}.bin`);
-    await sleep(11_000); // pooled passive listeners close after 10 s idle
+    await warmUp({ port: server.port, user: LOAD_USER, password: LOAD_PASSWORD });
     const baseline = { ...(await server.stats({ gc: true })), fds: await server.openFiles() };
     const started = Date.now();
     const ownCpu = process.cpuUsage();
@@ -167,7 +165,7 @@ async function main(): Promise<number> {
     let after = await server.stats();
     for (let i = 0; i < 50 && after.sessions > 0; i++) after = (await sleep(200), await server.stats());
     if (after.sessions > 0) fail(`${after.sessions} sessions remain 10 s after every client left`);
-    await sleep(11_000); // pooled passive listeners close after 10 s idle
+    await sleep(PASSIVE_POOL_IDLE_MS);
     const end = { ...(await server.stats({ gc: true })), fds: await server.openFiles() };
     const peak = samples.reduce((a, s) => ({ rss: Math.max(a.rss, s.rss), fds: Math.max(a.fds, s.fds), sessions: Math.max(a.sessions, s.sessions) }), { rss: 0, fds: 0, sessions: 0 });
     const operations = totals.lists + totals.uploads + totals.downloads;
