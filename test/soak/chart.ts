@@ -7,7 +7,6 @@ export interface Sample {
   sessions: number;
   /** Server CPU seconds so far. */
   cpu: number;
-  operations: number;
 }
 
 const WIDTH = 900;

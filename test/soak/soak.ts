@@ -150,7 +150,7 @@ async function main(): Promise<number> {
     console.log(`soak: ${clients} clients for ${minutes} min against server pid ${server.pid} (baseline ${baseline.fds} open files, RSS ${(baseline.rss / MiB).toFixed(1)} MiB)`);
     const sample = async (): Promise<void> => {
       const [stats, fds, stat] = await Promise.all([server.stats(), server.openFiles(), readFile(`/proc/${server.pid}/stat`, 'utf8')]);
-      samples.push({ seconds: (Date.now() - started) / 1000, rss: stats.rss, fds, sessions: stats.sessions, cpu: cpuSeconds(server.pid, stat), operations: totals.lists + totals.uploads + totals.downloads });
+      samples.push({ seconds: (Date.now() - started) / 1000, rss: stats.rss, fds, sessions: stats.sessions, cpu: cpuSeconds(server.pid, stat) });
     };
     await sample();
     sampler = setInterval(() => void sample().catch(() => undefined), Number(args['sample-seconds']) * 1000);
