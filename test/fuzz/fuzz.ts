@@ -39,7 +39,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string' },
     connections: { type: 'string', default: '24' },
     'settle-seconds': { type: 'string', default: '10' },
-    'rss-slack-mb': { type: 'string', default: '64' },
+    'rss-slack-mb': { type: 'string', default: '96' },
     'fd-slack': { type: 'string', default: '8' },
   },
 });
