@@ -55,8 +55,13 @@ if (!(seconds > 0 && seconds <= 3600) || !(connections >= 1 && connections <= 50
   process.exit(2);
 }
 
-/** Every socket the fuzzer opened and has not seen closed: all are destroyed at the end. */
+/** Every socket the fuzzer opened and has not seen closed, and its PORT listeners: all go at the end. */
 const live = new Set<net.Socket>();
+const listeners = new Set<net.Server>();
+function closeAll(): void {
+  for (const listener of listeners) listener.close();
+  for (const socket of live) socket.destroy();
+}
 const counts = { connections: 0, commands: 0, bytes: 0, dataConnections: 0, replies: new Map<string, number>() };
 /** A per-connection deadline: no fuzz connection lives longer than this. */
 const CONNECTION_MAX_MS = 8000;
@@ -219,6 +224,8 @@ async function dataRound(control: Control, rnd: Random): Promise<void> {
   } else {
     // Active mode: the server connects to a listener of ours (or to nothing, when we close it first).
     const listener = net.createServer(dataPlan(rnd));
+    listeners.add(listener);
+    listener.once('close', () => listeners.delete(listener));
     listener.listen(0, '127.0.0.1');
     await once(listener, 'listening');
     const port = (listener.address() as net.AddressInfo).port;
@@ -354,7 +361,7 @@ try {
   }, 1000);
   await Promise.all([probeLoop(port, until, probes), ...Array.from({ length: connections }, (_, i) => fuzzWorker(port, i, until))]);
   clearInterval(sampler);
-  for (const socket of live) socket.destroy();
+  closeAll();
   failures.push(...probes.failures);
 
   const sessions = await settle(() => server!.stats(), (s) => s.sessions === 0, settleMs);
@@ -390,7 +397,7 @@ try {
 } catch (err) {
   failures.push(`fuzz run failed: ${(err as Error).stack ?? String(err)}`);
 } finally {
-  for (const socket of live) socket.destroy();
+  closeAll();
   await server?.stop();
 }
 if (failures.length > 0) {
