@@ -182,7 +182,9 @@ async function assertUploadFailed(fx: Fixture, client: RawClient, data: net.Sock
 
 /** Once the server is back: no multipart upload left, no object under the name, and a next upload on the same session works. */
 async function assertRecovered(fx: Fixture, client: RawClient, name: string): Promise<void> {
-  await waitFor('the multipart upload to be aborted', async () => (await fx.s3.pendingUploads()) === 0, 30_000);
+  // The abort is retried with pauses doubling up to 30 s (s3-upload.ts): once the server is
+  // back, the next try may be that far off, plus one try's own time under load.
+  await waitFor('the multipart upload to be aborted', async () => (await fx.s3.pendingUploads()) === 0, 75_000);
   assert.equal(await objectExists(fx.s3, name), false, `${name} must not exist`);
   const body = randomBytes(7 * MIB + 3);
   const data = await client.passive();
