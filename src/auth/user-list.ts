@@ -13,7 +13,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import type { Storage } from '../storage/types.js';
-import { directoryPermissions } from './permissions.js';
+import { checkPermissions, directoryPermissions } from './permissions.js';
 import { hashPassword, isPasswordHash, VerificationCache, verifyPassword } from './password.js';
 import type { Account, AccountLimits, AuthRequest, Authenticator, TlsPolicy } from './types.js';
 
@@ -70,9 +70,13 @@ function allowedFrom(list: net.BlockList, address: string): boolean {
 export interface AccountSettings {
   /** Storage for the account's sessions, or a factory (possibly async) for one per session. */
   storage: Storage | (() => Storage | Promise<Storage>);
-  /** Permission letters, e.g. 'elr' or 'elradfmwMT'. */
+  /**
+   * Permission letters, e.g. 'elr' or 'elradfmwMT', or an alias (read, write,
+   * full, none): the users file's rule. UserListAuthenticator throws a
+   * PermissionSpecError at construction for anything else.
+   */
   permissions: string;
-  /** Per-directory overrides: virtual directory → letters; the deepest matching directory decides. */
+  /** Per-directory overrides: virtual directory → letters or alias; the deepest matching directory decides. */
   directoryPermissions?: Readonly<Record<string, string>>;
   limits?: AccountLimits;
 }
@@ -86,6 +90,18 @@ export async function makeAccount(username: string, settings: AccountSettings): 
     permissions,
     ...(overrides && Object.keys(overrides).length > 0 && { hasPermission: directoryPermissions(permissions, overrides) }),
     ...(limits && { limits }),
+  };
+}
+
+/** `user` with its permission specs turned into letters; throws a PermissionSpecError naming the user and the letter. */
+function withCheckedPermissions(user: ListedUser): ListedUser {
+  const overrides = user.directoryPermissions && Object.entries(user.directoryPermissions);
+  return {
+    ...user,
+    permissions: checkPermissions(user.username, user.permissions),
+    ...(overrides && {
+      directoryPermissions: Object.fromEntries(overrides.map(([dir, spec]) => [dir, checkPermissions(user.username, spec, `directoryPermissions["${dir}"]`)])),
+    }),
   };
 }
 
@@ -108,7 +124,7 @@ export class UserListAuthenticator implements Authenticator {
       } catch (err) {
         throw new TypeError(`user ${user.username}: allowFrom: ${(err as Error).message}`);
       }
-      this.#users.set(user.username, { user, digest: user.password === undefined ? null : digest(user.password), allowed });
+      this.#users.set(user.username, { user: withCheckedPermissions(user), digest: user.password === undefined ? null : digest(user.password), allowed });
     }
     this.#cache = options.cache ?? new VerificationCache();
     // Made now, so the first unknown user does not pay for making it (which would tell it apart).
