@@ -5,6 +5,7 @@
 import type { Storage } from '../storage/types.js';
 import { checkPermissions } from './permissions.js';
 import { READ_PERMISSIONS, type Account, type AuthRequest, type Authenticator } from './types.js';
+import { makeAccount } from './user-list.js';
 
 export interface AnonymousOptions {
   /** Storage every anonymous session shares, or a factory for one per session. */
@@ -34,7 +35,6 @@ export class AnonymousAuthenticator implements Authenticator {
 
   async authenticate(request: AuthRequest): Promise<Account | null> {
     if (!this.owns(request.username)) return null;
-    const storage = this.#storage;
-    return { username: 'anonymous', storage: typeof storage === 'function' ? await storage() : storage, permissions: this.#permissions };
+    return makeAccount('anonymous', { storage: this.#storage, permissions: this.#permissions });
   }
 }

@@ -12,6 +12,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
+import { ErrorCodes, FerryError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
 import { checkPermissions, directoryPermissions } from './permissions.js';
 import { hashPassword, isPasswordHash, VerificationCache, verifyPassword } from './password.js';
@@ -81,12 +82,23 @@ export interface AccountSettings {
   limits?: AccountLimits;
 }
 
-/** The Account for `settings`: storage opened, per-directory rules compiled. */
-export async function makeAccount(username: string, settings: AccountSettings): Promise<Account> {
+/**
+ * The Account for `settings`: storage opened, per-directory rules compiled.
+ * A storage factory that fails (a home folder that cannot be created or
+ * entered) is a FerryError HOME_UNAVAILABLE: the password was right, so the
+ * client must not be told "Login incorrect".
+ */
+export async function makeAccount(username: string, settings: Pick<AccountSettings, 'storage' | 'permissions'> & Partial<AccountSettings>): Promise<Account> {
   const { storage, permissions, directoryPermissions: overrides, limits } = settings;
+  let opened: Storage;
+  try {
+    opened = typeof storage === 'function' ? await storage() : storage;
+  } catch (err) {
+    throw new FerryError(ErrorCodes.HOME_UNAVAILABLE, `user ${username}: cannot open the account's storage: ${(err as Error).message}`, { cause: err });
+  }
   return {
     username,
-    storage: typeof storage === 'function' ? await storage() : storage,
+    storage: opened,
     permissions,
     ...(overrides && Object.keys(overrides).length > 0 && { hasPermission: directoryPermissions(permissions, overrides) }),
     ...(limits && { limits }),
