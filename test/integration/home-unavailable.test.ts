@@ -91,8 +91,10 @@ test('runAs: a root the runAs user cannot write is named at check-config and at 
     assert.match(reply.text, /Cannot open your home folder/);
     await client.closed();
   }
-  assert.match(ferry.output(), /"username":"alice".*EACCES.*login refused: the account's home folder cannot be opened/);
-  assert.match(ferry.output(), /"username":"carol".*EACCES.*login refused/);
+  // The log is written asynchronously: wait (bounded) for both lines.
+  const logged = /"username":"alice".*EACCES.*login refused: the account's home folder cannot be opened[\s\S]*"username":"carol".*EACCES.*login refused/;
+  for (const deadline = Date.now() + 5000; !logged.test(ferry.output()) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 25));
+  assert.match(ferry.output(), logged);
   assert.doesNotMatch(ferry.output(), /Login incorrect|authenticator failed/);
 
   // The operator follows the advice: the next login works, no restart needed.
