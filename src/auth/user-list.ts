@@ -88,7 +88,7 @@ export interface AccountSettings {
  * entered) is a FerryError HOME_UNAVAILABLE: the password was right, so the
  * client must not be told "Login incorrect".
  */
-export async function makeAccount(username: string, settings: Pick<AccountSettings, 'storage' | 'permissions'> & Partial<AccountSettings>): Promise<Account> {
+export async function makeAccount(username: string, settings: AccountSettings): Promise<Account> {
   const { storage, permissions, directoryPermissions: overrides, limits } = settings;
   let opened: Storage;
   try {

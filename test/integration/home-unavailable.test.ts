@@ -9,12 +9,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { hashPassword } from '../../src/auth/password.js';
-import { UserListAuthenticator } from '../../src/auth/user-list.js';
+import { HttpAuthenticator } from '../../src/auth/http-hook.js';
+import { makeAccount, UserListAuthenticator } from '../../src/auth/user-list.js';
 import { createServer } from '../../src/server/server.js';
 import { runCliToEnd, startCli } from '../helpers/cli.js';
 import { loginCode, RawClient } from '../helpers/ftp-raw.js';
@@ -55,6 +59,29 @@ test('library: a storage factory that fails answers 421 (not 530), closes, logs 
   // A wrong password is still the plain 530, and a failed login.
   assert.equal(await loginCode(port, 'cam', 'wrong'), 530);
   assert.equal(failedLogins, 1);
+});
+
+test('HTTP hook: a yes whose home cannot be opened is a 421 too, not a refused login', async (t) => {
+  const hook = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  hook.listen(0, '127.0.0.1');
+  await once(hook, 'listening');
+  t.after(() => hook.close());
+  const server = createServer({
+    host: '127.0.0.1',
+    port: 0,
+    loginFailureDelayMs: 10,
+    authenticator: new HttpAuthenticator({
+      url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`,
+      toAccount: (username) =>
+        makeAccount(username, {
+          permissions: 'read',
+          storage: () => Promise.reject(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' })),
+        }),
+    }),
+  });
+  const { port } = await server.listen();
+  t.after(() => server.close());
+  assert.equal(await loginCode(port, 'hooked', 'pw'), 421);
 });
 
 const asRoot = { skip: process.getuid?.() !== 0 && 'needs root (runAs)' };
