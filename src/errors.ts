@@ -46,6 +46,12 @@ export const ErrorCodes = {
   DATA_CONNECTION: 'FERRY_ERR_DATA_CONNECTION',
   /** The transfer was aborted by ABOR, shutdown or a timeout. */
   ABORTED: 'FERRY_ERR_ABORTED',
+  /**
+   * The password was right but the account's storage could not be opened
+   * (e.g. a home folder the server's runAs user cannot create or enter):
+   * the operator must act; the client is not told its password is wrong.
+   */
+  HOME_UNAVAILABLE: 'FERRY_ERR_HOME_UNAVAILABLE',
   /** The TLS policy requires AUTH TLS before USER (no password in the clear). */
   TLS_REQUIRED_FOR_LOGIN: 'FERRY_ERR_TLS_REQUIRED_FOR_LOGIN',
   /** The TLS policy requires PROT P before any transfer. */
@@ -89,6 +95,11 @@ const replies: Record<ErrorCode, FtpReply> = {
   FERRY_ERR_FILE_CHANGED: { code: 451, text: 'File changed during transfer; try again.' },
   FERRY_ERR_DATA_CONNECTION: { code: 426, text: 'Connection closed; transfer aborted.' },
   FERRY_ERR_ABORTED: { code: 426, text: 'Transfer aborted.' },
+  // RFC 959 §5.4 allows PASS only 230, 202, 530, 500, 501, 503, 421 and 332.
+  // 530 says "not logged in" and clients ask for another password; 421
+  // (service not available, closing) says the server is at fault, and
+  // clients report it and retry later, which works once the operator fixed it.
+  FERRY_ERR_HOME_UNAVAILABLE: { code: 421, text: 'Cannot open your home folder: server misconfigured; try again later.' },
   // RFC 959: 530 Not logged in (vsftpd answers USER the same way).
   FERRY_ERR_TLS_REQUIRED_FOR_LOGIN: { code: 530, text: 'TLS required: send AUTH TLS before logging in.' },
   // RFC 4217 §9: 521 data connection cannot be opened with this PROT setting.
@@ -168,6 +179,7 @@ const operatorCodes: ReadonlySet<ErrorCode> = new Set([
   ErrorCodes.NO_SPACE,
   ErrorCodes.UNAVAILABLE,
   ErrorCodes.MISCONFIGURED,
+  ErrorCodes.HOME_UNAVAILABLE,
 ]);
 
 export function needsOperator(err: unknown): boolean {

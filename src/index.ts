@@ -19,7 +19,7 @@ export { AnonymousAuthenticator, type AnonymousOptions } from './auth/anonymous.
 export { UserListAuthenticator, ChainAuthenticator, type ListedUser, type UserListOptions } from './auth/user-list.js';
 export { HttpAuthenticator, type HttpAuthOptions } from './auth/http-hook.js';
 export { hashPassword, verifyPassword, VerificationCache } from './auth/password.js';
-export { parsePermissions, directoryPermissions } from './auth/permissions.js';
+export { parsePermissions, directoryPermissions, PermissionSpecError } from './auth/permissions.js';
 
 
 export { FerryError, ErrorCodes, type ErrorCode, type FtpReply, replyForError } from './errors.js';

@@ -3,22 +3,26 @@
  * custom an e-mail address). Read-only unless write permissions are given.
  */
 import type { Storage } from '../storage/types.js';
+import { checkPermissions } from './permissions.js';
 import { READ_PERMISSIONS, type Account, type AuthRequest, type Authenticator } from './types.js';
+import { makeAccount } from './user-list.js';
 
 export interface AnonymousOptions {
   /** Storage every anonymous session shares, or a factory for one per session. */
   storage: Storage | (() => Storage | Promise<Storage>);
-  /** Permission letters; default read-only ('elr'). */
+  /** Permission letters or an alias (read, write, full, none); default read-only ('elr'). A PermissionSpecError otherwise. */
   permissions?: string;
 }
 
 export const ANONYMOUS_NAMES: readonly string[] = ['anonymous', 'ftp'];
 
 export class AnonymousAuthenticator implements Authenticator {
-  readonly #options: AnonymousOptions;
+  readonly #storage: AnonymousOptions['storage'];
+  readonly #permissions: string;
 
   constructor(options: AnonymousOptions) {
-    this.#options = options;
+    this.#storage = options.storage;
+    this.#permissions = checkPermissions('anonymous', options.permissions ?? READ_PERMISSIONS);
   }
 
   owns(username: string): boolean {
@@ -31,7 +35,6 @@ export class AnonymousAuthenticator implements Authenticator {
 
   async authenticate(request: AuthRequest): Promise<Account | null> {
     if (!this.owns(request.username)) return null;
-    const { storage, permissions = READ_PERMISSIONS } = this.#options;
-    return { username: 'anonymous', storage: typeof storage === 'function' ? await storage() : storage, permissions };
+    return makeAccount('anonymous', { storage: this.#storage, permissions: this.#permissions });
   }
 }

@@ -11,6 +11,7 @@
  * log in constantly do not hit the service each time.
  */
 import { createHmac, randomBytes } from 'node:crypto';
+import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Account, AuthRequest, Authenticator } from './types.js';
 
@@ -85,6 +86,8 @@ export class HttpAuthenticator implements Authenticator {
       if (answer === null || typeof answer !== 'object' || Array.isArray(answer)) throw new Error('the answer is not a JSON object');
       return await this.#options.toAccount(username, answer);
     } catch (err) {
+      // The hook said yes: a home that cannot be opened is the server's fault, not a refusal (421, not 530).
+      if (err instanceof FerryError && err.code === ErrorCodes.HOME_UNAVAILABLE) throw err;
       this.#options.logger?.error({ err: { message: (err as Error).message }, username }, 'auth hook answer not usable; login refused');
       return null;
     }

@@ -16,16 +16,49 @@ export const PERMISSION_ALIASES: Readonly<Record<string, string>> = Object.freez
   full: ALL_PERMISSIONS,
 });
 
-/** Letters for an alias or a string of letters; null when it is neither. */
+/** The first character of `spec` that is no permission letter ('' for an empty spec); null when `spec` is valid. */
+function badLetter(spec: string): string | null {
+  if (PERMISSION_ALIASES[spec] !== undefined) return null;
+  if (spec.length === 0) return '';
+  return [...spec].find((letter) => !ALL_PERMISSIONS.includes(letter)) ?? null;
+}
+
+/**
+ * Letters for an alias or a string of letters; null when it is neither.
+ * The one rule for permission specs: the config schema, the users file and
+ * the library's authenticators (through `checkPermissions`) all use it.
+ */
 export function parsePermissions(spec: string): string | null {
-  const alias = PERMISSION_ALIASES[spec];
-  if (alias !== undefined) return alias;
-  if (spec.length === 0) return null;
-  for (const letter of spec) if (!ALL_PERMISSIONS.includes(letter)) return null;
-  return [...new Set(spec)].join('');
+  if (badLetter(spec) !== null) return null;
+  return PERMISSION_ALIASES[spec] ?? [...new Set(spec)].join('');
 }
 
 export const PERMISSION_HELP = `letters from "${ALL_PERMISSIONS}" or one of ${Object.keys(PERMISSION_ALIASES).join(', ')}`;
+
+/** A permission spec given to an authenticator that is neither letters nor an alias (thrown at construction). */
+export class PermissionSpecError extends TypeError {
+  override readonly name = 'PermissionSpecError';
+
+  constructor(
+    readonly username: string,
+    /** The spec as given, e.g. "readonly". */
+    readonly spec: string,
+    /** The first character that is no permission letter ('' for an empty spec). */
+    readonly letter: string,
+    /** Where it was given: 'permissions' or 'directoryPermissions["/dir"]'. */
+    readonly setting: string,
+  ) {
+    const what = letter === '' ? 'is empty' : `has "${letter}", which is no permission letter`;
+    super(`user ${username}: ${setting} "${spec}" ${what}; use ${PERMISSION_HELP}`);
+  }
+}
+
+/** The letters of `spec` (see parsePermissions), or a PermissionSpecError naming the user and the letter. */
+export function checkPermissions(username: string, spec: string, setting = 'permissions'): string {
+  const letter = badLetter(spec);
+  if (letter !== null) throw new PermissionSpecError(username, spec, letter, setting);
+  return parsePermissions(spec)!;
+}
 
 /**
  * A check where the deepest configured directory containing the path decides

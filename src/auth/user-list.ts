@@ -12,8 +12,9 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
+import { ErrorCodes, FerryError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
-import { directoryPermissions } from './permissions.js';
+import { checkPermissions, directoryPermissions } from './permissions.js';
 import { hashPassword, isPasswordHash, VerificationCache, verifyPassword } from './password.js';
 import type { Account, AccountLimits, AuthRequest, Authenticator, TlsPolicy } from './types.js';
 
@@ -70,22 +71,49 @@ function allowedFrom(list: net.BlockList, address: string): boolean {
 export interface AccountSettings {
   /** Storage for the account's sessions, or a factory (possibly async) for one per session. */
   storage: Storage | (() => Storage | Promise<Storage>);
-  /** Permission letters, e.g. 'elr' or 'elradfmwMT'. */
+  /**
+   * Permission letters, e.g. 'elr' or 'elradfmwMT', or an alias (read, write,
+   * full, none): the users file's rule. UserListAuthenticator throws a
+   * PermissionSpecError at construction for anything else.
+   */
   permissions: string;
-  /** Per-directory overrides: virtual directory → letters; the deepest matching directory decides. */
+  /** Per-directory overrides: virtual directory → letters or alias; the deepest matching directory decides. */
   directoryPermissions?: Readonly<Record<string, string>>;
   limits?: AccountLimits;
 }
 
-/** The Account for `settings`: storage opened, per-directory rules compiled. */
+/**
+ * The Account for `settings`: storage opened, per-directory rules compiled.
+ * A storage factory that fails (a home folder that cannot be created or
+ * entered) is a FerryError HOME_UNAVAILABLE: the password was right, so the
+ * client must not be told "Login incorrect".
+ */
 export async function makeAccount(username: string, settings: AccountSettings): Promise<Account> {
   const { storage, permissions, directoryPermissions: overrides, limits } = settings;
+  let opened: Storage;
+  try {
+    opened = typeof storage === 'function' ? await storage() : storage;
+  } catch (err) {
+    throw new FerryError(ErrorCodes.HOME_UNAVAILABLE, `user ${username}: cannot open the account's storage: ${(err as Error).message}`, { cause: err });
+  }
   return {
     username,
-    storage: typeof storage === 'function' ? await storage() : storage,
+    storage: opened,
     permissions,
     ...(overrides && Object.keys(overrides).length > 0 && { hasPermission: directoryPermissions(permissions, overrides) }),
     ...(limits && { limits }),
+  };
+}
+
+/** `user` with its permission specs turned into letters; throws a PermissionSpecError naming the user and the letter. */
+function withCheckedPermissions(user: ListedUser): ListedUser {
+  const overrides = user.directoryPermissions && Object.entries(user.directoryPermissions);
+  return {
+    ...user,
+    permissions: checkPermissions(user.username, user.permissions),
+    ...(overrides && {
+      directoryPermissions: Object.fromEntries(overrides.map(([dir, spec]) => [dir, checkPermissions(user.username, spec, `directoryPermissions["${dir}"]`)])),
+    }),
   };
 }
 
@@ -108,7 +136,7 @@ export class UserListAuthenticator implements Authenticator {
       } catch (err) {
         throw new TypeError(`user ${user.username}: allowFrom: ${(err as Error).message}`);
       }
-      this.#users.set(user.username, { user, digest: user.password === undefined ? null : digest(user.password), allowed });
+      this.#users.set(user.username, { user: withCheckedPermissions(user), digest: user.password === undefined ? null : digest(user.password), allowed });
     }
     this.#cache = options.cache ?? new VerificationCache();
     // Made now, so the first unknown user does not pay for making it (which would tell it apart).

@@ -5,7 +5,7 @@
  * in so it survives reloads.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { access, constants, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { AnonymousAuthenticator } from '../auth/anonymous.js';
@@ -189,7 +189,10 @@ function s3StorageAt(storage: S3Config, logger: Logger | undefined): StorageAt {
  * Local disk: one Storage per home directory, shared by that home's sessions
  * (the local backend keeps no per-session state). A home that does not
  * exist yet is created on first login, by the process that serves it (after
- * any drop of privileges, so it belongs to the right user).
+ * any drop of privileges, so it belongs to the right user). A home that
+ * process cannot create, enter or list fails the login here (makeAccount
+ * turns that into a 421, not a "Login incorrect"), and is tried again at the
+ * next login.
  */
 function storageFactory(config: Config, logger: Logger | undefined): StorageAt {
   if (config.storage.type === 's3') return s3StorageAt(config.storage, logger);
@@ -199,7 +202,10 @@ function storageFactory(config: Config, logger: Logger | undefined): StorageAt {
     let storage = made.get(home);
     if (!storage) {
       const dir = path.join(root, ...home.split('/'));
-      storage = mkdir(dir, { recursive: true, mode: 0o755 }).then(() => new LocalStorage(dir, { fsync, logger }));
+      storage = mkdir(dir, { recursive: true, mode: 0o755 })
+        // mkdir succeeds on an existing folder the process cannot enter.
+        .then(() => access(dir, constants.R_OK | constants.X_OK))
+        .then(() => new LocalStorage(dir, { fsync, logger }));
       storage.catch(() => made.delete(home));
       made.set(home, storage);
     }

@@ -8,6 +8,7 @@ import { realpath, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
 import { parsePortRange } from '../server/options.js';
+import { accessAs } from '../server/privileges.js';
 import { configSchema, type Config } from './schema.js';
 import { closest, ConfigError, leafPaths, leafSchema, parseYaml, validate, type Source } from './validate.js';
 
@@ -160,9 +161,32 @@ async function crossCheck(config: Config, sources: ReadonlyMap<string, string>):
     if (info && config.users.file && isInside(await realpath(root), await realParent(config.users.file))) {
       problems.push(`${named('users.file')}: ${config.users.file} is inside storage.root, so users could download the password hashes; move it out`);
     }
+    if (info?.isDirectory()) warnings.push(...(await runAsRootWarnings(config.runAs, root, named('storage.root'))));
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return warnings;
+}
+
+/**
+ * A root the runAs user cannot use fails logins only once a client comes
+ * (homes are created and opened after the drop of privileges): say so at
+ * check-config and at start, with the fix.
+ */
+async function runAsRootWarnings(runAs: Config['runAs'], root: string, setting: string): Promise<string[]> {
+  const can = await accessAs(runAs, root);
+  if (!can) return [];
+  const owner = runAs.group ? `${runAs.user}:${runAs.group}` : runAs.user;
+  if (!can.read) {
+    return [
+      `${setting}: ${root}: the runAs user ${runAs.user} cannot enter or list it, so every login will be refused (421, the server cannot open the home folder); e.g. \`chown -R ${owner} ${root}\`, or name another runAs.user`,
+    ];
+  }
+  if (!can.write) {
+    return [
+      `${setting}: ${root}: the runAs user ${runAs.user} cannot create folders in it, so users whose home folder does not exist yet cannot log in (421) and uploads into the root fail; e.g. \`chown ${owner} ${root}\`, or create each home owned by ${runAs.user}`,
+    ];
+  }
+  return [];
 }
 
 /** The real path of a file that may not exist yet: its folder's real path plus its name. */

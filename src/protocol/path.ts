@@ -45,14 +45,15 @@ export function joinPath(dir: string, name: string): string {
 }
 
 /**
- * LIST and NLST take ls-style options first (`LIST -la`, `LIST -al dir`).
- * Strip leading tokens of the form -[letters]; a file literally named "-l"
- * can still be listed as "./-l".
+ * LIST and NLST take ls-style options first (`LIST -la`, `LIST -al dir`,
+ * `NLST -1`, which ncftpls sends by default). Strip leading tokens of the
+ * form -[letters and digits] (ls has digit options: -1); a file literally
+ * named "-l" or "-1" can still be listed as "./-l", "./-1".
  */
 export function stripListOptions(arg: string): string {
   let rest = arg.trimStart();
   for (;;) {
-    const match = /^-[A-Za-z]+(?:\s+|$)/.exec(rest);
+    const match = /^-[A-Za-z0-9]+(?:\s+|$)/.exec(rest);
     if (!match) return rest;
     rest = rest.slice(match[0].length);
   }

@@ -122,6 +122,26 @@ describe('curl against Ferry', () => {
     assert.deepEqual(nlst.stdout.toString('utf8').split('\n').sort(), ['', 'alpha.txt', 'beta gamma.bin', 'child']);
   });
 
+  test('NLST -1 and LIST -1 (ncftpls sends NLST -1) list the folder; a file named -1 is reached as ./-1 (issue 12)', async () => {
+    await mkdir(path.join(srv.root, 'digits'));
+    await writeFile(path.join(srv.root, 'digits', 'a.txt'), 'a');
+    await writeFile(path.join(srv.root, 'digits', '-1'), 'named like an option');
+
+    const nlst = ok(await curl(['-l', '-X', 'NLST -1', `${base}/digits/`]));
+    assert.ok(nlst.sent.includes('NLST -1'), nlst.sent.join(' | '));
+    assert.deepEqual(nlst.stdout.toString('utf8').split('\n').sort(), ['', '-1', 'a.txt']);
+
+    const list = ok(await curl(['-X', 'LIST -1a', `${base}/digits/`]));
+    assert.ok(list.sent.includes('LIST -1a'), list.sent.join(' | '));
+    const names = list.stdout.toString('utf8').trimEnd().split('\n').map((line) => line.split(/ +/).slice(8).join(' '));
+    assert.deepEqual(names.sort(), ['-1', 'a.txt']);
+
+    const file = ok(await curl(['-X', 'LIST ./-1', `${base}/digits/`]));
+    const lines = file.stdout.toString('utf8').trimEnd().split('\n');
+    assert.equal(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0]!, /^-[-rwx]{9} .* 20 .*-1$/);
+  });
+
   test('curl transfers in passive mode with PASV when EPSV is disabled', async () => {
     const data = randomBytes(100_000);
     await writeFile(path.join(local, 'pasv.bin'), data);

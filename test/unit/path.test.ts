@@ -78,3 +78,13 @@ test('LIST options are stripped but file names are not', () => {
   assert.equal(stripListOptions('./-la'), './-la');
   assert.equal(stripListOptions('dir -la'), 'dir -la');
 });
+
+test('LIST and NLST options with digits (ls -1, as ncftpls sends) are stripped; ./-1 still names a file (issue 12)', () => {
+  assert.equal(stripListOptions('-1'), '');
+  assert.equal(stripListOptions('-1a'), '');
+  assert.equal(stripListOptions('-la1 dir'), 'dir');
+  assert.equal(stripListOptions('-1 -a  sub dir'), 'sub dir');
+  assert.equal(stripListOptions('./-1'), './-1');
+  assert.equal(stripListOptions('-1/x'), '-1/x');
+  assert.equal(stripListOptions('-'), '-');
+});

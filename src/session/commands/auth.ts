@@ -1,7 +1,7 @@
 /** Login and logout: USER, PASS, REIN, QUIT, ACCT (RFC 959 §4.1.1). */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Account } from '../../auth/types.js';
-import { ErrorCodes, FerryError } from '../../errors.js';
+import { ErrorCodes, FerryError, replyForError } from '../../errors.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
 
@@ -25,6 +25,15 @@ async function pass(session: Session, password: string): Promise<void> {
       clientCertificate: session.clientCertificate,
     });
   } catch (err) {
+    if (err instanceof FerryError && err.code === ErrorCodes.HOME_UNAVAILABLE) {
+      // The password was right: no failed login to count or delay, and the
+      // operator, not the client, must act (chown the folder, fix runAs).
+      session.logout();
+      session.log.warn({ username, reason: err.message }, 'login refused: the account\'s home folder cannot be opened by the server process; check its owner and mode (and runAs)');
+      const { code, text } = replyForError(err);
+      session.closeWith(code, text);
+      return;
+    }
     session.log.error({ err, username }, 'authenticator failed');
   }
   if (account) {
