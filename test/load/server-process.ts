@@ -11,7 +11,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +45,8 @@ export interface ServerProcess {
   openFiles(): Promise<number>;
   /** What those files are, by kind ('socket', 'anon_inode:[eventpoll]', a path...), for a report. */
   openFileKinds(): Promise<Map<string, number>>;
+  /** Threads of the process (/proc/<pid>/status): reader threads start on first use, each with a few files of its own. */
+  threads(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -71,6 +73,7 @@ export async function startServerProcess(options: ChildOptions): Promise<ServerP
     root: listening.root,
     stats: ({ gc = false } = {}) => request(child, { type: 'stats', gc, id: ++nextId }),
     openFiles: async () => (await readdir(`/proc/${child.pid}/fd`)).length,
+    threads: async () => Number(/^Threads:\s+(\d+)/m.exec(await readFile(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0),
     async openFileKinds() {
       const kinds = new Map<string, number>();
       for (const fd of await readdir(`/proc/${child.pid}/fd`)) {
