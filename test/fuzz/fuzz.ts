@@ -30,7 +30,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { probeOnce, warmUp } from '../load/probe.js';
-import { LOAD_PASSWORD, LOAD_USER, startServerProcess, type ServerProcess } from '../load/server-process.js';
+import { FILES_PER_THREAD, LOAD_PASSWORD, LOAD_USER, MAX_NEW_THREADS, startServerProcess, type ServerProcess } from '../load/server-process.js';
 import { FUZZ_FILES, Random, randomBatch, randomBytesLine, transferVerb, type Fuzzed } from './generate.js';
 
 const { values: args } = parseArgs({
@@ -333,10 +333,6 @@ async function settle<T>(read: () => Promise<T>, test: (value: T) => boolean, ms
 }
 
 const MiB = 1024 * 1024;
-/** Files a thread holds: an epoll, an eventfd, two pipe ends, /dev/null. */
-const FILES_PER_THREAD = 5;
-/** Threads that may start during the fuzz: the four reader threads, each with a module-hooks thread under tsx, and a margin. */
-const MAX_NEW_THREADS = 10;
 let fuzzStart = Date.now();
 const failures: string[] = [];
 let server: ServerProcess | null = null;
@@ -373,10 +369,6 @@ try {
   if (sessions.afterMs === null) failures.push(`${sessions.value.sessions} sessions remain ${settleMs / 1000} s after every fuzz client closed`);
   const after = await probeOnce(target, 'after.bin').catch((err: Error) => (failures.push(`probe after the fuzz: ${err.message}`), NaN));
   // Pooled passive listeners may stay 10 s after their last use.
-  // A thread started during the fuzz (the reader threads start on first use;
-  // the second small-file thread only under concurrent reads, and under tsx
-  // each has a module-hooks thread too) brings an epoll, an eventfd, two
-  // pipe ends and /dev/null: allowed, while the threads themselves are bounded.
   const fdSlack = Number(args['fd-slack']);
   const newThreads = Math.max(0, (await server.threads()) - threadsBefore);
   if (newThreads > MAX_NEW_THREADS) failures.push(`${newThreads} more threads than before the fuzz (at most ${MAX_NEW_THREADS} may start late)`);

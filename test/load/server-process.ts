@@ -17,6 +17,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FtpServerOptions } from '../../src/index.js';
 
+/**
+ * Threads started during a run (the reader threads start on first use, the
+ * second small-file thread only under concurrent reads, and under tsx each
+ * has a module-hooks thread too) bring their own files: an epoll, an
+ * eventfd, two pipe ends and /dev/null. Fuzz and soak allow those files
+ * while bounding the threads themselves.
+ */
+export const FILES_PER_THREAD = 5;
+export const MAX_NEW_THREADS = 10;
+
 export const LOAD_USER = 'alice';
 export const LOAD_PASSWORD = 'load pass';
 

@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Client } from 'basic-ftp';
 import { Collect, PASSIVE_POOL_IDLE_MS, sha256, warmUp } from '../load/probe.js';
-import { LOAD_PASSWORD, LOAD_USER, startServerProcess, type ServerProcess } from '../load/server-process.js';
+import { FILES_PER_THREAD, LOAD_PASSWORD, LOAD_USER, MAX_NEW_THREADS, startServerProcess, type ServerProcess } from '../load/server-process.js';
 import { soakChart, type Sample } from './chart.js';
 
 const { values: args } = parseArgs({
@@ -143,7 +143,7 @@ async function main(): Promise<number> {
       shared.push({ name, hash: sha256(body) });
     }
     await warmUp({ port: server.port, user: LOAD_USER, password: LOAD_PASSWORD });
-    const baseline = { ...(await server.stats({ gc: true })), fds: await server.openFiles() };
+    const baseline = { ...(await server.stats({ gc: true })), fds: await server.openFiles(), threads: await server.threads() };
     const started = Date.now();
     const ownCpu = process.cpuUsage();
     const until = started + minutes * 60_000;
@@ -199,7 +199,11 @@ async function main(): Promise<number> {
       ];
       await writeFile(path.join(args.out, 'RESULTS.md'), results.join('\n'));
     }
-    if (end.fds > baseline.fds + 8) fail(`open files ${end.fds} after the soak, baseline ${baseline.fds}`);
+    const newThreads = Math.max(0, (await server.threads()) - baseline.threads);
+    if (newThreads > MAX_NEW_THREADS) fail(`${newThreads} more threads than before the soak (at most ${MAX_NEW_THREADS} may start late)`);
+    if (end.fds > baseline.fds + 8 + FILES_PER_THREAD * newThreads) {
+      fail(`open files ${end.fds} after the soak, baseline ${baseline.fds} (+8, +${FILES_PER_THREAD} for each of ${newThreads} new threads allowed)`);
+    }
   } finally {
     if (sampler) clearInterval(sampler);
     await server.stop();
