@@ -7,11 +7,11 @@
 import net from 'node:net';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, NOBODY_CAN_LOG_IN, nobodyCanLogIn } from '../config/load.js';
-import { storageLocation } from '../config/schema.js';
+import { loadConfig, nobodyCanLogIn } from '../config/load.js';
+import { portRangeProblem, storageLocation } from '../config/schema.js';
 import { readUsersFile } from '../config/users-file.js';
 import { buildServerOptions } from '../config/build.js';
-import { parsePortRange, resolveOptions } from '../server/options.js';
+import { resolveOptions } from '../server/options.js';
 import { TLS_POLICIES } from '../tls/options.js';
 import { certCommand } from './cert.js';
 import { fail, failWithConfig } from './fail.js';
@@ -56,7 +56,8 @@ function parseIpv4(value: string): string {
 }
 
 function parseRange(value: string): string {
-  if (!parsePortRange(value)) throw new InvalidArgumentError(`"${value}" is not a port range like 50000-50100 (1-65535).`);
+  const problem = portRangeProblem(value);
+  if (problem) throw new InvalidArgumentError(`"${value}" is not ${problem}.`);
   return value;
 }
 
@@ -128,7 +129,8 @@ program
   .action(async (file: string) => {
     try {
       const { config, warnings } = await loadConfig({ file, env: process.env });
-      if (nobodyCanLogIn(config)) warnings.push(NOBODY_CAN_LOG_IN);
+      const nobody = await nobodyCanLogIn(config);
+      if (nobody) warnings.push(nobody);
       const users = config.users.file ? Object.keys(await readUsersFile(config.users.file)).length : 0;
       // Build what serve would build (certificate and key loaded, ports compared): what serve refuses, this refuses.
       resolveOptions(await buildServerOptions(config));
@@ -155,6 +157,23 @@ passwordStdin(usersFileOptions(user.command('passwd').description("change a user
 usersFileOptions(user.command('del').description('delete a user').argument('<name>')).action(deleteUser);
 usersFileOptions(user.command('list').description('list users: name, home, permissions')).action(listUsers);
 usersFileOptions(user.command('show').description("show a user's settings (never the hash)").argument('<name>')).action(showUser);
+
+// The root runs `serve` when given no command, so commander adds no `help`
+// command of its own (a root with an action treats `help user` as arguments
+// to serve: "too many arguments"). This one walks any depth: `ferry help user add`.
+program
+  .command('help')
+  .description('show the help of a command, e.g. ferry help user add')
+  .argument('[command...]', 'the command (and subcommand)')
+  .action((names: string[]) => {
+    let command: Command = program;
+    for (const [i, name] of names.entries()) {
+      const next = command.commands.find((c) => c.name() === name || c.aliases().includes(name));
+      if (!next) fail(`no command "${names.slice(0, i + 1).join(' ')}"; ferry --help lists them.`);
+      command = next;
+    }
+    command.help();
+  });
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`ferry: ${(err as Error).stack ?? String(err)}\n`);

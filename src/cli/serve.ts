@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { hashPassword, VerificationCache } from '../auth/password.js';
 import { ALL_PERMISSIONS, READ_PERMISSIONS } from '../auth/types.js';
 import { buildServerOptions, serverOptions } from '../config/build.js';
-import { CONFIG_ENV, loadConfig, nobodyCanLogIn, NOBODY_CAN_LOG_IN, type ConfigOverride, type LoadedConfig } from '../config/load.js';
+import { CONFIG_ENV, loadConfig, nobodyCanLogIn, type ConfigOverride, type LoadedConfig } from '../config/load.js';
 import { storageLocation, type Config } from '../config/schema.js';
 import { ConfigError } from '../config/validate.js';
 import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
@@ -198,8 +198,9 @@ async function startServer(options: FtpServerOptions, overrides: Partial<FtpServ
 }
 
 function load(plan: Plan): Promise<LoadedConfig> {
-  return loadConfig({ file: plan.file, preset: plan.preset, env: process.env, overrides: plan.overrides }).then((loaded) => {
-    if (plan.cliUsers.length === 0 && nobodyCanLogIn(loaded.config)) loaded.warnings.push(NOBODY_CAN_LOG_IN);
+  return loadConfig({ file: plan.file, preset: plan.preset, env: process.env, overrides: plan.overrides }).then(async (loaded) => {
+    const nobody = plan.cliUsers.length === 0 ? await nobodyCanLogIn(loaded.config) : null;
+    if (nobody) loaded.warnings.push(nobody);
     return loaded;
   });
 }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parse as parseYamlValue } from 'yaml';
 import { parsePortRange } from '../server/options.js';
 import { configSchema, type Config } from './schema.js';
+import { readUsersFile } from './users-file.js';
 import { closest, ConfigError, leafPaths, leafSchema, parseYaml, validate, type Source } from './validate.js';
 
 export interface ConfigOverride {
@@ -134,11 +135,18 @@ function setIn(target: Record<string, unknown>, keyPath: readonly string[], valu
   at[keyPath[keyPath.length - 1]!] = value;
 }
 
-export const NOBODY_CAN_LOG_IN = 'nobody can log in: set users.file, authHook.url or anonymous.enabled';
-
-/** True when the config lets nobody in (users from the command line aside): warn with NOBODY_CAN_LOG_IN. */
-export function nobodyCanLogIn(config: Config): boolean {
-  return !config.anonymous.enabled && !config.users.file && !config.authHook.url;
+/**
+ * Why the config lets nobody in (users from the command line aside), as a
+ * warning to print, or null. A users file without users counts: it reads
+ * as "configured" yet refuses every login. An unreadable or invalid users
+ * file is left to the build that reads it, which stops with its errors.
+ */
+export async function nobodyCanLogIn(config: Config): Promise<string | null> {
+  const others = 'authHook.url or anonymous.enabled';
+  if (config.anonymous.enabled || config.authHook.url) return null;
+  if (!config.users.file) return `nobody can log in: set users.file, ${others}`;
+  const users = await readUsersFile(config.users.file).catch(() => null);
+  return users && Object.keys(users).length === 0 ? `nobody can log in: ${config.users.file} has no users; add one with \`ferry user add\`, or set ${others}` : null;
 }
 
 /** Rules that span keys or look at the disk. Errors stop the start (or the reload); warnings are printed. */
