@@ -10,7 +10,7 @@ import { parse as parseYamlValue } from 'yaml';
 import { parsePortRange } from '../server/options.js';
 import { configSchema, type Config } from './schema.js';
 import { readUsersFile } from './users-file.js';
-import { closest, ConfigError, leafPaths, leafSchema, parseYaml, validate, type Source } from './validate.js';
+import { closest, ConfigError, leafPaths, leafSchema, parseYaml, settingNamed, validate, type Source } from './validate.js';
 
 export interface ConfigOverride {
   path: string[];
@@ -103,7 +103,9 @@ function envOverrides(env: NodeJS.ProcessEnv, warnings: string[] | null): Config
     if (!name.startsWith('FERRY_') || name === CONFIG_ENV || rawValue === undefined) continue;
     const keyPath = ENV_KEYS.get(name);
     if (!keyPath) {
-      const suggestion = closest(name, [...ENV_KEYS.keys()]);
+      // FERRY_MAXCONNECTIONS names a setting without its section: FERRY_LIMITS_MAX_CONNECTIONS.
+      const elsewhere = settingNamed(configSchema, name.slice('FERRY_'.length));
+      const suggestion = elsewhere ? envName(elsewhere.split('.')) : closest(name, [...ENV_KEYS.keys()]);
       (warnings ?? problems).push(`environment ${name}: unknown setting${suggestion ? `; did you mean ${suggestion}?` : ''}`);
       continue;
     }
