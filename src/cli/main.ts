@@ -105,7 +105,10 @@ function userFieldOptions(command: Command, adding: boolean): Command {
   return command
     .option('--home <path>', `home directory inside the storage root; {username} is replaced${byDefault('/{username}')}`)
     .option('--permissions <spec>', `read, write, full, none, or letters from elradfmwMT${byDefault('read')}`)
-    .option('--allow-from <cidr>', `allow logins only from this address or range (repeatable${adding ? '' : '; replaces the list'})`, collect);
+    .option('--allow-from <cidr>', `allow logins only from this address or range (repeatable${adding ? '' : '; replaces the list'})`, collect)
+    .addOption(
+      new Option('--tls <policy>', `this user's TLS policy instead of the server's tls.policy: optional (e.g. a camera that cannot do TLS), login or data${byDefault("the server's")}`).choices(TLS_POLICIES),
+    );
 }
 
 const passwordStdin = (command: Command) => command.option('--password-stdin', 'read the password (one line) from standard input instead of prompting');
@@ -147,7 +150,7 @@ passwordStdin(program.command('hash-password').description('print a scrypt hash 
 
 const user = program.command('user').description('manage the users file: add, set, passwd, del, list, show');
 passwordStdin(userFieldOptions(usersFileOptions(user.command('add').description('add a user (asks for the password)').argument('<name>')), true)).action(addUser);
-userFieldOptions(usersFileOptions(user.command('set').description("change a user's home, permissions, allowed addresses, or disable it").argument('<name>')), false)
+userFieldOptions(usersFileOptions(user.command('set').description("change a user's home, permissions, allowed addresses, TLS policy, or disable it").argument('<name>')), false)
   .addOption(new Option('--disable', 'refuse logins of this user (kept in the file)').conflicts('enable'))
   .option('--enable', 'allow logins again')
   .action((name: string, flags: Parameters<typeof setUser>[1] & { disable?: boolean; enable?: boolean }) =>

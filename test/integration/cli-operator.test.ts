@@ -1,0 +1,95 @@
+/**
+ * Operator fixes found in the trial (issue 12), as an operator meets them:
+ * the `ferry` command as a real child process, real clients.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'basic-ftp';
+import { runCliToEnd, startCli } from '../helpers/cli.js';
+import type { Cleanup } from '../helpers/server.js';
+import { certificateFiles } from '../helpers/tls.js';
+
+async function tempDir(t: Cleanup): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-operator-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(path.join(dir, 'files'));
+  return dir;
+}
+
+async function login(t: Cleanup, port: number, user: string, password: string, host = '127.0.0.1'): Promise<Client> {
+  const client = new Client(5000);
+  t.after(async () => client.close());
+  await client.access({ host, port, user, password });
+  return client;
+}
+
+test('`ferry help <command> [sub]` prints the help of every command and subcommand', async (t) => {
+  const dir = await tempDir(t);
+  const commandsOf = (help: string) => [...help.slice(help.indexOf('Commands:')).matchAll(/^ {2}([a-z][a-z-]*)/gm)].map((m) => m[1]!);
+  const root = await runCliToEnd(['--help'], dir);
+  const commands = commandsOf(root.stdout);
+  assert.ok(commands.includes('user') && commands.includes('check-config') && commands.includes('help'), root.stdout);
+  for (const command of commands) {
+    const help = await runCliToEnd(['help', command], dir);
+    assert.equal(help.code, 0, `ferry help ${command}: ${help.stderr}`);
+    assert.match(help.stdout, new RegExp(`^Usage: ferry ${command} `), `ferry help ${command}`);
+    if (command === 'help') continue;
+    for (const sub of commandsOf(help.stdout).filter((c) => c !== 'help')) {
+      const subHelp = await runCliToEnd(['help', command, sub], dir);
+      assert.equal(subHelp.code, 0, `ferry help ${command} ${sub}: ${subHelp.stderr}`);
+      assert.match(subHelp.stdout, new RegExp(`^Usage: ferry ${command} ${sub} `), `ferry help ${command} ${sub}`);
+    }
+  }
+  const unknown = await runCliToEnd(['help', 'user', 'nope'], dir);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /no command "user nope"/);
+});
+
+test('a reversed --passive-ports says it is reversed and shows the order', async (t) => {
+  const dir = await tempDir(t);
+  const run = await runCliToEnd(['--passive-ports', '50100-50000'], dir);
+  assert.equal(run.code, 2);
+  assert.match(run.stderr, /"50100-50000" is not a port range from low to high \(it is reversed\); write 50000-50100/);
+});
+
+test('an empty users file gets the "nobody can log in" warning at check-config and serve', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(path.join(dir, 'ferry.yaml'), 'host: 127.0.0.1\nport: 0\nstorage:\n  root: files\nusers:\n  file: users.yaml\n');
+  await writeFile(path.join(dir, 'users.yaml'), 'users: {}\n');
+  const warning = /nobody can log in: .*users\.yaml has no users; add one with `ferry user add`/;
+  const check = await runCliToEnd(['check-config', 'ferry.yaml'], dir);
+  assert.equal(check.code, 0, check.stderr);
+  assert.match(check.stderr, warning);
+  const ferry = await startCli(t, ['--config', 'ferry.yaml'], dir);
+  assert.match(ferry.output(), warning);
+});
+
+test('ferry user add/set --tls sets the per-user TLS policy: a plain-FTP camera logs in where the server demands TLS', async (t) => {
+  const dir = await tempDir(t);
+  const { cert, key } = await certificateFiles(t);
+  await writeFile(
+    path.join(dir, 'ferry.yaml'),
+    `host: 127.0.0.1\nport: 0\nstorage:\n  root: files\nusers:\n  file: users.yaml\nlimits:\n  loginFailureDelayMs: 0\ntls:\n  cert: ${cert}\n  key: ${key}\n  policy: data\n`,
+  );
+  const user = (args: string[], input = '') => runCliToEnd(['user', ...args, '--file', 'users.yaml'], dir, input);
+  const added = await user(['add', 'cam', '--tls', 'login', '--password-stdin'], 'cam-pw\n');
+  assert.equal(added.code, 0, added.stderr);
+  assert.match(added.stdout, /TLS policy login/);
+  assert.equal((await user(['add', 'bob', '--password-stdin'], 'bob-pw\n')).code, 0);
+  const bad = await user(['set', 'cam', '--tls', 'never']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /Allowed choices are optional, login, data/);
+  assert.equal((await user(['set', 'cam', '--tls', 'optional'])).code, 0);
+  const shown = JSON.parse((await user(['show', 'cam'])).stdout) as { tls: string | null };
+  assert.equal(shown.tls, 'optional');
+  assert.equal((JSON.parse((await user(['show', 'bob'])).stdout) as { tls: string | null }).tls, null, "bob follows the server's policy");
+
+  const ferry = await startCli(t, ['--config', 'ferry.yaml'], dir);
+  const port = Number(/127\.0\.0\.1:(\d+)\//.exec(ferry.output())![1]);
+  const cam = await login(t, port, 'cam', 'cam-pw');
+  assert.deepEqual(await cam.list(), []);
+  await assert.rejects(login(t, port, 'bob', 'bob-pw'), /5\d\d/, 'without the exception, the server policy (data) refuses plain FTP');
+});
