@@ -247,15 +247,26 @@ function failToListen(config: Config, err: unknown): never {
   fail(`cannot start on ${host}:${port}: ${(err as Error).message}`, 1);
 }
 
-/** Addresses a client on this machine or the LAN can use to reach `host`. */
+/**
+ * Addresses a client on this machine or the LAN can use to reach `host`.
+ * `::` listens on IPv4 too (Node binds it dual-stack), so it lists both
+ * families. Link-local IPv6 addresses (fe80::/10) are left out: a URL can
+ * reach them only with the interface's zone, which clients spell differently.
+ */
 function reachableAddresses(host: string): string[] {
   if (host !== '0.0.0.0' && host !== '::') return [host];
-  const found = ['127.0.0.1'];
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const item of list ?? []) if (item.family === 'IPv4' && !item.internal) found.push(item.address);
+  const ipv6 = host === '::';
+  const found = ipv6 ? ['127.0.0.1', '::1'] : ['127.0.0.1'];
+  for (const family of ipv6 ? ['IPv4', 'IPv6'] : ['IPv4']) {
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const item of list ?? []) if (item.family === family && !item.internal && !/^fe[89ab]/i.test(item.address)) found.push(item.address);
+    }
   }
   return found;
 }
+
+/** An address as a URL's host: IPv6 in brackets. */
+const urlHost = (address: string) => (address.includes(':') ? `[${address}]` : address);
 
 function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: number, workers: number, implicitPort?: number): void {
   const users = flags.user.map((u) => u.username);
@@ -269,13 +280,13 @@ function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: nu
   const withWorkers = workers > 1 ? ` with ${workers} worker processes` : '';
   const lines = [`Ferry ${VERSION} is serving ${s3Location(flags) ?? storageLocation(config.storage)}${access} to ${who.join(' and ') || 'nobody (no users configured)'}${withWorkers}${from}.`];
   const hosts = reachableAddresses(config.host);
-  for (const address of hosts) lines.push(`  ftp://${users[0] ? `${users[0]}@` : ''}${address.includes(':') ? `[${address}]` : address}:${port}/`);
+  for (const address of hosts) lines.push(`  ftp://${users[0] ? `${users[0]}@` : ''}${urlHost(address)}:${port}/`);
   const example = hosts[0]!;
   // Without anonymous access a client must name a user: show where it goes.
   const user = users[0] ?? (config.anonymous.enabled ? undefined : 'USER');
-  const url = `ftp://${example.includes(':') ? `[${example}]` : example}:${port}/`;
+  const url = `ftp://${urlHost(example)}:${port}/`;
   if (config.tls.cert) {
-    const implicit = implicitPort ? `, implicit TLS on port ${implicitPort} (ftps://${example.includes(':') ? `[${example}]` : example}:${implicitPort}/)` : '';
+    const implicit = implicitPort ? `, implicit TLS on port ${implicitPort} (ftps://${urlHost(example)}:${implicitPort}/)` : '';
     lines.push(`FTPS: AUTH TLS on port ${port}${implicit}; TLS policy: ${config.tls.policy}.`);
     // The plain commands would be refused (policy) or fail on an untrusted certificate: show the TLS ones.
     lines.push(`Try: lftp -e 'set ftp:ssl-force true' -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl --ssl-reqd ${user ? `-u ${user}:PASSWORD ` : ''}${url}`);

@@ -93,3 +93,21 @@ test('ferry user add/set --tls sets the per-user TLS policy: a plain-FTP camera 
   assert.deepEqual(await cam.list(), []);
   await assert.rejects(login(t, port, 'bob', 'bob-pw'), /5\d\d/, 'without the exception, the server policy (data) refuses plain FTP');
 });
+
+test('with --host :: the start banner lists the IPv6 addresses too, in brackets, and a client reaches [::1]', async (t) => {
+  const dir = await tempDir(t);
+  const ferry = await startCli(t, ['--host', '::', '--port', '0', '--root', 'files', '--log-level', 'warn'], dir);
+  const port = Number(/127\.0\.0\.1:(\d+)\//.exec(ferry.output())![1]);
+  const urls = [...ferry.output().matchAll(/^ {2}ftp:\/\/(\S+)\/$/gm)].map((m) => m[1]!);
+  const ipv6 = Object.values(os.networkInterfaces())
+    .flat()
+    .filter((i) => i && i.family === 'IPv6' && !i.internal && !i.address.startsWith('fe80'))
+    .map((i) => `[${i!.address}]:${port}`);
+  const ipv4 = Object.values(os.networkInterfaces())
+    .flat()
+    .filter((i) => i && i.family === 'IPv4' && !i.internal)
+    .map((i) => `${i!.address}:${port}`);
+  assert.deepEqual(urls, [`127.0.0.1:${port}`, `[::1]:${port}`, ...ipv4, ...ipv6]);
+  const client = await login(t, port, 'anonymous', 'guest', '::1');
+  assert.deepEqual(await client.list(), []);
+});
