@@ -7,7 +7,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, nobodyCanLogIn } from '../config/load.js';
+import { loadConfig, nobodyCanLogIn, USER_PASSWORD_ENV } from '../config/load.js';
 import { portRangeProblem, storageLocation } from '../config/schema.js';
 import { readUsersFile } from '../config/users-file.js';
 import { buildServerOptions } from '../config/build.js';
@@ -42,10 +42,10 @@ function parsePort(value: string): number {
 
 function collectUser(value: string, previous: ServeFlags['user']): ServeFlags['user'] {
   const colon = value.indexOf(':');
-  if (colon <= 0) throw new InvalidArgumentError('expected NAME:PASSWORD, e.g. --user alice:s3cret');
-  const username = value.slice(0, colon);
-  const password = value.slice(colon + 1);
-  if (!password) throw new InvalidArgumentError(`the password for ${username} is empty; give one after the colon.`);
+  if (colon === 0) throw new InvalidArgumentError('expected NAME or NAME:PASSWORD, e.g. --user alice');
+  const username = colon < 0 ? value : value.slice(0, colon);
+  const password = colon < 0 ? undefined : value.slice(colon + 1);
+  if (password === '') throw new InvalidArgumentError(`the password for ${username} is empty; give one after the colon, or give NAME alone.`);
   if (previous.some((u) => u.username === username)) throw new InvalidArgumentError(`user ${username} is given twice.`);
   return [...previous, { username, password }];
 }
@@ -69,7 +69,13 @@ function serveOptions(command: Command): Command {
     .option('--root <dir>', 'folder to serve', process.cwd())
     .option('--host <addr>', 'address to listen on (:: for IPv6)', '0.0.0.0')
     .option('--port <n>', 'control port', parsePort, 2121)
-    .option('--user <name:password>', 'allow this user instead of anonymous (repeatable)', collectUser, [])
+    .option(
+      '--user <name[:password]>',
+      `allow this user instead of anonymous (repeatable). A password given here is visible to other local users (ps); with NAME alone it comes from --user-password-file, else ${USER_PASSWORD_ENV}, else standard input (one such --user)`,
+      collectUser,
+      [],
+    )
+    .option('--user-password-file <file>', "the password of the --user given without one: this file's one line")
     .option('--write', 'grant write permissions (upload, delete, rename, mkdir) to --user users, and without --config to anonymous', false)
     .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
     .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)', parseIpv4)

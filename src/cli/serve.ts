@@ -9,7 +9,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { hashPassword, VerificationCache } from '../auth/password.js';
+import { VerificationCache } from '../auth/password.js';
 import { ALL_PERMISSIONS, READ_PERMISSIONS } from '../auth/types.js';
 import { buildServerOptions, serverOptions } from '../config/build.js';
 import { CONFIG_ENV, loadConfig, nobodyCanLogIn, type ConfigOverride, type LoadedConfig } from '../config/load.js';
@@ -20,6 +20,7 @@ import { resolveOptions, type FtpServerOptions } from '../server/options.js';
 import { dropPrivileges } from '../server/privileges.js';
 import { sweepTempFiles } from '../storage/temp-files.js';
 import { createServer, type FtpServer } from '../server/server.js';
+import { cliUserHashes, CliUserError, shareWithWorkers, type CliUser, type HashedCliUser } from './cli-users.js';
 import { fail, failWithConfig } from './fail.js';
 import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
@@ -33,7 +34,8 @@ export interface ServeFlags extends S3Flags {
   maxConnectionsPerIp: number;
   host: string;
   port: number;
-  user: Array<{ username: string; password: string }>;
+  user: CliUser[];
+  userPasswordFile?: string;
   write: boolean;
   passivePorts?: string;
   masquerade?: string;
@@ -69,7 +71,7 @@ interface Plan {
   file: string | null;
   preset: Record<string, unknown> | undefined;
   overrides: ConfigOverride[];
-  cliUsers: Array<{ username: string; passwordHash: string }>;
+  cliUsers: HashedCliUser[];
   cliPermissions: string;
 }
 
@@ -78,13 +80,20 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   const overrides = FLAG_KEYS.filter(([key]) => command.getOptionValueSource(key) === 'cli').map(
     ([key, source, path]): ConfigOverride => ({ path, value: flags[key], source }),
   );
+  let cliUsers: HashedCliUser[];
+  try {
+    cliUsers = await cliUserHashes(flags.user, flags.userPasswordFile);
+  } catch (err) {
+    if (err instanceof CliUserError) fail(err.message, err.exitCode);
+    throw err;
+  }
   const plan: Plan = {
     file,
     // Without a file, `ferry` shares a folder: anonymous read-only (or --write), unless --user names who may log in.
     preset: file ? undefined : { storage: { type: 'local', root: flags.root }, anonymous: { enabled: flags.user.length === 0, permissions: flags.write ? 'full' : 'read' } },
     overrides,
-    // Keep only scrypt hashes in memory, as a deployment with a users file would.
-    cliUsers: await Promise.all(flags.user.map(async (u) => ({ username: u.username, passwordHash: await hashPassword(u.password) }))),
+    // Only scrypt hashes are kept, as a deployment with a users file would.
+    cliUsers,
     cliPermissions: flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS,
   };
   // Without a file every value came from the command line or environment: a bad one is a usage error.
@@ -153,6 +162,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     } catch (err) {
       fail((err as Error).message, 1);
     }
+    shareWithWorkers(plan.cliUsers);
     let address: net.AddressInfo;
     try {
       address = await primary.start();

@@ -39,6 +39,8 @@ export interface LoadedConfig {
 
 /** FERRY_CONFIG names the file; every other FERRY_* variable sets one key. */
 export const CONFIG_ENV = 'FERRY_CONFIG';
+/** The password of `ferry --user NAME` (src/cli/cli-users.ts): not a setting either. */
+export const USER_PASSWORD_ENV = 'FERRY_USER_PASSWORD';
 
 const snake = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 export const envName = (keyPath: readonly string[]) => `FERRY_${keyPath.map(snake).join('_')}`;
@@ -100,7 +102,7 @@ function envOverrides(env: NodeJS.ProcessEnv, warnings: string[] | null): Config
   const found: ConfigOverride[] = [];
   const problems: string[] = [];
   for (const [name, rawValue] of Object.entries(env)) {
-    if (!name.startsWith('FERRY_') || name === CONFIG_ENV || rawValue === undefined) continue;
+    if (!name.startsWith('FERRY_') || name === CONFIG_ENV || name === USER_PASSWORD_ENV || rawValue === undefined) continue;
     const keyPath = ENV_KEYS.get(name);
     if (!keyPath) {
       // FERRY_MAXCONNECTIONS names a setting without its section: FERRY_LIMITS_MAX_CONNECTIONS.

@@ -4,11 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'basic-ftp';
-import { runCliToEnd, startCli } from '../helpers/cli.js';
+import { childPids, runCliToEnd, startCli } from '../helpers/cli.js';
 import type { Cleanup } from '../helpers/server.js';
 import { certificateFiles } from '../helpers/tls.js';
 
@@ -110,4 +110,61 @@ test('with --host :: the start banner lists the IPv6 addresses too, in brackets,
   assert.deepEqual(urls, [`127.0.0.1:${port}`, `[::1]:${port}`, ...ipv4, ...ipv6]);
   const client = await login(t, port, 'anonymous', 'guest', '::1');
   assert.deepEqual(await client.list(), []);
+});
+
+/** The command line and environment of each worker of `ferry`, from /proc. */
+async function workersOf(pid: number): Promise<Array<{ cmdline: string; environ: string }>> {
+  const pids = await childPids(pid);
+  return Promise.all(pids.map(async (p) => ({ cmdline: await readFile(`/proc/${p}/cmdline`, 'utf8'), environ: await readFile(`/proc/${p}/environ`, 'utf8') })));
+}
+
+test('--user passwords from the command line, FERRY_USER_PASSWORD or standard input never reach the workers’ command lines', async (t) => {
+  const dir = await tempDir(t);
+  const cluster = ['--port', '0', '--host', '127.0.0.1', '--root', 'files', '--log-level', 'warn', '--workers', '2'];
+  const env = { ...process.env, FERRY_USER_PASSWORD: 'bob-from-env' };
+  const ferry = await startCli(t, [...cluster, '--user', 'alice:alice-on-argv', '--user', 'bob'], dir, 30_000, env);
+  const port = Number(/127\.0\.0\.1:(\d+)\//.exec(ferry.output())![1]);
+  await login(t, port, 'alice', 'alice-on-argv');
+  await login(t, port, 'bob', 'bob-from-env');
+  await assert.rejects(login(t, port, 'bob', 'wrong'), /530/);
+  const workers = await workersOf(ferry.child.pid!);
+  assert.equal(workers.length, 2);
+  for (const { cmdline, environ } of workers) {
+    assert.ok(cmdline.includes('--user\0alice\0') && cmdline.includes('--user\0bob\0'), cmdline);
+    assert.ok(!cmdline.includes('alice-on-argv') && !cmdline.includes('bob-from-env'), cmdline);
+    assert.ok(!environ.includes('bob-from-env'), 'the variable is not inherited');
+  }
+
+  const fromStdin = await startCli(t, [...cluster, '--user', 'carol'], dir, 30_000, undefined, 'carol-from-stdin\n');
+  const stdinPort = Number(/127\.0\.0\.1:(\d+)\//.exec(fromStdin.output())![1]);
+  await login(t, stdinPort, 'carol', 'carol-from-stdin');
+  for (const { cmdline } of await workersOf(fromStdin.child.pid!)) assert.ok(!cmdline.includes('carol-from-stdin'), cmdline);
+});
+
+test('--user-password-file gives the password of a --user given alone; mistakes are refused with a reason', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(path.join(dir, 'pw'), 'dave-from-file\n', { mode: 0o600 });
+  const ferry = await startCli(t, ['--port', '0', '--host', '127.0.0.1', '--root', 'files', '--log-level', 'warn', '--user', 'dave', '--user-password-file', 'pw'], dir);
+  const port = Number(/127\.0\.0\.1:(\d+)\//.exec(ferry.output())![1]);
+  await login(t, port, 'dave', 'dave-from-file');
+
+  const refused: Array<[string[], string, RegExp]> = [
+    [['--user', 'a', '--user', 'b'], '', /only one --user may leave out its password \(a, b do\)/],
+    [['--user', 'a:x', '--user-password-file', 'pw'], '', /--user-password-file needs a --user NAME given without a password/],
+    [['--user', 'a'], '', /standard input: the password is empty/],
+    [['--user', 'a'], 'two\nlines\n', /standard input: the password has a line break/],
+    [['--user', 'a:'], '', /the password for a is empty/],
+  ];
+  for (const [args, input, expected] of refused) {
+    const run = await runCliToEnd(['--port', '0', '--root', 'files', ...args], dir, input);
+    assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+    assert.match(run.stderr, expected);
+  }
+  const missing = await runCliToEnd(['--port', '0', '--root', 'files', '--user', 'a', '--user-password-file', 'nope'], dir);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /--user-password-file nope: cannot read it \(ENOENT\)/);
+  // A configuration file does not mistake the variable for a setting.
+  await writeFile(path.join(dir, 'ferry.yaml'), 'port: 0\nstorage:\n  root: files\n');
+  const check = await runCliToEnd(['check-config', 'ferry.yaml'], dir, '', { ...process.env, FERRY_USER_PASSWORD: 'x' });
+  assert.equal(check.code, 0, check.stderr);
 });

@@ -113,7 +113,7 @@ test('a setting in the wrong section points to where it belongs, for every neste
   assert.deepEqual(await problemsOf('limits:\n  port: 21\n'), ['ferry.yaml:2: limits.port: unknown setting here; did you mean "port" (at the top level)?']);
   assert.deepEqual(await problemsOf('limits:\n  maxConection: 5\n'), ['ferry.yaml:2: limits.maxConection: unknown setting; did you mean "maxConnections"?']);
   // Environment variables: the name without its section.
-  for (const [name, meant] of [['FERRY_MAXCONNECTIONS', 'FERRY_LIMITS_MAX_CONNECTIONS'], ['FERRY_IMPLICIT_PORT', 'FERRY_TLS_IMPLICIT_PORT'], ['FERRY_ROOT', 'FERRY_STORAGE_ROOT']]) {
+  for (const [name, meant] of [['FERRY_MAXCONNECTIONS', 'FERRY_LIMITS_MAX_CONNECTIONS'], ['FERRY_IMPLICIT_PORT', 'FERRY_TLS_IMPLICIT_PORT'], ['FERRY_ROOT', 'FERRY_STORAGE_ROOT']] as const) {
     assert.deepEqual(await problemsOf('banner: x\n', { env: { [name]: '5' } }), [`environment ${name}: unknown setting; did you mean ${meant}?`]);
   }
 });
