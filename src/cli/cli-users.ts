@@ -20,6 +20,7 @@ import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { hashPassword } from '../auth/password.js';
 import { USER_PASSWORD_ENV } from '../config/load.js';
+import { fail } from './fail.js';
 import { readPassword } from './prompt.js';
 
 export interface CliUser {
@@ -36,16 +37,6 @@ export interface HashedCliUser {
 /** Where the primary puts the hashes for its workers (`__FERRY_`: not a setting, as the other worker variables). */
 const WORKER_USERS_ENV = '__FERRY_WORKER_USERS';
 
-/** A failure to report as `ferry: <message>`, exiting `exitCode` (2: usage, 1: the rest). */
-export class CliUserError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
-
 /**
  * The hashes of the --user users. A worker takes its primary's, so it
  * reads no password source (a pipe or a terminal is the primary's alone).
@@ -54,9 +45,9 @@ export async function cliUserHashes(users: readonly CliUser[], passwordFile: str
   if (cluster.isWorker) return JSON.parse(process.env[WORKER_USERS_ENV] ?? '[]') as HashedCliUser[];
   const without = users.filter((u) => u.password === undefined);
   if (without.length > 1) {
-    throw new CliUserError(`only one --user may leave out its password (${without.map((u) => u.username).join(', ')} do); put more users in a users file (\`ferry user add\`)`, 2);
+    fail(`only one --user may leave out its password (${without.map((u) => u.username).join(', ')} do); put more users in a users file (\`ferry user add\`)`);
   }
-  if (passwordFile !== undefined && without.length === 0) throw new CliUserError('--user-password-file needs a --user NAME given without a password', 2);
+  if (passwordFile !== undefined && without.length === 0) fail('--user-password-file needs a --user NAME given without a password');
   const found = without.length === 1 ? await passwordFromSource(passwordFile) : null;
   // Not for the workers, hooks or anything else this process starts.
   delete process.env[USER_PASSWORD_ENV];
@@ -71,7 +62,7 @@ async function passwordFromSource(file: string | undefined): Promise<string> {
     try {
       text = (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
     } catch (err) {
-      throw new CliUserError(`${from}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 1);
+      return fail(`${from}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 1);
     }
   } else if (process.env[USER_PASSWORD_ENV] !== undefined) {
     from = USER_PASSWORD_ENV;
@@ -80,8 +71,8 @@ async function passwordFromSource(file: string | undefined): Promise<string> {
     from = 'standard input';
     text = await readPassword({ fromStdin: false, confirm: false });
   }
-  if (text.length === 0) throw new CliUserError(`${from}: the password is empty; give one (or NAME:PASSWORD, visible to other local users)`, 2);
-  if (/[\r\n]/.test(text)) throw new CliUserError(`${from}: the password has a line break in it, which no FTP client can send; give one line`, 2);
+  if (text.length === 0) fail(`${from}: the password is empty; give one (or NAME:PASSWORD, visible to other local users)`);
+  if (/[\r\n]/.test(text)) fail(`${from}: the password has a line break in it, which no FTP client can send; give one line`);
   return text;
 }
 
@@ -94,7 +85,7 @@ export function shareWithWorkers(users: readonly HashedCliUser[]): void {
   cluster.setupPrimary({ args: withoutPasswords(process.argv.slice(2)) });
 }
 
-export function withoutPasswords(args: readonly string[]): string[] {
+function withoutPasswords(args: readonly string[]): string[] {
   const cut = (value: string) => value.replace(/:.*$/s, '');
   return args.map((arg, i) => (args[i - 1] === '--user' ? cut(arg) : arg.startsWith('--user=') ? `--user=${cut(arg.slice('--user='.length))}` : arg));
 }

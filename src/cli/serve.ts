@@ -20,7 +20,7 @@ import { resolveOptions, type FtpServerOptions } from '../server/options.js';
 import { dropPrivileges } from '../server/privileges.js';
 import { sweepTempFiles } from '../storage/temp-files.js';
 import { createServer, type FtpServer } from '../server/server.js';
-import { cliUserHashes, CliUserError, shareWithWorkers, type CliUser, type HashedCliUser } from './cli-users.js';
+import { cliUserHashes, shareWithWorkers, type CliUser, type HashedCliUser } from './cli-users.js';
 import { fail, failWithConfig } from './fail.js';
 import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
@@ -80,20 +80,13 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   const overrides = FLAG_KEYS.filter(([key]) => command.getOptionValueSource(key) === 'cli').map(
     ([key, source, path]): ConfigOverride => ({ path, value: flags[key], source }),
   );
-  let cliUsers: HashedCliUser[];
-  try {
-    cliUsers = await cliUserHashes(flags.user, flags.userPasswordFile);
-  } catch (err) {
-    if (err instanceof CliUserError) fail(err.message, err.exitCode);
-    throw err;
-  }
   const plan: Plan = {
     file,
     // Without a file, `ferry` shares a folder: anonymous read-only (or --write), unless --user names who may log in.
     preset: file ? undefined : { storage: { type: 'local', root: flags.root }, anonymous: { enabled: flags.user.length === 0, permissions: flags.write ? 'full' : 'read' } },
     overrides,
     // Only scrypt hashes are kept, as a deployment with a users file would.
-    cliUsers,
+    cliUsers: await cliUserHashes(flags.user, flags.userPasswordFile),
     cliPermissions: flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS,
   };
   // Without a file every value came from the command line or environment: a bad one is a usage error.
