@@ -174,9 +174,10 @@ function keysAt(schema: z.ZodType, path: PropertyKey[], value: unknown): string[
   return Object.keys(objectAt(schema, path, value)?.shape ?? {});
 }
 
-/** The known key closest to `key`: the same letters without case or separators, or a small edit away. */
+/** A key as compared: without case or separators. */
 const squash = (s: string) => s.toLowerCase().replace(/[-_. ]/g, '');
 
+/** The known key closest to `key`: the same letters without case or separators, or a small edit away. */
 export function closest(key: string, known: readonly string[]): string | null {
   const exact = known.find((k) => squash(k) === squash(key));
   if (exact) return exact;
