@@ -7,11 +7,11 @@
 import net from 'node:net';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, NOBODY_CAN_LOG_IN, nobodyCanLogIn } from '../config/load.js';
-import { storageLocation } from '../config/schema.js';
+import { loadConfig, nobodyCanLogIn, USER_PASSWORD_ENV } from '../config/load.js';
+import { portRangeProblem, storageLocation } from '../config/schema.js';
 import { readUsersFile } from '../config/users-file.js';
 import { buildServerOptions } from '../config/build.js';
-import { parsePortRange, resolveOptions } from '../server/options.js';
+import { resolveOptions } from '../server/options.js';
 import { TLS_POLICIES } from '../tls/options.js';
 import { certCommand } from './cert.js';
 import { fail, failWithConfig } from './fail.js';
@@ -42,10 +42,10 @@ function parsePort(value: string): number {
 
 function collectUser(value: string, previous: ServeFlags['user']): ServeFlags['user'] {
   const colon = value.indexOf(':');
-  if (colon <= 0) throw new InvalidArgumentError('expected NAME:PASSWORD, e.g. --user alice:s3cret');
-  const username = value.slice(0, colon);
-  const password = value.slice(colon + 1);
-  if (!password) throw new InvalidArgumentError(`the password for ${username} is empty; give one after the colon.`);
+  if (colon === 0) throw new InvalidArgumentError('expected NAME or NAME:PASSWORD, e.g. --user alice');
+  const username = colon < 0 ? value : value.slice(0, colon);
+  const password = colon < 0 ? undefined : value.slice(colon + 1);
+  if (password === '') throw new InvalidArgumentError(`the password for ${username} is empty; give one after the colon, or give NAME alone.`);
   if (previous.some((u) => u.username === username)) throw new InvalidArgumentError(`user ${username} is given twice.`);
   return [...previous, { username, password }];
 }
@@ -56,7 +56,8 @@ function parseIpv4(value: string): string {
 }
 
 function parseRange(value: string): string {
-  if (!parsePortRange(value)) throw new InvalidArgumentError(`"${value}" is not a port range like 50000-50100 (1-65535).`);
+  const problem = portRangeProblem(value);
+  if (problem) throw new InvalidArgumentError(`"${value}" is not ${problem}.`);
   return value;
 }
 
@@ -68,7 +69,13 @@ function serveOptions(command: Command): Command {
     .option('--root <dir>', 'folder to serve', process.cwd())
     .option('--host <addr>', 'address to listen on (:: for IPv6)', '0.0.0.0')
     .option('--port <n>', 'control port', parsePort, 2121)
-    .option('--user <name:password>', 'allow this user instead of anonymous (repeatable)', collectUser, [])
+    .option(
+      '--user <name[:password]>',
+      `allow this user instead of anonymous (repeatable). A password given here is visible to other local users (ps); with NAME alone it comes from --user-password-file, else ${USER_PASSWORD_ENV}, else standard input (one such --user)`,
+      collectUser,
+      [],
+    )
+    .option('--user-password-file <file>', "the password of the --user given without one: this file's one line")
     .option('--write', 'grant write permissions (upload, delete, rename, mkdir) to --user users, and without --config to anonymous', false)
     .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
     .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)', parseIpv4)
@@ -104,7 +111,10 @@ function userFieldOptions(command: Command, adding: boolean): Command {
   return command
     .option('--home <path>', `home directory inside the storage root; {username} is replaced${byDefault('/{username}')}`)
     .option('--permissions <spec>', `read, write, full, none, or letters from elradfmwMT${byDefault('read')}`)
-    .option('--allow-from <cidr>', `allow logins only from this address or range (repeatable${adding ? '' : '; replaces the list'})`, collect);
+    .option('--allow-from <cidr>', `allow logins only from this address or range (repeatable${adding ? '' : '; replaces the list'})`, collect)
+    .addOption(
+      new Option('--tls <policy>', `this user's TLS policy instead of the server's tls.policy: optional (e.g. a camera that cannot do TLS), login or data${byDefault("the server's")}`).choices(TLS_POLICIES),
+    );
 }
 
 const passwordStdin = (command: Command) => command.option('--password-stdin', 'read the password (one line) from standard input instead of prompting');
@@ -128,7 +138,8 @@ program
   .action(async (file: string) => {
     try {
       const { config, warnings } = await loadConfig({ file, env: process.env });
-      if (nobodyCanLogIn(config)) warnings.push(NOBODY_CAN_LOG_IN);
+      const nobody = await nobodyCanLogIn(config);
+      if (nobody) warnings.push(nobody);
       const users = config.users.file ? Object.keys(await readUsersFile(config.users.file)).length : 0;
       // Build what serve would build (certificate and key loaded, ports compared): what serve refuses, this refuses.
       resolveOptions(await buildServerOptions(config));
@@ -145,7 +156,7 @@ passwordStdin(program.command('hash-password').description('print a scrypt hash 
 
 const user = program.command('user').description('manage the users file: add, set, passwd, del, list, show');
 passwordStdin(userFieldOptions(usersFileOptions(user.command('add').description('add a user (asks for the password)').argument('<name>')), true)).action(addUser);
-userFieldOptions(usersFileOptions(user.command('set').description("change a user's home, permissions, allowed addresses, or disable it").argument('<name>')), false)
+userFieldOptions(usersFileOptions(user.command('set').description("change a user's home, permissions, allowed addresses, TLS policy, or disable it").argument('<name>')), false)
   .addOption(new Option('--disable', 'refuse logins of this user (kept in the file)').conflicts('enable'))
   .option('--enable', 'allow logins again')
   .action((name: string, flags: Parameters<typeof setUser>[1] & { disable?: boolean; enable?: boolean }) =>
@@ -155,6 +166,23 @@ passwordStdin(usersFileOptions(user.command('passwd').description("change a user
 usersFileOptions(user.command('del').description('delete a user').argument('<name>')).action(deleteUser);
 usersFileOptions(user.command('list').description('list users: name, home, permissions')).action(listUsers);
 usersFileOptions(user.command('show').description("show a user's settings (never the hash)").argument('<name>')).action(showUser);
+
+// The root runs `serve` when given no command, so commander adds no `help`
+// command of its own (a root with an action treats `help user` as arguments
+// to serve: "too many arguments"). This one walks any depth: `ferry help user add`.
+program
+  .command('help')
+  .description('show the help of a command, e.g. ferry help user add')
+  .argument('[command...]', 'the command (and subcommand)')
+  .action((names: string[]) => {
+    let command: Command = program;
+    for (const [i, name] of names.entries()) {
+      const next = command.commands.find((c) => c.name() === name || c.aliases().includes(name));
+      if (!next) fail(`no command "${names.slice(0, i + 1).join(' ')}"; ferry --help lists them.`);
+      command = next;
+    }
+    command.help();
+  });
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`ferry: ${(err as Error).stack ?? String(err)}\n`);

@@ -9,10 +9,10 @@ import type net from 'node:net';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { hashPassword, VerificationCache } from '../auth/password.js';
+import { VerificationCache } from '../auth/password.js';
 import { ALL_PERMISSIONS, READ_PERMISSIONS } from '../auth/types.js';
 import { buildServerOptions, serverOptions } from '../config/build.js';
-import { CONFIG_ENV, loadConfig, nobodyCanLogIn, NOBODY_CAN_LOG_IN, type ConfigOverride, type LoadedConfig } from '../config/load.js';
+import { CONFIG_ENV, loadConfig, nobodyCanLogIn, type ConfigOverride, type LoadedConfig } from '../config/load.js';
 import { storageLocation, type Config } from '../config/schema.js';
 import { ConfigError } from '../config/validate.js';
 import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
@@ -20,6 +20,7 @@ import { resolveOptions, type FtpServerOptions } from '../server/options.js';
 import { dropPrivileges } from '../server/privileges.js';
 import { sweepTempFiles } from '../storage/temp-files.js';
 import { createServer, type FtpServer } from '../server/server.js';
+import { cliUserHashes, shareWithWorkers, type CliUser, type HashedCliUser } from './cli-users.js';
 import { fail, failWithConfig } from './fail.js';
 import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
@@ -33,7 +34,8 @@ export interface ServeFlags extends S3Flags {
   maxConnectionsPerIp: number;
   host: string;
   port: number;
-  user: Array<{ username: string; password: string }>;
+  user: CliUser[];
+  userPasswordFile?: string;
   write: boolean;
   passivePorts?: string;
   masquerade?: string;
@@ -69,7 +71,7 @@ interface Plan {
   file: string | null;
   preset: Record<string, unknown> | undefined;
   overrides: ConfigOverride[];
-  cliUsers: Array<{ username: string; passwordHash: string }>;
+  cliUsers: HashedCliUser[];
   cliPermissions: string;
 }
 
@@ -83,8 +85,8 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     // Without a file, `ferry` shares a folder: anonymous read-only (or --write), unless --user names who may log in.
     preset: file ? undefined : { storage: { type: 'local', root: flags.root }, anonymous: { enabled: flags.user.length === 0, permissions: flags.write ? 'full' : 'read' } },
     overrides,
-    // Keep only scrypt hashes in memory, as a deployment with a users file would.
-    cliUsers: await Promise.all(flags.user.map(async (u) => ({ username: u.username, passwordHash: await hashPassword(u.password) }))),
+    // Only scrypt hashes are kept, as a deployment with a users file would.
+    cliUsers: await cliUserHashes(flags.user, flags.userPasswordFile),
     cliPermissions: flags.write ? ALL_PERMISSIONS : READ_PERMISSIONS,
   };
   // Without a file every value came from the command line or environment: a bad one is a usage error.
@@ -153,6 +155,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     } catch (err) {
       fail((err as Error).message, 1);
     }
+    shareWithWorkers(plan.cliUsers);
     let address: net.AddressInfo;
     try {
       address = await primary.start();
@@ -198,8 +201,9 @@ async function startServer(options: FtpServerOptions, overrides: Partial<FtpServ
 }
 
 function load(plan: Plan): Promise<LoadedConfig> {
-  return loadConfig({ file: plan.file, preset: plan.preset, env: process.env, overrides: plan.overrides }).then((loaded) => {
-    if (plan.cliUsers.length === 0 && nobodyCanLogIn(loaded.config)) loaded.warnings.push(NOBODY_CAN_LOG_IN);
+  return loadConfig({ file: plan.file, preset: plan.preset, env: process.env, overrides: plan.overrides }).then(async (loaded) => {
+    const nobody = plan.cliUsers.length === 0 ? await nobodyCanLogIn(loaded.config) : null;
+    if (nobody) loaded.warnings.push(nobody);
     return loaded;
   });
 }
@@ -246,15 +250,26 @@ function failToListen(config: Config, err: unknown): never {
   fail(`cannot start on ${host}:${port}: ${(err as Error).message}`, 1);
 }
 
-/** Addresses a client on this machine or the LAN can use to reach `host`. */
+/**
+ * Addresses a client on this machine or the LAN can use to reach `host`.
+ * `::` listens on IPv4 too (Node binds it dual-stack), so it lists both
+ * families. Link-local IPv6 addresses (fe80::/10) are left out: a URL can
+ * reach them only with the interface's zone, which clients spell differently.
+ */
 function reachableAddresses(host: string): string[] {
   if (host !== '0.0.0.0' && host !== '::') return [host];
-  const found = ['127.0.0.1'];
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const item of list ?? []) if (item.family === 'IPv4' && !item.internal) found.push(item.address);
+  const ipv6 = host === '::';
+  const found = ipv6 ? ['127.0.0.1', '::1'] : ['127.0.0.1'];
+  for (const family of ipv6 ? ['IPv4', 'IPv6'] : ['IPv4']) {
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const item of list ?? []) if (item.family === family && !item.internal && !/^fe[89ab]/i.test(item.address)) found.push(item.address);
+    }
   }
   return found;
 }
+
+/** An address as a URL's host: IPv6 in brackets. */
+const urlHost = (address: string) => (address.includes(':') ? `[${address}]` : address);
 
 function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: number, workers: number, implicitPort?: number): void {
   const users = flags.user.map((u) => u.username);
@@ -268,13 +283,13 @@ function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: nu
   const withWorkers = workers > 1 ? ` with ${workers} worker processes` : '';
   const lines = [`Ferry ${VERSION} is serving ${s3Location(flags) ?? storageLocation(config.storage)}${access} to ${who.join(' and ') || 'nobody (no users configured)'}${withWorkers}${from}.`];
   const hosts = reachableAddresses(config.host);
-  for (const address of hosts) lines.push(`  ftp://${users[0] ? `${users[0]}@` : ''}${address.includes(':') ? `[${address}]` : address}:${port}/`);
+  for (const address of hosts) lines.push(`  ftp://${users[0] ? `${users[0]}@` : ''}${urlHost(address)}:${port}/`);
   const example = hosts[0]!;
   // Without anonymous access a client must name a user: show where it goes.
   const user = users[0] ?? (config.anonymous.enabled ? undefined : 'USER');
-  const url = `ftp://${example.includes(':') ? `[${example}]` : example}:${port}/`;
+  const url = `ftp://${urlHost(example)}:${port}/`;
   if (config.tls.cert) {
-    const implicit = implicitPort ? `, implicit TLS on port ${implicitPort} (ftps://${example.includes(':') ? `[${example}]` : example}:${implicitPort}/)` : '';
+    const implicit = implicitPort ? `, implicit TLS on port ${implicitPort} (ftps://${urlHost(example)}:${implicitPort}/)` : '';
     lines.push(`FTPS: AUTH TLS on port ${port}${implicit}; TLS policy: ${config.tls.policy}.`);
     // The plain commands would be refused (policy) or fail on an untrusted certificate: show the TLS ones.
     lines.push(`Try: lftp -e 'set ftp:ssl-force true' -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl --ssl-reqd ${user ? `-u ${user}:PASSWORD ` : ''}${url}`);

@@ -20,6 +20,7 @@ export interface UserFieldFlags {
   home?: string;
   permissions?: string;
   allowFrom?: string[];
+  tls?: UserInput['tls'];
   disabled?: boolean;
   passwordStdin?: boolean;
 }
@@ -40,7 +41,7 @@ async function usersFile(flags: UserFileFlags): Promise<{ file: string; owner?: 
 }
 
 function fields(flags: UserFieldFlags): Partial<UserInput> {
-  return { home: flags.home, permissions: flags.permissions, allowFrom: flags.allowFrom, disabled: flags.disabled };
+  return { home: flags.home, permissions: flags.permissions, allowFrom: flags.allowFrom, tls: flags.tls, disabled: flags.disabled };
 }
 
 async function edit(flags: UserFileFlags, change: (doc: UsersDocument) => Promise<string>, create = false): Promise<void> {
@@ -61,7 +62,7 @@ export function addUser(name: string, flags: UserFileFlags & UserFieldFlags): Pr
     const passwordHash = await hashPassword(await readPassword({ fromStdin: !!flags.passwordStdin, confirm: true }).then(nonEmpty));
     doc.set(name, { passwordHash, ...fields(flags) });
     const entry = doc.get(name)!;
-    return `Added ${name} (home ${entry.home}, permissions ${entry.permissions} = ${parsePermissions(entry.permissions) || 'none'})`;
+    return `Added ${name} (home ${entry.home}, permissions ${entry.permissions} = ${parsePermissions(entry.permissions) || 'none'}${entry.tls ? `, TLS policy ${entry.tls}` : ''})`;
   }, true);
 }
 
@@ -69,7 +70,7 @@ export function setUser(name: string, flags: UserFileFlags & UserFieldFlags): Pr
   return edit(flags, async (doc) => {
     mustExist(doc.has(name), name);
     const changes = fields(flags);
-    if (Object.values(changes).every((v) => v === undefined)) fail('nothing to change: give --home, --permissions, --allow-from, --disable or --enable.');
+    if (Object.values(changes).every((v) => v === undefined)) fail('nothing to change: give --home, --permissions, --allow-from, --tls, --disable or --enable.');
     doc.set(name, changes);
     return `Updated ${name}`;
   });
@@ -109,7 +110,8 @@ export async function showUser(name: string, flags: UserFileFlags): Promise<void
     // Never print the hash: it is as good as the password to an offline attacker.
     const { passwordHash, ...shown } = entry!;
     const scheme = passwordHash.startsWith('$scrypt$') ? 'scrypt' : passwordHash.startsWith('$argon2id$') ? 'argon2id' : 'bcrypt';
-    process.stdout.write(JSON.stringify({ name, password: `${scheme} hash`, ...shown, permissionLetters: parsePermissions(shown.permissions) }, null, 2) + '\n');
+    // tls null: the server's tls.policy applies to this user.
+    process.stdout.write(JSON.stringify({ name, password: `${scheme} hash`, ...shown, tls: shown.tls ?? null, permissionLetters: parsePermissions(shown.permissions) }, null, 2) + '\n');
   } catch (err) {
     failWithConfig(err);
   }

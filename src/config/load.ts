@@ -10,7 +10,8 @@ import { parse as parseYamlValue } from 'yaml';
 import { parsePortRange } from '../server/options.js';
 import { accessAs } from '../server/privileges.js';
 import { configSchema, type Config } from './schema.js';
-import { closest, ConfigError, leafPaths, leafSchema, parseYaml, validate, type Source } from './validate.js';
+import { readUsersFile } from './users-file.js';
+import { closest, ConfigError, leafPaths, leafSchema, parseYaml, settingNamed, validate, type Source } from './validate.js';
 
 export interface ConfigOverride {
   path: string[];
@@ -39,6 +40,8 @@ export interface LoadedConfig {
 
 /** FERRY_CONFIG names the file; every other FERRY_* variable sets one key. */
 export const CONFIG_ENV = 'FERRY_CONFIG';
+/** The password of `ferry --user NAME` (src/cli/cli-users.ts): not a setting either. */
+export const USER_PASSWORD_ENV = 'FERRY_USER_PASSWORD';
 
 const snake = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 export const envName = (keyPath: readonly string[]) => `FERRY_${keyPath.map(snake).join('_')}`;
@@ -100,10 +103,12 @@ function envOverrides(env: NodeJS.ProcessEnv, warnings: string[] | null): Config
   const found: ConfigOverride[] = [];
   const problems: string[] = [];
   for (const [name, rawValue] of Object.entries(env)) {
-    if (!name.startsWith('FERRY_') || name === CONFIG_ENV || rawValue === undefined) continue;
+    if (!name.startsWith('FERRY_') || name === CONFIG_ENV || name === USER_PASSWORD_ENV || rawValue === undefined) continue;
     const keyPath = ENV_KEYS.get(name);
     if (!keyPath) {
-      const suggestion = closest(name, [...ENV_KEYS.keys()]);
+      // FERRY_MAXCONNECTIONS names a setting without its section: FERRY_LIMITS_MAX_CONNECTIONS.
+      const elsewhere = settingNamed(configSchema, name.slice('FERRY_'.length));
+      const suggestion = elsewhere ? envName(elsewhere.split('.')) : closest(name, [...ENV_KEYS.keys()]);
       (warnings ?? problems).push(`environment ${name}: unknown setting${suggestion ? `; did you mean ${suggestion}?` : ''}`);
       continue;
     }
@@ -135,11 +140,18 @@ function setIn(target: Record<string, unknown>, keyPath: readonly string[], valu
   at[keyPath[keyPath.length - 1]!] = value;
 }
 
-export const NOBODY_CAN_LOG_IN = 'nobody can log in: set users.file, authHook.url or anonymous.enabled';
-
-/** True when the config lets nobody in (users from the command line aside): warn with NOBODY_CAN_LOG_IN. */
-export function nobodyCanLogIn(config: Config): boolean {
-  return !config.anonymous.enabled && !config.users.file && !config.authHook.url;
+/**
+ * Why the config lets nobody in (users from the command line aside), as a
+ * warning to print, or null. A users file without users counts: it reads
+ * as "configured" yet refuses every login. An unreadable or invalid users
+ * file is left to the build that reads it, which stops with its errors.
+ */
+export async function nobodyCanLogIn(config: Config): Promise<string | null> {
+  const others = 'authHook.url or anonymous.enabled';
+  if (config.anonymous.enabled || config.authHook.url) return null;
+  if (!config.users.file) return `nobody can log in: set users.file, ${others}`;
+  const users = await readUsersFile(config.users.file).catch(() => null);
+  return users && Object.keys(users).length === 0 ? `nobody can log in: ${config.users.file} has no users; add one with \`ferry user add\`, or set ${others}` : null;
 }
 
 /** Rules that span keys or look at the disk. Errors stop the start (or the reload); warnings are printed. */

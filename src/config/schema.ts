@@ -36,6 +36,19 @@ export const permissionSpec = () => checked(PERMISSION_HELP, (v) => parsePermiss
 export const homePath = () =>
   checked('a path inside the storage root, like /pub or /users/{username} (no "..")', (v) => v.length > 0 && !v.split('/').includes('..') && !v.includes('\0'));
 
+const PORT_RANGE = 'a port range like 50000-50100 (1-65535)';
+
+/**
+ * What is wrong with a passive port range, phrased to follow "<value> is
+ * not" (null when nothing is): a reversed one says so and shows the order.
+ */
+export function portRangeProblem(value: string): string | null {
+  if (parsePortRange(value)) return null;
+  const reversed = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(value);
+  if (reversed && parsePortRange(`${reversed[2]}-${reversed[1]}`)) return `a port range from low to high (it is reversed); write ${reversed[2]}-${reversed[1]}`;
+  return PORT_RANGE;
+}
+
 const localStorage = section({
   type: z.literal('local'),
   root: text('a folder path').default('/srv/ftp'),
@@ -84,7 +97,13 @@ const s3Storage = section({
 export const configSchema = z.strictObject({
   host: checked('an address or host name to listen on, like 0.0.0.0, :: or localhost', (v) => net.isIP(v) !== 0 || isHostName(v)).default('0.0.0.0'),
   port: wholeNumber(0, 65535).default(2121),
-  passivePorts: checked('a port range like 50000-50100 (1-65535)', (v) => parsePortRange(v) !== null).nullable().default(null),
+  passivePorts: text(PORT_RANGE)
+    .superRefine((v, ctx) => {
+      const problem = portRangeProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .nullable()
+    .default(null),
   masqueradeAddress: checked('an IPv4 address (PASV can only announce IPv4)', (v) => net.isIPv4(v)).nullable().default(null),
   banner: text('a text').default('Ferry FTP server ready.'),
   workers: z.union([z.literal('auto'), wholeNumber(1, 256)], { error: 'a number of processes from 1 to 256, or auto' }).default(1),

@@ -108,12 +108,29 @@ const HINTS: Readonly<Record<string, string>> = {
   password: 'plain passwords are not accepted; put a hash in passwordHash (make one with `ferry hash-password`)',
 };
 
+/**
+ * A spelling of this level's keys comes first; then the same name in
+ * another section (`maxConnections` at the top is `limits.maxConnections`),
+ * since a right name in the wrong place is the likelier slip than a near
+ * miss here (`root` at the top is `storage.root`, not `port`).
+ */
 function unknownKey(schema: z.ZodType, path: PropertyKey[], key: string, value: unknown): string {
   const known = keysAt(schema, path, value);
   if (HINTS[key] && known.length > 0) return HINTS[key];
   const suggestion = closest(key, known);
+  const sameName = suggestion !== null && squash(suggestion) === squash(key);
+  const elsewhere = sameName ? null : settingNamed(schema, key, path.map(String).join('.'));
+  if (elsewhere) return `unknown setting here; did you mean "${elsewhere}"${elsewhere.includes('.') ? '' : ' (at the top level)'}?`;
   if (suggestion) return `unknown setting; did you mean "${suggestion}"?`;
   return known.length > 0 ? `unknown setting; expected one of ${known.join(', ')}` : 'unknown setting';
+}
+
+/** The full path of the setting called `name` (without case or separators) in any section but `exceptIn`, e.g. "limits.maxConnections". */
+export function settingNamed(schema: z.ZodType, name: string, exceptIn = ''): string | null {
+  for (const path of leafPaths(schema)) {
+    if (path.length > 0 && squash(path[path.length - 1]!) === squash(name) && path.slice(0, -1).join('.') !== exceptIn) return path.join('.');
+  }
+  return null;
 }
 
 interface Def {
@@ -157,9 +174,11 @@ function keysAt(schema: z.ZodType, path: PropertyKey[], value: unknown): string[
   return Object.keys(objectAt(schema, path, value)?.shape ?? {});
 }
 
+/** A key as compared: without case or separators. */
+const squash = (s: string) => s.toLowerCase().replace(/[-_. ]/g, '');
+
 /** The known key closest to `key`: the same letters without case or separators, or a small edit away. */
 export function closest(key: string, known: readonly string[]): string | null {
-  const squash = (s: string) => s.toLowerCase().replace(/[-_. ]/g, '');
   const exact = known.find((k) => squash(k) === squash(key));
   if (exact) return exact;
   let best: string | null = null;

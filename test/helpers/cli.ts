@@ -18,14 +18,16 @@ export interface RunningCli {
   output: () => string;
 }
 
-/** Run `ferry ARGS` without waiting for anything. */
-export function runCli(args: string[], cwd: string, env?: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Run `ferry ARGS` without waiting for anything; `input`, if given, is its standard input (a pipe). */
+export function runCli(args: string[], cwd: string, env?: NodeJS.ProcessEnv, input?: string): ChildProcess {
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  if (input !== undefined) child.stdin!.end(input);
+  return child;
 }
 
 /** Start `ferry ARGS` and wait (bounded) until it prints the URL with its port. */
-export async function startCli(t: Cleanup, args: string[], cwd: string, readyTimeoutMs = 20_000, env?: NodeJS.ProcessEnv): Promise<RunningCli> {
-  const child = runCli(args, cwd, env);
+export async function startCli(t: Cleanup, args: string[], cwd: string, readyTimeoutMs = 20_000, env?: NodeJS.ProcessEnv, input?: string): Promise<RunningCli> {
+  const child = runCli(args, cwd, env, input);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

@@ -58,7 +58,7 @@ test('defaults are secure: anonymous off, nobody can log in until configured, fs
   assert.equal(loaded.config.users.file, null);
   assert.deepEqual(loaded.config.storage, { type: 'local', root: loaded.config.storage.type === 'local' && loaded.config.storage.root, fsync: true });
   assert.equal(loaded.config.storage.type, 'local', 'local is the storage type when none is said');
-  assert.equal(nobodyCanLogIn(loaded.config), true);
+  assert.match((await nobodyCanLogIn(loaded.config)) ?? '', /^nobody can log in: set users\.file/);
 });
 
 test('each class of error names the file, the line, the key, the value and what is expected', async () => {
@@ -67,6 +67,7 @@ test('each class of error names the file, the line, the key, the value and what 
     ['host: 0.0.0.0\nport: 70000\n', /^ferry\.yaml:2: port: 70000 is not a whole number from 0 to 65535$/],
     ['port: "21"\n', /^ferry\.yaml:1: port: "21" is not a whole number from 0 to 65535$/],
     ['limits:\n  maxConections: 5\n', /^ferry\.yaml:2: limits\.maxConections: unknown setting; did you mean "maxConnections"\?$/],
+    ['passivePorts: 50100-50000\n', /^ferry\.yaml:1: passivePorts: "50100-50000" is not a port range from low to high \(it is reversed\); write 50000-50100$/],
     ['passive_ports: 50000-50010\n', /^ferry\.yaml:1: passive_ports: unknown setting; did you mean "passivePorts"\?$/],
     ['colour: blue\n', /^ferry\.yaml:1: colour: unknown setting; expected one of host, port, .*runAs$/],
     ['workers: many\n', /^ferry\.yaml:1: workers: "many" is not a number of processes from 1 to 256, or auto$/],
@@ -92,6 +93,44 @@ test('each class of error names the file, the line, the key, the value and what 
     assert.equal(problems.length, 1, `${JSON.stringify(text)} → ${problems.join(' | ')}`);
     assert.match(problems[0]!, expected, JSON.stringify(text));
   }
+});
+
+test('a setting in the wrong section points to where it belongs, for every nested setting of the schema (issue 12)', async () => {
+  const nested = leafPaths(configSchema).filter((p) => p.length > 1);
+  assert.ok(nested.length > 30, 'the schema has its nested settings');
+  for (const keyPath of nested) {
+    const name = keyPath[keyPath.length - 1]!;
+    // Names that are also top-level settings (e.g. none today) would be right where they are.
+    if (leafPaths(configSchema).some((p) => p.length === 1 && p[0] === name)) continue;
+    const problems = await problemsOf(`${name}: 1\n`);
+    // The same name in several sections (storage.type, tls.policy...) names one of them.
+    const where = leafPaths(configSchema).filter((p) => p[p.length - 1] === name).map((p) => p.join('.'));
+    assert.equal(problems.length, 1, `${name}: ${problems.join(' | ')}`);
+    const suggested = /^ferry\.yaml:1: \S+: unknown setting here; did you mean "([^"]+)"\?$/.exec(problems[0]!)?.[1];
+    assert.ok(suggested && where.includes(suggested), `${name} at the top: ${problems[0]}`);
+  }
+  // One level down, a top-level setting is named as such; a near miss of this level still wins over a far setting.
+  assert.deepEqual(await problemsOf('limits:\n  port: 21\n'), ['ferry.yaml:2: limits.port: unknown setting here; did you mean "port" (at the top level)?']);
+  assert.deepEqual(await problemsOf('limits:\n  maxConection: 5\n'), ['ferry.yaml:2: limits.maxConection: unknown setting; did you mean "maxConnections"?']);
+  // Environment variables: the name without its section.
+  for (const [name, meant] of [['FERRY_MAXCONNECTIONS', 'FERRY_LIMITS_MAX_CONNECTIONS'], ['FERRY_IMPLICIT_PORT', 'FERRY_TLS_IMPLICIT_PORT'], ['FERRY_ROOT', 'FERRY_STORAGE_ROOT']] as const) {
+    assert.deepEqual(await problemsOf('banner: x\n', { env: { [name]: '5' } }), [`environment ${name}: unknown setting; did you mean ${meant}?`]);
+  }
+});
+
+test('an empty users file warns that nobody can log in, as a missing one does (issue 12)', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(path.join(dir, 'files'));
+  const file = path.join(dir, 'ferry.yaml');
+  await writeFile(file, 'storage:\n  root: files\nusers:\n  file: users.yaml\n');
+  for (const empty of ['', 'users:\n', 'users: {}\n']) {
+    await writeFile(path.join(dir, 'users.yaml'), empty);
+    const { config } = await loadConfig({ file, env: {} });
+    assert.equal(await nobodyCanLogIn(config), `nobody can log in: ${path.join(dir, 'users.yaml')} has no users; add one with \`ferry user add\`, or set authHook.url or anonymous.enabled`);
+  }
+  await writeFile(path.join(dir, 'users.yaml'), 'users:\n  alice:\n    passwordHash: "$scrypt$ln=15,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"\n');
+  assert.equal(await nobodyCanLogIn((await loadConfig({ file, env: {} })).config), null);
 });
 
 test('several problems are reported together, each on its own line', async () => {
@@ -139,7 +178,7 @@ test('FERRY_* variables override the file, flags override both, and each is name
 
 test('without a file, an unknown FERRY_* variable is a warning, not a reason to refuse to start', async () => {
   const loaded = await loadConfig({ env: { FERRY_HOME: '/home/me' }, preset: { storage: { root: os.tmpdir() } } });
-  assert.deepEqual(loaded.warnings, ['environment FERRY_HOME: unknown setting; did you mean FERRY_HOST?']);
+  assert.deepEqual(loaded.warnings, ['environment FERRY_HOME: unknown setting; did you mean FERRY_ANONYMOUS_HOME?']);
 });
 
 test('paths from flags and the environment are relative to the current folder, paths in the file to the file', async (t) => {
