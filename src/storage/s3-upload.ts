@@ -390,6 +390,7 @@ export class S3Upload extends Writable {
           abortSignal: AbortSignal.timeout(ABORT_TIMEOUT_MS),
         });
         if (attempt > 1) logger?.info({ ...where, attempts: attempt }, 'aborted a multipart upload once the endpoint answered again');
+        else logger?.debug(where, 'aborted a multipart upload');
         return;
       } catch (err) {
         if ((err as { name?: string }).name === 'NoSuchUpload') return; // gone already
