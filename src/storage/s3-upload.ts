@@ -48,6 +48,8 @@ const STREAM_BUFFER_BYTES = 256 * 1024;
 const ABORT_TIMEOUT_MS = 30_000;
 /** A failed abort (endpoint down) is tried again for this long, so the parts go once the endpoint is back. */
 const ABORT_RETRY_WINDOW_MS = 5 * 60_000;
+/** An abort waits at most this long for cancelled part requests to settle before it goes ahead. */
+const PARTS_SETTLE_MS = 10_000;
 /** The destroy, and so the client's reply, waits at most this long for the abort; the rest goes on in the background. */
 const ABORT_WAIT_MS = 1_000;
 
@@ -363,7 +365,10 @@ export class S3Upload extends Writable {
     // Let cancelled part requests settle first: a part landing after the
     // abort would otherwise stay behind as an orphan (and until then the
     // SDK may still read the buffers).
-    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+    // Bounded: a cancelled part request that never settles (seen when the
+    // endpoint answered while the SDK waited for 100 Continue) must not keep
+    // the upload from being aborted; a part landing later gets NoSuchUpload.
+    await settleWithin([...this.#inFlight], PARTS_SETTLE_MS);
     this.#releaseBuffers();
     if (!this.#uploadId) return;
     // The client's reply waits a moment for the abort, not for its retries.
@@ -405,4 +410,13 @@ export class S3Upload extends Writable {
       }
     }
   }
+}
+
+/** Resolves once every promise settled, or after `ms`; never rejects. */
+function settleWithin(promises: Array<Promise<unknown>>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    Promise.allSettled(promises).then(() => undefined),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms).unref())),
+  ]).finally(() => clearTimeout(timer));
 }
