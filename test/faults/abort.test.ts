@@ -8,15 +8,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { RawClient } from '../helpers/ftp-raw.js';
 import { PASSWORD, USER } from '../helpers/server.js';
-import { dataConnection, eventFor, faultServer, healthyClient, logLineFor, noSessionsLeft, sha256, tempFiles, waitFor, type FaultServer, type Healthy } from './fault-helpers.js';
-
-const OLD = 'the old content, which must survive';
-const BIG_BYTES = 32 * 1024 * 1024;
+import { BIG_BYTES, dataConnection, eventFor, healthyClient, logLineFor, noSessionsLeft, sha256, tempFiles, OLD, serverWithClient, waitFor, type FaultServer, type Healthy } from './fault-helpers.js';
 
 interface Fixture {
   srv: FaultServer;
@@ -25,12 +22,7 @@ interface Fixture {
 }
 
 async function setUp(t: TestContext): Promise<Fixture> {
-  const srv = await faultServer(t);
-  await writeFile(path.join(srv.root, 'old.txt'), OLD);
-  await writeFile(path.join(srv.root, 'big.bin'), randomBytes(BIG_BYTES));
-  const client = await RawClient.login(srv.port, USER, PASSWORD);
-  t.after(() => client.close());
-  await client.command('TYPE I', 200);
+  const { srv, client } = await serverWithClient(t);
   return { srv, client, healthy: healthyClient(srv.port) };
 }
 

@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'basic-ftp';
 import type { LogFn, Logger } from '../../src/observability/logger.js';
-import type { RawClient } from '../helpers/ftp-raw.js';
+import { RawClient } from '../helpers/ftp-raw.js';
 import { collector } from '../helpers/streams.js';
 import { PASSWORD, startServer, USER, type Cleanup, type TestServer, type TestServerOptions } from '../helpers/server.js';
 
@@ -138,4 +138,20 @@ export function healthyClient(port: number, login = { user: USER, password: PASS
       return run;
     },
   };
+}
+
+/** What old.txt holds before a fault: it must still hold it after an aborted overwrite. */
+export const OLD = 'the old content, which must survive';
+/** big.bin: large enough that a fault lands mid-transfer. */
+export const BIG_BYTES = 32 * 1024 * 1024;
+
+/** A fault server with old.txt and big.bin, and a client logged in on it in binary mode. */
+export async function serverWithClient(t: Cleanup): Promise<{ srv: FaultServer; client: RawClient }> {
+  const srv = await faultServer(t);
+  await writeFile(path.join(srv.root, 'old.txt'), OLD);
+  await writeFile(path.join(srv.root, 'big.bin'), randomBytes(BIG_BYTES));
+  const client = await RawClient.login(srv.port, USER, PASSWORD);
+  t.after(async () => client.close());
+  await client.command('TYPE I', 200);
+  return { srv, client };
 }

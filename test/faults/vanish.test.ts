@@ -7,26 +7,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { RawClient } from '../helpers/ftp-raw.js';
-import { PASSWORD, USER } from '../helpers/server.js';
-import { dataConnection, eventFor, faultServer, healthyClient, logLineFor, noSessionsLeft, tempFiles, waitFor, type FaultServer, type Healthy } from './fault-helpers.js';
+import { BIG_BYTES, dataConnection, eventFor, healthyClient, logLineFor, noSessionsLeft, tempFiles, OLD, serverWithClient, waitFor, type FaultServer, type Healthy } from './fault-helpers.js';
 
-const OLD = 'the old content, which must survive';
-const BIG_BYTES = 32 * 1024 * 1024;
-
-async function setUp(t: TestContext): Promise<{ srv: FaultServer; client: RawClient }> {
-  const srv = await faultServer(t);
-  await writeFile(path.join(srv.root, 'old.txt'), OLD);
-  await writeFile(path.join(srv.root, 'big.bin'), randomBytes(BIG_BYTES));
-  const client = await RawClient.login(srv.port, USER, PASSWORD);
-  t.after(() => client.close());
-  await client.command('TYPE I', 200);
-  return { srv, client };
-}
+const setUp = serverWithClient;
 
 /** The client is gone: control connection first, as a killed process's kernel closes them, then the data one. */
 function vanish(client: RawClient, data?: net.Socket): void {
