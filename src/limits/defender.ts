@@ -100,6 +100,11 @@ export interface UnbanInfo extends BanInfo {
 
 export type Verdict = 'allowed' | 'denied' | 'banned';
 
+/** The 421 text a banned or denied client reads (before the greeting, or at PASS). */
+export function refusalText(verdict: Exclude<Verdict, 'allowed'>): string {
+  return verdict === 'banned' ? 'Service not available: your address is banned; try again later.' : 'Service not available: connections from your address are refused.';
+}
+
 export interface DefenderHooks {
   logger?: Logger;
   onBan?: (info: BanInfo) => void;

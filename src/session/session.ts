@@ -16,6 +16,7 @@ import { MLSX_FACTS, type MlsxFact } from '../protocol/listing.js';
 import { resolvePath, stripListOptions } from '../protocol/path.js';
 import { formatReply } from '../protocol/reply.js';
 import type { DataChannel } from '../data/channel.js';
+import { refusalText, type Offence, type Verdict } from '../limits/defender.js';
 import type { PassivePortPool } from '../data/passive.js';
 import type { ResolvedOptions } from '../server/options.js';
 import type { Storage } from '../storage/types.js';
@@ -33,6 +34,14 @@ export interface SessionHost {
   readonly tls: TlsContext | null;
   /** Emit an event; a listener that throws is logged, never allowed to break the session. */
   notify<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void;
+  /** The defender (bans): in cluster mode the primary's, reached through IPC. */
+  readonly defender: SessionDefender;
+}
+
+/** What a session asks of the defender. */
+export interface SessionDefender {
+  verdict(address: string): Promise<Verdict>;
+  report(address: string, offence: Offence): Promise<Verdict>;
 }
 
 type LoginState =
@@ -196,6 +205,7 @@ export class Session implements LineSink {
     if (this.#socket.writableLength > REPLY_BACKLOG_MAX_BYTES) {
       this.log.warn('client does not read its replies; closing');
       this.#socket.destroy();
+      void this.offence('protocol-abuse');
     }
   }
 
@@ -235,11 +245,30 @@ export class Session implements LineSink {
     this.#onLine(null, 'too-long');
   }
 
+  /**
+   * Count an offence of this client's address with the defender: a failed
+   * login, or something a real client never does. Resolves to the address's
+   * verdict after it; when that is a ban, the connection is closed at once
+   * (for a failed login, pass() does that after its usual delay).
+   */
+  async offence(kind: Offence): Promise<Verdict> {
+    let verdict: Verdict = 'allowed';
+    try {
+      verdict = await this.host.defender.report(this.remoteAddress, kind);
+    } catch (err) {
+      // A cluster worker whose primary is gone: the session goes on, unscored.
+      this.log.warn({ err }, 'could not reach the defender');
+    }
+    if (verdict !== 'allowed' && kind !== 'login-failed') this.closeWith(421, refusalText(verdict));
+    return verdict;
+  }
+
   #onLine(line: Buffer | null, problem?: 'too-long'): void {
     if (this.#closed || this.#awaitingHandshake) return;
     this.#idleTimer.refresh();
     if (problem === 'too-long') {
       this.reply(500, 'Command line too long.');
+      void this.offence('protocol-abuse');
       return;
     }
     const command = parseCommand(line!);
@@ -263,6 +292,7 @@ export class Session implements LineSink {
       this.log.warn({ queuedBytes: this.#queuedBytes }, 'client queued too many commands without reading replies; closing');
       this.#queue.length = 0;
       this.closeWith(421, 'Too many commands queued; closing control connection.');
+      void this.offence('protocol-abuse');
       // Nothing it sends now is heard, so stop reading it (closeWith bounds the rest).
       this.#socket.pause();
       return;
@@ -411,6 +441,7 @@ export class Session implements LineSink {
     this.#loginTimer ??= setTimeout(() => {
       this.log.info('login timeout');
       this.closeWith(421, 'Login timed out; closing control connection.');
+      void this.offence('protocol-abuse');
     }, this.host.options.loginTimeoutMs).unref();
   }
 

@@ -2,6 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Account } from '../../auth/types.js';
 import { ErrorCodes, FerryError, replyForError } from '../../errors.js';
+import { refusalText } from '../../limits/defender.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
 
@@ -13,6 +14,14 @@ async function pass(session: Session, password: string): Promise<void> {
     return;
   }
   const { options } = session.host;
+  // A banned address never gets to try a password, right or wrong (its
+  // connections opened before the ban, or by a guesser holding many).
+  const before = await session.host.defender.verdict(session.remoteAddress).catch(() => 'allowed' as const);
+  if (before !== 'allowed') {
+    session.logout();
+    session.closeWith(421, refusalText(before));
+    return;
+  }
   // Every refusal is answered at the same moment after PASS, however long the check took.
   const answerAt = Date.now() + options.loginFailureDelayMs;
   let account: Account | null = null;
@@ -45,8 +54,11 @@ async function pass(session: Session, password: string): Promise<void> {
   session.logout(); // a new USER is needed either way
   session.failedLogins++;
   session.host.notify('login-failed', { sessionId: session.id, remoteAddress: session.remoteAddress, username });
+  // An unknown user and a wrong password score alike: a ban must not tell which names exist.
+  const verdict = await session.offence('login-failed');
   await sleep(Math.max(0, answerAt - Date.now()));
-  if (session.failedLogins >= options.maxLoginAttempts) session.closeWith(421, 'Too many failed logins; closing connection.');
+  if (verdict !== 'allowed') session.closeWith(421, refusalText(verdict));
+  else if (session.failedLogins >= options.maxLoginAttempts) session.closeWith(421, 'Too many failed logins; closing connection.');
   else session.reply(530, 'Login incorrect.');
 }
 
