@@ -52,3 +52,30 @@ export const PER_USER_LIMITS = Object.freeze({
 
 export type LimitName = keyof typeof LIMITS;
 export type PerUserLimitName = keyof typeof PER_USER_LIMITS;
+
+/**
+ * `defender:` in the config file, `defender: {...}` in the library
+ * (limits/defender.ts). On by default, with thresholds no real user reaches:
+ * a failed login scores 2, so 10 within 10 minutes ban, for 15 minutes the
+ * first time.
+ */
+export const DEFENDER = Object.freeze({
+  threshold: { default: 20, min: 1 },
+  windowMs: { default: 600_000, min: 1 },
+  banMs: { default: 900_000, min: 1 },
+  maxBanMs: { default: 86_400_000, min: 1 },
+} satisfies Record<string, NumberSetting>);
+
+/** What each offence adds to an address's score (`defender.scores`); 0 ignores that kind. */
+export const DEFENDER_SCORES = Object.freeze({
+  loginFailed: { default: 2, min: 0 },
+  limitExceeded: { default: 1, min: 0 },
+  protocolAbuse: { default: 5, min: 0 },
+} satisfies Record<string, NumberSetting>);
+
+/** The defender's settings that are not whole numbers. */
+export const DEFENDER_OTHER = Object.freeze({
+  enabled: true,
+  /** Each later ban of an address lasts this many times the previous one (at least 1). */
+  banGrowth: 2,
+});

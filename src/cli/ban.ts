@@ -6,7 +6,9 @@
  * conversation are here: `banHandlers` is what the server answers with.
  */
 import { CONFIG_ENV, loadConfig } from '../config/load.js';
-import type { BanInfo, Defender } from '../limits/defender.js';
+import type { Config } from '../config/schema.js';
+import type { Defender } from '../limits/defender.js';
+import type { BanInfo } from '../observability/events.js';
 import { ControlError, controlRequest, defaultControlSocketPath, type ControlHandler } from '../server/control-socket.js';
 import type { Shared } from '../server/shared.js';
 import { fail, failWithConfig } from './fail.js';
@@ -33,16 +35,24 @@ export function parseDuration(text: string): number | null {
   return ms > 0 && Number.isSafeInteger(ms) ? ms : null;
 }
 
+/** Where a server with `config` listens for control requests; null for none (port 0 without controlSocket: no port to name it by). */
+export function controlSocketPath(config: Config): string | null {
+  return config.controlSocket ?? (config.port === 0 ? null : defaultControlSocketPath(config.port));
+}
+
 async function socketPath(flags: BanFlags): Promise<string> {
   if (flags.socket) return flags.socket;
   const file = flags.config ?? process.env[CONFIG_ENV] ?? null;
+  let config: Config;
   try {
     // The same environment as the server's, so both agree on the path.
-    const { config } = await loadConfig({ file, env: process.env });
-    return config.controlSocket ?? defaultControlSocketPath(config.port);
+    config = (await loadConfig({ file, env: process.env })).config;
   } catch (err) {
     failWithConfig(err);
   }
+  const found = controlSocketPath(config);
+  if (!found) fail(`${file ?? 'this configuration'} has port 0 and no controlSocket, so its server has no control socket; set controlSocket, or pass --socket PATH.`, 1);
+  return found;
 }
 
 async function request(flags: BanFlags, command: string, args?: Record<string, unknown>): Promise<unknown> {

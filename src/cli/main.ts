@@ -18,6 +18,7 @@ import { fail, failWithConfig } from './fail.js';
 import { parseEndpoint, parseS3Url } from './s3-flags.js';
 import { serve, type ServeFlags } from './serve.js';
 import { VERSION } from './version.js';
+import { addBan, listBans, removeBan } from './ban.js';
 import { addUser, changePassword, deleteUser, listUsers, printHash, setUser, showUser } from './users.js';
 
 
@@ -166,6 +167,23 @@ passwordStdin(usersFileOptions(user.command('passwd').description("change a user
 usersFileOptions(user.command('del').description('delete a user').argument('<name>')).action(deleteUser);
 usersFileOptions(user.command('list').description('list users: name, home, permissions')).action(listUsers);
 usersFileOptions(user.command('show').description("show a user's settings (never the hash)").argument('<name>')).action(showUser);
+
+/** The options every `ferry ban` subcommand takes to find the running server's control socket. */
+function controlOptions(command: Command): Command {
+  return command
+    .option('-c, --config <file>', "the server's configuration (also FERRY_CONFIG): its controlSocket, or the default for its port")
+    .option('--socket <path>', "the server's control socket, instead of finding it from --config");
+}
+
+const ban = program.command('ban').description("the defender's bans on a running server (cluster included): list, add, remove");
+controlOptions(ban.command('list').description('list the bans in force: address, until when, why'))
+  .option('--json', 'print them as JSON')
+  .action(listBans);
+controlOptions(ban.command('add').description('ban an address (an IPv6 address bans its /64): refused with 421 before the greeting').argument('<address>'))
+  .option('--duration <time>', 'how long: 90s, 30m, 12h, 7d (default: until removed or the server restarts)')
+  .option('--reason <text>', 'why, shown by ban list and in the log')
+  .action(addBan);
+controlOptions(ban.command('remove').description("lift an address's ban and reset its score").argument('<address>')).action(removeBan);
 
 // The root runs `serve` when given no command, so commander adds no `help`
 // command of its own (a root with an action treats `help user` as arguments

@@ -16,7 +16,10 @@ import { CONFIG_ENV, loadConfig, nobodyCanLogIn, type ConfigOverride, type Loade
 import { storageLocation, type Config } from '../config/schema.js';
 import { ConfigError } from '../config/validate.js';
 import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
-import { hostForWorkers } from '../server/shared.js';
+import { hostForWorkers, local, type Shared } from '../server/shared.js';
+import { ControlSocket } from '../server/control-socket.js';
+import { guard, type Defender } from '../limits/defender.js';
+import { banHandlers, controlSocketPath } from './ban.js';
 import { createSharedObjects, workerSharedState } from '../server/shared-state.js';
 import { resolveOptions, type FtpServerOptions } from '../server/options.js';
 import { dropPrivileges } from '../server/privileges.js';
@@ -150,11 +153,16 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   if (workers > 1) {
     let primary: ClusterPrimary;
     let shutdownGraceMs: number;
+    let defender: Defender;
     try {
       // Validate every setting once, here, before any worker starts.
       const options = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } });
       primary = new ClusterPrimary({ ...options, workers, logger, onWorkerExit: sweep });
-      for (const [name, object] of Object.entries(createSharedObjects())) hostForWorkers(name, object);
+      const objects = createSharedObjects({ defender: options.defender, defenderHooks: { logger } });
+      for (const [name, object] of Object.entries(objects)) hostForWorkers(name, object);
+      // The primary admits every connection, so the defender's bans are checked there; workers report offences to it.
+      defender = objects.defender as Defender;
+      guard(primary.gate, defender);
       shutdownGraceMs = options.shutdownGraceMs;
     } catch (err) {
       fail((err as Error).message, 1);
@@ -168,13 +176,15 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       failToListen(config, err);
     }
     dropOrExit(config);
+    const control = await openControlSocket(config, local(defender), logger);
     sweep();
     printBanner(flags, loaded, address.port, workers, primary.implicitAddress()?.port);
-    // The primary reloads too: the log level, and the connection limits it enforces for the cluster.
-    onSignals(shutdownGraceMs, () => primary.stop(), () =>
+    // The primary reloads too: the log level, the connection limits it enforces for the cluster, the defender.
+    onSignals(shutdownGraceMs, () => stopAll(control, () => primary.stop()), () =>
       void reload(plan, logger, async (next) => {
         const { maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs } = next.limits;
         primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs });
+        defender.configure(next.defender);
         return restartOnly(next);
       }),
     );
@@ -188,9 +198,35 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     failToListen(config, err);
   }
   dropOrExit(config);
+  const control = await openControlSocket(config, server.shared.defender, logger);
   sweep();
   printBanner(flags, loaded, address.port, 1, server.implicitAddress()?.port);
-  onSignals(server.options.shutdownGraceMs, () => server.close(), () => void reload(plan, logger, async (next) => [...server.reconfigure(await build(next)), ...restartOnly(next)]));
+  onSignals(server.options.shutdownGraceMs, () => stopAll(control, () => server.close()), () => void reload(plan, logger, async (next) => [...server.reconfigure(await build(next)), ...restartOnly(next)]));
+}
+
+/**
+ * The control socket `ferry ban` talks to, opened after dropping privileges
+ * so that it belongs to the user the server runs as. Not fatal: a server
+ * that cannot open it serves anyway, and says `ferry ban` cannot reach it.
+ */
+async function openControlSocket(config: Config, defender: Shared<Defender>, logger: pino.Logger): Promise<ControlSocket | null> {
+  const socketPath = controlSocketPath(config);
+  if (!socketPath) {
+    logger.debug('no control socket (port 0 and no controlSocket set): ferry ban cannot reach this server');
+    return null;
+  }
+  try {
+    return await ControlSocket.listen(socketPath, banHandlers(defender), logger);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'no control socket: ferry ban cannot reach this server');
+    return null;
+  }
+}
+
+/** Stop: the control socket first (its file removed), then the server. */
+async function stopAll(control: ControlSocket | null, stop: () => Promise<void>): Promise<void> {
+  await control?.close();
+  await stop();
 }
 
 async function startServer(options: FtpServerOptions, overrides: Partial<FtpServerOptions>, exitCode: number): Promise<FtpServer> {

@@ -50,6 +50,7 @@ export function serverOptions(config: Config): Omit<FtpServerOptions, 'authentic
     allowActiveMode: config.allowActiveMode,
     ...limits,
     perUserLimits: perUser,
+    defender: config.defender,
     tls: tlsOptions(config.tls),
   };
 }

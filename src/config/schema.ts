@@ -8,7 +8,8 @@
 import net from 'node:net';
 import { z } from 'zod';
 import { parsePermissions, PERMISSION_HELP } from '../auth/permissions.js';
-import { DEFAULTS, LIMITS, PER_USER_LIMITS, type NumberSetting } from '../defaults.js';
+import { addressList } from '../auth/user-list.js';
+import { DEFAULTS, DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, LIMITS, PER_USER_LIMITS, type NumberSetting } from '../defaults.js';
 import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
 import { MAX_PARTS } from '../storage/s3-client.js';
@@ -35,6 +36,21 @@ const checked = (expected: string, ok: (value: string) => boolean) =>
   z.string({ error: expected }).refine(ok, { error: expected });
 
 const httpUrl = () => checked('an http:// or https:// URL', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v));
+
+const CIDR = 'an IP address or CIDR range like 192.168.1.0/24 or 2001:db8::/32';
+/** A list of addresses and CIDR ranges (IPv4 or IPv6): users' allowFrom, the defender's lists. */
+export const cidrList = () =>
+  z.array(
+    checked(CIDR, (v) => {
+      try {
+        addressList([v]);
+        return true;
+      } catch {
+        return false;
+      }
+    }),
+    { error: 'a list of IP addresses or CIDR ranges, like [192.168.1.0/24, 2001:db8::/32]' },
+  );
 
 export const permissionSpec = () => checked(PERMISSION_HELP, (v) => parsePermissions(v) !== null);
 
@@ -151,6 +167,20 @@ export const configSchema = z.strictObject({
     user: text('a user name or uid').nullable().default(null),
     group: text('a group name or gid').nullable().default(null),
   }).prefault({}),
+  defender: section({
+    enabled: bool().default(DEFENDER_OTHER.enabled),
+    ...numberSettings(DEFENDER),
+    banGrowth: z.number({ error: 'a number of at least 1' }).min(1, { error: 'a number of at least 1' }).default(DEFENDER_OTHER.banGrowth),
+    scores: section(numberSettings(DEFENDER_SCORES)).prefault({}),
+    allowList: cidrList().default([]),
+    denyList: cidrList().default([]),
+  })
+    .superRefine((d, ctx) => {
+      if (d.maxBanMs < d.banMs) ctx.addIssue({ code: 'custom', path: ['maxBanMs'], message: `at least banMs (${d.banMs})` });
+    })
+    .prefault({}),
+  /** The local control socket `ferry ban` talks to; null: ferry-<port>.sock in the temporary folder (none with port 0). */
+  controlSocket: text('a path for a Unix socket, like /run/ferry/control.sock').nullable().default(null),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -26,10 +26,12 @@
  */
 import net from 'node:net';
 import { addressList } from '../auth/user-list.js';
+import { DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, type NumberSetting } from '../defaults.js';
+import type { BanInfo, UnbanInfo } from '../observability/events.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
-import { limitKey } from '../server/server.js';
+import { limitKey, type AdmissionGate } from '../server/admission.js';
 
 export type Offence = 'login-failed' | 'limit-exceeded' | 'protocol-abuse';
 
@@ -64,39 +66,6 @@ export interface DefenderSettings {
 /** Library option: any subset of the settings; `false` is `{ enabled: false }`. */
 export type DefenderOptions = false | (Partial<Omit<DefenderSettings, 'scores'>> & { scores?: Partial<DefenderScores> });
 
-export const DEFENDER_DEFAULTS: DefenderSettings = Object.freeze({
-  enabled: true,
-  threshold: 20,
-  windowMs: 600_000,
-  banMs: 900_000,
-  banGrowth: 2,
-  maxBanMs: 86_400_000,
-  scores: Object.freeze({ loginFailed: 2, limitExceeded: 1, protocolAbuse: 5 }),
-  allowList: Object.freeze([]),
-  denyList: Object.freeze([]),
-});
-
-/** A ban, as listed, logged and emitted (JSON: it crosses the cluster IPC and the control socket). */
-export interface BanInfo {
-  /** The banned address, or its /64 for IPv6 (`2001:db8:1:2::/64`). */
-  address: string;
-  /** Why: the offences that added up, or the text given with `ferry ban add`. */
-  reason: string;
-  /** Added by hand (ferry ban add, or `ban()`), not by the score. */
-  manual: boolean;
-  /** ISO time the ban started. */
-  since: string;
-  /** Its length; null for a ban until removed (or the server restarts). */
-  durationMs: number | null;
-  /** ISO time it ends; null for a ban until removed. */
-  expiresAt: string | null;
-}
-
-/** An 'unban' event: the ban that ended, and how. */
-export interface UnbanInfo extends BanInfo {
-  /** 'expired', or 'removed' (ferry ban remove, `unban()`). */
-  cause: 'expired' | 'removed';
-}
 
 export type Verdict = 'allowed' | 'denied' | 'banned';
 
@@ -141,19 +110,33 @@ const KIND_NAMES: Record<Offence, [string, string]> = {
   'protocol-abuse': ['protocol abuse', 'protocol abuses'],
 };
 
-/** Merge options over the defaults and check them; throws TypeError naming the bad setting. */
-export function resolveDefenderSettings(options: DefenderOptions | undefined): DefenderSettings {
-  if (options === false) return { ...DEFENDER_DEFAULTS, enabled: false };
-  const settings: DefenderSettings = { ...DEFENDER_DEFAULTS, ...options, scores: { ...DEFENDER_DEFAULTS.scores, ...options?.scores } };
-  const whole = (name: string, value: number, min: number) => {
-    if (!Number.isInteger(value) || value < min) throw new TypeError(`defender.${name}: ${String(value)} is not a whole number of at least ${min}`);
+/** Each whole-number setting of `table`: given, or its default (src/defaults.ts); TypeError naming it when out of bounds. */
+function numbers<K extends string>(table: Readonly<Record<K, NumberSetting>>, given: Partial<Record<K, number>> | undefined, prefix: string): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const name of Object.keys(table) as K[]) {
+    const { default: fallback, min, max = Number.MAX_SAFE_INTEGER } = table[name];
+    const value = given?.[name] ?? fallback;
+    if (!Number.isInteger(value) || value < min || value > max) throw new TypeError(`${prefix}${name}: ${String(value)} is not a whole number of at least ${min}`);
+    out[name] = value;
+  }
+  return out;
+}
+
+/** The options over the defaults, checked; throws TypeError naming the bad setting. */
+export function resolveDefenderSettings(options: DefenderOptions | DefenderSettings | undefined): DefenderSettings {
+  const given = options === false ? { enabled: false } : (options ?? {});
+  const settings: DefenderSettings = {
+    enabled: given.enabled ?? DEFENDER_OTHER.enabled,
+    ...numbers(DEFENDER, given as Partial<Record<keyof typeof DEFENDER, number>>, 'defender.'),
+    banGrowth: given.banGrowth ?? DEFENDER_OTHER.banGrowth,
+    scores: Object.freeze(numbers(DEFENDER_SCORES, given.scores, 'defender.scores.')),
+    allowList: Object.freeze([...(given.allowList ?? [])]),
+    denyList: Object.freeze([...(given.denyList ?? [])]),
   };
-  whole('threshold', settings.threshold, 1);
-  whole('windowMs', settings.windowMs, 1);
-  whole('banMs', settings.banMs, 1);
-  whole('maxBanMs', settings.maxBanMs, settings.banMs);
-  for (const [name, value] of Object.entries(settings.scores)) whole(`scores.${name}`, value, 0);
-  if (typeof settings.banGrowth !== 'number' || !(settings.banGrowth >= 1)) throw new TypeError(`defender.banGrowth: ${String(settings.banGrowth)} is not a number of at least 1`);
+  if (settings.maxBanMs < settings.banMs) throw new TypeError(`defender.maxBanMs: ${settings.maxBanMs} is shorter than banMs (${settings.banMs}); make it at least that`);
+  if (typeof settings.banGrowth !== 'number' || !(settings.banGrowth >= 1) || !Number.isFinite(settings.banGrowth)) {
+    throw new TypeError(`defender.banGrowth: ${String(settings.banGrowth)} is not a number of at least 1`);
+  }
   for (const name of ['allowList', 'denyList'] as const) {
     try {
       addressList(settings[name]);
@@ -360,6 +343,22 @@ export class Defender {
     }
     if (next < this.#timerAt) this.#arm(next);
   }
+}
+
+/**
+ * Plug `defender` into an admission gate: its deny list and bans refused
+ * before the greeting (421 with the reason), connections the per-address
+ * limit refuses scored.
+ */
+export function guard(gate: AdmissionGate, defender: Defender): void {
+  gate.addCheck((address) => {
+    const verdict = defender.verdict(address);
+    return verdict === 'allowed' ? null : refusalText(verdict);
+  });
+  gate.onRefused((address, reason) => {
+    // A full server is not the client's doing; its own address's limit is.
+    if (reason === 'per-ip') defender.report(address, 'limit-exceeded');
+  });
 }
 
 function scoreKey(kind: Offence): keyof DefenderScores {

@@ -16,6 +16,27 @@ export interface TransferInfo extends UserInfo {
   durationMs: number;
 }
 
+/** A ban of the defender (limits/defender.ts): logged, emitted, listed by `ferry ban list`. JSON all through. */
+export interface BanInfo {
+  /** The banned address, or its /64 for IPv6 (`2001:db8:1:2::/64`). */
+  address: string;
+  /** Why: the offences that added up ("10 failed logins within 10 min"), or the text given with the ban by hand. */
+  reason: string;
+  /** Added by hand (`ferry ban add`, `shared.defender.ban()`), not by the score. */
+  manual: boolean;
+  /** ISO time the ban started. */
+  since: string;
+  /** Its length; null for a ban until removed (or the server restarts). */
+  durationMs: number | null;
+  /** ISO time it ends; null for a ban until removed. */
+  expiresAt: string | null;
+}
+
+export interface UnbanInfo extends BanInfo {
+  /** 'expired', or 'removed' (`ferry ban remove`, `shared.defender.unban()`). */
+  cause: 'expired' | 'removed';
+}
+
 export interface ServerEvents {
   connect: [info: SessionInfo & { remotePort: number }];
   login: [info: UserInfo];
@@ -32,6 +53,10 @@ export interface ServerEvents {
   mkdir: [info: UserInfo & { path: string }];
   rmdir: [info: UserInfo & { path: string }];
   disconnect: [info: SessionInfo & { username?: string }];
+  /** The defender banned an address (by its score, or by hand). In cluster mode only the primary's log has it. */
+  ban: [info: BanInfo];
+  /** A ban ended or was removed. */
+  unban: [info: UnbanInfo];
   /** A server-level failure (e.g. the listener failed). Sessions never emit this. */
   error: [err: Error];
 }

@@ -7,6 +7,7 @@
  * plugged into it (the defender's deny list and bans) about the address.
  */
 import net from 'node:net';
+import type { Logger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
 import { formatReply } from '../protocol/reply.js';
 
@@ -15,8 +16,11 @@ export interface AdmissionLimits {
   maxConnectionsPerIp: number;
 }
 
-/** A policy consulted for every new connection: a reason to refuse the address, or null. */
+/** A policy consulted for every new connection: why the address is refused (the text after 421), or null. */
 export type AddressCheck = (address: string) => string | null;
+
+/** Told of each connection refused by a count (the defender scores the per-address ones). */
+export type RefusalListener = (address: string, reason: 'total' | 'per-ip') => void;
 
 export type Admission =
   | { admitted: true; address: string; key: string }
@@ -25,6 +29,7 @@ export type Admission =
 export class AdmissionGate {
   #limits: AdmissionLimits;
   readonly #checks: AddressCheck[] = [];
+  readonly #refusals: RefusalListener[] = [];
   readonly #perKey = new Map<string, number>();
   #total = 0;
 
@@ -42,6 +47,11 @@ export class AdmissionGate {
     this.#checks.push(check);
   }
 
+  /** Hear of connections refused by the counts. */
+  onRefused(listener: RefusalListener): void {
+    this.#refusals.push(listener);
+  }
+
   get total(): number {
     return this.#total;
   }
@@ -55,11 +65,16 @@ export class AdmissionGate {
     }
     const key = limitKey(address);
     const fromKey = this.#perKey.get(key) ?? 0;
-    if (this.#total >= this.#limits.maxConnections) return { admitted: false, address, reason: 'total', detail: 'connection limit reached' };
-    if (fromKey >= this.#limits.maxConnectionsPerIp) return { admitted: false, address, reason: 'per-ip', detail: 'per-address connection limit reached' };
+    if (this.#total >= this.#limits.maxConnections) return this.#refuse(address, 'total', 'connection limit reached');
+    if (fromKey >= this.#limits.maxConnectionsPerIp) return this.#refuse(address, 'per-ip', 'per-address connection limit reached');
     this.#perKey.set(key, fromKey + 1);
     this.#total++;
     return { admitted: true, address, key };
+  }
+
+  #refuse(address: string, reason: 'total' | 'per-ip', detail: string): Admission {
+    for (const listener of this.#refusals) listener(address, reason);
+    return { admitted: false, address, reason, detail };
   }
 
   release(key: string): void {
@@ -69,6 +84,17 @@ export class AdmissionGate {
     if (count > 1) this.#perKey.set(key, count - 1);
     else this.#perKey.delete(key);
   }
+}
+
+/**
+ * Log a refused connection and turn it away. A policy's refusal (a ban)
+ * was logged by the policy, once, when it began: its connections are not
+ * logged one by one (at debug only), and the client reads the policy's text.
+ */
+export function refuse(socket: net.Socket, implicitTls: boolean, refusal: Extract<Admission, { admitted: false }>, logger: Logger): void {
+  if (refusal.reason === 'refused') logger.debug({ remote: refusal.address }, `connection refused: ${refusal.detail}`);
+  else logger.warn({ remote: refusal.address, reason: refusal.reason }, refusal.detail);
+  turnAway(socket, implicitTls, refusal.reason === 'refused' ? refusal.detail : undefined);
 }
 
 /**

@@ -22,7 +22,7 @@ import net from 'node:net';
 import type { PortRange } from '../data/passive.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
-import { AdmissionGate, turnAway } from './admission.js';
+import { AdmissionGate, refuse, turnAway } from './admission.js';
 import { listenOn, type FtpServer } from './server.js';
 
 /** Messages between the primary and its workers. */
@@ -156,8 +156,7 @@ export class ClusterPrimary {
     }
     const admission = this.gate.admit(socket.remoteAddress ?? '');
     if (!admission.admitted) {
-      this.#log.warn({ remote: admission.address, reason: admission.reason }, admission.detail);
-      turnAway(socket, implicitTls);
+      refuse(socket, implicitTls, admission, this.#log);
       return;
     }
     const { key } = admission;

@@ -11,6 +11,7 @@ import { silentLogger } from '../observability/logger.js';
 import type { PortRange } from '../data/passive.js';
 import { resolveTlsOptions, type ResolvedTlsOptions, type TlsOptions } from '../tls/options.js';
 import type { SharedState } from './shared-state.js';
+import { resolveDefenderSettings, type DefenderOptions, type DefenderSettings } from '../limits/defender.js';
 
 export interface FtpServerOptions {
   /** Decides who may log in and what storage and permissions they get. Required. */
@@ -62,6 +63,15 @@ export interface FtpServerOptions {
    */
   perUserLimits?: AccountLimits;
   /**
+   * The defender: bans for addresses that keep failing logins or abusing
+   * the protocol, and allow/deny lists (CIDR). On by default; `false` turns
+   * scoring off (denyList and bans by hand still apply). See
+   * docs/configuration.md, "The defender". Manage bans with
+   * `server.shared.defender` (`list()`, `ban(address, {durationMs, reason})`,
+   * `unban(address)`); the server emits 'ban' and 'unban'.
+   */
+  defender?: DefenderOptions;
+  /**
    * State every process of one server must agree on (sessions per user,
    * ...). Absent parts are made by the server, for one process; the CLI's
    * cluster mode passes proxies to the primary's (see server/shared.ts).
@@ -85,6 +95,7 @@ export interface ResolvedOptions extends Readonly<Record<LimitName, number>> {
   readonly greeting: readonly string[];
   readonly allowActiveMode: boolean;
   readonly perUserLimits: Readonly<Required<AccountLimits>>;
+  readonly defender: DefenderSettings;
   readonly logger: Logger;
   readonly tls: ResolvedTlsOptions | null;
 }
@@ -153,6 +164,7 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     ...settings<LimitName>(LIMITS, options),
     allowActiveMode: options.allowActiveMode ?? DEFAULTS.allowActiveMode,
     perUserLimits: Object.freeze(settings<PerUserLimitName>(PER_USER_LIMITS, options.perUserLimits, 'perUserLimits.')),
+    defender: resolveDefenderSettings(options.defender),
     logger: options.logger ?? silentLogger,
     tls,
   });

@@ -12,8 +12,10 @@ import type { CommandSpec } from '../session/command.js';
 import { Session, type SessionHost } from '../session/session.js';
 import { TlsContext } from '../tls/context.js';
 import type { TlsCredentials } from '../tls/options.js';
-import { AdmissionGate, turnAway } from './admission.js';
+import { Defender, guard } from '../limits/defender.js';
+import { AdmissionGate, refuse } from './admission.js';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from './options.js';
+import { local } from './shared.js';
 import { completeSharedState, type SharedState } from './shared-state.js';
 
 export interface ConnectionOptions {
@@ -53,14 +55,19 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   readonly gate: AdmissionGate;
   /** State all processes of this server agree on (see shared.ts); made once, kept across reconfigure. */
   readonly shared: SharedState;
+  /** This server's own defender; null when `options.shared.defender` is another's (a cluster worker: the primary's). */
+  readonly #defender: Defender | null;
   #nextId = 1;
   #closing: Promise<void> | null = null;
 
   constructor(options: FtpServerOptions) {
     super();
     this.#options = resolveOptions(options);
-    this.shared = completeSharedState(options.shared ?? {});
+    const given = options.shared ?? {};
+    this.#defender = given.defender ? null : new Defender(this.#options.defender, { logger: this.#options.logger, onBan: (info) => this.notify('ban', info), onUnban: (info) => this.notify('unban', info) });
+    this.shared = completeSharedState({ ...given, defender: given.defender ?? local(this.#defender!) });
     this.gate = new AdmissionGate(this.#options);
+    if (this.#defender) guard(this.gate, this.#defender);
     this.passivePorts = new PassivePortPool(this.#options.passivePorts);
     this.tls = this.#options.tls ? new TlsContext(this.#options.tls.credentials) : null;
     this.#net = this.#listener({});
@@ -119,6 +126,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     if (tls && tls !== old.tls) this.tls!.reload(tls.credentials);
     this.#options = Object.freeze({ ...next, host: old.host, port: old.port, passivePorts: old.passivePorts, tls });
     this.gate.configure(this.#options);
+    this.#defender?.configure(this.#options.defender);
     return fixed;
   }
 
@@ -179,8 +187,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     if (!kind.admitted) {
       const admission = this.gate.admit(socket.remoteAddress ?? '');
       if (!admission.admitted) {
-        this.logger.warn({ remote: admission.address, reason: admission.reason }, admission.detail);
-        turnAway(socket, kind.implicitTls === true);
+        refuse(socket, kind.implicitTls === true, admission, this.logger);
         return;
       }
       key = admission.key;
@@ -211,6 +218,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
       if (this.#net.listening) this.#net.close();
       if (this.#implicitNet?.listening) this.#implicitNet.close();
       this.passivePorts.close();
+      this.#defender?.close();
       for (const session of this.#sessions) session.shutdown();
       // Transfers cut at the deadline: close() resolves once their storage
       // streams have settled, so an aborted upload's temp file is gone by then.

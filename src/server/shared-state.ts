@@ -2,17 +2,26 @@
  * The shared objects a server uses (see shared.ts): one field per policy
  * that must hold across every process of the server.
  */
+import { Defender, type DefenderHooks, type DefenderOptions, type DefenderSettings } from '../limits/defender.js';
 import { UserSessions } from '../limits/user-sessions.js';
 import { fromPrimary, local, type Shared } from './shared.js';
 
 export interface SharedState {
   /** Sessions logged in per user (maxSessions). */
   sessions: Shared<UserSessions>;
+  /** Scores and bans per client address. */
+  defender: Shared<Defender>;
+}
+
+/** What the shared objects are made with: the defender's settings, and who hears its bans. */
+export interface SharedSettings {
+  defender?: DefenderOptions | DefenderSettings;
+  defenderHooks?: DefenderHooks;
 }
 
 /** The objects a cluster primary hosts for its workers, or a single process keeps for itself. */
-export function createSharedObjects(): { [K in keyof SharedState]: object } {
-  return { sessions: new UserSessions() };
+export function createSharedObjects(settings: SharedSettings = {}): { [K in keyof SharedState]: object } {
+  return { sessions: new UserSessions(), defender: new Defender(settings.defender, settings.defenderHooks) };
 }
 
 /** `given` completed with local objects for the parts it lacks (one process). */
@@ -20,6 +29,7 @@ export function completeSharedState(given: Partial<SharedState>): SharedState {
   const made = createSharedObjects();
   return {
     sessions: given.sessions ?? local(made.sessions as UserSessions),
+    defender: given.defender ?? local(made.defender as Defender),
   };
 }
 
@@ -27,5 +37,6 @@ export function completeSharedState(given: Partial<SharedState>): SharedState {
 export function workerSharedState(): SharedState {
   return {
     sessions: fromPrimary<UserSessions>('sessions'),
+    defender: fromPrimary<Defender>('defender'),
   };
 }

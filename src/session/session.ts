@@ -38,14 +38,6 @@ export interface SessionHost {
   readonly tls: TlsContext | null;
   /** Emit an event; a listener that throws is logged, never allowed to break the session. */
   notify<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void;
-  /** The defender (bans): in cluster mode the primary's, reached through IPC. */
-  readonly defender: SessionDefender;
-}
-
-/** What a session asks of the defender. */
-export interface SessionDefender {
-  verdict(address: string): Promise<Verdict>;
-  report(address: string, offence: Offence): Promise<Verdict>;
 }
 
 type LoginState =
@@ -268,7 +260,7 @@ export class Session implements LineSink {
   async offence(kind: Offence): Promise<Verdict> {
     let verdict: Verdict = 'allowed';
     try {
-      verdict = await this.host.defender.report(this.remoteAddress, kind);
+      verdict = await this.host.shared.defender.report(this.remoteAddress, kind);
     } catch (err) {
       // A cluster worker whose primary is gone: the session goes on, unscored.
       this.log.warn({ err }, 'could not reach the defender');

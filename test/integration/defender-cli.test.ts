@@ -90,6 +90,10 @@ for (const workers of [1, 2]) {
     assert.match(lines[1]!, /^127\.0\.8\.3\s+\S+Z\s+10 failed logins within 10 min$/);
     assert.match(lines[2]!, /^127\.0\.8\.1\s+\S+Z\s+scanner \(by hand\)$/);
     assert.match(ferry.output(), /"msg":"address banned"/);
+    if (workers === 2) {
+      const from = new Set([...ferry.output().matchAll(/"worker":(\d+)[^\n]*"msg":"login-failed"/g)].map((m) => m[1]));
+      assert.deepEqual([...from].sort(), ['0', '1'], 'the failures were spread over both workers');
+    }
 
     const removed = await ban('remove', '127.0.8.3');
     assert.equal(removed.code, 0, removed.stderr);

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { BanInfo, UnbanInfo } from '../../src/limits/defender.js';
+import type { BanInfo, UnbanInfo } from '../../src/observability/events.js';
 import { RawClient } from '../helpers/ftp-raw.js';
 import { PASSWORD, startServer, USER } from '../helpers/server.js';
 import { testCertificate } from '../helpers/tls.js';

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Defender, resolveDefenderSettings, type BanInfo, type DefenderOptions, type UnbanInfo } from '../../src/limits/defender.js';
+import { Defender, resolveDefenderSettings, type DefenderOptions } from '../../src/limits/defender.js';
+import type { BanInfo, UnbanInfo } from '../../src/observability/events.js';
 
 const MIN = 60_000;
 

@@ -16,7 +16,7 @@ async function pass(session: Session, password: string): Promise<void> {
   const { options } = session.host;
   // A banned address never gets to try a password, right or wrong (its
   // connections opened before the ban, or by a guesser holding many).
-  const before = await session.host.defender.verdict(session.remoteAddress).catch(() => 'allowed' as const);
+  const before = await session.host.shared.defender.verdict(session.remoteAddress).catch(() => 'allowed' as const);
   if (before !== 'allowed') {
     session.logout();
     session.closeWith(421, refusalText(before));
