@@ -30,8 +30,7 @@ import { DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, type NumberSetting } from '.
 import type { BanInfo, UnbanInfo } from '../observability/events.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
-import { normalizeAddress } from '../protocol/address.js';
-import { limitKey, type AdmissionGate } from '../server/admission.js';
+import { limitKey, normalizeAddress } from '../protocol/address.js';
 
 export type Offence = 'login-failed' | 'limit-exceeded' | 'protocol-abuse';
 
@@ -66,6 +65,12 @@ export interface DefenderSettings {
 /** Library option: any subset of the settings; `false` is `{ enabled: false }`. */
 export type DefenderOptions = false | (Partial<Omit<DefenderSettings, 'scores'>> & { scores?: Partial<DefenderScores> });
 
+
+/** What `guard` needs of the admission gate (server/admission.ts), which sits above this module. */
+export interface Gate {
+  addCheck(check: (address: string) => string | null): void;
+  onRefused(listener: (address: string, reason: 'total' | 'per-ip') => void): void;
+}
 
 export type Verdict = 'allowed' | 'denied' | 'banned';
 
@@ -350,7 +355,7 @@ export class Defender {
  * before the greeting (421 with the reason), connections the per-address
  * limit refuses scored.
  */
-export function guard(gate: AdmissionGate, defender: Defender): void {
+export function guard(gate: Gate, defender: Defender): void {
   gate.addCheck((address) => {
     const verdict = defender.verdict(address);
     return verdict === 'allowed' ? null : refusalText(verdict);

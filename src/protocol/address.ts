@@ -217,3 +217,16 @@ export function parseEpsvArgument(arg: string): 'all' | 1 | 2 | null | { error: 
 export function isHostName(value: string): boolean {
   return /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(value);
 }
+
+/**
+ * The per-IP limit counts IPv6 clients by their /64: one host usually owns a
+ * whole /64, so counting single addresses would be no limit at all.
+ */
+export function limitKey(address: string): string {
+  if (!address.includes(':')) return address;
+  const groups = address.split('::');
+  const head = groups[0] ? groups[0].split(':') : [];
+  const tail = groups.length > 1 && groups[1] ? groups[1].split(':') : [];
+  const full = [...head, ...Array(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail];
+  return `${full.slice(0, 4).join(':')}::/64`;
+}

@@ -8,7 +8,10 @@
  */
 import net from 'node:net';
 import type { Logger } from '../observability/logger.js';
-import { normalizeAddress } from '../protocol/address.js';
+import { limitKey, normalizeAddress } from '../protocol/address.js';
+
+// The key addresses are counted by: in protocol/ so the policies below the gate (the defender) share it.
+export { limitKey };
 import { formatReply } from '../protocol/reply.js';
 
 export interface AdmissionLimits {
@@ -107,17 +110,4 @@ export function turnAway(socket: net.Socket, implicitTls: boolean, text = 'Too m
   if (implicitTls) socket.destroy();
   else socket.end(formatReply(421, text));
   setTimeout(() => socket.destroy(), 2000).unref();
-}
-
-/**
- * The per-IP limit counts IPv6 clients by their /64: one host usually owns a
- * whole /64, so counting single addresses would be no limit at all.
- */
-export function limitKey(address: string): string {
-  if (!address.includes(':')) return address;
-  const groups = address.split('::');
-  const head = groups[0] ? groups[0].split(':') : [];
-  const tail = groups.length > 1 && groups[1] ? groups[1].split(':') : [];
-  const full = [...head, ...Array(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail];
-  return `${full.slice(0, 4).join(':')}::/64`;
 }
