@@ -23,5 +23,6 @@ export { parsePermissions, directoryPermissions, PermissionSpecError } from './a
 
 
 export { FerryError, ErrorCodes, type ErrorCode, type FtpReply, replyForError } from './errors.js';
-export type { ServerEvents, SessionInfo, UserInfo, TransferInfo } from './observability/events.js';
+export type { ServerEvents, SessionInfo, UserInfo, TransferInfo, BanInfo, UnbanInfo } from './observability/events.js';
+export type { Defender, DefenderOptions, DefenderScores, Offence, Verdict } from './limits/defender.js';
 export type { Logger } from './observability/logger.js';

@@ -4,10 +4,11 @@
  *
  * Every offence has a score (`scores`): a failed login (an unknown user
  * scores exactly as a wrong password, so a ban never tells which names
- * exist), a connection refused by a limit, and protocol abuse a real client
- * never commits (a command line over the length limit, a command queue
- * overflow, a login timeout, replies never read). When an address's score
- * within the last `windowMs` reaches `threshold`, it is banned for `banMs`;
+ * exist), a connection over the per-address limit, and protocol abuse a
+ * real client never commits (a command line over the length limit, a
+ * command queue overflow, a login timeout, replies never read). When an
+ * address's score within the last `windowMs` reaches `threshold`, it is
+ * banned for `banMs`;
  * each later ban of the same address lasts `banGrowth` times longer, up to
  * `maxBanMs`. An address that stays clean for `maxBanMs` after a ban is
  * forgotten (its next ban starts at `banMs` again).
@@ -37,7 +38,7 @@ export type Offence = 'login-failed' | 'limit-exceeded' | 'protocol-abuse';
 export interface DefenderScores {
   /** A failed login: wrong password, unknown user, disabled account, address not allowed. */
   loginFailed: number;
-  /** A connection refused by a connection limit (in total, or from this address). */
+  /** A connection refused by maxConnectionsPerIp (not by maxConnections: a full server is not the client's doing). */
   limitExceeded: number;
   /** A command line over maxCommandBytes, too many commands queued, replies never read, a login timeout. */
   protocolAbuse: number;
@@ -64,7 +65,6 @@ export interface DefenderSettings {
 
 /** Library option: any subset of the settings; `false` is `{ enabled: false }`. */
 export type DefenderOptions = false | (Partial<Omit<DefenderSettings, 'scores'>> & { scores?: Partial<DefenderScores> });
-
 
 /** What `guard` needs of the admission gate (server/admission.ts), which sits above this module. */
 export interface Gate {

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { hashPassword } from '../../src/auth/password.js';
@@ -113,6 +113,18 @@ for (const workers of [1, 2]) {
     assert.match(bad.stderr, /--duration soon: expected a number and a unit, like 90s/);
     const json = JSON.parse((await ban('list', '--json')).stdout) as Array<{ address: string; manual: boolean }>;
     assert.deepEqual(json.map((b) => [b.address, b.manual]), [['127.0.8.1', true]]);
+
+    // A reload (SIGHUP) reaches the defender (in the primary with workers): a new deny list applies at once.
+    assert.equal(await greeting(ferry.port, '127.0.8.5'), 220);
+    const file = path.join(dir, 'ferry.yaml');
+    await writeFile(file, (await readFile(file, 'utf8')).replace('allowList: [127.0.9.0/24]', 'allowList: [127.0.9.0/24]\n  denyList: [127.0.8.5]'));
+    ferry.child.kill('SIGHUP');
+    const deadline = Date.now() + 10_000;
+    while ((await greeting(ferry.port, '127.0.8.5')) !== 421) {
+      assert.ok(Date.now() < deadline, `the reload did not deny 127.0.8.5: ${ferry.output()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(await greeting(ferry.port, '127.0.8.1'), 421, 'bans in force survive the reload');
   });
 }
 
