@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { BanInfo, UnbanInfo } from '../../src/observability/events.js';
+import type { LogFn, Logger } from '../../src/observability/logger.js';
 import { RawClient } from '../helpers/ftp-raw.js';
 import { PASSWORD, startServer, USER } from '../helpers/server.js';
 import { testCertificate } from '../helpers/tls.js';
@@ -36,6 +37,15 @@ async function guess(port: number, from: string, tries: number, label: string): 
   }
 }
 
+function recordingLogger(lines: Array<{ level: string; msg: string }>): Logger {
+  const at =
+    (level: string): LogFn =>
+    (objOrMsg: object | string, msg?: string) =>
+      lines.push({ level, msg: typeof objOrMsg === 'string' ? objOrMsg : (msg ?? '') });
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger };
+  return logger;
+}
+
 function record<T>(server: NodeJS.EventEmitter, event: string): T[] {
   const seen: T[] = [];
   server.on(event, (info: T) => seen.push(info));
@@ -44,7 +54,8 @@ function record<T>(server: NodeJS.EventEmitter, event: string): T[] {
 
 test('the guesser of issue 12 (connections x 3 wrong passwords) is banned on its 4th connection; another address keeps working', async (t) => {
   // The defaults (10 failed logins in 10 minutes); only the failure delay is short.
-  const { server, port } = await startServer(t);
+  const logged: Array<{ level: string; msg: string }> = [];
+  const { server, port } = await startServer(t, { logger: recordingLogger(logged) });
   const failed = record<unknown>(server, 'login-failed');
   const bans = record<BanInfo>(server, 'ban');
   const connections: number[][] = [];
@@ -72,6 +83,11 @@ test('the guesser of issue 12 (connections x 3 wrong passwords) is banned on its
   assert.equal(refused.code, 421);
   assert.match(refused.text, /banned/);
   await banned.closed();
+  // Logged once per ban, not once per refused connection.
+  assert.deepEqual(
+    logged.filter((l) => l.level !== 'debug' && /banned/.test(l.msg)),
+    [{ level: 'warn', msg: 'address banned' }],
+  );
   // Everyone else is served as before.
   const other = await RawClient.login(port, USER, PASSWORD, SERVER, '127.0.0.2');
   t.after(() => other.close());
