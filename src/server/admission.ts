@@ -9,10 +9,10 @@
 import net from 'node:net';
 import type { Logger } from '../observability/logger.js';
 import { limitKey, normalizeAddress } from '../protocol/address.js';
+import { formatReply } from '../protocol/reply.js';
 
 // The key addresses are counted by: in protocol/ so the policies below the gate (the defender) share it.
 export { limitKey };
-import { formatReply } from '../protocol/reply.js';
 
 export interface AdmissionLimits {
   maxConnections: number;

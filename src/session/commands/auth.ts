@@ -15,7 +15,8 @@ async function pass(session: Session, password: string): Promise<void> {
   }
   const { options } = session.host;
   // A banned address never gets to try a password, right or wrong (its
-  // connections opened before the ban, or by a guesser holding many).
+  // connections opened before the ban, or by a guesser holding many). A
+  // primary that cannot answer lets logins go on: bans fail open.
   const before = await session.host.shared.defender.verdict(session.remoteAddress).catch(() => 'allowed' as const);
   if (before !== 'allowed') {
     session.logout();
