@@ -45,7 +45,7 @@ interface CompiledRule {
   readonly target: PassiveTarget;
 }
 
-const ANNOUNCE_HELP = `an IPv4 address, a host name, or ${CONNECTED} (PASV can only announce IPv4)`;
+export const ANNOUNCE_HELP = `an IPv4 address, a host name, or ${CONNECTED} (PASV can only announce IPv4)`;
 
 /** What an `announce` value means, or null when it is none of the accepted forms. */
 export function parseAnnounce(value: string): PassiveTarget | null {
@@ -100,7 +100,7 @@ const lookupIPv4: Lookup = async (name) => (await dnsLookup(name, { family: 4 })
 export interface PassiveAddressTiming {
   /** Give up on a lookup after this long (the PASV reply waits at most this). Default 2000. */
   timeoutMs?: number;
-  /** Reuse a looked-up address this long before asking again. Default 30000. */
+  /** Reuse a looked-up address this long before asking again. Default 10000. */
   ttlMs?: number;
   /** After a failed lookup, wait this long before the next try (PASV uses the fallback meanwhile). Default 5000. */
   retryMs?: number;
@@ -128,7 +128,7 @@ export class PassiveAddress {
     this.#rules = setting === null ? [] : compilePassiveAddress(setting);
     this.#lookup = lookup;
     this.#timeoutMs = timing.timeoutMs ?? 2000;
-    this.#ttlMs = timing.ttlMs ?? 30_000;
+    this.#ttlMs = timing.ttlMs ?? 10_000;
     this.#retryMs = timing.retryMs ?? 5000;
   }
 
