@@ -89,6 +89,16 @@ test('without masqueradeAddress PASV announces the address the client connected 
   assert.equal(await pasvFrom(srv.port, '127.0.0.6', '127.0.0.2'), '127.0.0.6');
 });
 
+test('a reload (reconfigure) changes what the next PASV announces', async (t) => {
+  const srv = await startServer(t, { host: '127.0.0.5', masqueradeAddress: '203.0.113.7' });
+  assert.equal(await pasvFrom(srv.port, '127.0.0.5', '127.0.0.1'), '203.0.113.7');
+  const { authenticator } = srv.server.options;
+  srv.server.reconfigure({ authenticator, host: '127.0.0.5', port: 0, masqueradeAddress: [{ from: '127.0.0.1', announce: '198.51.100.1' }] });
+  assert.equal(await pasvFrom(srv.port, '127.0.0.5', '127.0.0.1'), '198.51.100.1');
+  assert.equal(await pasvFrom(srv.port, '127.0.0.5', '127.0.0.2'), '127.0.0.5');
+  assert.throws(() => srv.server.reconfigure({ authenticator, masqueradeAddress: [{ from: '127.0.0.1/40', announce: 'connected' }] }), /masqueradeAddress\[0\]\.from: "127\.0\.0\.1\/40" is not/);
+});
+
 test('over IPv6, PASV answers 425 whatever masqueradeAddress says, and EPSV works', async (t) => {
   if (!(await canBindIpv6Loopback())) return t.skip('this machine cannot listen on ::1');
   const srv = await startServer(t, { host: '::1', masqueradeAddress: [{ from: '::1', announce: '203.0.113.7' }] });
