@@ -60,25 +60,25 @@ export function parseAnnounce(value: string): PassiveTarget | null {
  * The rules of a setting, checked. Throws a TypeError naming the rule and
  * the field (`masqueradeAddress[1].from: "10.0.0.0/33" is not ...`).
  */
-export function compilePassiveAddress(setting: PassiveAddressSetting, name = 'masqueradeAddress'): readonly CompiledRule[] {
-  if (typeof setting === 'string') return Object.freeze([compileRule({ announce: setting }, name)]);
-  if (!Array.isArray(setting)) throw new TypeError(`${name}: expected ${ANNOUNCE_HELP}, or a list of rules { from, announce }`);
-  return Object.freeze(setting.map((rule, i) => compileRule(rule, `${name}[${i}]`)));
+export function compilePassiveAddress(setting: PassiveAddressSetting): readonly CompiledRule[] {
+  if (typeof setting === 'string') return Object.freeze([compileRule({ announce: setting }, 'masqueradeAddress', 'masqueradeAddress')]);
+  if (!Array.isArray(setting)) throw new TypeError(`masqueradeAddress: expected ${ANNOUNCE_HELP}, or a list of rules { from, announce }`);
+  return Object.freeze(setting.map((rule, i) => compileRule(rule, `masqueradeAddress[${i}]`, `masqueradeAddress[${i}].announce`)));
 }
 
-function compileRule(rule: PassiveAddressRule, where: string): CompiledRule {
+function compileRule(rule: PassiveAddressRule, where: string, announceWhere: string): CompiledRule {
   if (typeof rule !== 'object' || rule === null) throw new TypeError(`${where}: expected a rule { from, announce }`);
   const target = typeof rule.announce === 'string' ? parseAnnounce(rule.announce) : null;
-  const at = where.includes('[') ? `${where}.announce` : where;
-  if (!target) throw new TypeError(`${at}: ${JSON.stringify(rule.announce)} is not ${ANNOUNCE_HELP}`);
+  if (!target) throw new TypeError(`${announceWhere}: ${JSON.stringify(rule.announce)} is not ${ANNOUNCE_HELP}`);
   if (rule.from === undefined) return { from: null, target };
-  const items = typeof rule.from === 'string' ? [rule.from] : rule.from;
+  const single = typeof rule.from === 'string';
+  const items = single ? [rule.from as string] : rule.from;
   if (!Array.isArray(items) || items.length === 0) throw new TypeError(`${where}.from: expected an address or CIDR range, or a non-empty list of them (leave it out to match every client)`);
   items.forEach((item, i) => {
     try {
       addressList([item]);
     } catch {
-      throw new TypeError(`${where}.from${typeof rule.from === 'string' ? '' : `[${i}]`}: ${JSON.stringify(item)} is not an IP address or CIDR range like 10.0.0.0/8 or 2001:db8::/32`);
+      throw new TypeError(`${where}.from${single ? '' : `[${i}]`}: ${JSON.stringify(item)} is not an IP address or CIDR range like 10.0.0.0/8 or 2001:db8::/32`);
     }
   });
   return { from: addressList(items), target };
@@ -130,11 +130,6 @@ export class PassiveAddress {
     this.#timeoutMs = timing.timeoutMs ?? 2000;
     this.#ttlMs = timing.ttlMs ?? 10_000;
     this.#retryMs = timing.retryMs ?? 5000;
-  }
-
-  /** True when some client would be announced something else than its connected address. */
-  get configured(): boolean {
-    return this.#rules.length > 0;
   }
 
   /**
