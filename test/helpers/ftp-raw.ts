@@ -34,7 +34,7 @@ export class RawClient {
     });
   }
 
-  /** `localAddress`: the client's own address (any of 127.0.0.0/8 on Linux, to test per-address rules). */
+  /** `localAddress` picks the client's source address (any of 127.0.0.0/8 works on Linux loopback). */
   static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
     const socket = net.connect({ port, host, localAddress });
     await once(socket, 'connect');
