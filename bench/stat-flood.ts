@@ -111,7 +111,9 @@ async function main(): Promise<void> {
     process.execPath,
     [path.join(repo, 'dist/cli/main.js'), '--root', root, '--port', '0', '--host', '127.0.0.1', '--user', 'u:p', '--write',
       '--max-connections', '2000', '--max-connections-per-ip', '2000', '--log-level', 'error'],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: process.env.FLOOD_SERVER_NODE_OPTIONS ?? '' } },
+    // The flooders and the probe that checks new clients are still greeted share 127.0.0.1: without the
+    // allow list the defender would ban it for the flood (its queue overflows) and refuse the probe too.
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: process.env.FLOOD_SERVER_NODE_OPTIONS ?? '', FERRY_DEFENDER_ALLOW_LIST: '[127.0.0.1]' } },
   );
   try {
     let banner = '';
