@@ -56,6 +56,10 @@ export const ErrorCodes = {
   TOO_MANY_SESSIONS: 'FERRY_ERR_TOO_MANY_SESSIONS',
   /** A limit could not be checked (the cluster primary did not answer): refused rather than let through. */
   LIMITS_UNAVAILABLE: 'FERRY_ERR_LIMITS_UNAVAILABLE',
+  /** The defender banned the client's address (too many failed logins, protocol abuse, or by hand). */
+  ADDRESS_BANNED: 'FERRY_ERR_ADDRESS_BANNED',
+  /** The client's address is on defender.denyList. */
+  ADDRESS_DENIED: 'FERRY_ERR_ADDRESS_DENIED',
   /** The TLS policy requires AUTH TLS before USER (no password in the clear). */
   TLS_REQUIRED_FOR_LOGIN: 'FERRY_ERR_TLS_REQUIRED_FOR_LOGIN',
   /** The TLS policy requires PROT P before any transfer. */
@@ -108,6 +112,10 @@ const replies: Record<ErrorCode, FtpReply> = {
   // would make clients ask for another; 421 is retried later, when a session ended.
   FERRY_ERR_TOO_MANY_SESSIONS: { code: 421, text: 'Too many sessions for this user; close one or try again later.' },
   FERRY_ERR_LIMITS_UNAVAILABLE: { code: 421, text: 'Service temporarily unavailable; try again later.' },
+  // RFC 959: 421 Service not available, closing control connection: before
+  // the greeting (instead of 220) and at PASS, then the connection closes.
+  FERRY_ERR_ADDRESS_BANNED: { code: 421, text: 'Service not available: your address is banned; try again later.' },
+  FERRY_ERR_ADDRESS_DENIED: { code: 421, text: 'Service not available: connections from your address are refused.' },
   // RFC 959: 530 Not logged in (vsftpd answers USER the same way).
   FERRY_ERR_TLS_REQUIRED_FOR_LOGIN: { code: 530, text: 'TLS required: send AUTH TLS before logging in.' },
   // RFC 4217 §9: 521 data connection cannot be opened with this PROT setting.

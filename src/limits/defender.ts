@@ -28,6 +28,7 @@
 import net from 'node:net';
 import { addressList } from '../auth/user-list.js';
 import { DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, type NumberSetting } from '../defaults.js';
+import { ErrorCodes, FerryError, replyForError } from '../errors.js';
 import type { BanInfo, UnbanInfo } from '../observability/events.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
@@ -74,9 +75,9 @@ export interface Gate {
 
 export type Verdict = 'allowed' | 'denied' | 'banned';
 
-/** The 421 text a banned or denied client reads (before the greeting, or at PASS). */
+/** The 421 text a banned or denied client reads (before the greeting, or at PASS): errors.ts has them. */
 export function refusalText(verdict: Exclude<Verdict, 'allowed'>): string {
-  return verdict === 'banned' ? 'Service not available: your address is banned; try again later.' : 'Service not available: connections from your address are refused.';
+  return replyForError(new FerryError(verdict === 'banned' ? ErrorCodes.ADDRESS_BANNED : ErrorCodes.ADDRESS_DENIED)).text;
 }
 
 export interface DefenderHooks {
