@@ -220,13 +220,12 @@ export function isHostName(value: string): boolean {
 
 /**
  * The per-IP limit counts IPv6 clients by their /64: one host usually owns a
- * whole /64, so counting single addresses would be no limit at all.
+ * whole /64, so counting single addresses would be no limit at all. The key
+ * is the /64 in RFC 5952 form (`2001:db8:1:2::/64`, `::/64`), as logs and
+ * `ferry ban list` show it; IPv4 addresses are their own key.
  */
 export function limitKey(address: string): string {
-  if (!address.includes(':')) return address;
-  const groups = address.split('::');
-  const head = groups[0] ? groups[0].split(':') : [];
-  const tail = groups.length > 1 && groups[1] ? groups[1].split(':') : [];
-  const full = [...head, ...Array(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail];
-  return `${full.slice(0, 4).join(':')}::/64`;
+  const groups = ipv6Groups(address.split('%')[0]!);
+  if (!groups) return address;
+  return `${formatIPv6([...groups.slice(0, 4), 0, 0, 0, 0])}/64`;
 }

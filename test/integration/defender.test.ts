@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import type { BanInfo, UnbanInfo } from '../../src/observability/events.js';
 import type { LogFn, Logger } from '../../src/observability/logger.js';
 import { RawClient } from '../helpers/ftp-raw.js';
-import { PASSWORD, startServer, USER } from '../helpers/server.js';
+import { canBindIpv6Loopback, PASSWORD, startServer, USER } from '../helpers/server.js';
 import { testCertificate } from '../helpers/tls.js';
 
 const SERVER = '127.0.0.1';
@@ -193,4 +193,24 @@ test('protocol abuse (over-long lines) and connections over the per-address limi
   const after = await RawClient.connect(port, SERVER, '127.0.0.8');
   t.after(() => after.close());
   assert.match((await after.expect(421)).text, /banned/);
+});
+
+test('over IPv6 an address is banned by its /64', async (t) => {
+  if (!(await canBindIpv6Loopback())) {
+    t.skip('this machine cannot listen on ::1');
+    return;
+  }
+  const { server, port } = await startServer(t, { host: '::1', defender: { threshold: 2, scores: { loginFailed: 1 } } });
+  const bans = record<BanInfo>(server, 'ban');
+  const client = await RawClient.connect(port, '::1');
+  t.after(() => client.close());
+  await client.expect(220);
+  await client.command(`USER ${USER}`, 331);
+  await client.command('PASS wrong-1', 530);
+  await client.command(`USER ${USER}`, 331);
+  assert.match((await client.command('PASS wrong-2', 421)).text, /banned/);
+  assert.equal(bans[0]!.address, '::/64');
+  const next = await RawClient.connect(port, '::1');
+  t.after(() => next.close());
+  assert.equal((await next.read()).code, 421);
 });

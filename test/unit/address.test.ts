@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import {
   formatEpsvText,
   formatPasvText,
+  limitKey,
   normalizeAddress,
   parseEprtArgument,
   parseEpsvArgument,
@@ -262,4 +263,19 @@ describe('parseEpsvArgument', () => {
       assert.deepEqual(parseEpsvArgument(arg), { error: 'protocol' }, arg);
     }
   });
+});
+
+test('limitKey: an IPv4 address is its own key; an IPv6 one is its /64 in RFC 5952 form, however written', () => {
+  assert.equal(limitKey('198.51.100.7'), '198.51.100.7');
+  assert.equal(limitKey('2001:db8:1:2::5'), '2001:db8:1:2::/64');
+  assert.equal(limitKey('2001:0db8:0001:0002:ffff:0:0:9'), '2001:db8:1:2::/64');
+  assert.equal(limitKey('::1'), '::/64');
+  assert.equal(limitKey('fe80::1%eth0'), 'fe80::/64');
+  assert.equal(limitKey('2001:db8::1:2:3:4'), '2001:db8::/64');
+  fc.assert(
+    fc.property(ipv6GroupsArb, ipv6GroupsArb, (a, b) => {
+      const sameSlash64 = a.slice(0, 4).every((g, i) => g === b[i]);
+      return (limitKey(fullForm(a)) === limitKey(fullForm(b))) === sameSlash64;
+    }),
+  );
 });
