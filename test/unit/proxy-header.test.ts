@@ -173,7 +173,7 @@ describe('PROXY protocol v2', () => {
     const good = proxyV2();
     for (let i = 0; i < 12; i++) {
       const bad = Buffer.from(good);
-      bad[i] ^= 0x40;
+      bad[i]! ^= 0x40;
       assert.equal(parseProxyHeader(bad).kind, 'invalid', `byte ${i}`);
     }
   });
