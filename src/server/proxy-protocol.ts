@@ -77,9 +77,9 @@ export class ProxyProtocolAcceptor {
   }
 
   /**
-   * Read the header of a new connection. Resolves with the client behind it,
-   * the socket paused and no longer reading (so it can be handed to another
-   * process without losing a byte); or with null once the connection was
+   * Read the header of a new connection. Resolves with the client behind it
+   * and the socket paused (see detachForHandoff before sending it to a
+   * worker); or with null once the connection was
    * refused (closed, and logged): an untrusted source, more than
    * `maxPending` headers awaited at once, or no valid header in time.
    */
@@ -154,7 +154,6 @@ export function readProxyHeader(socket: net.Socket, timeoutMs: number): Promise<
       // Bytes already read past the one that completed the header (several
       // chunks may have queued before 'data' ran) are the client's too.
       const head = Buffer.concat([received.subarray(length), ...drain(socket)]);
-      stopReading(socket);
       if (err) reject(err);
       else resolve({ header: header!, head });
     };
@@ -174,7 +173,7 @@ export function readProxyHeader(socket: net.Socket, timeoutMs: number): Promise<
   });
 }
 
-/** What the socket had buffered but not yet emitted (read() in paused mode emits nothing once 'data' listeners are gone). */
+/** Pause, and take what the socket had buffered but not yet emitted (read() in paused mode emits to no one once 'data' listeners are gone). */
 function drain(socket: net.Socket): Buffer[] {
   socket.pause();
   const chunks: Buffer[] = [];
@@ -183,17 +182,26 @@ function drain(socket: net.Socket): Buffer[] {
 }
 
 /**
- * Stop the kernel reads, not just the 'data' events. A paused socket keeps
- * reading into its buffer; a socket sent to a cluster worker leaves that
- * buffer behind (Node's handoff sets the old handle's onread to a no-op), so
- * bytes the client sends after its header would be lost. This is what
- * `Socket.pause()` itself does for sockets created with `onread`; `resume()`
- * (or the worker's new socket) starts reading again.
+ * Before a socket whose header was read is sent to a cluster worker: stop
+ * the kernel reads and return every byte this process still holds. A paused
+ * socket keeps reading into its buffer, and Node's handoff drops that
+ * buffer (the old handle's onread becomes a no-op), so bytes the client sent
+ * after its header would be lost. Call it right before `worker.send`, in
+ * the same tick. The socket must not be used here afterwards: it no longer
+ * reads (the worker's new socket over the same descriptor does).
+ *
+ * How: `read(0)` leaves the stream marked as reading until the next push,
+ * which never comes once the handle has stopped, so the stream never asks
+ * the handle to start again; `readStop()` is what `Socket.pause()` itself
+ * does for sockets created with `onread`.
  */
-function stopReading(socket: net.Socket): void {
+export function detachForHandoff(socket: net.Socket): Buffer {
+  const chunks = drain(socket);
+  socket.read(0);
   const handle = (socket as unknown as { _handle?: { reading?: boolean; readStop?: () => number } | null })._handle;
-  if (handle?.reading && typeof handle.readStop === 'function') {
+  if (handle && typeof handle.readStop === 'function') {
     handle.reading = false;
     handle.readStop();
   }
+  return Buffer.concat(chunks);
 }
