@@ -9,14 +9,16 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { Client } from 'basic-ftp';
 import { pino } from 'pino';
 import type { ServerEvents } from '../../src/observability/events.js';
+import { startCli, type RunningCli } from '../helpers/cli.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
 import { hasHaproxy, startHaproxy } from '../helpers/haproxy.js';
 import { proxyV1, proxyV2 } from '../helpers/proxy-header.js';
@@ -292,4 +294,61 @@ describe('PROXY protocol through HAProxy', () => {
       assert.equal((await direct.read()).code, 421);
     });
   }
+});
+
+describe('PROXY protocol in cluster mode', () => {
+  /** `ferry serve --workers 2` trusting BALANCER, serving a folder with hello.txt to u:pw. */
+  async function startCluster(t: Cleanup, extra: string[] = []): Promise<RunningCli> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-proxy-cluster-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await mkdir(path.join(dir, 'files'));
+    await writeFile(path.join(dir, 'files', 'hello.txt'), 'hello through the balancer');
+    await writeFile(
+      path.join(dir, 'ferry.yaml'),
+      ['storage:', '  root: files', 'proxyProtocol:', `  trustedSources: [${BALANCER}]`, `  headerTimeoutMs: ${HEADER_TIMEOUT_MS}`, 'logging:', '  level: debug', ''].join('\n'),
+    );
+    const args = ['serve', '--config', 'ferry.yaml', '--host', '127.0.0.1', '--port', '0', '--user', 'u:pw', '--workers', '2', ...extra];
+    return startCli(t, args, dir);
+  }
+
+  test('the primary reads the header; each worker gets the client\'s address and the commands sent with the header', async (t) => {
+    const cluster = await startCluster(t);
+    const clients = await Promise.all(
+      [40011, 40012, 40013, 40014].map((port) => connectFrom(t, cluster.port, BALANCER, Buffer.concat([headerFor(CLIENT, port, 2), Buffer.from('USER u\r\nPASS pw\r\nSTAT\r\n')]))),
+    );
+    for (const client of clients) {
+      await client.expect(220);
+      await client.expect(331);
+      await client.expect(230);
+      const stat = await client.expect(211);
+      assert.ok(stat.lines.includes(` Connected from ${CLIENT}`), stat.lines.join('\n'));
+      await client.command('TYPE I', 200);
+      const port = Number(/\|(\d+)\|/.exec((await client.command('EPSV', 229)).text)![1]);
+      const data = net.connect({ port, host: '127.0.0.1', localAddress: CLIENT });
+      await once(data, 'connect');
+      client.send('RETR hello.txt');
+      await client.expect(150);
+      assert.equal((await readAll(data)).toString(), 'hello through the balancer');
+      await client.expect(226);
+    }
+    const logins = [...cluster.output().matchAll(/^.*"msg":"login".*$/gm)].map((m) => m[0]);
+    assert.equal(logins.length, 4);
+    assert.ok(logins.every((line) => line.includes(`"remote":"${CLIENT}"`)), logins.join('\n'));
+    assert.deepEqual(new Set(logins.map((line) => /"worker":(\d+)/.exec(line)?.[1])), new Set(['0', '1']));
+  });
+
+  test('the cluster refuses untrusted sources and counts the per-IP limit by the client behind the balancer', async (t) => {
+    const cluster = await startCluster(t, ['--max-connections-per-ip', '1']);
+    const direct = await connectFrom(t, cluster.port, '127.0.0.1');
+    assert.equal((await direct.read()).code, 421);
+    const first = await connectFrom(t, cluster.port, BALANCER, headerFor(CLIENT, 40021, 1));
+    await first.expect(220);
+    const other = await connectFrom(t, cluster.port, BALANCER, headerFor(OTHER_CLIENT, 40022, 1));
+    await other.expect(220);
+    const again = await connectFrom(t, cluster.port, BALANCER, headerFor(CLIENT, 40023, 1));
+    assert.equal((await again.read()).code, 421);
+    const garbage = await connectFrom(t, cluster.port, BALANCER, Buffer.from('USER u\r\n'));
+    await garbage.closed();
+    assert.match(cluster.output(), /no valid PROXY protocol header from a trusted source/);
+  });
 });
