@@ -50,5 +50,14 @@ export const PER_USER_LIMITS = Object.freeze({
   maxFileSizeBytes: { default: 0, min: 0 },
 } satisfies Record<string, NumberSetting>);
 
+/**
+ * `proxyProtocol:` in the config file and the library. Its other key,
+ * `trustedSources`, defaults to none: PROXY protocol off.
+ */
+export const PROXY_PROTOCOL = Object.freeze({
+  // HAProxy's spec asks for at least 3 s, to cover a retransmitted segment.
+  headerTimeoutMs: { default: 5000, min: 1 },
+} satisfies Record<string, NumberSetting>);
+
 export type LimitName = keyof typeof LIMITS;
 export type PerUserLimitName = keyof typeof PER_USER_LIMITS;

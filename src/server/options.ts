@@ -5,11 +5,13 @@
  */
 import net from 'node:net';
 import type { AccountLimits, Authenticator } from '../auth/types.js';
-import { DEFAULTS, LIMITS, PER_USER_LIMITS, type LimitName, type NumberSetting, type PerUserLimitName } from '../defaults.js';
+import { addressList } from '../auth/user-list.js';
+import { DEFAULTS, LIMITS, PER_USER_LIMITS, PROXY_PROTOCOL, type LimitName, type NumberSetting, type PerUserLimitName } from '../defaults.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import type { PortRange } from '../data/passive.js';
 import { resolveTlsOptions, type ResolvedTlsOptions, type TlsOptions } from '../tls/options.js';
+import type { ProxyProtocolOptions } from './proxy-protocol.js';
 import type { SharedState } from './shared-state.js';
 
 export interface FtpServerOptions {
@@ -69,6 +71,16 @@ export interface FtpServerOptions {
    */
   shared?: Partial<SharedState>;
   /**
+   * PROXY protocol (v1 and v2) on the control listeners, for a server behind
+   * HAProxy or an AWS NLB: `trustedSources` are the balancers' addresses or
+   * CIDR ranges (empty, the default: off). When set, every connection must
+   * come from one of them and start with a header (within `headerTimeoutMs`,
+   * default 5000), and the client address it names is the one limits, bans,
+   * logs, events and data-connection checks use; other addresses get 421.
+   * See docs/load-balancers.md.
+   */
+  proxyProtocol?: { trustedSources?: readonly string[]; headerTimeoutMs?: number };
+  /**
    * FTPS (explicit AUTH TLS, and implicit TLS with `implicitPort`): PEM
    * certificate and key, policy, session reuse. See docs/tls.md. Default:
    * no TLS (AUTH answers 502).
@@ -85,6 +97,7 @@ export interface ResolvedOptions extends Readonly<Record<LimitName, number>> {
   readonly greeting: readonly string[];
   readonly allowActiveMode: boolean;
   readonly perUserLimits: Readonly<Required<AccountLimits>>;
+  readonly proxyProtocol: Readonly<ProxyProtocolOptions>;
   readonly logger: Logger;
   readonly tls: ResolvedTlsOptions | null;
 }
@@ -153,7 +166,18 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     ...settings<LimitName>(LIMITS, options),
     allowActiveMode: options.allowActiveMode ?? DEFAULTS.allowActiveMode,
     perUserLimits: Object.freeze(settings<PerUserLimitName>(PER_USER_LIMITS, options.perUserLimits, 'perUserLimits.')),
+    proxyProtocol: resolveProxyProtocol(options.proxyProtocol),
     logger: options.logger ?? silentLogger,
     tls,
   });
+}
+
+function resolveProxyProtocol(given: FtpServerOptions['proxyProtocol']): Readonly<ProxyProtocolOptions> {
+  const trustedSources = Object.freeze([...(given?.trustedSources ?? [])]);
+  try {
+    addressList(trustedSources);
+  } catch (err) {
+    throw new TypeError(`proxyProtocol.trustedSources: ${(err as Error).message}`);
+  }
+  return Object.freeze({ trustedSources, ...settings<keyof typeof PROXY_PROTOCOL>(PROXY_PROTOCOL, { headerTimeoutMs: given?.headerTimeoutMs }, 'proxyProtocol.') });
 }

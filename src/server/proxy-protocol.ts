@@ -100,7 +100,7 @@ export class ProxyProtocolAcceptor {
     try {
       const { header, head } = await readProxyHeader(socket, this.#timeoutMs);
       const peer = header.source ?? { address: via, port: socket.remotePort ?? 0 };
-      this.#log.debug({ remote: peer.address, via, version: header.version, local: header.source === null }, 'PROXY protocol header');
+      this.#log.debug({ remote: peer.address, via, version: header.version, local: header.source === null, headBytes: head.length }, 'PROXY protocol header');
       return { peer, head };
     } catch (err) {
       // A balancer's TCP health check connects and closes without a byte

@@ -152,14 +152,17 @@ export class Session implements LineSink {
   /** Between AUTH TLS and the TLS socket: plaintext lines are not commands. */
   #awaitingHandshake = false;
 
-  /** `tls`: the socket is already the TLS side of an implicit-FTPS connection, bound to this context. */
-  constructor(id: string, socket: Socket, host: SessionHost, tls?: SessionBinding) {
+  /**
+   * `tls`: the socket is already the TLS side of an implicit-FTPS connection, bound to this context.
+   * `peer`: the client behind a load balancer (from its PROXY protocol header), when it is not the socket's peer.
+   */
+  constructor(id: string, socket: Socket, host: SessionHost, tls?: SessionBinding, peer?: { address: string; port: number }) {
     this.id = id;
     this.#socket = socket;
     this.#tcp = socket;
     this.host = host;
-    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? '');
-    this.remotePort = socket.remotePort ?? 0;
+    this.remoteAddress = peer?.address ?? normalizeAddress(socket.remoteAddress ?? '');
+    this.remotePort = peer?.port ?? socket.remotePort ?? 0;
     this.localAddress = normalizeAddress(socket.localAddress ?? '');
     this.ipv6 = this.localAddress.includes(':');
     this.#reader = new LineReader(host.options.maxCommandBytes);
