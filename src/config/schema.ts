@@ -8,7 +8,8 @@
 import net from 'node:net';
 import { z } from 'zod';
 import { parsePermissions, PERMISSION_HELP } from '../auth/permissions.js';
-import { DEFAULTS, LIMITS, PER_USER_LIMITS, type NumberSetting } from '../defaults.js';
+import { addressList } from '../auth/user-list.js';
+import { DEFAULTS, LIMITS, PER_USER_LIMITS, PROXY_PROTOCOL, type NumberSetting } from '../defaults.js';
 import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
 import { MAX_PARTS } from '../storage/s3-client.js';
@@ -33,6 +34,20 @@ const bool = () => z.boolean({ error: 'true or false' });
 const text = (expected: string) => z.string({ error: expected });
 const checked = (expected: string, ok: (value: string) => boolean) =>
   z.string({ error: expected }).refine(ok, { error: expected });
+
+/** A list of addresses and CIDR ranges, IPv4 or IPv6 (the users file's allowFrom, proxyProtocol.trustedSources). */
+export const addressRanges = () =>
+  z.array(
+    checked('an IP address or CIDR range like 192.168.1.0/24', (v) => {
+      try {
+        addressList([v]);
+        return true;
+      } catch {
+        return false;
+      }
+    }),
+    { error: 'a list of IP addresses or CIDR ranges' },
+  );
 
 const httpUrl = () => checked('an http:// or https:// URL', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v));
 
@@ -117,6 +132,10 @@ export const configSchema = z.strictObject({
   limits: section({
     ...numberSettings(LIMITS),
     perUser: section(numberSettings(PER_USER_LIMITS)).prefault({}),
+  }).prefault({}),
+  proxyProtocol: section({
+    trustedSources: addressRanges().default([]),
+    ...numberSettings(PROXY_PROTOCOL),
   }).prefault({}),
   storage: z.discriminatedUnion('type', [localStorage, s3Storage], { error: 'a storage with type: local or type: s3' }).prefault({ type: 'local' }),
   users: section({

@@ -18,6 +18,7 @@
  */
 import net from 'node:net';
 import { addressList } from '../auth/user-list.js';
+import { PROXY_PROTOCOL } from '../defaults.js';
 import type { Logger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
 import { parseProxyHeader, type ProxyHeader } from '../protocol/proxy-header.js';
@@ -57,15 +58,16 @@ export class ProxyProtocolAcceptor {
   #pending = 0;
   readonly #log: Logger;
 
-  constructor(options: ProxyProtocolOptions, logger: Logger) {
+  /** `options` absent, or without trusted sources: off. */
+  constructor(options: ProxyProtocolOptions | undefined, logger: Logger) {
     this.#log = logger;
     this.configure(options);
   }
 
   /** New settings (reload); connections already reading their header keep the old timeout. */
-  configure(options: ProxyProtocolOptions): void {
-    this.#trusted = options.trustedSources.length > 0 ? addressList(options.trustedSources) : null;
-    this.#timeoutMs = options.headerTimeoutMs;
+  configure(options: ProxyProtocolOptions | undefined): void {
+    this.#trusted = options && options.trustedSources.length > 0 ? addressList(options.trustedSources) : null;
+    this.#timeoutMs = options?.headerTimeoutMs ?? PROXY_PROTOCOL.headerTimeoutMs.default;
   }
 
   get enabled(): boolean {
