@@ -17,6 +17,7 @@ import { describe, test, type TestContext } from 'node:test';
 import tls from 'node:tls';
 import { Client } from 'basic-ftp';
 import { pino } from 'pino';
+import { createServer } from '../../src/index.js';
 import type { ServerEvents } from '../../src/observability/events.js';
 import { startCli, type RunningCli } from '../helpers/cli.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
@@ -271,6 +272,30 @@ describe('PROXY protocol refusals', () => {
     assert.equal(fx.connects.length, 0);
     assert.ok(fx.logs().some((line) => line.includes(`within ${HEADER_TIMEOUT_MS} ms (10 bytes received)`)));
     assert.ok(fx.logs().some((line) => line.includes(`within ${HEADER_TIMEOUT_MS} ms (0 bytes received)`)));
+  });
+
+  test('the library refuses a bad source or timeout, naming the option', () => {
+    const authenticator = { authenticate: async () => null };
+    assert.throws(() => createServer({ authenticator, proxyProtocol: { trustedSources: ['10.0.0.0/33'] } }), /^TypeError: proxyProtocol\.trustedSources: "10\.0\.0\.0\/33" is not an IP address or CIDR range/);
+    assert.throws(() => createServer({ authenticator, proxyProtocol: { trustedSources: ['balancer.local'] } }), /proxyProtocol\.trustedSources: "balancer\.local"/);
+    assert.throws(() => createServer({ authenticator, proxyProtocol: { trustedSources: [BALANCER], headerTimeoutMs: 0 } }), /proxyProtocol\.headerTimeoutMs/);
+  });
+
+  test('reconfigure changes who is trusted for the next connections', async (t) => {
+    const fx = await startProxied(t);
+    const { authenticator } = fx.server.options;
+    fx.server.reconfigure({ authenticator, proxyProtocol: { trustedSources: [OTHER_CLIENT] } });
+    const formerBalancer = await connectFrom(t, fx.port, BALANCER, headerFor(CLIENT, 40031, 2));
+    assert.equal((await formerBalancer.read()).code, 421);
+    const newBalancer = await connectFrom(t, fx.port, OTHER_CLIENT, headerFor(CLIENT, 40032, 2));
+    await newBalancer.expect(220);
+    fx.server.reconfigure({ authenticator });
+    const direct = await connectFrom(t, fx.port, '127.0.0.1');
+    await direct.expect(220);
+    assert.deepEqual(
+      fx.connects.map((e) => e.remoteAddress),
+      [CLIENT, '127.0.0.1'],
+    );
   });
 
   test('with PROXY protocol off, a header is just a bad command', async (t) => {
