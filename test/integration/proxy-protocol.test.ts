@@ -274,6 +274,15 @@ describe('PROXY protocol refusals', () => {
     assert.ok(fx.logs().some((line) => line.includes(`within ${HEADER_TIMEOUT_MS} ms (0 bytes received)`)));
   });
 
+  test('no more headers are awaited at once than limits.maxConnections', async (t) => {
+    const fx = await startProxied(t, { maxConnections: 2, proxyProtocol: { trustedSources: [BALANCER], headerTimeoutMs: 10_000 } });
+    const silent = [await connectFrom(t, fx.port, BALANCER), await connectFrom(t, fx.port, BALANCER)];
+    const third = await connectFrom(t, fx.port, BALANCER);
+    await third.closed(2000); // at once, not after the 10 s header timeout
+    assert.ok(silent.every((c) => !c.isClosed));
+    assert.ok(fx.logs().some((line) => line.includes('too many PROXY protocol headers awaited at once')));
+  });
+
   test('the library refuses a bad source or timeout, naming the option', () => {
     const authenticator = { authenticate: async () => null };
     assert.throws(() => createServer({ authenticator, proxyProtocol: { trustedSources: ['10.0.0.0/33'] } }), /^TypeError: proxyProtocol\.trustedSources: "10\.0\.0\.0\/33" is not an IP address or CIDR range/);
