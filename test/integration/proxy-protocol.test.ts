@@ -71,6 +71,19 @@ async function login(client: RawClient): Promise<void> {
   await client.command(`PASS ${PASSWORD}`, 230);
 }
 
+const epsvPort = async (client: RawClient): Promise<number> => Number(/\|(\d+)\|/.exec((await client.command('EPSV', 229)).text)![1]);
+
+/** RETR hello.txt over a passive data connection to `port` opened from `from`. */
+async function retrieveHello(client: RawClient, port: number, from: string): Promise<string> {
+  const data = net.connect({ port, host: '127.0.0.1', localAddress: from });
+  await once(data, 'connect');
+  client.send('RETR hello.txt');
+  await client.expect(150);
+  const body = (await readAll(data)).toString();
+  await client.expect(226);
+  return body;
+}
+
 /** Run a command to its end (bounded by the command's own timeout, and by the 30 s kill here). */
 async function run(command: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -132,17 +145,12 @@ describe('PROXY protocol from a trusted balancer', () => {
     const client = await connectFrom(t, fx.port, BALANCER, headerFor(CLIENT, 40003, 2));
     await login(client);
     await client.command('TYPE I', 200);
-    const port = Number(/\|(\d+)\|/.exec((await client.command('EPSV', 229)).text)![1]);
+    const port = await epsvPort(client);
     // The balancer's address is not the client's: this connection is dropped.
     const intruder = net.connect({ port, host: '127.0.0.1', localAddress: BALANCER });
     intruder.on('error', () => {});
     await once(intruder, 'close');
-    const data = net.connect({ port, host: '127.0.0.1', localAddress: CLIENT });
-    await once(data, 'connect');
-    client.send('RETR hello.txt');
-    await client.expect(150);
-    assert.equal((await readAll(data)).toString(), 'hello through the balancer');
-    await client.expect(226);
+    assert.equal(await retrieveHello(client, port, CLIENT), 'hello through the balancer');
   });
 
   test('active mode connects to the client\'s address only, never the balancer\'s', async (t) => {
@@ -378,13 +386,7 @@ describe('PROXY protocol in cluster mode', () => {
       const stat = await client.expect(211);
       assert.ok(stat.lines.includes(` Connected from ${CLIENT}`), stat.lines.join('\n'));
       await client.command('TYPE I', 200);
-      const port = Number(/\|(\d+)\|/.exec((await client.command('EPSV', 229)).text)![1]);
-      const data = net.connect({ port, host: '127.0.0.1', localAddress: CLIENT });
-      await once(data, 'connect');
-      client.send('RETR hello.txt');
-      await client.expect(150);
-      assert.equal((await readAll(data)).toString(), 'hello through the balancer');
-      await client.expect(226);
+      assert.equal(await retrieveHello(client, await epsvPort(client), CLIENT), 'hello through the balancer');
     }
     const logins = [...cluster.output().matchAll(/^.*"msg":"login".*$/gm)].map((m) => m[0]);
     assert.equal(logins.length, 4);
