@@ -21,7 +21,7 @@ import { TLS_POLICIES } from '../tls/options.js';
 import { isPasswordHash } from '../auth/password.js';
 import { USERNAME, USERNAME_HELP } from '../auth/username.js';
 import { PER_USER_LIMITS, type NumberSetting, type PerUserLimitName } from '../defaults.js';
-import { addressRanges, homePath, permissionSpec, wholeNumber } from './schema.js';
+import { addressRange, homePath, permissionSpec, wholeNumber } from './schema.js';
 import { ConfigError, parseYaml, validate } from './validate.js';
 
 export const userSchema = z.strictObject({
@@ -31,7 +31,7 @@ export const userSchema = z.strictObject({
   home: homePath().default('/{username}'),
   permissions: permissionSpec().default('read'),
   directories: z.record(homePath(), permissionSpec()).default({}),
-  allowFrom: addressRanges().optional(),
+  allowFrom: z.array(addressRange(), { error: 'a list of IP addresses or CIDR ranges' }).optional(),
   disabled: z.boolean({ error: 'true or false' }).default(false),
   tls: z.enum(TLS_POLICIES, { error: `one of ${TLS_POLICIES.join(', ')}` }).optional(),
   // Each key optional: absent means the server's `limits.perUser` value, 0 means no limit.
