@@ -22,7 +22,7 @@ import { PROXY_PROTOCOL } from '../defaults.js';
 import type { Logger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
 import { parseProxyHeader, type ProxyHeader } from '../protocol/proxy-header.js';
-import { formatReply } from '../protocol/reply.js';
+import { turnAway } from './admission.js';
 
 export interface ProxyProtocolOptions {
   /**
@@ -74,7 +74,7 @@ export class ProxyProtocolAcceptor {
     return this.#trusted !== null;
   }
 
-  trusts(address: string): boolean {
+  #trusts(address: string): boolean {
     return this.#trusted !== null && this.#trusted.check(address, net.isIPv4(address) ? 'ipv4' : 'ipv6');
   }
 
@@ -88,9 +88,9 @@ export class ProxyProtocolAcceptor {
   async accept(socket: net.Socket, implicitTls: boolean, maxPending: number): Promise<ProxiedConnection | null> {
     socket.on('error', () => {});
     const via = normalizeAddress(socket.remoteAddress ?? '');
-    if (!this.trusts(via)) {
+    if (!this.#trusts(via)) {
       this.#log.warn({ remote: via }, 'connection refused: PROXY protocol is on and this address is not in proxyProtocol.trustedSources');
-      refuse(socket, implicitTls);
+      turnAway(socket, implicitTls, REFUSED_TEXT);
       return null;
     }
     if (this.#pending >= maxPending) {
@@ -117,16 +117,6 @@ export class ProxyProtocolAcceptor {
       this.#pending--;
     }
   }
-}
-
-function refuse(socket: net.Socket, implicitTls: boolean): void {
-  // A TLS client would read a plain 421 as a protocol error: just close.
-  if (implicitTls) {
-    socket.destroy();
-    return;
-  }
-  socket.end(formatReply(421, REFUSED_TEXT));
-  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 /** Why a connection brought no valid header; `closedEmpty`: it closed before sending a byte. */
