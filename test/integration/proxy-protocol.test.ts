@@ -25,7 +25,7 @@ import { hasHaproxy, startHaproxy } from '../helpers/haproxy.js';
 import { proxyV1, proxyV2 } from '../helpers/proxy-header.js';
 import { PASSWORD, USER, startServer, type Cleanup, type TestServer, type TestServerOptions } from '../helpers/server.js';
 import { collector } from '../helpers/streams.js';
-import { testCertificate } from '../helpers/tls.js';
+import { certificateFiles, testCertificate } from '../helpers/tls.js';
 
 const BALANCER = '127.0.0.3';
 const CLIENT = '127.0.0.2';
@@ -82,6 +82,32 @@ async function retrieveHello(client: RawClient, port: number, from: string): Pro
   const body = (await readAll(data)).toString();
   await client.expect(226);
   return body;
+}
+
+/**
+ * A relay in front of `port` that behaves like HAProxy: it connects from
+ * BALANCER, and the header and the client's first bytes (a TLS ClientHello)
+ * leave in one write. The header tells the truth (the client connects from
+ * 127.0.0.1), so data connections pass the check.
+ */
+async function startRelay(t: Cleanup, port: number): Promise<number> {
+  const open = new Set<net.Socket>();
+  const relay = net.createServer((downstream) => {
+    const upstream = net.connect({ port, host: '127.0.0.1', localAddress: BALANCER });
+    open.add(downstream).add(upstream);
+    downstream.once('data', (first: Buffer) => {
+      upstream.write(Buffer.concat([headerFor('127.0.0.1', downstream.remotePort!, 2, 990), first]));
+      downstream.pipe(upstream).pipe(downstream);
+    });
+    downstream.on('error', () => upstream.destroy());
+    upstream.on('error', () => downstream.destroy());
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    relay.close();
+    for (const socket of open) socket.destroy();
+  });
+  return (relay.address() as net.AddressInfo).port;
 }
 
 /** Run a command to its end (bounded by the command's own timeout, and by the 30 s kill here). */
@@ -184,29 +210,9 @@ describe('PROXY protocol from a trusted balancer', () => {
   test('implicit FTPS behind a header, the TLS ClientHello in the same segment', async (t) => {
     const { cert, key } = testCertificate();
     const fx = await startProxied(t, { tls: { cert, key, implicitPort: 0 } });
-    const port = fx.server.implicitAddress()!.port;
-    // A relay that behaves like HAProxy: the header and the client's first bytes leave in one write.
-    // Its header tells the truth (basic-ftp connects from 127.0.0.1), so data connections pass the check.
-    const open = new Set<net.Socket>();
-    const relay = net.createServer((downstream) => {
-      const upstream = net.connect({ port, host: '127.0.0.1', localAddress: BALANCER });
-      open.add(downstream).add(upstream);
-      downstream.once('data', (first: Buffer) => {
-        upstream.write(Buffer.concat([headerFor('127.0.0.1', downstream.remotePort!, 2, 990), first]));
-        downstream.pipe(upstream).pipe(downstream);
-      });
-      downstream.on('error', () => upstream.destroy());
-      upstream.on('error', () => downstream.destroy());
-    });
-    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
-    t.after(() => {
-      relay.close();
-      for (const socket of open) socket.destroy();
-    });
     const ftp = new Client(10_000);
-    ftp.ftp.verbose = !!process.env.FTP_VERBOSE;
     t.after(() => ftp.close());
-    await ftp.access({ host: '127.0.0.1', port: (relay.address() as net.AddressInfo).port, user: USER, password: PASSWORD, secure: 'implicit', secureOptions: { ca: cert } });
+    await ftp.access({ host: '127.0.0.1', port: await startRelay(t, fx.server.implicitAddress()!.port), user: USER, password: PASSWORD, secure: 'implicit', secureOptions: { ca: cert } });
     assert.ok(ftp.ftp.socket instanceof tls.TLSSocket);
     const { sink, bytes } = collector();
     await ftp.downloadTo(sink, 'hello.txt');
@@ -392,6 +398,19 @@ describe('PROXY protocol in cluster mode', () => {
     assert.equal(logins.length, 4);
     assert.ok(logins.every((line) => line.includes(`"remoteAddress":"${CLIENT}"`)), logins.join('\n'));
     assert.deepEqual(new Set(logins.map((line) => /"worker":(\d+)/.exec(line)?.[1])), new Set(['0', '1']));
+  });
+
+  test('implicit FTPS through the primary: the ClientHello read with the header reaches the worker\'s TLS', async (t) => {
+    const { cert, key } = await certificateFiles(t);
+    const cluster = await startCluster(t, ['--tls-cert', cert, '--tls-key', key, '--tls-implicit-port', '0']);
+    const implicitPort = Number(/implicit TLS on port (\d+)/.exec(cluster.output())![1]);
+    const ftp = new Client(10_000);
+    t.after(() => ftp.close());
+    await ftp.access({ host: '127.0.0.1', port: await startRelay(t, implicitPort), user: 'u', password: 'pw', secure: 'implicit', secureOptions: { ca: testCertificate().cert } });
+    const { sink, bytes } = collector();
+    await ftp.downloadTo(sink, 'hello.txt');
+    assert.equal(bytes().toString(), 'hello through the balancer');
+    assert.match(cluster.output(), /"headBytes":[1-9]\d*[^\n]*"msg":"PROXY protocol header"/);
   });
 
   test('the cluster refuses untrusted sources and counts the per-IP limit by the client behind the balancer', async (t) => {
