@@ -4,9 +4,7 @@
  *
  * One token is one byte. The bucket fills at `rate` tokens per second up to
  * `capacity`; what is not taken by then is lost, which is what bounds a
- * burst after an idle period. It starts full: the first `capacity` bytes go
- * at once, a tenth of a second's worth with the capacity Ferry uses (see
- * `leaseBytes`), so a 10 s transfer is at most 1 % fast.
+ * burst after an idle period. It starts with `initial` tokens (default: full).
  */
 export class TokenBucket {
   #rate: number;
@@ -14,10 +12,10 @@ export class TokenBucket {
   #tokens: number;
   #last: number;
 
-  constructor(bytesPerSecond: number, capacity: number, now: number) {
+  constructor(bytesPerSecond: number, capacity: number, now: number, initial = capacity) {
     this.#rate = bytesPerSecond;
     this.#capacity = capacity;
-    this.#tokens = capacity;
+    this.#tokens = Math.min(initial, capacity);
     this.#last = now;
   }
 
@@ -74,10 +72,10 @@ export class TokenBucket {
 export const LEASE_MS = 100;
 
 /**
- * The bytes one lease grants at `bytesPerSecond`, which is also the
- * bucket's capacity: small enough that no write bursts more than 100 ms
- * worth (a 512 KiB chunk at 1 KB/s goes 100 bytes at a time), large enough
- * that a process asks the authority about ten times a second per rate.
+ * The bytes one lease grants at `bytesPerSecond`: small enough that no
+ * write bursts more than 100 ms worth (a 512 KiB chunk at 1 KB/s goes 100
+ * bytes at a time), large enough that a process asks the authority about
+ * ten times a second per rate.
  */
 export function leaseBytes(bytesPerSecond: number): number {
   return Math.max(1, Math.round((bytesPerSecond * LEASE_MS) / 1000));

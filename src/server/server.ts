@@ -15,6 +15,8 @@ import type { TlsCredentials } from '../tls/options.js';
 import { AdmissionGate, turnAway } from './admission.js';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from './options.js';
 import { completeSharedState, type SharedState } from './shared-state.js';
+import { ownerId } from './shared.js';
+import { LocalRates } from '../limits/throttle.js';
 
 export interface ConnectionOptions {
   /** The connection is implicit FTPS: TLS starts with its first byte. */
@@ -53,6 +55,8 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   readonly gate: AdmissionGate;
   /** State all processes of this server agree on (see shared.ts); made once, kept across reconfigure. */
   readonly shared: SharedState;
+  /** This process's bandwidth: leases from `shared.rates`, spent by its transfers. */
+  readonly rates: LocalRates;
   #nextId = 1;
   #closing: Promise<void> | null = null;
 
@@ -60,6 +64,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     super();
     this.#options = resolveOptions(options);
     this.shared = completeSharedState(options.shared ?? {});
+    this.rates = new LocalRates(this.shared.rates, ownerId());
     this.gate = new AdmissionGate(this.#options);
     this.passivePorts = new PassivePortPool(this.#options.passivePorts);
     this.tls = this.#options.tls ? new TlsContext(this.#options.tls.credentials) : null;

@@ -40,7 +40,7 @@ describe('bandwidth limits over 10 s', () => {
     await writeFile(path.join(srv.root, 'f.bin'), randomBytes(size));
     const { bytes, seconds } = await curlDownload(`ftp://${USER}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${srv.port}/f.bin`, 30);
     assert.equal(bytes, size);
-    assertRate('curl RETR at 200 KB/s', size, rate, seconds);
+    assertRate(t, 'curl RETR at 200 KB/s', size, rate, seconds);
   });
 
   test('an upload by basic-ftp at 1 MB/s (the server-wide rate)', async (t) => {
@@ -50,7 +50,7 @@ describe('bandwidth limits over 10 s', () => {
     const client = await basicFtp(t, srv.port);
     const started = performance.now();
     await client.uploadFrom(Readable.from([randomBytes(size)]), 'up.bin');
-    assertRate('basic-ftp STOR at 1 MB/s', size, rate, (performance.now() - started) / 1000);
+    assertRate(t, 'basic-ftp STOR at 1 MB/s', size, rate, (performance.now() - started) / 1000);
   });
 
   test('three sessions of one user share 1 MB/s of downloads', async (t) => {
@@ -63,7 +63,7 @@ describe('bandwidth limits over 10 s', () => {
     const sinks = clients.map(() => collector());
     await Promise.all(clients.map((client, i) => client.downloadTo(sinks[i]!.sink, 'f.bin')));
     for (const sink of sinks) assert.equal(sink.bytes().length, each);
-    assertRate('3 × RETR sharing 1 MB/s', 3 * each, rate, (performance.now() - started) / 1000);
+    assertRate(t, '3 × RETR sharing 1 MB/s', 3 * each, rate, (performance.now() - started) / 1000);
   });
 
   test("two sessions of one user on two cluster workers share the rate of the user's entry in the users file", async (t) => {
@@ -85,6 +85,6 @@ describe('bandwidth limits over 10 s', () => {
     const sinks = clients.map(() => collector());
     await Promise.all(clients.map((client, i) => client.downloadTo(sinks[i]!.sink, 'f.bin')));
     for (const sink of sinks) assert.equal(sink.bytes().length, each);
-    assertRate('2 × RETR on 2 workers sharing 200 KB/s', 2 * each, rate, (performance.now() - started) / 1000);
+    assertRate(t, '2 × RETR on 2 workers sharing 200 KB/s', 2 * each, rate, (performance.now() - started) / 1000);
   });
 });
