@@ -10,6 +10,7 @@
  * path then runs exactly as without this module (see data/transfer.ts).
  */
 import type { RateAuthority } from './rates.js';
+import { leaseBytes } from './token-bucket.js';
 
 export type Direction = 'download' | 'upload';
 
@@ -28,6 +29,16 @@ class Pool {
     public bytesPerSecond: number,
     readonly owner: LocalRates,
   ) {}
+
+  /**
+   * Ask for the next lease before this one is spent (below half of one), so
+   * that the authority's queue always holds this process's next request: a
+   * lease asked for only once the pool is empty arrives a round trip late
+   * (IPC to the primary, a busy event loop).
+   */
+  spent(): void {
+    if (this.#pending === null && this.tokens < leaseBytes(this.bytesPerSecond) / 2) this.refill().catch(() => undefined); // a waiter hears the error
+  }
 
   /** One lease at a time per pool: every transfer waiting on it wakes when it arrives. */
   refill(): Promise<void> {
@@ -113,7 +124,12 @@ export class Throttle {
   take(max: number): number {
     let n = max;
     for (const pool of this.#pools) n = Math.min(n, pool.tokens);
-    if (n > 0) for (const pool of this.#pools) pool.tokens -= n;
+    if (n > 0) {
+      for (const pool of this.#pools) {
+        pool.tokens -= n;
+        pool.spent();
+      }
+    }
     return n;
   }
 
