@@ -7,22 +7,27 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import { Client } from 'basic-ftp';
+import { hashPassword } from '../../src/auth/password.js';
+import { buildServerOptions } from '../../src/config/build.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createServer } from '../../src/index.js';
 import { leaseBytes } from '../../src/limits/token-bucket.js';
 import { assertRate, curlDownload, expectedSeconds } from '../helpers/rates.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
 import { PASSWORD, USER, startServer } from '../helpers/server.js';
 import { collector } from '../helpers/streams.js';
 
-async function basicFtp(t: { after(fn: () => unknown): void }, port: number): Promise<Client> {
+async function basicFtp(t: { after(fn: () => unknown): void }, port: number, user = USER, password = PASSWORD): Promise<Client> {
   const client = new Client(20_000);
   t.after(() => client.close());
-  await client.access({ host: '127.0.0.1', port, user: USER, password: PASSWORD });
+  await client.access({ host: '127.0.0.1', port, user, password });
   return client;
 }
 
@@ -47,6 +52,28 @@ describe('bandwidth limits', () => {
     await Promise.all(clients.map((client, i) => client.uploadFrom(Readable.from([data[i]!]), `up${i}.bin`)));
     const seconds = (performance.now() - started) / 1000;
     assertRate(t, '3 × STOR', 3 * each, rate, seconds);
+  });
+
+  test("the config file's server-wide rate and a users-file entry's rate both hold (issue 12: they validated and did nothing)", async (t) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-rates-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await mkdir(path.join(dir, 'files', 'carol'), { recursive: true });
+    const data = randomBytes(20_000);
+    await writeFile(path.join(dir, 'files', 'carol', 'f.bin'), data);
+    const users = { users: { carol: { passwordHash: await hashPassword('pw', 10), permissions: 'full', limits: { downloadBytesPerSecond: 10_000 } } } };
+    await writeFile(path.join(dir, 'users.json'), JSON.stringify(users));
+    await writeFile(path.join(dir, 'ferry.yaml'), 'storage:\n  type: local\n  root: files\nusers:\n  file: users.json\nlimits:\n  uploadBytesPerSecond: 10000\n');
+    const { config } = await loadConfig({ file: path.join(dir, 'ferry.yaml'), env: {} });
+    const server = createServer({ ...(await buildServerOptions(config)), host: '127.0.0.1', port: 0 });
+    t.after(() => server.close(0));
+    const client = await basicFtp(t, (await server.listen()).port, 'carol', 'pw');
+    for (const direction of ['download', 'upload'] as const) {
+      const started = performance.now();
+      if (direction === 'download') await client.downloadTo(collector().sink, 'f.bin');
+      else await client.uploadFrom(Readable.from([data]), 'g.bin');
+      const seconds = (performance.now() - started) / 1000;
+      assert.ok(seconds >= expectedSeconds(data.length, 10_000) * 0.95, `${direction}: 20,000 B at 10,000 B/s in ${seconds.toFixed(2)} s`);
+    }
   });
 
   test('the tighter of the server rate and the user rate decides, whichever it is', async (t) => {
