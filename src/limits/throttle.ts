@@ -27,7 +27,7 @@ class Pool {
   constructor(
     readonly key: string,
     public bytesPerSecond: number,
-    readonly owner: LocalRates,
+    readonly local: LocalRates,
   ) {}
 
   /**
@@ -42,8 +42,8 @@ class Pool {
 
   /** One lease at a time per pool: every transfer waiting on it wakes when it arrives. */
   refill(): Promise<void> {
-    return (this.#pending ??= this.owner.authority
-      .lease(this.key, this.bytesPerSecond, this.owner.ownerId)
+    return (this.#pending ??= this.local.authority
+      .lease(this.key, this.bytesPerSecond, this.local.ownerId)
       .then((bytes) => void (this.tokens += bytes))
       .finally(() => (this.#pending = null)));
   }
@@ -59,7 +59,7 @@ class Pool {
   release(): void {
     if (--this.users > 0) return;
     this.#linger = setTimeout(() => {
-      if (this.users === 0) this.owner.drop(this);
+      if (this.users === 0) this.local.drop(this);
     }, POOL_LINGER_MS).unref();
   }
 }

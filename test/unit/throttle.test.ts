@@ -75,8 +75,23 @@ describe('RateService', () => {
     await Promise.all(leases);
     const elapsed = performance.now() - started;
     assert.deepEqual(order, ['a0', 'b1', 'a2', 'b3', 'a4']);
-    // The first lease is the full bucket; the other four need 100 ms each.
+    // A new bucket holds the first lease; the other four need 100 ms each.
     assert.ok(elapsed >= 390, `5 leases of 1000 B at 10,000 B/s took ${elapsed.toFixed(0)} ms`);
+    rates.close();
+  });
+
+  it('keeps what accrued while a lease was late (a bucket of two leases)', async () => {
+    let now = 0;
+    const rates = new RateService(() => now);
+    assert.equal(await rates.lease('k', 10_000, 'a'), 1000);
+    now = 150; // the next request comes 50 ms late: 1,500 B have accrued
+    assert.equal(await rates.lease('k', 10_000, 'a'), 1000); // at once, 500 B carried over
+    let third = false;
+    const pending = rates.lease('k', 10_000, 'a').then(() => (third = true));
+    await sleep(120);
+    assert.equal(third, false, 'granted before its bytes accrued');
+    now = 200; // 500 B more: due at 200, where a bucket of one lease would make it 250
+    await pending;
     rates.close();
   });
 
@@ -175,7 +190,7 @@ describe('throttled download pump', () => {
     return { send, chunks, received, close: () => (send.destroy(), client.destroy(), server.close()) };
   }
 
-  it('sends a local file at the rate, a 512 KiB chunk in pieces of at most one lease', async (t) => {
+  it('sends a local file at the rate, its one chunk in pieces of at most a lease', async (t) => {
     const dir = await fsp.mkdtemp(join(tmpdir(), 'ferry-throttle-'));
     t.after(() => fsp.rm(dir, { recursive: true, force: true }));
     const data = randomBytes(30_000);
@@ -190,7 +205,7 @@ describe('throttled download pump', () => {
     await sendToSocket(source, send, { ascii: false, signal: new AbortController().signal, throttle });
     assert.deepEqual(await received, data);
     const elapsed = performance.now() - started;
-    // 2,000 B at once (the full bucket), then 28,000 B at 20,000 B/s.
+    // 2,000 B at once (the first lease), then 28,000 B at 20,000 B/s; without pacing the chunk would go whole.
     assert.ok(elapsed >= 1350, `30,000 B at 20,000 B/s took ${elapsed.toFixed(0)} ms`);
     const early = chunks.filter((c) => c.at - started < 300).reduce((sum, c) => sum + c.bytes, 0);
     assert.ok(early <= 2000 + 300 * 20 + 2000, `${early} bytes in the first 300 ms`);
