@@ -10,10 +10,10 @@ import * as fsp from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { sendToSocket } from '../../src/data/transfer.js';
+import { receiveFromSocket, sendToSocket } from '../../src/data/transfer.js';
 import { RateService } from '../../src/limits/rates.js';
 import { LocalRates, ratesFor } from '../../src/limits/throttle.js';
 import { leaseBytes, TokenBucket } from '../../src/limits/token-bucket.js';
@@ -173,7 +173,7 @@ describe('LocalRates', () => {
   });
 });
 
-describe('throttled download pump', () => {
+describe('throttled data path', () => {
   async function pair(): Promise<{ send: net.Socket; chunks: Array<{ at: number; bytes: number }>; received: Promise<Buffer>; close: () => void }> {
     const server = net.createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -220,6 +220,25 @@ describe('throttled download pump', () => {
     const started = performance.now();
     await sendToSocket(Readable.from([lines]), send, { ascii: true, signal: new AbortController().signal, throttle });
     assert.equal((await received).length, 24_000);
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 1000, `24,000 B at 20,000 B/s took ${elapsed.toFixed(0)} ms`);
+  });
+
+  it('reads an upload no faster than the rate, counting the bytes on the wire (ASCII)', async (t) => {
+    const authority = new RateService();
+    const throttle = new LocalRates(authority, 'me').throttle([{ key: 'k', bytesPerSecond: 20_000 }])!;
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const socket = await accepted;
+    t.after(() => (client.destroy(), socket.destroy(), server.close(), throttle.release(), authority.close()));
+    const received: Buffer[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (received.push(chunk), done()) });
+    const started = performance.now();
+    client.end(Buffer.from('line\r\n'.repeat(4000))); // 24,000 B on the wire, 20,000 B stored
+    await receiveFromSocket(socket, sink, { ascii: true, signal: new AbortController().signal, throttle, beforeCommit: async () => undefined });
+    assert.equal(Buffer.concat(received).toString(), 'line\n'.repeat(4000));
     const elapsed = performance.now() - started;
     assert.ok(elapsed >= 1000, `24,000 B at 20,000 B/s took ${elapsed.toFixed(0)} ms`);
   });
