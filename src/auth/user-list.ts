@@ -15,7 +15,7 @@ import net from 'node:net';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
 import { checkPermissions, directoryPermissions } from './permissions.js';
-import { hashPassword, isPasswordHash, VerificationCache, verifyPassword } from './password.js';
+import { hashPassword, isPasswordHash, scryptCost, VerificationCache, verifyPassword } from './password.js';
 import type { Account, AccountLimits, AuthRequest, Authenticator, TlsPolicy } from './types.js';
 
 export type ListedUser = ListedUserBase & ({ password: string; passwordHash?: never } | { passwordHash: string; password?: never });
@@ -123,6 +123,8 @@ export class UserListAuthenticator implements Authenticator {
   readonly #decoy = digest('\0ferry-unknown-user');
   /** For unknown users when users have hashes: made at construction, never cached as a success. */
   #decoyHash: Promise<string> | null = null;
+  /** The decoy costs what the listed users' hashes cost (the default cost would tell them apart when theirs differs). */
+  readonly #decoyCost: number | undefined;
   readonly #cache: VerificationCache;
 
   constructor(users: readonly ListedUser[], options: UserListOptions = {}) {
@@ -139,6 +141,7 @@ export class UserListAuthenticator implements Authenticator {
       this.#users.set(user.username, { user: withCheckedPermissions(user), digest: user.password === undefined ? null : digest(user.password), allowed });
     }
     this.#cache = options.cache ?? new VerificationCache();
+    this.#decoyCost = users.map((user) => (user.passwordHash === undefined ? null : scryptCost(user.passwordHash))).find((cost) => cost !== null) ?? undefined;
     // Made now, so the first unknown user does not pay for making it (which would tell it apart).
     if (users.some((user) => user.passwordHash !== undefined)) void this.#decoyVerify('').catch(() => {});
   }
@@ -152,7 +155,7 @@ export class UserListAuthenticator implements Authenticator {
   }
 
   async #decoyVerify(password: string): Promise<void> {
-    this.#decoyHash ??= hashPassword('\0ferry-unknown-user').catch((err: unknown) => {
+    this.#decoyHash ??= hashPassword('\0ferry-unknown-user', this.#decoyCost).catch((err: unknown) => {
       this.#decoyHash = null; // try again next time rather than failing every login
       throw err;
     });

@@ -3,12 +3,12 @@
  * construction; a bad value throws a TypeError that names the option and
  * what it expects. Units are in the names (…Ms, …Bytes).
  */
-import net from 'node:net';
 import type { AccountLimits, Authenticator } from '../auth/types.js';
 import { DEFAULTS, LIMITS, PER_USER_LIMITS, type LimitName, type NumberSetting, type PerUserLimitName } from '../defaults.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import type { PortRange } from '../data/passive.js';
+import { PassiveAddress, type PassiveAddressSetting } from '../data/passive-address.js';
 import { resolveTlsOptions, type ResolvedTlsOptions, type TlsOptions } from '../tls/options.js';
 import type { SharedState } from './shared-state.js';
 
@@ -21,8 +21,16 @@ export interface FtpServerOptions {
   port?: number;
   /** Passive data ports, `{ min, max }` or "50000-50100". Default: any free port. */
   passivePorts?: PortRange | string;
-  /** IPv4 address announced in PASV replies, for servers behind NAT. Default: the control connection's local address. */
-  masqueradeAddress?: string;
+  /**
+   * What PASV replies announce, for servers behind NAT: an IPv4 address, a
+   * host name (looked up when a client sends PASV, for dynamic DNS), or
+   * rules by client network, `[{ from: '10.0.0.0/8', announce: 'connected' },
+   * { announce: '203.0.113.7' }]`: the first rule whose `from` holds the
+   * client's address decides, one without `from` matches everyone.
+   * `connected` (and no matching rule) is the address the client connected
+   * to. Default: that address for everyone. EPSV announces no address.
+   */
+  masqueradeAddress?: PassiveAddressSetting;
   /** Text of the 220 greeting (one string, or lines). */
   greeting?: string | string[];
   /** Concurrent control connections in total (421 beyond). Default 512. */
@@ -90,7 +98,8 @@ export interface ResolvedOptions extends Readonly<Record<LimitName, number>> {
   readonly host: string;
   readonly port: number;
   readonly passivePorts: PortRange | null;
-  readonly masqueradeAddress: string | null;
+  /** masqueradeAddress, compiled, with its host name cache. */
+  readonly passiveAddress: PassiveAddress;
   readonly greeting: readonly string[];
   readonly allowActiveMode: boolean;
   readonly perUserLimits: Readonly<Required<AccountLimits>>;
@@ -143,10 +152,7 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
   if (passivePorts && port >= passivePorts.min && port <= passivePorts.max) {
     throw new TypeError(`passivePorts: ${passivePorts.min}-${passivePorts.max} includes the control port ${port}; choose a range without it`);
   }
-  const masquerade = options.masqueradeAddress ?? null;
-  if (masquerade !== null && net.isIPv4(masquerade) === false) {
-    throw new TypeError(`masqueradeAddress: "${masquerade}" is not an IPv4 address (PASV can only announce IPv4)`);
-  }
+  const passiveAddress = new PassiveAddress(options.masqueradeAddress ?? null);
   const greeting = options.greeting ?? DEFAULTS.greeting;
   const tls = options.tls === undefined ? null : resolveTlsOptions(options.tls);
   if (tls?.implicitPort && (tls.implicitPort === port || (passivePorts && tls.implicitPort >= passivePorts.min && tls.implicitPort <= passivePorts.max))) {
@@ -157,7 +163,7 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     host: options.host ?? DEFAULTS.host,
     port,
     passivePorts,
-    masqueradeAddress: masquerade,
+    passiveAddress,
     greeting: Object.freeze(typeof greeting === 'string' ? greeting.split(/\r?\n/) : [...greeting]),
     ...settings<LimitName>(LIMITS, options),
     allowActiveMode: options.allowActiveMode ?? DEFAULTS.allowActiveMode,
