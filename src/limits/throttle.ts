@@ -64,7 +64,7 @@ class Pool {
   }
 }
 
-/** One rate a transfer obeys: `key` names what shares it ("server:download", "user:alice:upload"). */
+/** One rate a transfer obeys: `key` names what shares it (`server:download`, `user:"alice":upload`). */
 export interface Rate {
   key: string;
   bytesPerSecond: number;
