@@ -12,10 +12,10 @@
  * asking at once alternate instead of one of them getting every refill.
  *
  * The bucket holds up to two leases and starts with one. One lease of room
- * would lose what accrues while a lease is late (a timer that fires late on
- * a busy machine, the IPC round trip, the time to write the last lease): at
- * 1 MB/s that cost 15 % of the rate. With two, lateness carries over to the
- * next lease, and a burst after a pause is at most 200 ms worth. The
+ * would lose what accrues while a request is late (a timer that fires late
+ * on a busy machine, the IPC round trip): a lease 10 ms late every 100 ms
+ * would be 10 % of the rate. With two, lateness carries over to the next
+ * lease, and a burst after a pause is at most 200 ms worth. The
  * caller says the rate with each lease: the authority has no settings of its
  * own, and a reload takes effect with the next lease.
  */
@@ -38,14 +38,14 @@ interface Waiter {
   resolve(bytes: number): void;
 }
 
-interface Rate {
+interface KeyState {
   bucket: TokenBucket;
   queue: Waiter[];
   timer: NodeJS.Timeout | null;
 }
 
 export class RateService implements RateAuthority {
-  readonly #rates = new Map<string, Rate>();
+  readonly #rates = new Map<string, KeyState>();
   readonly #now: () => number;
 
   constructor(now: () => number = () => performance.now()) {
@@ -83,7 +83,7 @@ export class RateService implements RateAuthority {
     this.#rates.clear();
   }
 
-  #serve(key: string, rate: Rate): void {
+  #serve(key: string, rate: KeyState): void {
     if (rate.timer) clearTimeout(rate.timer);
     rate.timer = null;
     const { bucket } = rate;

@@ -55,12 +55,6 @@ export class TokenBucket {
     return missing <= 0 ? 0 : Math.ceil((missing * 1000) / this.#rate);
   }
 
-  /** True once the bucket is full again: nothing remembers it, so it can be dropped. */
-  full(now: number): boolean {
-    this.#refill(now);
-    return this.#tokens >= this.#capacity;
-  }
-
   #refill(now: number): void {
     // A clock that steps back (it is monotonic in Ferry, but callers may not be) adds nothing.
     if (now > this.#last) this.#tokens = Math.min(this.#capacity, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
