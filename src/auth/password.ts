@@ -54,11 +54,6 @@ function scryptOptions(logN: number, r: number, p: number): ScryptOptions {
   return { N: 2 ** logN, r, p, maxmem: 256 * 2 ** logN * r + 1024 * 1024 };
 }
 
-/** log2 of N of a scrypt hash, or null for any other hash. */
-export function scryptCost(hash: string): number | null {
-  return parseHash(hash)?.logN ?? null;
-}
-
 /** A scrypt, bcrypt or argon2id hash in a form this module verifies (with bounded cost). */
 export function isPasswordHash(value: string): boolean {
   return parseHash(value) !== null || foreignScheme(value) !== null;

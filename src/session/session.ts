@@ -18,7 +18,7 @@ import { formatReply } from '../protocol/reply.js';
 import type { DataChannel } from '../data/channel.js';
 import type { PassivePortPool } from '../data/passive.js';
 import type { ResolvedOptions } from '../server/options.js';
-import { ownerId } from '../server/shared.js';
+import { leaseId, ownerId } from '../server/shared.js';
 import type { SharedState } from '../server/shared-state.js';
 import { ratesFor, type LocalRates, type Throttle } from '../limits/throttle.js';
 import type { Storage } from '../storage/types.js';
@@ -45,7 +45,7 @@ export interface SessionHost {
 type LoginState =
   | { kind: 'anonymous' }
   | { kind: 'user-given'; username: string; tlsPolicy: TlsPolicy }
-  | { kind: 'logged-in'; account: Account; tlsPolicy: TlsPolicy; limits: Limits; holdsSlot: boolean };
+  | { kind: 'logged-in'; account: Account; tlsPolicy: TlsPolicy; limits: Limits; slot: string | null };
 
 /** A session's limits in force: the account's own over the server's perUserLimits, key by key. */
 export type Limits = Readonly<Required<AccountLimits>>;
@@ -636,27 +636,28 @@ export class Session implements LineSink {
    */
   async login(account: Account): Promise<boolean> {
     const limits = effectiveLimits(this.host.options.perUserLimits, account.limits);
-    let holdsSlot = false;
+    // Every session is counted, limited or not: a reload that sets a limit
+    // then counts the sessions already in, and the count is exact from then on.
+    const slot = leaseId();
     try {
-      if (limits.maxSessions > 0 && !this.#closed) {
-        // Fails closed: a primary that cannot answer must not let everyone in.
-        holdsSlot = await this.host.shared.sessions.acquire(account.username, limits.maxSessions, ownerId()).catch((err: unknown) => {
-          this.log.error({ err }, 'cannot count the user\'s sessions; refusing the login');
-          return false;
-        });
-        if (!holdsSlot) throw new FerryError(ErrorCodes.TOO_MANY_SESSIONS, `user ${account.username} is at maxSessions ${limits.maxSessions}`);
-      }
+      const granted = await this.host.shared.sessions.acquire(account.username, limits.maxSessions, ownerId(), slot).catch((err: unknown) => {
+        // The primary did not answer: whether it counted is unknown, so give the
+        // lease back (a no-op if it was not granted) and refuse: fail closed.
+        this.#releaseSlot(slot);
+        throw new FerryError(ErrorCodes.LIMITS_UNAVAILABLE, `cannot count the sessions of ${account.username}: ${(err as Error).message}`);
+      });
+      if (!granted) throw new FerryError(ErrorCodes.TOO_MANY_SESSIONS, `user ${account.username} is at maxSessions ${limits.maxSessions}`);
     } catch (err) {
       closeStorage(account, this.log);
       throw err;
     }
     if (this.#closed) {
       closeStorage(account, this.log);
-      if (holdsSlot) this.#releaseSlot(account.username);
+      this.#releaseSlot(slot);
       return false;
     }
     const tlsPolicy = this.#login.kind === 'user-given' ? this.#login.tlsPolicy : 'optional';
-    this.#login = { kind: 'logged-in', account, tlsPolicy, limits, holdsSlot };
+    this.#login = { kind: 'logged-in', account, tlsPolicy, limits, slot };
     this.cwd = '/';
     this.failedLogins = 0;
     if (this.#loginTimer) clearTimeout(this.#loginTimer);
@@ -674,12 +675,13 @@ export class Session implements LineSink {
     const login = this.#login;
     if (login.kind !== 'logged-in') return;
     closeStorage(login.account, this.log);
-    if (login.holdsSlot) this.#releaseSlot(login.account.username);
-    login.holdsSlot = false;
+    if (login.slot !== null) this.#releaseSlot(login.slot);
+    login.slot = null;
   }
 
-  #releaseSlot(username: string): void {
-    void this.host.shared.sessions.release(username, ownerId()).catch((err: unknown) => this.log.warn({ err }, 'cannot release the session slot'));
+  /** A primary gone or slow loses nothing here: a dead worker's slots are forgotten, a living one's release is ordered after its acquire. */
+  #releaseSlot(slot: string): void {
+    void this.host.shared.sessions.release(slot).catch((err: unknown) => this.log.warn({ err }, 'cannot release the session slot'));
   }
 
   /**
