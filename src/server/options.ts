@@ -64,6 +64,15 @@ export interface FtpServerOptions {
   allowActiveMode?: boolean;
   /** How long close() lets running transfers finish. Default 10000. */
   shutdownGraceMs?: number;
+  /**
+   * Bandwidth of every download together (RETR and listings), in bytes per
+   * second, across every worker; a transfer also obeys its user's rate
+   * (`perUserLimits`, Account `limits`), the tighter at each moment. 0: no
+   * limit (the default).
+   */
+  downloadBytesPerSecond?: number;
+  /** The same for every upload together (STOR, APPE, STOU). 0: no limit (the default). */
+  uploadBytesPerSecond?: number;
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
   /**

@@ -16,6 +16,8 @@ import { AdmissionGate, turnAway } from './admission.js';
 import { ProxyProtocolAcceptor, type Peer } from './proxy-protocol.js';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from './options.js';
 import { completeSharedState, type SharedState } from './shared-state.js';
+import { ownerId } from './shared.js';
+import { LocalRates } from '../limits/throttle.js';
 
 export interface ConnectionOptions {
   /** The connection is implicit FTPS: TLS starts with its first byte. */
@@ -65,6 +67,8 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   readonly shared: SharedState;
   /** Reads PROXY protocol headers on the listeners when `proxyProtocol.trustedSources` is set. */
   readonly #proxy: ProxyProtocolAcceptor;
+  /** This process's bandwidth: leases from `shared.rates`, spent by its transfers. */
+  readonly rates: LocalRates;
   #nextId = 1;
   #closing: Promise<void> | null = null;
 
@@ -72,6 +76,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     super();
     this.#options = resolveOptions(options);
     this.shared = completeSharedState(options.shared ?? {});
+    this.rates = new LocalRates(this.shared.rates, ownerId());
     this.gate = new AdmissionGate(this.#options);
     this.#proxy = new ProxyProtocolAcceptor(this.#options.proxyProtocol, this.#options.logger);
     this.passivePorts = new PassivePortPool(this.#options.passivePorts);
