@@ -147,7 +147,9 @@ program
       for (const warning of warnings) process.stderr.write(`ferry: warning: ${warning}\n`);
       const { tls } = config;
       const ftps = tls.cert ? `, FTPS (policy ${tls.policy}${tls.implicitPort !== null ? `, implicit port ${tls.implicitPort}` : ''})` : ', no FTPS';
-      process.stdout.write(`${file} is valid: ${config.host}:${config.port}${ftps}, storage ${storageLocation(config.storage)}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
+      const { trustedSources } = config.proxyProtocol;
+      const proxied = trustedSources.length > 0 ? `, PROXY protocol only, from ${trustedSources.join(' ')}` : '';
+      process.stdout.write(`${file} is valid: ${config.host}:${config.port}${ftps}${proxied}, storage ${storageLocation(config.storage)}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
     } catch (err) {
       failWithConfig(err);
     }

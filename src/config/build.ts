@@ -51,6 +51,7 @@ export function serverOptions(config: Config): Omit<FtpServerOptions, 'authentic
     ...limits,
     perUserLimits: perUser,
     defender: config.defender,
+    proxyProtocol: config.proxyProtocol,
     tls: tlsOptions(config.tls),
   };
 }

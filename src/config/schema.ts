@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { parsePermissions, PERMISSION_HELP } from '../auth/permissions.js';
 import { addressList } from '../auth/user-list.js';
 import { ANNOUNCE_HELP, parseAnnounce } from '../data/passive-address.js';
-import { DEFAULTS, DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, LIMITS, PER_USER_LIMITS, type NumberSetting } from '../defaults.js';
+import { DEFAULTS, DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, LIMITS, PER_USER_LIMITS, PROXY_PROTOCOL, type NumberSetting } from '../defaults.js';
 import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
 import { MAX_PARTS } from '../storage/s3-client.js';
@@ -154,6 +154,10 @@ export const configSchema = z.strictObject({
   limits: section({
     ...numberSettings(LIMITS),
     perUser: section(numberSettings(PER_USER_LIMITS)).prefault({}),
+  }).prefault({}),
+  proxyProtocol: section({
+    trustedSources: z.array(addressRange(), { error: 'a list of IP addresses or CIDR ranges' }).default([]),
+    ...numberSettings(PROXY_PROTOCOL),
   }).prefault({}),
   storage: z.discriminatedUnion('type', [localStorage, s3Storage], { error: 'a storage with type: local or type: s3' }).prefault({ type: 'local' }),
   users: section({

@@ -4,12 +4,14 @@
  * what it expects. Units are in the names (…Ms, …Bytes).
  */
 import type { AccountLimits, Authenticator } from '../auth/types.js';
-import { DEFAULTS, LIMITS, PER_USER_LIMITS, type LimitName, type NumberSetting, type PerUserLimitName } from '../defaults.js';
+import { addressList } from '../auth/user-list.js';
+import { DEFAULTS, LIMITS, PER_USER_LIMITS, PROXY_PROTOCOL, type LimitName, type NumberSetting, type PerUserLimitName } from '../defaults.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import type { PortRange } from '../data/passive.js';
 import { PassiveAddress, type PassiveAddressSetting } from '../data/passive-address.js';
 import { resolveTlsOptions, type ResolvedTlsOptions, type TlsOptions } from '../tls/options.js';
+import type { ProxyProtocolOptions } from './proxy-protocol.js';
 import type { SharedState } from './shared-state.js';
 import { resolveDefenderSettings, type DefenderOptions, type DefenderSettings } from '../limits/defender.js';
 
@@ -63,6 +65,15 @@ export interface FtpServerOptions {
   allowActiveMode?: boolean;
   /** How long close() lets running transfers finish. Default 10000. */
   shutdownGraceMs?: number;
+  /**
+   * Bandwidth of every download together (RETR and listings), in bytes per
+   * second, across every worker; a transfer also obeys its user's rate
+   * (`perUserLimits`, Account `limits`), the tighter at each moment. 0: no
+   * limit (the default).
+   */
+  downloadBytesPerSecond?: number;
+  /** The same for every upload together (STOR, APPE, STOU). 0: no limit (the default). */
+  uploadBytesPerSecond?: number;
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
   /**
@@ -87,6 +98,16 @@ export interface FtpServerOptions {
    */
   shared?: Partial<SharedState>;
   /**
+   * PROXY protocol (v1 and v2) on the control listeners, for a server behind
+   * HAProxy or an AWS NLB: `trustedSources` are the balancers' addresses or
+   * CIDR ranges (empty, the default: off). When set, every connection must
+   * come from one of them and start with a header (within `headerTimeoutMs`,
+   * default 5000), and the client address it names is the one limits, bans,
+   * logs, events and data-connection checks use; other addresses get 421.
+   * See docs/load-balancers.md.
+   */
+  proxyProtocol?: { trustedSources?: readonly string[]; headerTimeoutMs?: number };
+  /**
    * FTPS (explicit AUTH TLS, and implicit TLS with `implicitPort`): PEM
    * certificate and key, policy, session reuse. See docs/tls.md. Default:
    * no TLS (AUTH answers 502).
@@ -105,6 +126,7 @@ export interface ResolvedOptions extends Readonly<Record<LimitName, number>> {
   readonly allowActiveMode: boolean;
   readonly perUserLimits: Readonly<Required<AccountLimits>>;
   readonly defender: DefenderSettings;
+  readonly proxyProtocol: Readonly<ProxyProtocolOptions>;
   readonly logger: Logger;
   readonly tls: ResolvedTlsOptions | null;
 }
@@ -171,7 +193,18 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     allowActiveMode: options.allowActiveMode ?? DEFAULTS.allowActiveMode,
     perUserLimits: Object.freeze(settings<PerUserLimitName>(PER_USER_LIMITS, options.perUserLimits, 'perUserLimits.')),
     defender: resolveDefenderSettings(options.defender),
+    proxyProtocol: resolveProxyProtocol(options.proxyProtocol),
     logger: options.logger ?? silentLogger,
     tls,
   });
+}
+
+function resolveProxyProtocol(given: FtpServerOptions['proxyProtocol']): Readonly<ProxyProtocolOptions> {
+  const trustedSources = Object.freeze([...(given?.trustedSources ?? [])]);
+  try {
+    addressList(trustedSources);
+  } catch (err) {
+    throw new TypeError(`proxyProtocol.trustedSources: ${(err as Error).message}`);
+  }
+  return Object.freeze({ trustedSources, ...settings<keyof typeof PROXY_PROTOCOL>(PROXY_PROTOCOL, { headerTimeoutMs: given?.headerTimeoutMs }, 'proxyProtocol.') });
 }

@@ -3,12 +3,15 @@
  * that must hold across every process of the server.
  */
 import { Defender, type DefenderHooks, type DefenderOptions, type DefenderSettings } from '../limits/defender.js';
+import { RateService } from '../limits/rates.js';
 import { UserSessions } from '../limits/user-sessions.js';
 import { fromPrimary, local, type Shared } from './shared.js';
 
 export interface SharedState {
   /** Sessions logged in per user (maxSessions). */
   sessions: Shared<UserSessions>;
+  /** Bandwidth leases per rate (the server's per direction, each user's): see limits/rates.ts. */
+  rates: Shared<RateService>;
   /** Scores and bans per client address. */
   defender: Shared<Defender>;
 }
@@ -21,7 +24,7 @@ export interface SharedSettings {
 
 /** The objects a cluster primary hosts for its workers, or a single process keeps for itself. */
 export function createSharedObjects(settings: SharedSettings = {}): { [K in keyof SharedState]: object } {
-  return { sessions: new UserSessions(), defender: new Defender(settings.defender, settings.defenderHooks) };
+  return { sessions: new UserSessions(), rates: new RateService(), defender: new Defender(settings.defender, settings.defenderHooks) };
 }
 
 /** `given` completed with local objects for the parts it lacks (one process). */
@@ -29,6 +32,7 @@ export function completeSharedState(given: Partial<SharedState>): SharedState {
   const made = createSharedObjects();
   return {
     sessions: given.sessions ?? local(made.sessions as UserSessions),
+    rates: given.rates ?? local(made.rates as RateService),
     defender: given.defender ?? local(made.defender as Defender),
   };
 }
@@ -37,6 +41,7 @@ export function completeSharedState(given: Partial<SharedState>): SharedState {
 export function workerSharedState(): SharedState {
   return {
     sessions: fromPrimary<UserSessions>('sessions'),
+    rates: fromPrimary<RateService>('rates'),
     defender: fromPrimary<Defender>('defender'),
   };
 }

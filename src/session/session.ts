@@ -21,6 +21,7 @@ import type { PassivePortPool } from '../data/passive.js';
 import type { ResolvedOptions } from '../server/options.js';
 import { leaseId, ownerId } from '../server/shared.js';
 import type { SharedState } from '../server/shared-state.js';
+import { ratesFor, type LocalRates, type Throttle } from '../limits/throttle.js';
 import type { Storage } from '../storage/types.js';
 import type { SessionBinding, TlsContext } from '../tls/context.js';
 import { handshake } from '../tls/handshake.js';
@@ -34,6 +35,8 @@ export interface SessionHost {
   readonly logger: Logger;
   /** State all processes of the server agree on (sessions per user, ...). */
   readonly shared: SharedState;
+  /** Bandwidth pools of this process, for transfers under a rate limit. */
+  readonly rates: LocalRates;
   /** The shared TLS context, when the server has a certificate. */
   readonly tls: TlsContext | null;
   /** Emit an event; a listener that throws is logged, never allowed to break the session. */
@@ -153,14 +156,17 @@ export class Session implements LineSink {
   /** Between AUTH TLS and the TLS socket: plaintext lines are not commands. */
   #awaitingHandshake = false;
 
-  /** `tls`: the socket is already the TLS side of an implicit-FTPS connection, bound to this context. */
-  constructor(id: string, socket: Socket, host: SessionHost, tls?: SessionBinding) {
+  /**
+   * `tls`: the socket is already the TLS side of an implicit-FTPS connection, bound to this context.
+   * `peer`: the client behind a load balancer (from its PROXY protocol header), when it is not the socket's peer.
+   */
+  constructor(id: string, socket: Socket, host: SessionHost, tls?: SessionBinding, peer?: { address: string; port: number }) {
     this.id = id;
     this.#socket = socket;
     this.#tcp = socket;
     this.host = host;
-    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? '');
-    this.remotePort = socket.remotePort ?? 0;
+    this.remoteAddress = peer?.address ?? normalizeAddress(socket.remoteAddress ?? '');
+    this.remotePort = peer?.port ?? socket.remotePort ?? 0;
     this.localAddress = normalizeAddress(socket.localAddress ?? '');
     this.ipv6 = this.localAddress.includes(':');
     this.#reader = new LineReader(host.options.maxCommandBytes);
@@ -755,13 +761,14 @@ export class Session implements LineSink {
   /**
    * Run a transfer on the prepared data channel. Replies 150 first (before
    * waiting for the connection: clients wait for it), then runs `work` with
-   * the connected socket, then replies 226, or 425/426/4xx/5xx on failure.
-   * Resolves true when the transfer completed.
+   * the connected socket and the bandwidth limits it must obey (null: none),
+   * then replies 226, or 425/426/4xx/5xx on failure. Resolves true when the
+   * transfer completed.
    */
   async transferData(
     path: string | null,
     preliminary: string,
-    work: (socket: Socket, signal: AbortSignal) => Promise<void>,
+    work: (socket: Socket, signal: AbortSignal, throttle: Throttle | null) => Promise<void>,
     direction: 'upload' | 'download' = 'download',
   ): Promise<boolean> {
     const transfer = this.#transfer;
@@ -805,8 +812,9 @@ export class Session implements LineSink {
       socketFailed = true;
       socket.destroy(new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection stalled'));
     });
+    const throttle = this.#throttle(direction);
     try {
-      await work(socket, signal);
+      await work(socket, signal, throttle);
       this.reply(226, 'Transfer complete.');
       return true;
     } catch (err) {
@@ -820,7 +828,22 @@ export class Session implements LineSink {
       return false;
     } finally {
       channel.close();
+      throttle?.release();
     }
+  }
+
+  /**
+   * The rates a transfer obeys: the server's for its direction (read at each
+   * transfer, so a reload applies to the next one) and its user's (fixed at
+   * login). Listings count as downloads: they are bytes sent to the client.
+   */
+  #throttle(direction: 'upload' | 'download'): Throttle | null {
+    const { options, rates } = this.host;
+    const username = this.account?.username ?? '';
+    const { limits } = this;
+    return direction === 'download'
+      ? rates.throttle(ratesFor('download', options.downloadBytesPerSecond, username, limits.downloadBytesPerSecond))
+      : rates.throttle(ratesFor('upload', options.uploadBytesPerSecond, username, limits.uploadBytesPerSecond));
   }
 
   /** Bytes moved on the data connection so far, for STAT and events. */

@@ -41,6 +41,11 @@ export class RawClient {
     return new RawClient(socket);
   }
 
+  /** A client over a socket already connected (e.g. from a chosen local address, or after a PROXY protocol header). */
+  static over(socket: net.Socket): RawClient {
+    return new RawClient(socket);
+  }
+
   /** Connect, read the greeting, log in as the given user. */
   static async login(port: number, user: string, password: string, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
     const client = await RawClient.connect(port, host, localAddress);

@@ -90,6 +90,9 @@ test('each class of error names the file, the line, the key, the value and what 
     ['- port\n', /^ferry\.yaml: expected a mapping of settings/],
     ['tls:\n  policy: data\n', /^tls\.policy: needs tls\.cert and tls\.key \(--tls-cert, --tls-key\); without them Ferry serves plain FTP only$/],
     ['port: 2121\npassivePorts: 2100-2200\n', /^passivePorts: 2100-2200 includes the control port 2121; choose a range without it$/],
+    ['proxyProtocol:\n  trustedSources: [10.0.0.0/33]\n', /^ferry\.yaml:2: proxyProtocol\.trustedSources\.0: "10\.0\.0\.0\/33" is not an IP address or CIDR range like 192\.168\.1\.0\/24$/],
+    ['proxyProtocol:\n  trustedSources: 10.0.0.1\n', /^ferry\.yaml:2: proxyProtocol\.trustedSources: "10\.0\.0\.1" is not a list of IP addresses or CIDR ranges$/],
+    ['proxyProtocol:\n  headerTimeoutMs: 0\n', /^ferry\.yaml:2: proxyProtocol\.headerTimeoutMs: 0 is not a whole number of at least 1$/],
   ];
   for (const [text, expected] of cases) {
     const problems = await problemsOf(text);
