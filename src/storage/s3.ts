@@ -368,6 +368,28 @@ export class S3Storage implements Storage {
     } while (token);
   }
 
+  /**
+   * Bytes and objects under the prefix, from one flat listing (no delimiter:
+   * 1,000 keys a request however deep the tree); directory markers are not
+   * files. For quotas after a start (src/limits/usage.ts).
+   */
+  async usage(): Promise<{ bytes: number; files: number }> {
+    const prefix = this.#dirKey(this.#segments('/'));
+    let bytes = 0;
+    let files = 0;
+    let token: string | undefined;
+    do {
+      const out = await this.#listPage(prefix, { token, maxKeys: this.#settings.listPageSize });
+      for (const object of out.Contents ?? []) {
+        if (object.Key?.endsWith('/')) continue;
+        bytes += object.Size ?? 0;
+        files += 1;
+      }
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+    return { bytes, files };
+  }
+
   async read(path: string, options: ReadOptions = {}): Promise<Readable> {
     const start = checkOffset(options.start);
     const segments = this.#segments(path);
