@@ -52,6 +52,8 @@ export const ErrorCodes = {
    * the operator must act; the client is not told its password is wrong.
    */
   HOME_UNAVAILABLE: 'FERRY_ERR_HOME_UNAVAILABLE',
+  /** The user already has as many sessions as its `maxSessions` allows. */
+  TOO_MANY_SESSIONS: 'FERRY_ERR_TOO_MANY_SESSIONS',
   /** The TLS policy requires AUTH TLS before USER (no password in the clear). */
   TLS_REQUIRED_FOR_LOGIN: 'FERRY_ERR_TLS_REQUIRED_FOR_LOGIN',
   /** The TLS policy requires PROT P before any transfer. */
@@ -100,6 +102,9 @@ const replies: Record<ErrorCode, FtpReply> = {
   // (service not available, closing) says the server is at fault, and
   // clients report it and retry later, which works once the operator fixed it.
   FERRY_ERR_HOME_UNAVAILABLE: { code: 421, text: 'Cannot open your home folder: server misconfigured; try again later.' },
+  // 421 and close, as for HOME_UNAVAILABLE: the password was right, so 530
+  // would make clients ask for another; 421 is retried later, when a session ended.
+  FERRY_ERR_TOO_MANY_SESSIONS: { code: 421, text: 'Too many sessions for this user; close one or try again later.' },
   // RFC 959: 530 Not logged in (vsftpd answers USER the same way).
   FERRY_ERR_TLS_REQUIRED_FOR_LOGIN: { code: 530, text: 'TLS required: send AUTH TLS before logging in.' },
   // RFC 4217 §9: 521 data connection cannot be opened with this PROT setting.

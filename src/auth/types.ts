@@ -37,16 +37,27 @@ export interface Account {
    * normalised virtual path; when present it replaces the `permissions` test.
    */
   hasPermission?(permission: Permission, path: string): boolean;
-  /** Per-user limits, carried for the limits the server enforces (not enforced yet). */
+  /**
+   * This user's limits, key by key over the server's `perUserLimits`
+   * (absent: the server's value; 0: no limit).
+   */
   limits?: AccountLimits;
 }
 
-/** Per-user limits; 0 or absent means no limit. */
+/** Per-user limits; 0 means no limit, absent means the server's default (`perUserLimits`). */
 export interface AccountLimits {
+  /** Sessions logged in at once as this user, across every process of the server. */
   maxSessions?: number;
+  /** Download rate shared by all of the user's sessions. */
   downloadBytesPerSecond?: number;
+  /** Upload rate shared by all of the user's sessions. */
   uploadBytesPerSecond?: number;
+  /** Bytes the user's files may take in all. */
   quotaBytes?: number;
+  /** Files the user may have in all. */
+  quotaFiles?: number;
+  /** Largest file the user may store. */
+  maxFileSizeBytes?: number;
 }
 
 export interface AuthRequest {

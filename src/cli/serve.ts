@@ -16,6 +16,8 @@ import { CONFIG_ENV, loadConfig, nobodyCanLogIn, type ConfigOverride, type Loade
 import { storageLocation, type Config } from '../config/schema.js';
 import { ConfigError } from '../config/validate.js';
 import { ClusterPrimary, clusterWorkerSettings, runClusterWorker } from '../server/cluster.js';
+import { hostForWorkers } from '../server/shared.js';
+import { createSharedObjects, workerSharedState } from '../server/shared-state.js';
 import { resolveOptions, type FtpServerOptions } from '../server/options.js';
 import { dropPrivileges } from '../server/privileges.js';
 import { sweepTempFiles } from '../storage/temp-files.js';
@@ -137,8 +139,9 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
 
   if (cluster.isWorker) {
     const { passivePorts } = clusterWorkerSettings();
-    // The primary enforces the connection limits for the whole cluster.
-    const clusterOverrides = { passivePorts, maxConnections: Number.MAX_SAFE_INTEGER, maxConnectionsPerIp: Number.MAX_SAFE_INTEGER };
+    // The primary admits connections for the whole cluster and keeps the
+    // state every worker must agree on (shared.ts); workers call it.
+    const clusterOverrides = { passivePorts, shared: workerSharedState() };
     const server = await startServer(await build(config), clusterOverrides, usageOrConfig);
     dropOrExit(config);
     runClusterWorker(server, () => void reload(plan, logger, async (next) => [...server.reconfigure({ ...(await build(next)), ...clusterOverrides }), ...restartOnly(next)]));
@@ -151,6 +154,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       // Validate every setting once, here, before any worker starts.
       const options = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } });
       primary = new ClusterPrimary({ ...options, workers, logger, onWorkerExit: sweep });
+      for (const [name, object] of Object.entries(createSharedObjects())) hostForWorkers(name, object);
       shutdownGraceMs = options.shutdownGraceMs;
     } catch (err) {
       fail((err as Error).message, 1);

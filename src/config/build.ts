@@ -40,7 +40,7 @@ export type StorageAt = (home: string, username: string) => Promise<Storage>;
 
 /** Everything but the authenticator and logger comes straight from the config. */
 export function serverOptions(config: Config): Omit<FtpServerOptions, 'authenticator' | 'logger'> {
-  const { limits } = config;
+  const { perUser, ...limits } = config.limits;
   return {
     host: config.host,
     port: config.port,
@@ -49,6 +49,7 @@ export function serverOptions(config: Config): Omit<FtpServerOptions, 'authentic
     greeting: config.banner,
     allowActiveMode: config.allowActiveMode,
     ...limits,
+    perUserLimits: perUser,
     tls: tlsOptions(config.tls),
   };
 }

@@ -8,6 +8,7 @@
 import net from 'node:net';
 import { z } from 'zod';
 import { parsePermissions, PERMISSION_HELP } from '../auth/permissions.js';
+import { DEFAULTS, LIMITS, PER_USER_LIMITS, type NumberSetting } from '../defaults.js';
 import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
 import { MAX_PARTS } from '../storage/s3-client.js';
@@ -18,6 +19,11 @@ const MAX = Number.MAX_SAFE_INTEGER;
 export function wholeNumber(min: number, max = MAX) {
   const expected = max === MAX ? `a whole number of at least ${min}` : `a whole number from ${min} to ${max}`;
   return z.number({ error: expected }).int({ error: expected }).min(min, { error: expected }).max(max, { error: expected });
+}
+
+/** The schema of each whole-number setting in a table of src/defaults.ts, with its default. */
+export function numberSettings<K extends string>(table: Readonly<Record<K, NumberSetting>>) {
+  return Object.fromEntries(Object.entries<NumberSetting>(table).map(([name, s]) => [name, wholeNumber(s.min, s.max).default(s.default)])) as Record<K, z.ZodDefault<z.ZodNumber>>;
 }
 
 /** A nested group of settings, e.g. `limits:`. */
@@ -95,8 +101,8 @@ const s3Storage = section({
 });
 
 export const configSchema = z.strictObject({
-  host: checked('an address or host name to listen on, like 0.0.0.0, :: or localhost', (v) => net.isIP(v) !== 0 || isHostName(v)).default('0.0.0.0'),
-  port: wholeNumber(0, 65535).default(2121),
+  host: checked('an address or host name to listen on, like 0.0.0.0, :: or localhost', (v) => net.isIP(v) !== 0 || isHostName(v)).default(DEFAULTS.host),
+  port: wholeNumber(0, 65535).default(DEFAULTS.port),
   passivePorts: text(PORT_RANGE)
     .superRefine((v, ctx) => {
       const problem = portRangeProblem(v);
@@ -105,21 +111,12 @@ export const configSchema = z.strictObject({
     .nullable()
     .default(null),
   masqueradeAddress: checked('an IPv4 address (PASV can only announce IPv4)', (v) => net.isIPv4(v)).nullable().default(null),
-  banner: text('a text').default('Ferry FTP server ready.'),
+  banner: text('a text').default(DEFAULTS.greeting),
   workers: z.union([z.literal('auto'), wholeNumber(1, 256)], { error: 'a number of processes from 1 to 256, or auto' }).default(1),
-  allowActiveMode: bool().default(true),
+  allowActiveMode: bool().default(DEFAULTS.allowActiveMode),
   limits: section({
-    maxConnections: wholeNumber(1).default(512),
-    maxConnectionsPerIp: wholeNumber(1).default(32),
-    maxLoginAttempts: wholeNumber(1).default(3),
-    loginFailureDelayMs: wholeNumber(0).default(1000),
-    maxCommandBytes: wholeNumber(512, 1 << 20).default(8192),
-    idleTimeoutMs: wholeNumber(1).default(300_000),
-    loginTimeoutMs: wholeNumber(1).default(60_000),
-    dataConnectTimeoutMs: wholeNumber(1).default(30_000),
-    dataIdleTimeoutMs: wholeNumber(1).default(300_000),
-    uploadSettleMs: wholeNumber(0, 10_000).default(20),
-    shutdownGraceMs: wholeNumber(0).default(10_000),
+    ...numberSettings(LIMITS),
+    perUser: section(numberSettings(PER_USER_LIMITS)).prefault({}),
   }).prefault({}),
   storage: z.discriminatedUnion('type', [localStorage, s3Storage], { error: 'a storage with type: local or type: s3' }).prefault({ type: 'local' }),
   users: section({

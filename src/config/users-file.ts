@@ -21,6 +21,7 @@ import { TLS_POLICIES } from '../tls/options.js';
 import { addressList } from '../auth/user-list.js';
 import { isPasswordHash } from '../auth/password.js';
 import { USERNAME, USERNAME_HELP } from '../auth/username.js';
+import { PER_USER_LIMITS, type NumberSetting, type PerUserLimitName } from '../defaults.js';
 import { homePath, permissionSpec, wholeNumber } from './schema.js';
 import { ConfigError, parseYaml, validate } from './validate.js';
 
@@ -46,13 +47,15 @@ export const userSchema = z.strictObject({
   allowFrom: z.array(cidr, { error: 'a list of IP addresses or CIDR ranges' }).optional(),
   disabled: z.boolean({ error: 'true or false' }).default(false),
   tls: z.enum(TLS_POLICIES, { error: `one of ${TLS_POLICIES.join(', ')}` }).optional(),
+  // Each key optional: absent means the server's `limits.perUser` value, 0 means no limit.
   limits: z
-    .strictObject({
-      maxSessions: wholeNumber(0).default(0),
-      downloadBytesPerSecond: wholeNumber(0).default(0),
-      uploadBytesPerSecond: wholeNumber(0).default(0),
-      quotaBytes: wholeNumber(0).default(0),
-    })
+    .strictObject(
+      Object.fromEntries(Object.entries<NumberSetting>(PER_USER_LIMITS).map(([name, s]) => [name, wholeNumber(s.min, s.max).optional()])) as Record<
+        PerUserLimitName,
+        z.ZodOptional<z.ZodNumber>
+      >,
+      { error: 'a mapping of limits (maxSessions, downloadBytesPerSecond, uploadBytesPerSecond, quotaBytes, quotaFiles, maxFileSizeBytes)' },
+    )
     .optional(),
 });
 

@@ -22,9 +22,8 @@ import net from 'node:net';
 import type { PortRange } from '../data/passive.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
-import { normalizeAddress } from '../protocol/address.js';
-import { formatReply } from '../protocol/reply.js';
-import { limitKey, listenOn, type FtpServer } from './server.js';
+import { AdmissionGate, turnAway } from './admission.js';
+import { listenOn, type FtpServer } from './server.js';
 
 /** Messages between the primary and its workers. */
 type PrimaryMessage = { type: 'ferry:connection'; id: number; implicitTls?: boolean } | { type: 'ferry:shutdown'; graceMs: number } | { type: 'ferry:reload' };
@@ -69,7 +68,7 @@ interface WorkerSlot {
   worker: Worker;
   /** True once the worker listens for connections: before that a handed-over socket would be lost. */
   ready: boolean;
-  /** Connection id -> per-IP key, for the connections this worker serves. */
+  /** Connection id -> the gate's key, for the connections this worker serves. */
   connections: Map<number, string>;
 }
 
@@ -77,10 +76,10 @@ export class ClusterPrimary {
   #options: ClusterPrimaryOptions;
   readonly #log: Logger;
   readonly #slots: WorkerSlot[] = [];
-  readonly #perIp = new Map<string, number>();
+  /** The cluster's connection caps and address policies: workers skip their own. */
+  readonly gate: AdmissionGate;
   readonly #net: net.Server;
   readonly #implicitNet: net.Server | null;
-  #total = 0;
   #nextId = 1;
   #stopping: Promise<void> | null = null;
 
@@ -89,6 +88,7 @@ export class ClusterPrimary {
     for (let i = 0; i < options.workers; i++) passiveSlice(options.passivePorts, i, options.workers); // validate early
     this.#options = options;
     this.#log = options.logger ?? silentLogger;
+    this.gate = new AdmissionGate(options);
     this.#net = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#dispatch(socket, false));
     this.#implicitNet =
       options.tls?.implicitPort != null ? net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#dispatch(socket, true)) : null;
@@ -149,17 +149,18 @@ export class ClusterPrimary {
 
   #dispatch(socket: net.Socket, implicitTls: boolean): void {
     socket.on('error', () => {});
-    const key = limitKey(normalizeAddress(socket.remoteAddress ?? ''));
-    const fromIp = this.#perIp.get(key) ?? 0;
     const live = this.#slots.filter((slot) => slot.ready && slot.worker.isConnected());
-    if (this.#stopping || live.length === 0 || this.#total >= this.#options.maxConnections || fromIp >= this.#options.maxConnectionsPerIp) {
-      if (!this.#stopping) this.#log.warn({ remote: key }, 'connection limit reached');
-      // A TLS client would read a plain 421 as a protocol error: just close.
-      if (implicitTls) socket.destroy();
-      else socket.end(formatReply(421, this.#stopping ? 'Server shutting down.' : 'Too many connections; try again later.'));
-      setTimeout(() => socket.destroy(), 2000).unref();
+    if (this.#stopping || live.length === 0) {
+      turnAway(socket, implicitTls, this.#stopping ? 'Server shutting down.' : 'No worker is ready; try again later.');
       return;
     }
+    const admission = this.gate.admit(socket.remoteAddress ?? '');
+    if (!admission.admitted) {
+      this.#log.warn({ remote: admission.address, reason: admission.reason }, admission.detail);
+      turnAway(socket, implicitTls);
+      return;
+    }
+    const { key } = admission;
     // The least-loaded worker gets the new session; ties rotate, so short
     // sessions (a camera's login-upload-quit) spread over every worker too.
     const start = this.#nextId % live.length;
@@ -170,8 +171,6 @@ export class ClusterPrimary {
     }
     const id = this.#nextId++;
     slot.connections.set(id, key);
-    this.#perIp.set(key, fromIp + 1);
-    this.#total++;
     slot.worker.send({ type: 'ferry:connection', id, implicitTls } satisfies PrimaryMessage, socket, { keepOpen: false }, (err) => {
       if (err) {
         this.#release(slot, id);
@@ -184,10 +183,7 @@ export class ClusterPrimary {
     const key = slot.connections.get(id);
     if (key === undefined) return;
     slot.connections.delete(id);
-    this.#total--;
-    const left = (this.#perIp.get(key) ?? 1) - 1;
-    if (left > 0) this.#perIp.set(key, left);
-    else this.#perIp.delete(key);
+    this.gate.release(key);
   }
 
   /**
@@ -196,7 +192,10 @@ export class ClusterPrimary {
    * primary enforces.
    */
   reload(limits?: Pick<ClusterPrimaryOptions, 'maxConnections' | 'maxConnectionsPerIp' | 'shutdownGraceMs'>): void {
-    if (limits) this.#options = { ...this.#options, ...limits };
+    if (limits) {
+      this.#options = { ...this.#options, ...limits };
+      this.gate.configure(this.#options);
+    }
     for (const slot of this.#slots) if (slot.worker.isConnected()) slot.worker.send({ type: 'ferry:reload' } satisfies PrimaryMessage);
   }
 
@@ -242,7 +241,7 @@ export function runClusterWorker(server: FtpServer, onReload: () => void = () =>
           return;
         }
         handle.once('close', () => send({ type: 'ferry:closed', id: message.id }));
-        server.handleConnection(handle, { implicitTls: message.implicitTls === true });
+        server.handleConnection(handle, { implicitTls: message.implicitTls === true, admitted: true });
         handle.resume();
         return;
       }

@@ -4,11 +4,13 @@
  * what it expects. Units are in the names (…Ms, …Bytes).
  */
 import net from 'node:net';
-import type { Authenticator } from '../auth/types.js';
+import type { AccountLimits, Authenticator } from '../auth/types.js';
+import { DEFAULTS, LIMITS, PER_USER_LIMITS, type LimitName, type NumberSetting, type PerUserLimitName } from '../defaults.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import type { PortRange } from '../data/passive.js';
 import { resolveTlsOptions, type ResolvedTlsOptions, type TlsOptions } from '../tls/options.js';
+import type { SharedState } from './shared-state.js';
 
 export interface FtpServerOptions {
   /** Decides who may log in and what storage and permissions they get. Required. */
@@ -55,6 +57,18 @@ export interface FtpServerOptions {
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
   /**
+   * Limits of every user unless its Account's `limits` say otherwise, key by
+   * key. Default: none (0 everywhere).
+   */
+  perUserLimits?: AccountLimits;
+  /**
+   * State every process of one server must agree on (sessions per user,
+   * ...). Absent parts are made by the server, for one process; the CLI's
+   * cluster mode passes proxies to the primary's (see server/shared.ts).
+   * Read once, at construction: a reconfigure keeps the state.
+   */
+  shared?: Partial<SharedState>;
+  /**
    * FTPS (explicit AUTH TLS, and implicit TLS with `implicitPort`): PEM
    * certificate and key, policy, session reuse. See docs/tls.md. Default:
    * no TLS (AUTH answers 502).
@@ -62,25 +76,15 @@ export interface FtpServerOptions {
   tls?: TlsOptions;
 }
 
-export interface ResolvedOptions {
+export interface ResolvedOptions extends Readonly<Record<LimitName, number>> {
   readonly authenticator: Authenticator;
   readonly host: string;
   readonly port: number;
   readonly passivePorts: PortRange | null;
   readonly masqueradeAddress: string | null;
   readonly greeting: readonly string[];
-  readonly maxConnections: number;
-  readonly maxConnectionsPerIp: number;
-  readonly maxCommandBytes: number;
-  readonly idleTimeoutMs: number;
-  readonly loginTimeoutMs: number;
-  readonly dataConnectTimeoutMs: number;
-  readonly dataIdleTimeoutMs: number;
-  readonly uploadSettleMs: number;
-  readonly maxLoginAttempts: number;
-  readonly loginFailureDelayMs: number;
   readonly allowActiveMode: boolean;
-  readonly shutdownGraceMs: number;
+  readonly perUserLimits: Readonly<Required<AccountLimits>>;
   readonly logger: Logger;
   readonly tls: ResolvedTlsOptions | null;
 }
@@ -91,6 +95,16 @@ export function parsePortRange(value: string): PortRange | null {
   const min = Number(match[1]);
   const max = Number(match[2]);
   return min >= 1 && max <= 65535 && min <= max ? { min, max } : null;
+}
+
+/** Every setting of `table`, from `given` or its default, each checked against its bounds. */
+function settings<K extends string>(table: Readonly<Record<K, NumberSetting>>, given: Partial<Record<K, number>> | undefined, prefix = ''): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const name of Object.keys(table) as K[]) {
+    const { default: fallback, min, max } = table[name];
+    out[name] = integer(prefix + name, given?.[name], fallback, min, max);
+  }
+  return out;
 }
 
 function integer(name: string, value: number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -116,7 +130,7 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     integer('passivePorts.max', max, 0, min, 65535);
     passivePorts = { min, max };
   }
-  const port = integer('port', options.port, 2121, 0, 65535);
+  const port = integer('port', options.port, DEFAULTS.port, 0, 65535);
   if (passivePorts && port >= passivePorts.min && port <= passivePorts.max) {
     throw new TypeError(`passivePorts: ${passivePorts.min}-${passivePorts.max} includes the control port ${port}; choose a range without it`);
   }
@@ -124,30 +138,21 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
   if (masquerade !== null && net.isIPv4(masquerade) === false) {
     throw new TypeError(`masqueradeAddress: "${masquerade}" is not an IPv4 address (PASV can only announce IPv4)`);
   }
-  const greeting = options.greeting ?? 'Ferry FTP server ready.';
+  const greeting = options.greeting ?? DEFAULTS.greeting;
   const tls = options.tls === undefined ? null : resolveTlsOptions(options.tls);
   if (tls?.implicitPort && (tls.implicitPort === port || (passivePorts && tls.implicitPort >= passivePorts.min && tls.implicitPort <= passivePorts.max))) {
     throw new TypeError(`tls.implicitPort: ${tls.implicitPort} is already the control port or in the passive range; choose another (usually 990)`);
   }
   return Object.freeze({
     authenticator: options.authenticator,
-    host: options.host ?? '0.0.0.0',
+    host: options.host ?? DEFAULTS.host,
     port,
     passivePorts,
     masqueradeAddress: masquerade,
     greeting: Object.freeze(typeof greeting === 'string' ? greeting.split(/\r?\n/) : [...greeting]),
-    maxConnections: integer('maxConnections', options.maxConnections, 512, 1),
-    maxConnectionsPerIp: integer('maxConnectionsPerIp', options.maxConnectionsPerIp, 32, 1),
-    maxCommandBytes: integer('maxCommandBytes', options.maxCommandBytes, 8192, 512, 1 << 20),
-    idleTimeoutMs: integer('idleTimeoutMs', options.idleTimeoutMs, 300_000, 1),
-    loginTimeoutMs: integer('loginTimeoutMs', options.loginTimeoutMs, 60_000, 1),
-    dataConnectTimeoutMs: integer('dataConnectTimeoutMs', options.dataConnectTimeoutMs, 30_000, 1),
-    dataIdleTimeoutMs: integer('dataIdleTimeoutMs', options.dataIdleTimeoutMs, 300_000, 1),
-    uploadSettleMs: integer('uploadSettleMs', options.uploadSettleMs, 20, 0, 10_000),
-    maxLoginAttempts: integer('maxLoginAttempts', options.maxLoginAttempts, 3, 1),
-    loginFailureDelayMs: integer('loginFailureDelayMs', options.loginFailureDelayMs, 1000, 0),
-    allowActiveMode: options.allowActiveMode ?? true,
-    shutdownGraceMs: integer('shutdownGraceMs', options.shutdownGraceMs, 10_000, 0),
+    ...settings<LimitName>(LIMITS, options),
+    allowActiveMode: options.allowActiveMode ?? DEFAULTS.allowActiveMode,
+    perUserLimits: Object.freeze(settings<PerUserLimitName>(PER_USER_LIMITS, options.perUserLimits, 'perUserLimits.')),
     logger: options.logger ?? silentLogger,
     tls,
   });

@@ -7,18 +7,20 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { PassivePortPool } from '../data/passive.js';
 import type { ServerEvents } from '../observability/events.js';
-import { normalizeAddress } from '../protocol/address.js';
-import { formatReply } from '../protocol/reply.js';
 import { defaultCommands } from '../session/command-table.js';
 import type { CommandSpec } from '../session/command.js';
 import { Session, type SessionHost } from '../session/session.js';
 import { TlsContext } from '../tls/context.js';
 import type { TlsCredentials } from '../tls/options.js';
+import { AdmissionGate, turnAway } from './admission.js';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from './options.js';
+import { completeSharedState, type SharedState } from './shared-state.js';
 
 export interface ConnectionOptions {
   /** The connection is implicit FTPS: TLS starts with its first byte. */
   implicitTls?: boolean;
+  /** Already admitted elsewhere (the cluster primary's gate): skip this server's. */
+  admitted?: boolean;
 }
 
 /** Events logged at info level: what users did, for operators reading logs. Payloads carry no secrets. */
@@ -47,13 +49,18 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   /** Implicit FTPS (TLS from the first byte), when `tls.implicitPort` is set. */
   readonly #implicitNet: net.Server | null;
   readonly #sessions = new Set<Session>();
-  readonly #perIp = new Map<string, number>();
+  /** Connection caps and address policies, checked before the greeting. */
+  readonly gate: AdmissionGate;
+  /** State all processes of this server agree on (see shared.ts); made once, kept across reconfigure. */
+  readonly shared: SharedState;
   #nextId = 1;
   #closing: Promise<void> | null = null;
 
   constructor(options: FtpServerOptions) {
     super();
     this.#options = resolveOptions(options);
+    this.shared = completeSharedState(options.shared ?? {});
+    this.gate = new AdmissionGate(this.#options);
     this.passivePorts = new PassivePortPool(this.#options.passivePorts);
     this.tls = this.#options.tls ? new TlsContext(this.#options.tls.credentials) : null;
     this.#net = this.#listener({});
@@ -111,6 +118,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     }
     if (tls && tls !== old.tls) this.tls!.reload(tls.credentials);
     this.#options = Object.freeze({ ...next, host: old.host, port: old.port, passivePorts: old.passivePorts, tls });
+    this.gate.configure(this.#options);
     return fixed;
   }
 
@@ -162,21 +170,20 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
    * accepts and hands sockets to workers). `listen()` uses it too.
    */
   handleConnection(socket: net.Socket, kind: ConnectionOptions = {}): void {
-    const ip = limitKey(normalizeAddress(socket.remoteAddress ?? ''));
-    const fromIp = this.#perIp.get(ip) ?? 0;
     if (kind.implicitTls && !this.tls) {
       this.logger.warn('implicit FTPS connection on a server without tls options; closing it');
       socket.destroy();
       return;
     }
-    if (this.#sessions.size >= this.options.maxConnections || fromIp >= this.options.maxConnectionsPerIp) {
-      this.logger.warn({ remote: ip }, 'connection limit reached');
-      socket.on('error', () => {});
-      // A TLS client would read a plain 421 as a protocol error: just close.
-      if (kind.implicitTls) socket.destroy();
-      else socket.end(formatReply(421, 'Too many connections; try again later.'));
-      setTimeout(() => socket.destroy(), 2000).unref();
-      return;
+    let key: string | null = null;
+    if (!kind.admitted) {
+      const admission = this.gate.admit(socket.remoteAddress ?? '');
+      if (!admission.admitted) {
+        this.logger.warn({ remote: admission.address, reason: admission.reason }, admission.detail);
+        turnAway(socket, kind.implicitTls === true);
+        return;
+      }
+      key = admission.key;
     }
     let session: Session;
     if (kind.implicitTls) {
@@ -187,12 +194,9 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
       session = new Session(String(this.#nextId++), socket, this);
     }
     this.#sessions.add(session);
-    this.#perIp.set(ip, fromIp + 1);
     session.onClose(() => {
       this.#sessions.delete(session);
-      const left = (this.#perIp.get(ip) ?? 1) - 1;
-      if (left > 0) this.#perIp.set(ip, left);
-      else this.#perIp.delete(ip);
+      if (key !== null) this.gate.release(key);
     });
     this.notify('connect', { sessionId: session.id, remoteAddress: session.remoteAddress, remotePort: session.remotePort });
     session.start();
@@ -244,19 +248,6 @@ export function listenOn(server: net.Server, port: number, host: string): Promis
       resolve(server.address() as net.AddressInfo);
     });
   });
-}
-
-/**
- * The per-IP limit counts IPv6 clients by their /64: one host usually owns a
- * whole /64, so counting single addresses would be no limit at all.
- */
-export function limitKey(address: string): string {
-  if (!address.includes(':')) return address;
-  const groups = address.split('::');
-  const head = groups[0] ? groups[0].split(':') : [];
-  const tail = groups.length > 1 && groups[1] ? groups[1].split(':') : [];
-  const full = [...head, ...Array(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail];
-  return `${full.slice(0, 4).join(':')}::/64`;
 }
 
 export function createServer(options: FtpServerOptions): FtpServer {

@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import type { Account, ClientCertificate, Permission, TlsPolicy } from '../auth/types.js';
+import type { Account, AccountLimits, ClientCertificate, Permission, TlsPolicy } from '../auth/types.js';
 import { accountHasPermission } from '../auth/types.js';
 import { ErrorCodes, FerryError, fromSystemError, isExpectedError, needsOperator, replyForError } from '../errors.js';
 import type { ServerEvents } from '../observability/events.js';
@@ -18,6 +18,8 @@ import { formatReply } from '../protocol/reply.js';
 import type { DataChannel } from '../data/channel.js';
 import type { PassivePortPool } from '../data/passive.js';
 import type { ResolvedOptions } from '../server/options.js';
+import { ownerId } from '../server/shared.js';
+import type { SharedState } from '../server/shared-state.js';
 import type { Storage } from '../storage/types.js';
 import type { SessionBinding, TlsContext } from '../tls/context.js';
 import { handshake } from '../tls/handshake.js';
@@ -29,6 +31,8 @@ export interface SessionHost {
   readonly passivePorts: PassivePortPool;
   readonly commands: ReadonlyMap<string, CommandSpec>;
   readonly logger: Logger;
+  /** State all processes of the server agree on (sessions per user, ...). */
+  readonly shared: SharedState;
   /** The shared TLS context, when the server has a certificate. */
   readonly tls: TlsContext | null;
   /** Emit an event; a listener that throws is logged, never allowed to break the session. */
@@ -38,7 +42,17 @@ export interface SessionHost {
 type LoginState =
   | { kind: 'anonymous' }
   | { kind: 'user-given'; username: string; tlsPolicy: TlsPolicy }
-  | { kind: 'logged-in'; account: Account; tlsPolicy: TlsPolicy };
+  | { kind: 'logged-in'; account: Account; tlsPolicy: TlsPolicy; limits: Limits; holdsSlot: boolean };
+
+/** A session's limits in force: the account's own over the server's perUserLimits, key by key. */
+export type Limits = Readonly<Required<AccountLimits>>;
+
+export function effectiveLimits(defaults: Limits, own: AccountLimits | undefined): Limits {
+  if (!own) return defaults;
+  const limits = { ...defaults };
+  for (const key of Object.keys(defaults) as Array<keyof Limits>) if (own[key] !== undefined) limits[key] = own[key];
+  return Object.freeze(limits);
+}
 
 interface Transfer {
   readonly verb: string;
@@ -442,7 +456,7 @@ export class Session implements LineSink {
     this.#dataChannel?.close();
     this.#dataChannel = null;
     const account = this.account;
-    if (account) closeStorage(account, this.log);
+    this.#endLogin();
     this.host.notify('disconnect', { sessionId: this.id, remoteAddress: this.remoteAddress, username: account?.username });
   }
 
@@ -610,19 +624,59 @@ export class Session implements LineSink {
     this.#login = { kind: 'user-given', username, tlsPolicy };
   }
 
-  /** Returns false (and releases the account's storage) when the client left during authentication. */
-  login(account: Account): boolean {
+  /**
+   * Log `account` in: counts the session against the user's `maxSessions`
+   * (across every process: shared.sessions), then switches the state.
+   * Returns false (the account's storage released, nothing counted) when
+   * the client left during authentication; throws TOO_MANY_SESSIONS when
+   * the user is at its limit.
+   */
+  async login(account: Account): Promise<boolean> {
+    const limits = effectiveLimits(this.host.options.perUserLimits, account.limits);
+    let holdsSlot = false;
+    try {
+      if (limits.maxSessions > 0 && !this.#closed) {
+        // Fails closed: a primary that cannot answer must not let everyone in.
+        holdsSlot = await this.host.shared.sessions.acquire(account.username, limits.maxSessions, ownerId()).catch((err: unknown) => {
+          this.log.error({ err }, 'cannot count the user\'s sessions; refusing the login');
+          return false;
+        });
+        if (!holdsSlot) throw new FerryError(ErrorCodes.TOO_MANY_SESSIONS, `user ${account.username} is at maxSessions ${limits.maxSessions}`);
+      }
+    } catch (err) {
+      closeStorage(account, this.log);
+      throw err;
+    }
     if (this.#closed) {
       closeStorage(account, this.log);
+      if (holdsSlot) this.#releaseSlot(account.username);
       return false;
     }
     const tlsPolicy = this.#login.kind === 'user-given' ? this.#login.tlsPolicy : 'optional';
-    this.#login = { kind: 'logged-in', account, tlsPolicy };
+    this.#login = { kind: 'logged-in', account, tlsPolicy, limits, holdsSlot };
     this.cwd = '/';
     this.failedLogins = 0;
     if (this.#loginTimer) clearTimeout(this.#loginTimer);
     this.#loginTimer = null;
     return true;
+  }
+
+  /** The limits in force for the logged-in user (the server's defaults before login). */
+  get limits(): Limits {
+    return this.#login.kind === 'logged-in' ? this.#login.limits : this.host.options.perUserLimits;
+  }
+
+  /** The logged-in account's end (logout, REIN, close): its storage closed, its session slot given back, once. */
+  #endLogin(): void {
+    const login = this.#login;
+    if (login.kind !== 'logged-in') return;
+    closeStorage(login.account, this.log);
+    if (login.holdsSlot) this.#releaseSlot(login.account.username);
+    login.holdsSlot = false;
+  }
+
+  #releaseSlot(username: string): void {
+    void this.host.shared.sessions.release(username, ownerId()).catch((err: unknown) => this.log.warn({ err }, 'cannot release the session slot'));
   }
 
   /**
@@ -631,8 +685,7 @@ export class Session implements LineSink {
    * connection cannot be turned back into a plain one safely.
    */
   logout(): void {
-    const account = this.account;
-    if (account) closeStorage(account, this.log);
+    this.#endLogin();
     this.#login = { kind: 'anonymous' };
     if (!this.#closed) this.#startLoginTimer();
     this.cwd = '/';

@@ -37,7 +37,16 @@ async function pass(session: Session, password: string): Promise<void> {
     session.log.error({ err, username }, 'authenticator failed');
   }
   if (account) {
-    if (!session.login(account)) return; // the client left while we checked
+    try {
+      if (!(await session.login(account))) return; // the client left while we checked
+    } catch (err) {
+      // Over maxSessions: the password was right, so no failed login counts.
+      session.logout();
+      session.log.info({ username, reason: (err as Error).message }, 'login refused');
+      const { code, text } = replyForError(err);
+      session.closeWith(code, text);
+      return;
+    }
     session.host.notify('login', session.who);
     session.reply(230, 'Login successful.');
     return;

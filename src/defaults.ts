@@ -1,0 +1,54 @@
+/**
+ * The one table of defaults. The library's options (server/options.ts) and
+ * the configuration file's schema (config/schema.ts) are both made from it,
+ * so a default or a bound changed here changes for embedders and operators
+ * alike; docs/ferry.example.yaml repeats the defaults for people (a test
+ * keeps it equal to the schema).
+ */
+
+/** A whole-number setting: its default and the values it accepts. */
+export interface NumberSetting {
+  readonly default: number;
+  readonly min: number;
+  readonly max?: number;
+}
+
+export const DEFAULTS = Object.freeze({
+  host: '0.0.0.0',
+  port: 2121,
+  greeting: 'Ferry FTP server ready.',
+  allowActiveMode: true,
+});
+
+/** `limits:` in the config file; flat options of the same names in the library. Units are in the names. */
+export const LIMITS = Object.freeze({
+  maxConnections: { default: 512, min: 1 },
+  maxConnectionsPerIp: { default: 32, min: 1 },
+  maxLoginAttempts: { default: 3, min: 1 },
+  loginFailureDelayMs: { default: 1000, min: 0 },
+  maxCommandBytes: { default: 8192, min: 512, max: 1 << 20 },
+  idleTimeoutMs: { default: 300_000, min: 1 },
+  loginTimeoutMs: { default: 60_000, min: 1 },
+  dataConnectTimeoutMs: { default: 30_000, min: 1 },
+  dataIdleTimeoutMs: { default: 300_000, min: 1 },
+  uploadSettleMs: { default: 20, min: 0, max: 10_000 },
+  shutdownGraceMs: { default: 10_000, min: 0 },
+} satisfies Record<string, NumberSetting>);
+
+/**
+ * What each user may do, unless the user's own entry says otherwise
+ * (`limits.perUser` in the config file, `perUserLimits` in the library).
+ * 0 is no limit: connections and password guessers are limited by default,
+ * a known user's use of the server is the operator's choice.
+ */
+export const PER_USER_LIMITS = Object.freeze({
+  maxSessions: { default: 0, min: 0 },
+  downloadBytesPerSecond: { default: 0, min: 0 },
+  uploadBytesPerSecond: { default: 0, min: 0 },
+  quotaBytes: { default: 0, min: 0 },
+  quotaFiles: { default: 0, min: 0 },
+  maxFileSizeBytes: { default: 0, min: 0 },
+} satisfies Record<string, NumberSetting>);
+
+export type LimitName = keyof typeof LIMITS;
+export type PerUserLimitName = keyof typeof PER_USER_LIMITS;

@@ -1,0 +1,31 @@
+/**
+ * The shared objects a server uses (see shared.ts): one field per policy
+ * that must hold across every process of the server.
+ */
+import { UserSessions } from '../limits/user-sessions.js';
+import { fromPrimary, local, type Shared } from './shared.js';
+
+export interface SharedState {
+  /** Sessions logged in per user (maxSessions). */
+  sessions: Shared<UserSessions>;
+}
+
+/** The objects a cluster primary hosts for its workers, or a single process keeps for itself. */
+export function createSharedObjects(): { [K in keyof SharedState]: object } {
+  return { sessions: new UserSessions() };
+}
+
+/** `given` completed with local objects for the parts it lacks (one process). */
+export function completeSharedState(given: Partial<SharedState>): SharedState {
+  const made = createSharedObjects();
+  return {
+    sessions: given.sessions ?? local(made.sessions as UserSessions),
+  };
+}
+
+/** In a cluster worker: proxies to the objects the primary hosts (createSharedObjects, hostForWorkers). */
+export function workerSharedState(): SharedState {
+  return {
+    sessions: fromPrimary<UserSessions>('sessions'),
+  };
+}
