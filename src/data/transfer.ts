@@ -67,17 +67,60 @@ export interface ReceiveOptions extends TransferOptions {
 
 /**
  * STOR, APPE, STOU: socket -> storage. Resolves when the storage has
- * committed. The pipeline does not end the sink itself (`end: false`): the
- * data connection's end only says the client stopped sending, and whether
- * that is the end of the file is decided by `beforeCommit` (the upload rule).
+ * committed. The sink is not ended when the data connection ends: that end
+ * only says the client stopped sending, and whether it is the end of the
+ * file is decided by `beforeCommit` (the upload rule).
+ *
+ * Piped by hand rather than with stream.pipeline, which destroys the socket
+ * the moment the sink fails: a socket closed with unread data sends a
+ * reset, which reaches the client before the storage's reply (552 over a
+ * quota or the maximum file size), and curl, lftp and basic-ftp then report
+ * a reset (lftp retries) instead of the 552. On any failure this stops
+ * reading and rejects; the caller replies, then destroys the socket, and
+ * destroys the sink (the abort).
  */
-export async function receiveFromSocket(socket: Socket, sink: Writable, options: ReceiveOptions): Promise<void> {
+export function receiveFromSocket(socket: Socket, sink: Writable, options: ReceiveOptions): Promise<void> {
   const { signal } = options;
-  if (options.ascii) await pipeline(socket, fromNetworkAscii(), sink, { signal, end: false });
-  else await pipeline(socket, sink, { signal, end: false });
-  await options.beforeCommit();
-  sink.end();
-  await finished(sink);
+  const source: Readable = options.ascii ? socket.pipe(fromNetworkAscii()) : socket;
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const stop = (err: unknown): void => {
+      if (settled) return;
+      settled = true;
+      source.unpipe(sink);
+      socket.pause();
+      cleanup();
+      reject(err);
+    };
+    const onAbort = (): void => stop(signal.reason);
+    const onSinkError = (err: Error): void => stop(err);
+    const onSinkClose = (): void => stop(sink.errored ?? new FerryError(ErrorCodes.ABORTED, 'storage stream closed during the upload'));
+    const cleanup = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      sink.off('error', onSinkError);
+      sink.off('close', onSinkClose);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    sink.on('error', onSinkError);
+    sink.on('close', onSinkClose);
+    // The socket's own failures (reset, premature close) as pipeline reported them; the source's end is the data's end.
+    const ended = options.ascii ? Promise.all([finished(socket, { writable: false }), finished(source)]) : finished(socket, { writable: false });
+    ended.then(
+      () => {
+        if (settled) return;
+        settled = true;
+        cleanup();
+        resolve();
+      },
+      stop,
+    );
+    source.pipe(sink, { end: false });
+  }).then(async () => {
+    await options.beforeCommit();
+    sink.end();
+    await finished(sink);
+  });
 }
 
 async function pump(source: ChunkSource, socket: Socket, signal: AbortSignal): Promise<void> {

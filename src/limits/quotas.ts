@@ -12,15 +12,12 @@
  * home at the same time; the ledger keeps the first report. A failed walk
  * is forgotten (the next change tries again) and that change gets 451.
  */
+import type { Shared } from '../server/shared.js';
 import type { Storage } from '../storage/types.js';
 import type { QuotaLedger, Usage, UserUsage } from './quota-ledger.js';
-import { limitStorage, type QuotaBook } from './limited-storage.js';
+import { limitStorage } from './limited-storage.js';
 import { storageUsage } from './usage.js';
 
-/** The ledger as a process sees it: its own, or the cluster primary's through IPC; every call asynchronous. */
-export type SharedQuotaLedger = {
-  [K in keyof QuotaLedger]: QuotaLedger[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
-};
 
 /** What one user may store; 0 = no limit. */
 export interface StorageLimits {
@@ -30,12 +27,12 @@ export interface StorageLimits {
 }
 
 export class Quotas {
-  readonly #ledger: SharedQuotaLedger;
+  readonly #ledger: Shared<QuotaLedger>;
   readonly #owner: string;
   readonly #onError: (err: unknown) => void;
   readonly #counting = new Map<string, Promise<void>>();
 
-  constructor(ledger: SharedQuotaLedger, owner: string, onError: (err: unknown) => void) {
+  constructor(ledger: Shared<QuotaLedger>, owner: string, onError: (err: unknown) => void) {
     this.#ledger = ledger;
     this.#owner = owner;
     this.#onError = onError;
@@ -56,7 +53,7 @@ export class Quotas {
         ? {
             user,
             limits: quotaLimits,
-            book: this.#ledger as QuotaBook,
+            book: this.#ledger,
             owner: this.#owner,
             counted: () => this.counted(user, storage),
             onError: this.#onError,

@@ -54,6 +54,13 @@ export interface FtpServerOptions {
   allowActiveMode?: boolean;
   /** How long close() lets running transfers finish. Default 10000. */
   shutdownGraceMs?: number;
+  /**
+   * The largest file any user may store, in bytes, whatever the backend
+   * (`perUserLimits.maxFileSizeBytes` or an account's own may be smaller:
+   * the stricter applies). The upload that crosses it gets 552 at once and
+   * is discarded. Default 0: no limit.
+   */
+  maxFileSizeBytes?: number;
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
   /**

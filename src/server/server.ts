@@ -15,6 +15,9 @@ import type { TlsCredentials } from '../tls/options.js';
 import { AdmissionGate, turnAway } from './admission.js';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from './options.js';
 import { completeSharedState, type SharedState } from './shared-state.js';
+import { ownerId } from './shared.js';
+import { Quotas } from '../limits/quotas.js';
+import type { UserUsage } from '../limits/quota-ledger.js';
 
 export interface ConnectionOptions {
   /** The connection is implicit FTPS: TLS starts with its first byte. */
@@ -53,6 +56,8 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   readonly gate: AdmissionGate;
   /** State all processes of this server agree on (see shared.ts); made once, kept across reconfigure. */
   readonly shared: SharedState;
+  /** The storage policies of this process's sessions (maximum file size, quotas over shared.quotas). */
+  readonly quotas: Quotas;
   #nextId = 1;
   #closing: Promise<void> | null = null;
 
@@ -60,6 +65,8 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     super();
     this.#options = resolveOptions(options);
     this.shared = completeSharedState(options.shared ?? {});
+    // A ledger call that fails after an upload ended (primary gone) leaves the count off until the next start.
+    this.quotas = new Quotas(this.shared.quotas, ownerId(), (err) => this.logger.warn({ err }, 'quota ledger update failed; usage is recounted at the next start'));
     this.gate = new AdmissionGate(this.#options);
     this.passivePorts = new PassivePortPool(this.#options.passivePorts);
     this.tls = this.#options.tls ? new TlsContext(this.#options.tls.credentials) : null;
@@ -91,6 +98,17 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   /** The settings in force; sessions read them at each use, so `reconfigure` reaches sessions already running. */
   get options(): ResolvedOptions {
     return this.#options;
+  }
+
+  /**
+   * What `username` stores (bytes, files) and what uploads in flight have
+   * reserved, as the quota ledger has it (the cluster's, in a worker).
+   * Null while the user's home has not been counted since the start: that
+   * happens at the user's first change (upload, delete, rename) when the
+   * user has a quota. To count any Storage now: `storageUsage(storage)`.
+   */
+  usage(username: string): Promise<UserUsage | null> {
+    return this.shared.quotas.usage(username);
   }
 
   get logger() {

@@ -2,17 +2,20 @@
  * The shared objects a server uses (see shared.ts): one field per policy
  * that must hold across every process of the server.
  */
+import { QuotaLedger } from '../limits/quota-ledger.js';
 import { UserSessions } from '../limits/user-sessions.js';
 import { fromPrimary, local, type Shared } from './shared.js';
 
 export interface SharedState {
   /** Sessions logged in per user (maxSessions). */
   sessions: Shared<UserSessions>;
+  /** Storage used per user, and what uploads in flight reserved (quotaBytes, quotaFiles). */
+  quotas: Shared<QuotaLedger>;
 }
 
 /** The objects a cluster primary hosts for its workers, or a single process keeps for itself. */
 export function createSharedObjects(): { [K in keyof SharedState]: object } {
-  return { sessions: new UserSessions() };
+  return { sessions: new UserSessions(), quotas: new QuotaLedger() };
 }
 
 /** `given` completed with local objects for the parts it lacks (one process). */
@@ -20,6 +23,7 @@ export function completeSharedState(given: Partial<SharedState>): SharedState {
   const made = createSharedObjects();
   return {
     sessions: given.sessions ?? local(made.sessions as UserSessions),
+    quotas: given.quotas ?? local(made.quotas as QuotaLedger),
   };
 }
 
@@ -27,5 +31,6 @@ export function completeSharedState(given: Partial<SharedState>): SharedState {
 export function workerSharedState(): SharedState {
   return {
     sessions: fromPrimary<UserSessions>('sessions'),
+    quotas: fromPrimary<QuotaLedger>('quotas'),
   };
 }

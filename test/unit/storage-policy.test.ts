@@ -12,7 +12,8 @@ import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { ErrorCodes, type ErrorCode } from '../../src/errors.js';
 import { QuotaLedger } from '../../src/limits/quota-ledger.js';
-import { Quotas, smallestLimit, type SharedQuotaLedger, type StorageLimits } from '../../src/limits/quotas.js';
+import { Quotas, smallestLimit, type StorageLimits } from '../../src/limits/quotas.js';
+import { local } from '../../src/server/shared.js';
 import { storageUsage } from '../../src/limits/usage.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
@@ -25,24 +26,12 @@ function hasCode(code: ErrorCode) {
   };
 }
 
-/** The ledger behind the asynchronous interface every process sees. */
-function asyncLedger(ledger: QuotaLedger): SharedQuotaLedger {
-  return {
-    usage: async (...a) => ledger.usage(...a),
-    report: async (...a) => ledger.report(...a),
-    reserve: async (...a) => ledger.reserve(...a),
-    settle: async (...a) => ledger.settle(...a),
-    adjust: async (...a) => ledger.adjust(...a),
-    forgetOwner: async (...a) => ledger.forgetOwner(...a),
-  };
-}
-
 const NONE: StorageLimits = { maxFileSizeBytes: 0, quotaBytes: 0, quotaFiles: 0 };
 
 function setup(inner: Storage, limits: Partial<StorageLimits>, serverMax = 0) {
   const ledger = new QuotaLedger();
   const errors: unknown[] = [];
-  const quotas = new Quotas(asyncLedger(ledger), String(process.pid), (err) => errors.push(err));
+  const quotas = new Quotas(local(ledger), String(process.pid), (err) => errors.push(err));
   const storage = quotas.wrap(inner, 'alice', { ...NONE, ...limits }, serverMax);
   /** The ledger's count, once it equals the storage's own (an upload settles just after its stream's 'close'), at most 1 s later. */
   const usage = async () => {
