@@ -85,6 +85,8 @@ const MIN_PART_SIZE = 5 * MIB;
 const MAX_PART_SIZE = 512 * MIB;
 const DEFAULT_QUEUE_SIZE = 4;
 const DEFAULT_MAX_RENAME_KEYS = 10_000;
+/** Top-level folders listed at once when counting a prefix's usage. */
+const USAGE_CONCURRENCY = 8;
 /** Directory renames copy this many keys at once. */
 const RENAME_CONCURRENCY = 8;
 /** S3's limit on a key's length in bytes. */
@@ -359,25 +361,39 @@ export class S3Storage implements Storage {
   }
 
   /**
-   * Bytes and objects under the prefix, from one flat listing (no delimiter:
-   * 1,000 keys a request however deep the tree); directory markers are not
-   * files. For quotas after a start (src/limits/usage.ts).
+   * Bytes and objects under the prefix, for quotas after a start
+   * (src/limits/usage.ts). The top level is listed with the delimiter; each
+   * top-level folder is then listed flat (1,000 keys a request however deep
+   * it goes), USAGE_CONCURRENCY folders at once: a flat listing of the
+   * whole prefix is one request after another (each needs the last one's
+   * token). Directory markers are not files.
    */
   async usage(): Promise<{ bytes: number; files: number }> {
-    const prefix = this.#dirKey(this.#segments('/'));
-    let bytes = 0;
-    let files = 0;
+    const total = { bytes: 0, files: 0 };
+    const folders = await this.#countKeys(this.#dirKey(this.#segments('/')), '/', total);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < folders.length; i = next++) await this.#countKeys(folders[i]!, undefined, total);
+    };
+    await Promise.all(Array.from({ length: Math.min(USAGE_CONCURRENCY, folders.length) }, worker));
+    return total;
+  }
+
+  /** Adds the objects under `prefix` to `total`; returns the folders (CommonPrefixes) found with a delimiter. */
+  async #countKeys(prefix: string, delimiter: string | undefined, total: { bytes: number; files: number }): Promise<string[]> {
+    const folders: string[] = [];
     let token: string | undefined;
     do {
-      const out = await this.#listPage(prefix, { token, maxKeys: this.#settings.listPageSize });
+      const out = await this.#listPage(prefix, { delimiter, token, maxKeys: this.#settings.listPageSize });
       for (const object of out.Contents ?? []) {
         if (object.Key?.endsWith('/')) continue;
-        bytes += object.Size ?? 0;
-        files += 1;
+        total.bytes += object.Size ?? 0;
+        total.files += 1;
       }
+      for (const common of out.CommonPrefixes ?? []) if (common.Prefix) folders.push(common.Prefix);
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
-    return { bytes, files };
+    return folders;
   }
 
   async read(path: string, options: ReadOptions = {}): Promise<Readable> {

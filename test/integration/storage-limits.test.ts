@@ -298,7 +298,14 @@ describe('storage limits over S3 (Ceph)', { skip: cephSkip() }, () => {
     assert.deepEqual(await fx.usage(), { bytes: 11 * MIB, files: 1 });
     assert.equal(await upload(ftp, 'STOR', 'b.bin', 10 * MIB), 552); // 21 MiB > 20 MiB
     assert.deepEqual(await fx.usage(), { bytes: 11 * MIB, files: 1 });
-    assert.deepEqual((await storage.usage()), { bytes: 11 * MIB, files: 1 });
+    await ftp.command('MKD d', 257);
+    await ftp.command('MKD d/e', 257);
+    assert.equal(await upload(ftp, 'STOR', 'd/e/deep.bin', 1000), 226);
+    assert.equal(await upload(ftp, 'STOR', 'd/top.bin', 24), 226);
+    assert.deepEqual(await fx.usage(), { bytes: 11 * MIB + 1024, files: 3 });
+    // S3Storage.usage() (flat listings per top-level folder) agrees with a walk of list().
+    assert.deepEqual(await storage.usage(), { bytes: 11 * MIB + 1024, files: 3 });
+    assert.deepEqual(await storageUsage({ capabilities: storage.capabilities, list: (p: string) => storage.list(p) } as unknown as Storage), { bytes: 11 * MIB + 1024, files: 3 });
     const deadline = Date.now() + 10_000;
     while ((await pendingUploads(client, bucket)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.equal(await pendingUploads(client, bucket), 0, 'every refused multipart upload was aborted');
