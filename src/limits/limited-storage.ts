@@ -20,6 +20,7 @@
  * over an existing file credits the file it replaced; other renames, MKD
  * and RMD (empty directories only) change nothing. Directories are free.
  */
+import type { Readable } from 'node:stream';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { FileInfo, ReadOptions, Storage, StorageCapabilities, StorageWritable, WriteOptions } from '../storage/types.js';
 import type { QuotaLimits, Usage } from './quota-ledger.js';
@@ -101,7 +102,7 @@ class LimitedStorage implements Storage {
     return this.#inner.list(path);
   }
 
-  read(path: string, options?: ReadOptions): Promise<import('node:stream').Readable> {
+  read(path: string, options?: ReadOptions): Promise<Readable> {
     return this.#inner.read(path, options);
   }
 
@@ -145,7 +146,7 @@ class LimitedStorage implements Storage {
     const old = quota || options.append ? await statOrNull(this.#inner, path) : null;
     const oldSize = old?.type === 'file' ? old.size : 0;
     const base = options.append ? oldSize : start;
-    const id = `${quota?.owner ?? ''}:${process.pid}:${(nextUpload += 1)}`;
+    const id = `${quota?.owner ?? ''}:${(nextUpload += 1)}`;
     const newFile = old === null;
     if (quota && newFile && !(await quota.book.reserve(id, quota.owner, quota.user, 0, 1, quota.limits))) {
       throw new FerryError(ErrorCodes.QUOTA_EXCEEDED, `${quota.user} has no file left in the quota (${quota.limits.quotaFiles})`);
@@ -167,7 +168,7 @@ class LimitedStorage implements Storage {
     const ask = (): Promise<void> => {
       if (!quota || refusal || asking || growth() <= reserved) return asking ?? Promise.resolve();
       // One request in flight per upload; bytes arriving meanwhile go into the next: few calls, and a full
-    // upload's chunks go on to the backend meanwhile (a refusal destroys the stream, which discards them).
+      // upload's chunks go on to the backend meanwhile (a refusal destroys the stream, which discards them).
       const amount = growth() - reserved;
       asking = quota.book.reserve(id, quota.owner, quota.user, amount, 0, quota.limits).then(
         (granted) => {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { hashPassword } from '../../src/auth/password.js';
 import { RawClient } from '../helpers/ftp-raw.js';
-import { runCliToEnd, startCli } from '../helpers/cli.js';
+import { childPids, runCliToEnd, startCli } from '../helpers/cli.js';
 
 const MIB = 1024 * 1024;
 
@@ -96,4 +96,37 @@ test('one user\'s sessions on two workers share one quota: never more stored tha
   const out = JSON.parse(shown.stdout) as { usage: { bytes: number; files: number }; effectiveLimits: { quotaBytes: number } };
   assert.deepEqual(out.usage, { bytes: quota, files: (await readdir(home)).length, countedFrom: 'files' });
   assert.equal(out.effectiveLimits.quotaBytes, quota);
+});
+
+test('a worker killed mid-upload gives its reservation back: the room is whole again for the replacement workers', async (t) => {
+  const quota = 2 * MIB;
+  const { home, config, dir } = await setup(t, quota);
+  const cluster = await startCli(t, ['--config', config], dir);
+  const client = await RawClient.login(cluster.port, 'cam', 'pw');
+  t.after(() => client.close());
+  await client.command('TYPE I', 200);
+  const data = await client.passive();
+  client.send('STOR cut.bin');
+  await client.expect(150);
+  await send(data, MIB); // reserved in the primary by the worker serving this session
+  await new Promise((r) => setTimeout(r, 200));
+  for (const pid of await childPids(cluster.child.pid!)) process.kill(pid, 'SIGKILL');
+  data.destroy();
+  // The primary re-forks its workers; log in again once one answers.
+  let again: RawClient | null = null;
+  const deadline = Date.now() + 15_000;
+  while (!again) {
+    again = await RawClient.login(cluster.port, 'cam', 'pw').catch(() => null);
+    if (!again) {
+      assert.ok(Date.now() < deadline, 'no worker came back');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  const fresh = again;
+  t.after(() => fresh.close());
+  await fresh.command('TYPE I', 200);
+  // 0.5 MiB stored: exactly 1.5 MiB fits, with nothing left held for the dead upload.
+  assert.equal(await upload(fresh, 'fits.bin', quota - MIB / 2), 226);
+  assert.equal(await upload(fresh, 'over.bin', 1), 552);
+  assert.equal(await stored(home), quota);
 });
