@@ -14,10 +14,9 @@
  */
 import type { Shared } from '../server/shared.js';
 import type { Storage } from '../storage/types.js';
-import type { QuotaLedger, Usage, UserUsage } from './quota-ledger.js';
+import type { QuotaLedger, Usage } from './quota-ledger.js';
 import { limitStorage } from './limited-storage.js';
 import { storageUsage } from './usage.js';
-
 
 /** What one user may store; 0 = no limit. */
 export interface StorageLimits {
@@ -77,11 +76,6 @@ export class Quotas {
     if (await this.#ledger.usage(user)) return;
     const counted: Usage = await storageUsage(storage);
     await this.#ledger.report(user, counted);
-  }
-
-  /** The user's usage as the ledger has it, or null while the home has not been counted since the start. */
-  usage(user: string): Promise<UserUsage | null> {
-    return this.#ledger.usage(user);
   }
 }
 

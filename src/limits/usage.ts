@@ -4,9 +4,8 @@
  * the library's `storageUsage`.
  *
  * A backend with a faster way than walking the tree provides the optional
- * `usage()` (S3: one flat listing of the prefix, 1,000 keys a request, no
- * request per directory); otherwise directories are listed, several at
- * once. Only regular files count: directories are free, and symlinks are
+ * `usage()` (S3: flat listings, 1,000 keys a request, no request per
+ * directory); otherwise directories are listed, several at once. Only regular files count: directories are free, and symlinks are
  * neither counted nor followed (what they point to inside the home is
  * counted where it lies; following them could count a file twice or loop).
  */
