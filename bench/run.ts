@@ -9,7 +9,8 @@
  *   --servers LIST     ferry,ferry-n,ferry-nofsync,ferry-tls,ferry-s3,vsftpd,pure-ftpd,pyftpdlib,ftp-srv (default: all;
  *                      ferry-nofsync, Ferry with --no-fsync, runs the upload workloads only;
  *                      ferry-tls, Ferry over explicit FTPS with PROT P, runs the transfer workloads only;
- *                      ferry-s3, Ferry on an s3rver bucket, runs get/put-small and get/put-big only)
+ *                      ferry-s3, Ferry on an s3rver bucket, runs get/put-small and get/put-big only;
+ *                      ferry-limited, Ferry with bandwidth limits too high to bind, runs get-small, get-big and put-big only)
  *   --workloads LIST   login,get-small,put-small,get-big,put-big,list,many-get,idle (default: all)
  *   --duration S       measured seconds per workload (default 8)
  *   --warmup S         seconds of load before measuring (default 1)
@@ -40,19 +41,28 @@ import { renderResults, WORKLOAD_INFO, type Machine, type Row, type Settings } f
 import { benchS3, stopBenchS3 } from './s3.js';
 import { BENCH_DIR, REPO_DIR, ferryBuilt, ferryCliFlags, startFerry, startPeer, type RunningServer, type ServerSettings } from './servers.js';
 
-const ALL_SERVERS = ['ferry', 'ferry-n', 'ferry-nofsync', 'ferry-tls', 'ferry-s3', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'] as const;
+const ALL_SERVERS = ['ferry', 'ferry-n', 'ferry-nofsync', 'ferry-tls', 'ferry-s3', 'ferry-limited', 'vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv'] as const;
 /**
  * The workloads the FTPS and S3 rows run: the ones that move data (for FTPS,
  * login and idle would measure handshakes and TLS buffers, another study; on
  * S3, listings of s3rver's disk walk would measure s3rver alone).
  */
 const TRANSFER_WORKLOADS = new Set<Workload>(['get-small', 'put-small', 'get-big', 'put-big']);
+/** What the ferry-limited row runs: the big transfers, and a small one (a throttle per transfer). */
+const LIMITED_WORKLOADS = new Set<Workload>(['get-small', 'get-big', 'put-big']);
+/**
+ * Limits for the ferry-limited row: 100 GB/s, server-wide and per user, in both
+ * directions, so every transfer goes through the throttled data path (two
+ * rates each) but none is ever slowed: the row shows what a limit costs.
+ */
+const UNREACHED_LIMIT = '100000000000';
 const PEERS = new Set(['vsftpd', 'pure-ftpd', 'pyftpdlib', 'ftp-srv']);
 const HOST = '127.0.0.1';
 const USER = 'ferrybench';
 const PASSWORD = 'benchpass';
 // pure-ftpd accepts half as many clients as it has passive ports; 9 servers × 3,001 ports fit below the
-// kernel's ephemeral range (32768+) and above 5000, which 4,096 each no longer did once ferry-tls and ferry-s3 came.
+// kernel's ephemeral range (32768+) and above 5000, which 4,096 each no longer did once ferry-tls and ferry-s3 came;
+// a tenth (ferry-limited) goes above the range (61000+).
 const PASSIVE_PORTS = 3000;
 let DATA_ROOT = join(BENCH_DIR, '.peers', 'data', 'root');
 const WORK_ROOT = join(BENCH_DIR, '.peers', 'work');
@@ -158,6 +168,7 @@ function label(server: string): string {
   if (server === 'ferry-n') return `Ferry (${settings.workers} workers)`;
   if (server === 'ferry-nofsync') return 'Ferry (1 worker, --no-fsync)';
   if (server === 'ferry-tls') return 'Ferry (1 worker, FTPS)';
+  if (server === 'ferry-limited') return 'Ferry (1 worker, limits set)';
   if (server === 'ferry-s3') return 'Ferry on S3 (s3rver)';
   return server;
 }
@@ -176,6 +187,14 @@ async function startServer(server: string, s: ServerSettings): Promise<RunningSe
   if (server === 'ferry') return startFerry(s, 1);
   if (server === 'ferry-n') return startFerry(s, settings.workers);
   if (server === 'ferry-nofsync') return startFerry(s, 1, ['--no-fsync']);
+  if (server === 'ferry-limited') {
+    return startFerry(s, 1, [], {
+      FERRY_LIMITS_DOWNLOAD_BYTES_PER_SECOND: UNREACHED_LIMIT,
+      FERRY_LIMITS_UPLOAD_BYTES_PER_SECOND: UNREACHED_LIMIT,
+      FERRY_LIMITS_PER_USER_DOWNLOAD_BYTES_PER_SECOND: UNREACHED_LIMIT,
+      FERRY_LIMITS_PER_USER_UPLOAD_BYTES_PER_SECOND: UNREACHED_LIMIT,
+    });
+  }
   // Policy optional: the probe checks the server in plain FTP; the workload itself uses AUTH TLS and PROT P.
   if (server === 'ferry-tls') {
     const { cert, key } = tlsFiles();
@@ -417,6 +436,7 @@ async function main(): Promise<void> {
       if (server === 'ferry-nofsync' && w !== 'put-small' && w !== 'put-big') continue;
       if (server === 'ferry-tls' && !TRANSFER_WORKLOADS.has(w)) continue;
       if (server === 'ferry-s3' && !TRANSFER_WORKLOADS.has(w)) continue;
+      if (server === 'ferry-limited' && !LIMITED_WORKLOADS.has(w)) continue;
       const row = await measure(w, server, settingsFor.get(server)!);
       rows.push(row);
       const info = WORKLOAD_INFO[w];

@@ -35,6 +35,9 @@ export const LIMITS = Object.freeze({
   shutdownGraceMs: { default: 10_000, min: 0 },
   /** The largest file anyone may store (a user's own cap may be smaller); 0 = no limit. */
   maxFileSizeBytes: { default: 0, min: 0 },
+  /** All users together, per direction (per user: PER_USER_LIMITS). 0: no limit. */
+  downloadBytesPerSecond: { default: 0, min: 0 },
+  uploadBytesPerSecond: { default: 0, min: 0 },
 } satisfies Record<string, NumberSetting>);
 
 /**
@@ -50,6 +53,15 @@ export const PER_USER_LIMITS = Object.freeze({
   quotaBytes: { default: 0, min: 0 },
   quotaFiles: { default: 0, min: 0 },
   maxFileSizeBytes: { default: 0, min: 0 },
+} satisfies Record<string, NumberSetting>);
+
+/**
+ * `proxyProtocol:` in the config file and the library. Its other key,
+ * `trustedSources`, defaults to none: PROXY protocol off.
+ */
+export const PROXY_PROTOCOL = Object.freeze({
+  // HAProxy's spec asks for at least 3 s, to cover a retransmitted segment.
+  headerTimeoutMs: { default: 5000, min: 1 },
 } satisfies Record<string, NumberSetting>);
 
 export type LimitName = keyof typeof LIMITS;

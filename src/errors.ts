@@ -54,6 +54,8 @@ export const ErrorCodes = {
   HOME_UNAVAILABLE: 'FERRY_ERR_HOME_UNAVAILABLE',
   /** The user already has as many sessions as its `maxSessions` allows. */
   TOO_MANY_SESSIONS: 'FERRY_ERR_TOO_MANY_SESSIONS',
+  /** A limit could not be checked (the cluster primary did not answer): refused rather than let through. */
+  LIMITS_UNAVAILABLE: 'FERRY_ERR_LIMITS_UNAVAILABLE',
   /** The TLS policy requires AUTH TLS before USER (no password in the clear). */
   TLS_REQUIRED_FOR_LOGIN: 'FERRY_ERR_TLS_REQUIRED_FOR_LOGIN',
   /** The TLS policy requires PROT P before any transfer. */
@@ -105,6 +107,7 @@ const replies: Record<ErrorCode, FtpReply> = {
   // 421 and close, as for HOME_UNAVAILABLE: the password was right, so 530
   // would make clients ask for another; 421 is retried later, when a session ended.
   FERRY_ERR_TOO_MANY_SESSIONS: { code: 421, text: 'Too many sessions for this user; close one or try again later.' },
+  FERRY_ERR_LIMITS_UNAVAILABLE: { code: 421, text: 'Service temporarily unavailable; try again later.' },
   // RFC 959: 530 Not logged in (vsftpd answers USER the same way).
   FERRY_ERR_TLS_REQUIRED_FOR_LOGIN: { code: 530, text: 'TLS required: send AUTH TLS before logging in.' },
   // RFC 4217 §9: 521 data connection cannot be opened with this PROT setting.
@@ -185,6 +188,7 @@ const operatorCodes: ReadonlySet<ErrorCode> = new Set([
   ErrorCodes.UNAVAILABLE,
   ErrorCodes.MISCONFIGURED,
   ErrorCodes.HOME_UNAVAILABLE,
+  ErrorCodes.LIMITS_UNAVAILABLE,
 ]);
 
 export function needsOperator(err: unknown): boolean {

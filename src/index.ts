@@ -6,6 +6,7 @@ export type { TlsOptions, TlsCredentials, TlsPolicy } from './tls/options.js';
 export { createSelfSignedCertificate, type SelfSignedOptions, type CertificatePair } from './tls/self-signed.js';
 export { parsePortRange } from './server/options.js';
 export type { PortRange } from './data/passive.js';
+export type { PassiveAddressRule, PassiveAddressSetting } from './data/passive-address.js';
 
 export type { Storage, StorageCapabilities, StorageWritable, FileInfo, FileType, ReadOptions, WriteOptions } from './storage/types.js';
 export { LocalStorage } from './storage/local.js';

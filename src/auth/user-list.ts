@@ -15,7 +15,7 @@ import net from 'node:net';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Storage } from '../storage/types.js';
 import { checkPermissions, directoryPermissions } from './permissions.js';
-import { hashPassword, isPasswordHash, VerificationCache, verifyPassword } from './password.js';
+import { isPasswordHash, VerificationCache, verifyPassword } from './password.js';
 import type { Account, AccountLimits, AuthRequest, Authenticator, TlsPolicy } from './types.js';
 
 export type ListedUser = ListedUserBase & ({ password: string; passwordHash?: never } | { passwordHash: string; password?: never });
@@ -122,7 +122,13 @@ export class UserListAuthenticator implements Authenticator {
   /** Compared against when the user is unknown, so both paths cost the same. */
   readonly #decoy = digest('\0ferry-unknown-user');
   /** For unknown users when users have hashes: made at construction, never cached as a success. */
-  #decoyHash: Promise<string> | null = null;
+  /**
+   * A listed user's own hash, verified (and the answer ignored) for unknown
+   * names: it costs exactly what a known user's check costs, whatever the
+   * scheme and cost of the listed hashes (a decoy of its own making would
+   * cost the default and tell the names apart when theirs differ).
+   */
+  readonly #decoyHash: string | null;
   readonly #cache: VerificationCache;
 
   constructor(users: readonly ListedUser[], options: UserListOptions = {}) {
@@ -139,8 +145,7 @@ export class UserListAuthenticator implements Authenticator {
       this.#users.set(user.username, { user: withCheckedPermissions(user), digest: user.password === undefined ? null : digest(user.password), allowed });
     }
     this.#cache = options.cache ?? new VerificationCache();
-    // Made now, so the first unknown user does not pay for making it (which would tell it apart).
-    if (users.some((user) => user.passwordHash !== undefined)) void this.#decoyVerify('').catch(() => {});
+    this.#decoyHash = users.find((user) => user.passwordHash !== undefined)?.passwordHash ?? null;
   }
 
   owns(username: string): boolean {
@@ -151,12 +156,9 @@ export class UserListAuthenticator implements Authenticator {
     return this.#users.get(username)?.user.tls;
   }
 
+  /** Never through the cache: an unknown name must not answer faster for a password that happens to be the decoy's. */
   async #decoyVerify(password: string): Promise<void> {
-    this.#decoyHash ??= hashPassword('\0ferry-unknown-user').catch((err: unknown) => {
-      this.#decoyHash = null; // try again next time rather than failing every login
-      throw err;
-    });
-    await verifyPassword(password, await this.#decoyHash);
+    await verifyPassword(password, this.#decoyHash!);
   }
 
   async authenticate(request: AuthRequest): Promise<Account | null> {

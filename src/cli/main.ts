@@ -4,13 +4,13 @@
  * read-only to anonymous users on port 2121, like `python -m pyftpdlib`;
  * with --config it runs from one YAML file.
  */
-import net from 'node:net';
 import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, nobodyCanLogIn, USER_PASSWORD_ENV } from '../config/load.js';
 import { portRangeProblem, storageLocation } from '../config/schema.js';
 import { readUsersFile } from '../config/users-file.js';
 import { buildServerOptions } from '../config/build.js';
+import { ANNOUNCE_HELP, parseAnnounce } from '../data/passive-address.js';
 import { resolveOptions } from '../server/options.js';
 import { TLS_POLICIES } from '../tls/options.js';
 import { certCommand } from './cert.js';
@@ -50,8 +50,8 @@ function collectUser(value: string, previous: ServeFlags['user']): ServeFlags['u
   return [...previous, { username, password }];
 }
 
-function parseIpv4(value: string): string {
-  if (!net.isIPv4(value)) throw new InvalidArgumentError(`"${value}" is not an IPv4 address (PASV can only announce IPv4).`);
+function parseAnnounced(value: string): string {
+  if (!parseAnnounce(value)) throw new InvalidArgumentError(`"${value}" is not ${ANNOUNCE_HELP}.`);
   return value;
 }
 
@@ -78,7 +78,7 @@ function serveOptions(command: Command): Command {
     .option('--user-password-file <file>', "the password of the --user given without one: this file's one line")
     .option('--write', 'grant write permissions (upload, delete, rename, mkdir) to --user users, and without --config to anonymous', false)
     .option('--passive-ports <a-b>', 'passive data port range, e.g. 50000-50100', parseRange)
-    .option('--masquerade <addr>', 'IPv4 address to announce in PASV replies (behind NAT)', parseIpv4)
+    .option('--masquerade <addr>', 'IPv4 address or host name to announce in PASV replies (behind NAT; rules per client network go in the config file)', parseAnnounced)
     .option('--s3 <s3://bucket/prefix>', 'serve an S3 bucket (prefix may contain {username}) instead of --root; credentials from AWS_* variables', parseS3Url)
     .option('--s3-endpoint <url>', 'S3-compatible endpoint (MinIO, R2, Wasabi...); implies --s3-path-style', parseEndpoint)
     .option('--s3-region <region>', 'S3 region (default: AWS_REGION, else us-east-1)')
@@ -146,7 +146,9 @@ program
       for (const warning of warnings) process.stderr.write(`ferry: warning: ${warning}\n`);
       const { tls } = config;
       const ftps = tls.cert ? `, FTPS (policy ${tls.policy}${tls.implicitPort !== null ? `, implicit port ${tls.implicitPort}` : ''})` : ', no FTPS';
-      process.stdout.write(`${file} is valid: ${config.host}:${config.port}${ftps}, storage ${storageLocation(config.storage)}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
+      const { trustedSources } = config.proxyProtocol;
+      const proxied = trustedSources.length > 0 ? `, PROXY protocol only, from ${trustedSources.join(' ')}` : '';
+      process.stdout.write(`${file} is valid: ${config.host}:${config.port}${ftps}${proxied}, storage ${storageLocation(config.storage)}, ${users} user${users === 1 ? '' : 's'}${config.anonymous.enabled ? ', anonymous on' : ''}.\n`);
     } catch (err) {
       failWithConfig(err);
     }

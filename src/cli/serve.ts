@@ -174,7 +174,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     onSignals(shutdownGraceMs, () => primary.stop(), () =>
       void reload(plan, logger, async (next) => {
         const { maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs } = next.limits;
-        primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs });
+        primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs, proxyProtocol: next.proxyProtocol });
         return restartOnly(next);
       }),
     );

@@ -50,6 +50,7 @@ export function serverOptions(config: Config): Omit<FtpServerOptions, 'authentic
     allowActiveMode: config.allowActiveMode,
     ...limits,
     perUserLimits: perUser,
+    proxyProtocol: config.proxyProtocol,
     tls: tlsOptions(config.tls),
   };
 }

@@ -8,7 +8,9 @@
 import net from 'node:net';
 import { z } from 'zod';
 import { parsePermissions, PERMISSION_HELP } from '../auth/permissions.js';
-import { DEFAULTS, LIMITS, PER_USER_LIMITS, type NumberSetting } from '../defaults.js';
+import { addressList } from '../auth/user-list.js';
+import { ANNOUNCE_HELP, parseAnnounce } from '../data/passive-address.js';
+import { DEFAULTS, LIMITS, PER_USER_LIMITS, PROXY_PROTOCOL, type NumberSetting } from '../defaults.js';
 import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
 import { unreachableFileSize } from '../storage/s3-client.js';
@@ -54,6 +56,35 @@ export function portRangeProblem(value: string): string | null {
   if (reversed && parsePortRange(`${reversed[2]}-${reversed[1]}`)) return `a port range from low to high (it is reversed); write ${reversed[2]}-${reversed[1]}`;
   return PORT_RANGE;
 }
+
+/** An address or CIDR range, IPv4 or IPv6 (a users file's allowFrom, masqueradeAddress's from). */
+export const addressRange = () => checked('an IP address or CIDR range like 192.168.1.0/24', (v) => isAddressRange(v));
+
+function isAddressRange(value: string): boolean {
+  try {
+    addressList([value]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const announce = () => checked(ANNOUNCE_HELP, (v) => parseAnnounce(v) !== null);
+
+/** One rule of masqueradeAddress: clients in `from` (absent: everyone) are told `announce`. */
+const passiveRule = section({
+  from: z
+    .union([addressRange(), z.array(addressRange()).min(1, { error: 'a list of at least one address or range (leave from out to match every client)' })], {
+      error: 'an IP address or CIDR range like 10.0.0.0/8, or a list of them',
+    })
+    .optional(),
+  // Optional here and required below, so that a rule without it is reported
+  // as such rather than as "not a rule" (zod gives up on a union whose every
+  // branch has a type error).
+  announce: announce().optional(),
+}).superRefine((rule, ctx) => {
+  if (rule.announce === undefined) ctx.addIssue({ code: 'custom', path: ['announce'], message: ANNOUNCE_HELP });
+}).transform(({ from, announce }) => ({ from, announce: announce! }));
 
 const localStorage = section({
   type: z.literal('local'),
@@ -102,13 +133,22 @@ export const configSchema = z.strictObject({
     })
     .nullable()
     .default(null),
-  masqueradeAddress: checked('an IPv4 address (PASV can only announce IPv4)', (v) => net.isIPv4(v)).nullable().default(null),
+  masqueradeAddress: z
+    .union([announce(), z.array(passiveRule, { error: 'a list of rules, each with from: and announce:' })], {
+      error: `${ANNOUNCE_HELP}, or a list of rules (each "- from: RANGE" and "announce: ADDRESS")`,
+    })
+    .nullable()
+    .default(null),
   banner: text('a text').default(DEFAULTS.greeting),
   workers: z.union([z.literal('auto'), wholeNumber(1, 256)], { error: 'a number of processes from 1 to 256, or auto' }).default(1),
   allowActiveMode: bool().default(DEFAULTS.allowActiveMode),
   limits: section({
     ...numberSettings(LIMITS),
     perUser: section(numberSettings(PER_USER_LIMITS)).prefault({}),
+  }).prefault({}),
+  proxyProtocol: section({
+    trustedSources: z.array(addressRange(), { error: 'a list of IP addresses or CIDR ranges' }).default([]),
+    ...numberSettings(PROXY_PROTOCOL),
   }).prefault({}),
   storage: z.discriminatedUnion('type', [localStorage, s3Storage], { error: 'a storage with type: local or type: s3' }).prefault({ type: 'local' }),
   users: section({

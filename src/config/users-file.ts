@@ -18,24 +18,11 @@ import path from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, YAMLMap, type Document, type Pair } from 'yaml';
 import { z } from 'zod';
 import { TLS_POLICIES } from '../tls/options.js';
-import { addressList } from '../auth/user-list.js';
 import { isPasswordHash } from '../auth/password.js';
 import { USERNAME, USERNAME_HELP } from '../auth/username.js';
 import { PER_USER_LIMITS, type NumberSetting, type PerUserLimitName } from '../defaults.js';
-import { homePath, permissionSpec, wholeNumber } from './schema.js';
+import { addressRange, homePath, permissionSpec, wholeNumber } from './schema.js';
 import { ConfigError, parseYaml, validate } from './validate.js';
-
-const cidr = z.string({ error: 'an IP address or CIDR range like 192.168.1.0/24' }).refine(
-  (v) => {
-    try {
-      addressList([v]);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { error: 'an IP address or CIDR range like 192.168.1.0/24' },
-);
 
 export const userSchema = z.strictObject({
   passwordHash: z
@@ -44,7 +31,7 @@ export const userSchema = z.strictObject({
   home: homePath().default('/{username}'),
   permissions: permissionSpec().default('read'),
   directories: z.record(homePath(), permissionSpec()).default({}),
-  allowFrom: z.array(cidr, { error: 'a list of IP addresses or CIDR ranges' }).optional(),
+  allowFrom: z.array(addressRange(), { error: 'a list of IP addresses or CIDR ranges' }).optional(),
   disabled: z.boolean({ error: 'true or false' }).default(false),
   tls: z.enum(TLS_POLICIES, { error: `one of ${TLS_POLICIES.join(', ')}` }).optional(),
   // Each key optional: absent means the server's `limits.perUser` value, 0 means no limit.

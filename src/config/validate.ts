@@ -139,11 +139,12 @@ interface Def {
   innerType?: z.ZodType;
   options?: z.ZodType[];
   valueType?: z.ZodType;
+  element?: z.ZodType;
   in?: z.ZodType;
 }
 const def = (schema: z.ZodType): Def => (schema as unknown as { _zod: { def: Def } })._zod.def;
 
-/** The object schema reached by `path` (unwrapping defaults, unions by their `type`, records). */
+/** The object schema reached by `path` (unwrapping defaults, unions by their `type` or by being a list, lists, records). */
 function objectAt(schema: z.ZodType, path: PropertyKey[], value: unknown): Def | null {
   let d = def(schema);
   let at = value;
@@ -152,7 +153,10 @@ function objectAt(schema: z.ZodType, path: PropertyKey[], value: unknown): Def |
     else if (d.type === 'pipe' && d.in) d = def(d.in);
     else if (d.options) {
       const wanted = (at as { type?: unknown } | null)?.type;
-      const option = d.options.find((o) => (def(o).shape?.type as unknown as { _zod?: { def: { values?: unknown[] } } })?._zod?.def.values?.includes(wanted));
+      const option =
+        d.options.find((o) => (def(o).shape?.type as unknown as { _zod?: { def: { values?: unknown[] } } })?._zod?.def.values?.includes(wanted)) ??
+        // A union of a scalar and a list (masqueradeAddress): the list, when the value is one.
+        (Array.isArray(at) ? d.options.find((o) => def(o).element) : undefined);
       if (!option) return null;
       d = def(option);
     } else if (i === path.length) return d.shape ? d : null;
@@ -161,6 +165,10 @@ function objectAt(schema: z.ZodType, path: PropertyKey[], value: unknown): Def |
       if (!next) return null;
       at = (at as Record<PropertyKey, unknown>)?.[path[i]!];
       d = def(next);
+      i++;
+    } else if (d.element && typeof path[i] === 'number') {
+      at = (at as unknown[] | undefined)?.[path[i] as number];
+      d = def(d.element);
       i++;
     } else if (d.valueType) {
       at = (at as Record<PropertyKey, unknown>)?.[path[i]!];

@@ -11,13 +11,24 @@
  * however big the file. (Streams allocate a buffer per chunk; at disk speed
  * that churn of external memory costs V8 full garbage collections and the
  * kernel fresh zeroed pages, together about half the CPU of a download.)
+ *
+ * Bandwidth limits (a `Throttle`): only when one applies. The pump then
+ * waits for bytes before each write and writes at most what it got (a
+ * 512 KiB chunk at 1 KB/s goes out 100 bytes at a time); stream pipelines
+ * get one generator stage that does the same (downloads: before the socket,
+ * counting the bytes on the wire; uploads: after it, so the socket is read
+ * only as fast as the rate, and the client waits in TCP's flow control).
+ * Pausing the socket instead would not hold: `pipe` resumes its source on
+ * every 'drain' of the destination. Without a throttle nothing is added,
+ * not even a per-chunk check.
  */
-import { Transform, type Readable, type Writable } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Socket } from 'node:net';
 import { CrlfToLf, LfToCrlf } from '../protocol/ascii.js';
 import { ErrorCodes, FerryError } from '../errors.js';
 import { isChunkSource, type ChunkSource } from '../storage/types.js';
+import type { Throttle } from '../limits/throttle.js';
 
 /** Read size of the two-buffer pump: fewer read(2)/write(2) calls and thread-pool trips per MiB. */
 export const PUMP_CHUNK_BYTES = 512 * 1024;
@@ -47,13 +58,20 @@ function fromNetworkAscii(): Transform {
 export interface TransferOptions {
   ascii: boolean;
   signal: AbortSignal;
+  /** The bandwidth limits this transfer obeys; null or absent: none. */
+  throttle?: Throttle | null;
 }
 
 /** RETR, LIST, NLST, MLSD: storage (or listing) -> socket. Resolves when the socket has flushed. */
 export async function sendToSocket(source: Readable, socket: Socket, options: TransferOptions): Promise<void> {
-  if (!options.ascii && isChunkSource(source)) await pump(source, socket, options.signal);
-  else if (options.ascii) await pipeline(source, toNetworkAscii(), socket, { signal: options.signal });
-  else await pipeline(source, socket, { signal: options.signal });
+  const { signal, throttle } = options;
+  if (!options.ascii && isChunkSource(source)) await pump(source, socket, signal, throttle ?? null);
+  else if (throttle) {
+    const paced = paceOut(throttle, socket, signal);
+    if (options.ascii) await pipeline(source, toNetworkAscii(), paced, socket, { signal });
+    else await pipeline(source, paced, socket, { signal });
+  } else if (options.ascii) await pipeline(source, toNetworkAscii(), socket, { signal });
+  else await pipeline(source, socket, { signal });
 }
 
 export interface ReceiveOptions extends TransferOptions {
@@ -80,8 +98,12 @@ export interface ReceiveOptions extends TransferOptions {
  * destroys the sink (the abort).
  */
 export function receiveFromSocket(socket: Socket, sink: Writable, options: ReceiveOptions): Promise<void> {
-  const { signal } = options;
-  const source: Readable = options.ascii ? socket.pipe(fromNetworkAscii()) : socket;
+  const { signal, throttle } = options;
+  // The stages before the sink: the socket, the throttle's pacing, the TYPE A conversion.
+  const stages: Readable[] = [socket];
+  if (throttle) stages.push(Readable.from(paceIn(throttle, socket, signal)(socket), { objectMode: false }));
+  if (options.ascii) stages.push(stages[stages.length - 1]!.pipe(fromNetworkAscii()));
+  const source = stages[stages.length - 1]!;
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     const stop = (err: unknown): void => {
@@ -104,8 +126,8 @@ export function receiveFromSocket(socket: Socket, sink: Writable, options: Recei
     signal.addEventListener('abort', onAbort, { once: true });
     sink.on('error', onSinkError);
     sink.on('close', onSinkClose);
-    // The socket's own failures (reset, premature close) as pipeline reported them; the source's end is the data's end.
-    const ended = options.ascii ? Promise.all([finished(socket, { writable: false }), finished(source)]) : finished(socket, { writable: false });
+    // Each stage's failure (the socket's reset or premature close, as pipeline reported them); the last one's end is the data's end.
+    const ended = Promise.all(stages.map((stage) => finished(stage, { writable: false })));
     ended.then(
       () => {
         if (settled) return;
@@ -123,7 +145,7 @@ export function receiveFromSocket(socket: Socket, sink: Writable, options: Recei
   });
 }
 
-async function pump(source: ChunkSource, socket: Socket, signal: AbortSignal): Promise<void> {
+async function pump(source: ChunkSource, socket: Socket, signal: AbortSignal, throttle: Throttle | null): Promise<void> {
   const onAbort = (): void => void socket.destroy(signal.reason as Error);
   signal.addEventListener('abort', onAbort, { once: true });
   // Failures reach us through the write callbacks and finished(); the event itself must not go unheard.
@@ -137,7 +159,19 @@ async function pump(source: ChunkSource, socket: Socket, signal: AbortSignal): P
       await writes[turn]; // this buffer is free again once the socket has taken it
       const buffer = (buffers[turn] ??= Buffer.allocUnsafeSlow(size));
       const n = await source.readInto(buffer);
-      if (n > 0) writes[turn] = write(socket, n === size ? buffer : buffer.subarray(0, n));
+      if (n === 0) continue;
+      const chunk = n === size ? buffer : buffer.subarray(0, n);
+      if (!throttle) writes[turn] = write(socket, chunk);
+      else {
+        // Throttled writes go one after the other (the other buffer's may still be waiting for bytes).
+        const before = writes[turn ^ 1];
+        const paced = (async () => {
+          await before;
+          await writePaced(socket, chunk, throttle, signal);
+        })();
+        paced.catch(() => undefined); // awaited later, as write()'s are
+        writes[turn] = paced;
+      }
     }
     await Promise.all(writes);
     socket.end();
@@ -156,4 +190,57 @@ function write(socket: Socket, chunk: Buffer): Promise<void> {
   });
   done.catch(() => undefined); // awaited later; a failure meanwhile must not count as unhandled
   return done;
+}
+
+/** Write `chunk` as the throttle allows: each piece only once its bytes are granted. */
+async function writePaced(socket: Socket, chunk: Buffer, throttle: Throttle, signal: AbortSignal): Promise<void> {
+  for (let offset = 0; offset < chunk.length; ) {
+    const n = await grant(throttle, chunk.length - offset, socket, signal);
+    await write(socket, chunk.subarray(offset, (offset += n)));
+  }
+}
+
+/** The stage before the socket of a throttled download pipeline: pieces of at most what was granted. */
+function paceOut(throttle: Throttle, socket: Socket, signal: AbortSignal) {
+  return async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      for (let offset = 0; offset < chunk.length; ) {
+        const n = await grant(throttle, chunk.length - offset, socket, signal);
+        yield chunk.subarray(offset, (offset += n));
+      }
+    }
+  };
+}
+
+/**
+ * The stage after the socket of a throttled upload pipeline: each chunk is
+ * passed on once its bytes are paid for, and the socket is read only as the
+ * stage asks for more (a chunk is read before it is paid for: the rate
+ * holds on average, over more than one chunk's worth of time).
+ */
+function paceIn(throttle: Throttle, socket: Socket, signal: AbortSignal) {
+  return async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      for (let paid = 0; paid < chunk.length; ) paid += await grant(throttle, chunk.length - paid, socket, signal);
+      yield chunk;
+    }
+  };
+}
+
+/**
+ * Up to `max` bytes from the throttle, waiting for them if need be. While
+ * it waits, the data connection's idle timeout is off: the wait is ours, not
+ * the client's, and a low rate must never look like a stalled client.
+ */
+async function grant(throttle: Throttle, max: number, socket: Socket, signal: AbortSignal): Promise<number> {
+  let n = throttle.take(max);
+  if (n > 0) return n;
+  const idleMs = socket.timeout ?? 0;
+  if (idleMs > 0) socket.setTimeout(0);
+  try {
+    while ((n = throttle.take(max)) === 0) await throttle.wait(signal);
+  } finally {
+    if (idleMs > 0 && !socket.destroyed) socket.setTimeout(idleMs);
+  }
+  return n;
 }

@@ -23,10 +23,18 @@ import type { PortRange } from '../data/passive.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import { AdmissionGate, turnAway } from './admission.js';
+import { detachForHandoff, ProxyProtocolAcceptor, type Peer, type ProxiedConnection, type ProxyProtocolOptions } from './proxy-protocol.js';
 import { listenOn, type FtpServer } from './server.js';
 
-/** Messages between the primary and its workers. */
-type PrimaryMessage = { type: 'ferry:connection'; id: number; implicitTls?: boolean } | { type: 'ferry:shutdown'; graceMs: number } | { type: 'ferry:reload' };
+/**
+ * Messages between the primary and its workers. A connection whose PROXY
+ * protocol header the primary read carries the client (`peer`) and the bytes
+ * read past the header (`head`, base64): the socket alone would lose both.
+ */
+type PrimaryMessage =
+  | { type: 'ferry:connection'; id: number; implicitTls?: boolean; peer?: Peer; head?: string }
+  | { type: 'ferry:shutdown'; graceMs: number }
+  | { type: 'ferry:reload' };
 type WorkerMessage = { type: 'ferry:closed'; id: number } | { type: 'ferry:ready' };
 
 const RESPAWN_DELAY_MS = 500;
@@ -45,6 +53,8 @@ export interface ClusterPrimaryOptions {
    * the worker runs the handshake, with the certificate it loaded itself.
    */
   tls?: { implicitPort: number | null } | null;
+  /** PROXY protocol on both listeners: the primary reads the header before admitting (server/proxy-protocol.ts). Absent: off. */
+  proxyProtocol?: ProxyProtocolOptions;
   logger?: Logger;
   /**
    * Runs after a worker died and before its replacement is forked: the CLI
@@ -78,6 +88,7 @@ export class ClusterPrimary {
   readonly #slots: WorkerSlot[] = [];
   /** The cluster's connection caps and address policies: workers skip their own. */
   readonly gate: AdmissionGate;
+  readonly #proxy: ProxyProtocolAcceptor;
   readonly #net: net.Server;
   readonly #implicitNet: net.Server | null;
   #nextId = 1;
@@ -89,6 +100,7 @@ export class ClusterPrimary {
     this.#options = options;
     this.#log = options.logger ?? silentLogger;
     this.gate = new AdmissionGate(options);
+    this.#proxy = new ProxyProtocolAcceptor(options.proxyProtocol, this.#log);
     this.#net = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#dispatch(socket, false));
     this.#implicitNet =
       options.tls?.implicitPort != null ? net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#dispatch(socket, true)) : null;
@@ -149,12 +161,23 @@ export class ClusterPrimary {
 
   #dispatch(socket: net.Socket, implicitTls: boolean): void {
     socket.on('error', () => {});
+    if (!this.#proxy.enabled) {
+      this.#handOver(socket, implicitTls, null);
+      return;
+    }
+    void this.#proxy.accept(socket, implicitTls, this.#options.maxConnections).then((proxied) => {
+      if (proxied) this.#handOver(socket, implicitTls, proxied);
+    });
+  }
+
+  /** Admit a connection (by its client's address, when a header named one) and send it to a worker. */
+  #handOver(socket: net.Socket, implicitTls: boolean, proxied: ProxiedConnection | null): void {
     const live = this.#slots.filter((slot) => slot.ready && slot.worker.isConnected());
     if (this.#stopping || live.length === 0) {
       turnAway(socket, implicitTls, this.#stopping ? 'Server shutting down.' : 'No worker is ready; try again later.');
       return;
     }
-    const admission = this.gate.admit(socket.remoteAddress ?? '');
+    const admission = this.gate.admit(proxied?.peer.address ?? socket.remoteAddress ?? '');
     if (!admission.admitted) {
       this.#log.warn({ remote: admission.address, reason: admission.reason }, admission.detail);
       turnAway(socket, implicitTls);
@@ -171,7 +194,14 @@ export class ClusterPrimary {
     }
     const id = this.#nextId++;
     slot.connections.set(id, key);
-    slot.worker.send({ type: 'ferry:connection', id, implicitTls } satisfies PrimaryMessage, socket, { keepOpen: false }, (err) => {
+    const message: PrimaryMessage = { type: 'ferry:connection', id, implicitTls };
+    if (proxied) {
+      // In this tick, right before the send: nothing read here may stay behind.
+      const head = Buffer.concat([proxied.head, detachForHandoff(socket)]);
+      message.peer = proxied.peer;
+      if (head.length > 0) message.head = head.toString('base64');
+    }
+    slot.worker.send(message, socket, { keepOpen: false }, (err) => {
       if (err) {
         this.#release(slot, id);
         socket.destroy();
@@ -191,10 +221,11 @@ export class ClusterPrimary {
    * connection limits from the reloaded configuration, which only the
    * primary enforces.
    */
-  reload(limits?: Pick<ClusterPrimaryOptions, 'maxConnections' | 'maxConnectionsPerIp' | 'shutdownGraceMs'>): void {
+  reload(limits?: Pick<ClusterPrimaryOptions, 'maxConnections' | 'maxConnectionsPerIp' | 'shutdownGraceMs' | 'proxyProtocol'>): void {
     if (limits) {
       this.#options = { ...this.#options, ...limits };
       this.gate.configure(this.#options);
+      this.#proxy.configure(this.#options.proxyProtocol);
     }
     for (const slot of this.#slots) if (slot.worker.isConnected()) slot.worker.send({ type: 'ferry:reload' } satisfies PrimaryMessage);
   }
@@ -241,8 +272,8 @@ export function runClusterWorker(server: FtpServer, onReload: () => void = () =>
           return;
         }
         handle.once('close', () => send({ type: 'ferry:closed', id: message.id }));
-        server.handleConnection(handle, { implicitTls: message.implicitTls === true, admitted: true });
-        handle.resume();
+        const head = message.head === undefined ? undefined : Buffer.from(message.head, 'base64');
+        server.handleConnection(handle, { implicitTls: message.implicitTls === true, admitted: true, peer: message.peer, head });
         return;
       }
       case 'ferry:shutdown':

@@ -3,13 +3,15 @@
  * construction; a bad value throws a TypeError that names the option and
  * what it expects. Units are in the names (…Ms, …Bytes).
  */
-import net from 'node:net';
 import type { AccountLimits, Authenticator } from '../auth/types.js';
-import { DEFAULTS, LIMITS, PER_USER_LIMITS, type LimitName, type NumberSetting, type PerUserLimitName } from '../defaults.js';
+import { addressList } from '../auth/user-list.js';
+import { DEFAULTS, LIMITS, PER_USER_LIMITS, PROXY_PROTOCOL, type LimitName, type NumberSetting, type PerUserLimitName } from '../defaults.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import type { PortRange } from '../data/passive.js';
+import { PassiveAddress, type PassiveAddressSetting } from '../data/passive-address.js';
 import { resolveTlsOptions, type ResolvedTlsOptions, type TlsOptions } from '../tls/options.js';
+import type { ProxyProtocolOptions } from './proxy-protocol.js';
 import type { SharedState } from './shared-state.js';
 
 export interface FtpServerOptions {
@@ -21,8 +23,16 @@ export interface FtpServerOptions {
   port?: number;
   /** Passive data ports, `{ min, max }` or "50000-50100". Default: any free port. */
   passivePorts?: PortRange | string;
-  /** IPv4 address announced in PASV replies, for servers behind NAT. Default: the control connection's local address. */
-  masqueradeAddress?: string;
+  /**
+   * What PASV replies announce, for servers behind NAT: an IPv4 address, a
+   * host name (looked up when a client sends PASV, for dynamic DNS), or
+   * rules by client network, `[{ from: '10.0.0.0/8', announce: 'connected' },
+   * { announce: '203.0.113.7' }]`: the first rule whose `from` holds the
+   * client's address decides, one without `from` matches everyone.
+   * `connected` (and no matching rule) is the address the client connected
+   * to. Default: that address for everyone. EPSV announces no address.
+   */
+  masqueradeAddress?: PassiveAddressSetting;
   /** Text of the 220 greeting (one string, or lines). */
   greeting?: string | string[];
   /** Concurrent control connections in total (421 beyond). Default 512. */
@@ -61,6 +71,15 @@ export interface FtpServerOptions {
    * is discarded. Default 0: no limit.
    */
   maxFileSizeBytes?: number;
+  /**
+   * Bandwidth of every download together (RETR and listings), in bytes per
+   * second, across every worker; a transfer also obeys its user's rate
+   * (`perUserLimits`, Account `limits`), the tighter at each moment. 0: no
+   * limit (the default).
+   */
+  downloadBytesPerSecond?: number;
+  /** The same for every upload together (STOR, APPE, STOU). 0: no limit (the default). */
+  uploadBytesPerSecond?: number;
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
   /**
@@ -76,6 +95,16 @@ export interface FtpServerOptions {
    */
   shared?: Partial<SharedState>;
   /**
+   * PROXY protocol (v1 and v2) on the control listeners, for a server behind
+   * HAProxy or an AWS NLB: `trustedSources` are the balancers' addresses or
+   * CIDR ranges (empty, the default: off). When set, every connection must
+   * come from one of them and start with a header (within `headerTimeoutMs`,
+   * default 5000), and the client address it names is the one limits, bans,
+   * logs, events and data-connection checks use; other addresses get 421.
+   * See docs/load-balancers.md.
+   */
+  proxyProtocol?: { trustedSources?: readonly string[]; headerTimeoutMs?: number };
+  /**
    * FTPS (explicit AUTH TLS, and implicit TLS with `implicitPort`): PEM
    * certificate and key, policy, session reuse. See docs/tls.md. Default:
    * no TLS (AUTH answers 502).
@@ -88,10 +117,12 @@ export interface ResolvedOptions extends Readonly<Record<LimitName, number>> {
   readonly host: string;
   readonly port: number;
   readonly passivePorts: PortRange | null;
-  readonly masqueradeAddress: string | null;
+  /** masqueradeAddress, compiled, with its host name cache. */
+  readonly passiveAddress: PassiveAddress;
   readonly greeting: readonly string[];
   readonly allowActiveMode: boolean;
   readonly perUserLimits: Readonly<Required<AccountLimits>>;
+  readonly proxyProtocol: Readonly<ProxyProtocolOptions>;
   readonly logger: Logger;
   readonly tls: ResolvedTlsOptions | null;
 }
@@ -141,10 +172,7 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
   if (passivePorts && port >= passivePorts.min && port <= passivePorts.max) {
     throw new TypeError(`passivePorts: ${passivePorts.min}-${passivePorts.max} includes the control port ${port}; choose a range without it`);
   }
-  const masquerade = options.masqueradeAddress ?? null;
-  if (masquerade !== null && net.isIPv4(masquerade) === false) {
-    throw new TypeError(`masqueradeAddress: "${masquerade}" is not an IPv4 address (PASV can only announce IPv4)`);
-  }
+  const passiveAddress = new PassiveAddress(options.masqueradeAddress ?? null);
   const greeting = options.greeting ?? DEFAULTS.greeting;
   const tls = options.tls === undefined ? null : resolveTlsOptions(options.tls);
   if (tls?.implicitPort && (tls.implicitPort === port || (passivePorts && tls.implicitPort >= passivePorts.min && tls.implicitPort <= passivePorts.max))) {
@@ -155,12 +183,23 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     host: options.host ?? DEFAULTS.host,
     port,
     passivePorts,
-    masqueradeAddress: masquerade,
+    passiveAddress,
     greeting: Object.freeze(typeof greeting === 'string' ? greeting.split(/\r?\n/) : [...greeting]),
     ...settings<LimitName>(LIMITS, options),
     allowActiveMode: options.allowActiveMode ?? DEFAULTS.allowActiveMode,
     perUserLimits: Object.freeze(settings<PerUserLimitName>(PER_USER_LIMITS, options.perUserLimits, 'perUserLimits.')),
+    proxyProtocol: resolveProxyProtocol(options.proxyProtocol),
     logger: options.logger ?? silentLogger,
     tls,
   });
+}
+
+function resolveProxyProtocol(given: FtpServerOptions['proxyProtocol']): Readonly<ProxyProtocolOptions> {
+  const trustedSources = Object.freeze([...(given?.trustedSources ?? [])]);
+  try {
+    addressList(trustedSources);
+  } catch (err) {
+    throw new TypeError(`proxyProtocol.trustedSources: ${(err as Error).message}`);
+  }
+  return Object.freeze({ trustedSources, ...settings<keyof typeof PROXY_PROTOCOL>(PROXY_PROTOCOL, { headerTimeoutMs: given?.headerTimeoutMs }, 'proxyProtocol.') });
 }

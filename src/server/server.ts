@@ -13,17 +13,28 @@ import { Session, type SessionHost } from '../session/session.js';
 import { TlsContext } from '../tls/context.js';
 import type { TlsCredentials } from '../tls/options.js';
 import { AdmissionGate, turnAway } from './admission.js';
+import { ProxyProtocolAcceptor, type Peer } from './proxy-protocol.js';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from './options.js';
 import { completeSharedState, type SharedState } from './shared-state.js';
 import { ownerId } from './shared.js';
 import { Quotas } from '../limits/quotas.js';
 import type { UserUsage } from '../limits/quota-ledger.js';
+import { LocalRates } from '../limits/throttle.js';
 
 export interface ConnectionOptions {
   /** The connection is implicit FTPS: TLS starts with its first byte. */
   implicitTls?: boolean;
   /** Already admitted elsewhere (the cluster primary's gate): skip this server's. */
   admitted?: boolean;
+  /**
+   * The client, when the socket's peer is a load balancer that named it in
+   * a PROXY protocol header (read by the listener, or by the cluster
+   * primary): the gate, the session, its logs, events and data-connection
+   * checks use it instead of the socket's address.
+   */
+  peer?: Peer;
+  /** Bytes the client sent that were read along with its PROXY protocol header: served before the rest. */
+  head?: Buffer;
 }
 
 /** Events logged at info level: what users did, for operators reading logs. Payloads carry no secrets. */
@@ -58,6 +69,10 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   readonly shared: SharedState;
   /** The storage policies of this process's sessions (maximum file size, quotas over shared.quotas). */
   readonly quotas: Quotas;
+  /** Reads PROXY protocol headers on the listeners when `proxyProtocol.trustedSources` is set. */
+  readonly #proxy: ProxyProtocolAcceptor;
+  /** This process's bandwidth: leases from `shared.rates`, spent by its transfers. */
+  readonly rates: LocalRates;
   #nextId = 1;
   #closing: Promise<void> | null = null;
 
@@ -67,7 +82,9 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     this.shared = completeSharedState(options.shared ?? {});
     // A ledger call that fails after an upload ended (primary gone) leaves the count off until the next start.
     this.quotas = new Quotas(this.shared.quotas, ownerId(), (err) => this.logger.warn({ err }, 'quota ledger update failed; usage is recounted at the next start'));
+    this.rates = new LocalRates(this.shared.rates, ownerId());
     this.gate = new AdmissionGate(this.#options);
+    this.#proxy = new ProxyProtocolAcceptor(this.#options.proxyProtocol, this.#options.logger);
     this.passivePorts = new PassivePortPool(this.#options.passivePorts);
     this.tls = this.#options.tls ? new TlsContext(this.#options.tls.credentials) : null;
     this.#net = this.#listener({});
@@ -75,12 +92,28 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   }
 
   #listener(kind: ConnectionOptions): net.Server {
-    const server = net.createServer({ noDelay: true }, (socket) => this.handleConnection(socket, kind));
+    const server = net.createServer({ noDelay: true }, (socket) => this.#accept(socket, kind));
     // Errors before listening reject listen(); later ones are the embedder's to handle.
     server.on('error', (err) => {
       if (server.listening) this.emit('error', err);
     });
     return server;
+  }
+
+  /** A connection on our own listeners: its PROXY protocol header first, when that is on. */
+  #accept(socket: net.Socket, kind: ConnectionOptions): void {
+    if (!this.#proxy.enabled) {
+      this.handleConnection(socket, kind);
+      return;
+    }
+    void this.#proxy.accept(socket, kind.implicitTls === true, this.options.maxConnections).then((proxied) => {
+      if (!proxied) return;
+      if (this.#closing) {
+        socket.destroy();
+        return;
+      }
+      this.handleConnection(socket, { ...kind, ...proxied });
+    });
   }
 
   /**
@@ -137,6 +170,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     if (tls && tls !== old.tls) this.tls!.reload(tls.credentials);
     this.#options = Object.freeze({ ...next, host: old.host, port: old.port, passivePorts: old.passivePorts, tls });
     this.gate.configure(this.#options);
+    this.#proxy.configure(this.#options.proxyProtocol);
     return fixed;
   }
 
@@ -195,7 +229,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     }
     let key: string | null = null;
     if (!kind.admitted) {
-      const admission = this.gate.admit(socket.remoteAddress ?? '');
+      const admission = this.gate.admit(kind.peer?.address ?? socket.remoteAddress ?? '');
       if (!admission.admitted) {
         this.logger.warn({ remote: admission.address, reason: admission.reason }, admission.detail);
         turnAway(socket, kind.implicitTls === true);
@@ -203,13 +237,15 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
       }
       key = admission.key;
     }
+    // The client's first bytes, read with its header, go back in front of the rest.
+    if (kind.head && kind.head.length > 0) socket.unshift(kind.head);
     let session: Session;
     if (kind.implicitTls) {
       // Replies written before the handshake completes wait inside the TLS socket.
       const binding = this.tls!.bind();
-      session = new Session(String(this.#nextId++), binding.wrapControl(socket, this.#options.tls!.requestClientCert), this, binding);
+      session = new Session(String(this.#nextId++), binding.wrapControl(socket, this.#options.tls!.requestClientCert), this, binding, kind.peer);
     } else {
-      session = new Session(String(this.#nextId++), socket, this);
+      session = new Session(String(this.#nextId++), socket, this, undefined, kind.peer);
     }
     this.#sessions.add(session);
     session.onClose(() => {
@@ -218,6 +254,10 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     });
     this.notify('connect', { sessionId: session.id, remoteAddress: session.remoteAddress, remotePort: session.remotePort });
     session.start();
+    // A socket whose header was read is paused. A plain session reads it
+    // directly; TLS takes the socket's buffered bytes (the head) itself when
+    // it starts reading, and resuming the socket would hand them to no one.
+    if (!kind.implicitTls) socket.resume();
   }
 
   /**

@@ -3,6 +3,7 @@
  * that must hold across every process of the server.
  */
 import { QuotaLedger } from '../limits/quota-ledger.js';
+import { RateService } from '../limits/rates.js';
 import { UserSessions } from '../limits/user-sessions.js';
 import { fromPrimary, local, type Shared } from './shared.js';
 
@@ -11,11 +12,13 @@ export interface SharedState {
   sessions: Shared<UserSessions>;
   /** Storage used per user, and what uploads in flight reserved (quotaBytes, quotaFiles). */
   quotas: Shared<QuotaLedger>;
+  /** Bandwidth leases per rate (the server's per direction, each user's): see limits/rates.ts. */
+  rates: Shared<RateService>;
 }
 
 /** The objects a cluster primary hosts for its workers, or a single process keeps for itself. */
 export function createSharedObjects(): { [K in keyof SharedState]: object } {
-  return { sessions: new UserSessions(), quotas: new QuotaLedger() };
+  return { sessions: new UserSessions(), quotas: new QuotaLedger(), rates: new RateService() };
 }
 
 /** `given` completed with local objects for the parts it lacks (one process). */
@@ -24,6 +27,7 @@ export function completeSharedState(given: Partial<SharedState>): SharedState {
   return {
     sessions: given.sessions ?? local(made.sessions as UserSessions),
     quotas: given.quotas ?? local(made.quotas as QuotaLedger),
+    rates: given.rates ?? local(made.rates as RateService),
   };
 }
 
@@ -32,5 +36,6 @@ export function workerSharedState(): SharedState {
   return {
     sessions: fromPrimary<UserSessions>('sessions'),
     quotas: fromPrimary<QuotaLedger>('quotas'),
+    rates: fromPrimary<RateService>('rates'),
   };
 }

@@ -32,6 +32,12 @@ export function ownerId(): string {
   return String(process.pid);
 }
 
+let leases = 0;
+/** An id for one holding (a session slot), unique across the processes of a server. */
+export function leaseId(): string {
+  return `${process.pid}:${++leases}`;
+}
+
 /** One process: `target` itself behind the asynchronous interface (a throw becomes a rejection). */
 export function local<T extends object>(target: T): Shared<T> {
   return new Proxy({} as Shared<T>, {
@@ -67,8 +73,11 @@ async function answer(worker: Worker, message: Call): Promise<void> {
   try {
     const target = hosted.get(message.name) as Record<string, unknown> | undefined;
     const fn = target?.[message.method];
-    // Only the object's own methods: never Object.prototype's, never fields.
-    if (!target || typeof fn !== 'function' || message.method.startsWith('_') || !(message.method in Object.getPrototypeOf(target))) {
+    // Only the methods its class declares: never Object.prototype's, never
+    // fields, and never forgetOwner, which is the primary's to call.
+    const method = message.method;
+    const declared = target !== undefined && Object.hasOwn(Object.getPrototypeOf(target) as object, method);
+    if (!declared || typeof fn !== 'function' || method === 'constructor' || method === 'forgetOwner') {
       throw new Error(`no shared method ${message.name}.${message.method}`);
     }
     reply.value = await (fn as (...a: unknown[]) => unknown).apply(target, message.args);

@@ -18,9 +18,10 @@ import { formatReply } from '../protocol/reply.js';
 import type { DataChannel } from '../data/channel.js';
 import type { PassivePortPool } from '../data/passive.js';
 import type { ResolvedOptions } from '../server/options.js';
-import { ownerId } from '../server/shared.js';
+import { leaseId, ownerId } from '../server/shared.js';
 import type { SharedState } from '../server/shared-state.js';
 import type { Quotas } from '../limits/quotas.js';
+import { ratesFor, type LocalRates, type Throttle } from '../limits/throttle.js';
 import type { Storage } from '../storage/types.js';
 import type { SessionBinding, TlsContext } from '../tls/context.js';
 import { handshake } from '../tls/handshake.js';
@@ -36,6 +37,8 @@ export interface SessionHost {
   readonly shared: SharedState;
   /** Wraps a logged-in account's storage in the storage policies (file size, quotas) of its limits. */
   readonly quotas: Quotas;
+  /** Bandwidth pools of this process, for transfers under a rate limit. */
+  readonly rates: LocalRates;
   /** The shared TLS context, when the server has a certificate. */
   readonly tls: TlsContext | null;
   /** Emit an event; a listener that throws is logged, never allowed to break the session. */
@@ -45,7 +48,7 @@ export interface SessionHost {
 type LoginState =
   | { kind: 'anonymous' }
   | { kind: 'user-given'; username: string; tlsPolicy: TlsPolicy }
-  | { kind: 'logged-in'; account: Account; storage: Storage; tlsPolicy: TlsPolicy; limits: Limits; holdsSlot: boolean };
+  | { kind: 'logged-in'; account: Account; storage: Storage; tlsPolicy: TlsPolicy; limits: Limits; slot: string | null };
 
 /** A session's limits in force: the account's own over the server's perUserLimits, key by key. */
 export type Limits = Readonly<Required<AccountLimits>>;
@@ -155,14 +158,17 @@ export class Session implements LineSink {
   /** Between AUTH TLS and the TLS socket: plaintext lines are not commands. */
   #awaitingHandshake = false;
 
-  /** `tls`: the socket is already the TLS side of an implicit-FTPS connection, bound to this context. */
-  constructor(id: string, socket: Socket, host: SessionHost, tls?: SessionBinding) {
+  /**
+   * `tls`: the socket is already the TLS side of an implicit-FTPS connection, bound to this context.
+   * `peer`: the client behind a load balancer (from its PROXY protocol header), when it is not the socket's peer.
+   */
+  constructor(id: string, socket: Socket, host: SessionHost, tls?: SessionBinding, peer?: { address: string; port: number }) {
     this.id = id;
     this.#socket = socket;
     this.#tcp = socket;
     this.host = host;
-    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? '');
-    this.remotePort = socket.remotePort ?? 0;
+    this.remoteAddress = peer?.address ?? normalizeAddress(socket.remoteAddress ?? '');
+    this.remotePort = peer?.port ?? socket.remotePort ?? 0;
     this.localAddress = normalizeAddress(socket.localAddress ?? '');
     this.ipv6 = this.localAddress.includes(':');
     this.#reader = new LineReader(host.options.maxCommandBytes);
@@ -636,29 +642,30 @@ export class Session implements LineSink {
    */
   async login(account: Account): Promise<boolean> {
     const limits = effectiveLimits(this.host.options.perUserLimits, account.limits);
-    let holdsSlot = false;
+    // Every session is counted, limited or not: a reload that sets a limit
+    // then counts the sessions already in, and the count is exact from then on.
+    const slot = leaseId();
     try {
-      if (limits.maxSessions > 0 && !this.#closed) {
-        // Fails closed: a primary that cannot answer must not let everyone in.
-        holdsSlot = await this.host.shared.sessions.acquire(account.username, limits.maxSessions, ownerId()).catch((err: unknown) => {
-          this.log.error({ err }, 'cannot count the user\'s sessions; refusing the login');
-          return false;
-        });
-        if (!holdsSlot) throw new FerryError(ErrorCodes.TOO_MANY_SESSIONS, `user ${account.username} is at maxSessions ${limits.maxSessions}`);
-      }
+      const granted = await this.host.shared.sessions.acquire(account.username, limits.maxSessions, ownerId(), slot).catch((err: unknown) => {
+        // The primary did not answer: whether it counted is unknown, so give the
+        // lease back (a no-op if it was not granted) and refuse: fail closed.
+        this.#releaseSlot(slot);
+        throw new FerryError(ErrorCodes.LIMITS_UNAVAILABLE, `cannot count the sessions of ${account.username}: ${(err as Error).message}`);
+      });
+      if (!granted) throw new FerryError(ErrorCodes.TOO_MANY_SESSIONS, `user ${account.username} is at maxSessions ${limits.maxSessions}`);
     } catch (err) {
       closeStorage(account, this.log);
       throw err;
     }
     if (this.#closed) {
       closeStorage(account, this.log);
-      if (holdsSlot) this.#releaseSlot(account.username);
+      this.#releaseSlot(slot);
       return false;
     }
     const tlsPolicy = this.#login.kind === 'user-given' ? this.#login.tlsPolicy : 'optional';
     // The storage policies (maximum file size, quotas) wrap the account's storage once, here.
     const storage = this.host.quotas.wrap(account.storage, account.username, limits, this.host.options.maxFileSizeBytes);
-    this.#login = { kind: 'logged-in', account, storage, tlsPolicy, limits, holdsSlot };
+    this.#login = { kind: 'logged-in', account, storage, tlsPolicy, limits, slot };
     this.cwd = '/';
     this.failedLogins = 0;
     if (this.#loginTimer) clearTimeout(this.#loginTimer);
@@ -676,12 +683,13 @@ export class Session implements LineSink {
     const login = this.#login;
     if (login.kind !== 'logged-in') return;
     closeStorage(login.account, this.log);
-    if (login.holdsSlot) this.#releaseSlot(login.account.username);
-    login.holdsSlot = false;
+    if (login.slot !== null) this.#releaseSlot(login.slot);
+    login.slot = null;
   }
 
-  #releaseSlot(username: string): void {
-    void this.host.shared.sessions.release(username, ownerId()).catch((err: unknown) => this.log.warn({ err }, 'cannot release the session slot'));
+  /** A primary gone or slow loses nothing here: a dead worker's slots are forgotten, a living one's release is ordered after its acquire. */
+  #releaseSlot(slot: string): void {
+    void this.host.shared.sessions.release(slot).catch((err: unknown) => this.log.warn({ err }, 'cannot release the session slot'));
   }
 
   /**
@@ -735,13 +743,14 @@ export class Session implements LineSink {
   /**
    * Run a transfer on the prepared data channel. Replies 150 first (before
    * waiting for the connection: clients wait for it), then runs `work` with
-   * the connected socket, then replies 226, or 425/426/4xx/5xx on failure.
-   * Resolves true when the transfer completed.
+   * the connected socket and the bandwidth limits it must obey (null: none),
+   * then replies 226, or 425/426/4xx/5xx on failure. Resolves true when the
+   * transfer completed.
    */
   async transferData(
     path: string | null,
     preliminary: string,
-    work: (socket: Socket, signal: AbortSignal) => Promise<void>,
+    work: (socket: Socket, signal: AbortSignal, throttle: Throttle | null) => Promise<void>,
     direction: 'upload' | 'download' = 'download',
   ): Promise<boolean> {
     const transfer = this.#transfer;
@@ -786,8 +795,9 @@ export class Session implements LineSink {
       socket.destroy(new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection stalled'));
     });
     let closeChannel = true;
+    const throttle = this.#throttle(direction);
     try {
-      await work(socket, signal);
+      await work(socket, signal, throttle);
       this.reply(226, 'Transfer complete.');
       return true;
     } catch (err) {
@@ -809,7 +819,22 @@ export class Session implements LineSink {
       return false;
     } finally {
       if (closeChannel) channel.close();
+      throttle?.release();
     }
+  }
+
+  /**
+   * The rates a transfer obeys: the server's for its direction (read at each
+   * transfer, so a reload applies to the next one) and its user's (fixed at
+   * login). Listings count as downloads: they are bytes sent to the client.
+   */
+  #throttle(direction: 'upload' | 'download'): Throttle | null {
+    const { options, rates } = this.host;
+    const username = this.account?.username ?? '';
+    const { limits } = this;
+    return direction === 'download'
+      ? rates.throttle(ratesFor('download', options.downloadBytesPerSecond, username, limits.downloadBytesPerSecond))
+      : rates.throttle(ratesFor('upload', options.uploadBytesPerSecond, username, limits.uploadBytesPerSecond));
   }
 
   /** Bytes moved on the data connection so far, for STAT and events. */

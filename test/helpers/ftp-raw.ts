@@ -34,15 +34,21 @@ export class RawClient {
     });
   }
 
-  static async connect(port: number, host = '127.0.0.1'): Promise<RawClient> {
-    const socket = net.connect({ port, host });
+  /** `localAddress` picks the client's source address (any of 127.0.0.0/8 works on Linux loopback). */
+  static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
+    const socket = net.connect({ port, host, localAddress });
     await once(socket, 'connect');
     return new RawClient(socket);
   }
 
+  /** A client over a socket already connected (e.g. from a chosen local address, or after a PROXY protocol header). */
+  static over(socket: net.Socket): RawClient {
+    return new RawClient(socket);
+  }
+
   /** Connect, read the greeting, log in as the given user. */
-  static async login(port: number, user: string, password: string, host = '127.0.0.1'): Promise<RawClient> {
-    const client = await RawClient.connect(port, host);
+  static async login(port: number, user: string, password: string, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
+    const client = await RawClient.connect(port, host, localAddress);
     await client.expect(220);
     await client.command(`USER ${user}`, 331);
     await client.command(`PASS ${password}`, 230);

@@ -90,7 +90,7 @@ test('bad flags and folders end with a message that says what to do, and exit co
     [['--user', 'nopassword'], /NAME:PASSWORD/],
     [['--user', 'me:'], /password for me is empty/],
     [['--user', 'a:1', '--user', 'a:2'], /user a is given twice/],
-    [['--masquerade', 'not-an-ip'], /not-an-ip.*not an IPv4 address/],
+    [['--masquerade', '203.0.113.300'], /203\.0\.113\.300.*not an IPv4 address, a host name, or connected/],
     [['--port', '2122', '--passive-ports', '2120-2130'], /includes the control port 2122/],
   ];
   for (const [args, message] of cases) {

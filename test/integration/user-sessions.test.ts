@@ -103,11 +103,11 @@ test('two workers: a burst of 24 simultaneous logins lets exactly maxSessions in
     const codes = await Promise.all(clients.map((c) => c.command('PASS pw').then((r) => r.code)));
     assert.equal(codes.filter((c) => c === 230).length, 3, `round ${round}: exactly 3 of 24 got in (${codes.join(' ')})`);
     assert.equal(codes.filter((c) => c === 421).length, 21, `round ${round}: the rest got 421`);
-    // Sessions really ran on both workers (else the test proves nothing about the cluster).
+    // Sessions really ran on both workers (else the test proves nothing about the cluster); logs arrive a little later.
     if (round === 1) {
-      const workers = new Set([...cluster.output().matchAll(/"worker":(\d+)[^\n]*"msg":"login refused"/g)].map((m) => m[1]));
-      const logins = new Set([...cluster.output().matchAll(/"worker":(\d+)[^\n]*"msg":"login"/g)].map((m) => m[1]));
-      assert.equal(new Set([...workers, ...logins]).size, 2, 'both workers answered');
+      const answered = () => new Set([...cluster.output().matchAll(/"worker":(\d+)[^\n]*"msg":"login( refused)?"/g)].map((m) => m[1])).size;
+      for (let i = 0; i < 60 && answered() < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(answered(), 2, 'both workers answered');
     }
     await Promise.all(clients.filter((c) => !c.isClosed).map((c) => c.command('QUIT', 221).catch(() => undefined)));
     clients.forEach((c) => c.close());

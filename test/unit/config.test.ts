@@ -87,6 +87,9 @@ test('each class of error names the file, the line, the key, the value and what 
     ['- port\n', /^ferry\.yaml: expected a mapping of settings/],
     ['tls:\n  policy: data\n', /^tls\.policy: needs tls\.cert and tls\.key \(--tls-cert, --tls-key\); without them Ferry serves plain FTP only$/],
     ['port: 2121\npassivePorts: 2100-2200\n', /^passivePorts: 2100-2200 includes the control port 2121; choose a range without it$/],
+    ['proxyProtocol:\n  trustedSources: [10.0.0.0/33]\n', /^ferry\.yaml:2: proxyProtocol\.trustedSources\.0: "10\.0\.0\.0\/33" is not an IP address or CIDR range like 192\.168\.1\.0\/24$/],
+    ['proxyProtocol:\n  trustedSources: 10.0.0.1\n', /^ferry\.yaml:2: proxyProtocol\.trustedSources: "10\.0\.0\.1" is not a list of IP addresses or CIDR ranges$/],
+    ['proxyProtocol:\n  headerTimeoutMs: 0\n', /^ferry\.yaml:2: proxyProtocol\.headerTimeoutMs: 0 is not a whole number of at least 1$/],
   ];
   for (const [text, expected] of cases) {
     const problems = await problemsOf(text);
@@ -245,4 +248,28 @@ test('every S3 example in docs/s3.md is a valid storage section', async (t) => {
     assert.match(err.problems[0]!, /^moved\.yaml:4: storage\.maxFileSizeBytes: .*set limits\.maxFileSizeBytes \(all users\) or limits\.perUser\.maxFileSizeBytes instead/);
     return true;
   });
+});
+
+test('masqueradeAddress: an address, a host name or rules by client network; each problem names the rule and the field (issue 12)', async () => {
+  const rules = 'masqueradeAddress:\n  - from: [10.0.0.0/8, "2001:db8::/32"]\n    announce: connected\n  - from: 192.168.0.0/16\n    announce: 192.168.1.10\n  - announce: ftp.example.com\n';
+  assert.deepEqual((await withFile(rules)).loaded.config.masqueradeAddress, [
+    { from: ['10.0.0.0/8', '2001:db8::/32'], announce: 'connected' },
+    { from: '192.168.0.0/16', announce: '192.168.1.10' },
+    { from: undefined, announce: 'ftp.example.com' },
+  ]);
+  assert.equal((await withFile('masqueradeAddress: ftp.example.com\n')).loaded.config.masqueradeAddress, 'ftp.example.com');
+  assert.equal((await withFile('banner: x\n', { env: { FERRY_MASQUERADE_ADDRESS: 'dyn.example.net' } })).loaded.config.masqueradeAddress, 'dyn.example.net');
+  const cases: Array<[string, string]> = [
+    ['masqueradeAddress: 300.1.1.1\n', 'ferry.yaml:1: masqueradeAddress: "300.1.1.1" is not an IPv4 address, a host name, or connected (PASV can only announce IPv4)'],
+    ['masqueradeAddress:\n  - from: 10.0.0.0/33\n    announce: 10.0.0.5\n', 'ferry.yaml:2: masqueradeAddress.0.from: "10.0.0.0/33" is not an IP address or CIDR range like 192.168.1.0/24'],
+    ['masqueradeAddress:\n  - announce: connected\n  - from: [10.0.0.0/8, ten]\n    announce: 10.0.0.5\n', 'ferry.yaml:3: masqueradeAddress.1.from.1: "ten" is not an IP address or CIDR range like 192.168.1.0/24'],
+    ['masqueradeAddress:\n  - from: 10.0.0.0/8\n', 'ferry.yaml:2: masqueradeAddress.0.announce: missing; expected an IPv4 address, a host name, or connected (PASV can only announce IPv4)'],
+    ['masqueradeAddress:\n  - from: 10.0.0.0/8\n    anounce: connected\n', 'ferry.yaml:3: masqueradeAddress.0.anounce: unknown setting; did you mean "announce"?'],
+    ['masqueradeAddress:\n  from: 10.0.0.0/8\n  announce: connected\n', 'ferry.yaml:2: masqueradeAddress: a mapping is not an IPv4 address, a host name, or connected (PASV can only announce IPv4), or a list of rules (each "- from: RANGE" and "announce: ADDRESS")'],
+  ];
+  for (const [text, expected] of cases) {
+    const problems = await problemsOf(text);
+    // A misspelt key also leaves announce missing; the first problem is the one to read.
+    assert.equal(problems[0], expected, JSON.stringify(text));
+  }
 });

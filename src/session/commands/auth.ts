@@ -1,7 +1,7 @@
 /** Login and logout: USER, PASS, REIN, QUIT, ACCT (RFC 959 §4.1.1). */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Account } from '../../auth/types.js';
-import { ErrorCodes, FerryError, replyForError } from '../../errors.js';
+import { ErrorCodes, FerryError, needsOperator, replyForError } from '../../errors.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
 
@@ -40,9 +40,10 @@ async function pass(session: Session, password: string): Promise<void> {
     try {
       if (!(await session.login(account))) return; // the client left while we checked
     } catch (err) {
-      // Over maxSessions: the password was right, so no failed login counts.
+      // Over maxSessions (or it could not be checked): the password was right, so no failed login counts.
       session.logout();
-      session.log.info({ username, reason: (err as Error).message }, 'login refused');
+      if (needsOperator(err)) session.log.error({ username, reason: (err as Error).message }, 'login refused: a limit could not be checked');
+      else session.log.info({ username, reason: (err as Error).message }, 'login refused');
       const { code, text } = replyForError(err);
       session.closeWith(code, text);
       return;

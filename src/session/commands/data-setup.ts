@@ -73,11 +73,15 @@ export const dataSetupCommands: CommandSpec[] = [
     arg: 'none',
     async handler(session) {
       if (refusedByEpsvAll(session)) return;
-      const announce = session.host.options.masqueradeAddress ?? session.localAddress;
-      if (announce.includes(':')) {
+      // The 227 reply carries an IPv4 address, and the listener is bound to
+      // the control connection's local address: over IPv6 no announced
+      // address could reach it, whatever masqueradeAddress says.
+      if (session.ipv6) {
         session.reply(425, 'PASV works only over IPv4; use EPSV.');
         return;
       }
+      // Before the listener opens: a slow host name lookup holds no port.
+      const announce = await session.host.options.passiveAddress.announce(session.remoteAddress, session.localAddress, session.log);
       const channel = await openPassive(session);
       if (channel) session.reply(227, formatPasvText(announce, channel.port));
     },

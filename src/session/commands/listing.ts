@@ -79,8 +79,8 @@ async function sendListing(session: Session, path: string, listing: Listing, for
     if (head) yield Buffer.from(head);
     yield* formatted(listing.pages, format);
   }
-  const sent = await session.transferData(path, 'Here comes the directory listing.', (socket, signal) =>
-    sendToSocket(Readable.from(chunks()), socket, { ascii: false, signal }),
+  const sent = await session.transferData(path, 'Here comes the directory listing.', (socket, signal, throttle) =>
+    sendToSocket(Readable.from(chunks()), socket, { ascii: false, signal, throttle }),
   );
   if (!sent) listing.close();
 }

@@ -27,8 +27,8 @@ async function retrieve(session: Session, path: string): Promise<void> {
   const started = Date.now();
   const source = await session.storage.read(path, { start: session.restOffset });
   const ascii = session.transferType === 'A';
-  const ok = await session.transferData(path, `Opening ${modeName(session)} mode data connection for ${baseName(path)}.`, (socket, signal) =>
-    sendToSocket(source, socket, { ascii, signal }),
+  const ok = await session.transferData(path, `Opening ${modeName(session)} mode data connection for ${baseName(path)}.`, (socket, signal, throttle) =>
+    sendToSocket(source, socket, { ascii, signal, throttle }),
   );
   const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started };
   if (!ok) {
@@ -51,9 +51,9 @@ async function store(session: Session, path: string, options: WriteOptions, prel
   const ok = await session.transferData(
     path,
     text,
-    async (socket, signal) => {
+    async (socket, signal, throttle) => {
       try {
-        await receiveFromSocket(socket, sink, { ascii, signal, beforeCommit: () => session.confirmUpload(signal) });
+        await receiveFromSocket(socket, sink, { ascii, signal, throttle, beforeCommit: () => session.confirmUpload(signal) });
       } catch (err) {
         // An ABOR or a disconnect racing the commit may come too late to stop
         // it (see StorageWritable): the file exists, so the reply is 226.
