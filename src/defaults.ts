@@ -33,6 +33,8 @@ export const LIMITS = Object.freeze({
   dataIdleTimeoutMs: { default: 300_000, min: 1 },
   uploadSettleMs: { default: 20, min: 0, max: 10_000 },
   shutdownGraceMs: { default: 10_000, min: 0 },
+  /** The largest file anyone may store (a user's own cap may be smaller); 0 = no limit. */
+  maxFileSizeBytes: { default: 0, min: 0 },
   /** All users together, per direction (per user: PER_USER_LIMITS). 0: no limit. */
   downloadBytesPerSecond: { default: 0, min: 0 },
   uploadBytesPerSecond: { default: 0, min: 0 },

@@ -13,6 +13,9 @@ export { LocalStorage } from './storage/local.js';
 export { MemoryStorage } from './storage/memory.js';
 // S3Storage loads the AWS SDK on first use only: importing it costs nothing until a session touches S3.
 export { S3Storage, type S3StorageOptions } from './storage/s3.js';
+// Storage usage (bytes, regular files under a root), as quotas count a home: server.usage(name) has the live figures.
+export { storageUsage } from './limits/usage.js';
+export type { Usage, UserUsage } from './limits/quota-ledger.js';
 
 export type { Account, AccountLimits, Authenticator, AuthRequest, ClientCertificate, Permission } from './auth/types.js';
 export { READ_PERMISSIONS, ALL_PERMISSIONS } from './auth/types.js';

@@ -5,7 +5,11 @@
  */
 import { hashPassword } from '../auth/password.js';
 import { parsePermissions } from '../auth/permissions.js';
+import { homeStorage } from '../config/build.js';
 import { CONFIG_ENV, loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { storageUsage } from '../limits/usage.js';
+import { S3Storage } from '../storage/s3.js';
 import { openUsersFile, type UserInput, type UsersDocument } from '../config/users-file.js';
 import { lookupUser } from '../server/privileges.js';
 import { fail, failWithConfig } from './fail.js';
@@ -25,8 +29,12 @@ export interface UserFieldFlags {
   passwordStdin?: boolean;
 }
 
-/** The users file to edit, and who should own it when it is new (the server's runAs user, so it can read it on reload). */
-async function usersFile(flags: UserFileFlags): Promise<{ file: string; owner?: { uid: number; gid: number } }> {
+/**
+ * The users file to edit, who should own it when it is new (the server's
+ * runAs user, so it can read it on reload), and the configuration when it
+ * came from one.
+ */
+async function usersFile(flags: UserFileFlags): Promise<{ file: string; owner?: { uid: number; gid: number }; config?: Config }> {
   if (flags.file) return { file: flags.file };
   const config = flags.config ?? process.env[CONFIG_ENV];
   if (!config) fail('which users file? Pass --file users.yaml, or --config ferry.yaml to use its users.file.');
@@ -34,7 +42,7 @@ async function usersFile(flags: UserFileFlags): Promise<{ file: string; owner?: 
     // The same environment as the server's, so both agree on users.file.
     const { config: loaded } = await loadConfig({ file: config, env: process.env });
     if (!loaded.users.file) fail(`${config} has no users.file; set one there or pass --file.`, 1);
-    return { file: loaded.users.file, owner: loaded.runAs.user ? (lookupUser(loaded.runAs.user) ?? undefined) : undefined };
+    return { file: loaded.users.file, owner: loaded.runAs.user ? (lookupUser(loaded.runAs.user) ?? undefined) : undefined, config: loaded };
   } catch (err) {
     failWithConfig(err);
   }
@@ -105,16 +113,41 @@ export async function listUsers(flags: UserFileFlags): Promise<void> {
 
 export async function showUser(name: string, flags: UserFileFlags): Promise<void> {
   try {
-    const entry = (await openUsersFile((await usersFile(flags)).file)).get(name);
+    const { file, config } = await usersFile(flags);
+    const entry = (await openUsersFile(file)).get(name);
     mustExist(entry !== undefined, name);
     // Never print the hash: it is as good as the password to an offline attacker.
     const { passwordHash, ...shown } = entry!;
     const scheme = passwordHash.startsWith('$scrypt$') ? 'scrypt' : passwordHash.startsWith('$argon2id$') ? 'argon2id' : 'bcrypt';
     // tls null: the server's tls.policy applies to this user.
-    process.stdout.write(JSON.stringify({ name, password: `${scheme} hash`, ...shown, tls: shown.tls ?? null, permissionLetters: parsePermissions(shown.permissions) }, null, 2) + '\n');
+    const out: Record<string, unknown> = { name, password: `${scheme} hash`, ...shown, tls: shown.tls ?? null, permissionLetters: parsePermissions(shown.permissions) };
+    if (config) {
+      // What the server applies: the entry's limits over limits.perUser, and what the home holds now.
+      out['effectiveLimits'] = { ...config.limits.perUser, ...definedOnly(shown.limits ?? {}) };
+      out['usage'] = await homeUsage(config, name, shown.home);
+    } else {
+      process.stderr.write('ferry: usage not counted: give --config (not --file) so the home can be found.\n');
+    }
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   } catch (err) {
     failWithConfig(err);
   }
+}
+
+/** Bytes and files in the user's home, counted from the files (as a server counts them after a start). */
+async function homeUsage(config: Config, name: string, home: string): Promise<{ bytes: number; files: number; countedFrom: string }> {
+  const storage = await homeStorage(config, name, home);
+  if (!storage) return { bytes: 0, files: 0, countedFrom: 'files (the home does not exist yet)' };
+  try {
+    return { ...(await storageUsage(storage)), countedFrom: 'files' };
+  } finally {
+    await storage.close?.();
+    if (storage instanceof S3Storage) storage.destroy();
+  }
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 export async function printHash(flags: { passwordStdin?: boolean }): Promise<void> {

@@ -215,3 +215,18 @@ function storageFactory(config: Config, logger: Logger | undefined): StorageAt {
     return storage;
   };
 }
+
+/**
+ * A user's home as a Storage, for reading it from outside a server (`ferry
+ * user show` counts its usage). Unlike a login, a local home that does not
+ * exist is not created: null then (nothing stored yet).
+ */
+export async function homeStorage(config: Config, username: string, home: string): Promise<Storage | null> {
+  const expanded = expandHome(home, username);
+  if (config.storage.type === 's3') return s3StorageAt(config.storage, undefined)(expanded, username);
+  const dir = path.join(config.storage.root, ...expanded.split('/'));
+  return access(dir, constants.R_OK | constants.X_OK).then(
+    () => new LocalStorage(dir),
+    () => null,
+  );
+}

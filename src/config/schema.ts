@@ -13,7 +13,7 @@ import { ANNOUNCE_HELP, parseAnnounce } from '../data/passive-address.js';
 import { DEFAULTS, DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, LIMITS, PER_USER_LIMITS, PROXY_PROTOCOL, type NumberSetting } from '../defaults.js';
 import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
-import { MAX_PARTS } from '../storage/s3-client.js';
+import { unreachableFileSize } from '../storage/s3-client.js';
 import { TLS_POLICIES } from '../tls/options.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
@@ -106,7 +106,8 @@ const s3Storage = section({
   // At most 512 MiB: each upload holds (queueSize + 1) part buffers in memory.
   partSizeBytes: wholeNumber(5 * MIB, 512 * MIB).default(8 * MIB),
   queueSize: wholeNumber(1, 64).default(4),
-  maxFileSizeBytes: wholeNumber(0).default(0),
+  // Refused with the way out: the maximum file size is a policy for every storage now.
+  maxFileSizeBytes: z.never({ error: 'no longer a storage setting: set limits.maxFileSizeBytes (all users) or limits.perUser.maxFileSizeBytes instead; it applies to every storage' }).optional(),
   maxRenameKeys: wholeNumber(1).default(10_000),
   maxUploadBufferBytes: wholeNumber(0).default(0),
   socketTimeoutMs: wholeNumber(1).default(30_000),
@@ -118,17 +119,8 @@ const s3Storage = section({
     .nullable()
     .default(null),
 }).superRefine((s3, ctx) => {
-  // A size limit no upload can reach (S3 takes at most 10,000 parts) would fail late, at part 10,001.
   if (s3.maxUploadBufferBytes > 0 && s3.maxUploadBufferBytes < s3.partSizeBytes) {
     ctx.addIssue({ code: 'custom', path: ['maxUploadBufferBytes'], message: `0 (no limit) or at least partSizeBytes (${s3.partSizeBytes})` });
-  }
-  if (s3.maxFileSizeBytes > s3.partSizeBytes * MAX_PARTS) {
-    const needed = Math.ceil(s3.maxFileSizeBytes / MAX_PARTS / MIB) * MIB;
-    ctx.addIssue({
-      code: 'custom',
-      path: ['maxFileSizeBytes'],
-      message: `reachable with partSizeBytes ${s3.partSizeBytes} (S3 allows 10,000 parts: ${s3.partSizeBytes * MAX_PARTS} bytes); set partSizeBytes to at least ${needed}`,
-    });
   }
 });
 
@@ -206,6 +198,15 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** The local control socket `ferry ban` talks to; null: ferry-<port>.sock in the temporary folder (none with port 0). */
   controlSocket: text('a path for a Unix socket, like /run/ferry/control.sock').nullable().default(null),
+}).superRefine((config, ctx) => {
+  // A maximum file size no S3 upload can reach (10,000 parts) would fail late, at part 10,001.
+  if (config.storage.type !== 's3') return;
+  const { partSizeBytes } = config.storage;
+  for (const at of [['limits', 'maxFileSizeBytes'], ['limits', 'perUser', 'maxFileSizeBytes']] as const) {
+    const max = at.length === 2 ? config.limits.maxFileSizeBytes : config.limits.perUser.maxFileSizeBytes;
+    const problem = unreachableFileSize(max, partSizeBytes);
+    if (problem) ctx.addIssue({ code: 'custom', path: [...at], message: problem });
+  }
 });
 
 export type Config = z.infer<typeof configSchema>;

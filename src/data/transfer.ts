@@ -22,7 +22,7 @@
  * every 'drain' of the destination. Without a throttle nothing is added,
  * not even a per-chunk check.
  */
-import { Transform, type Readable, type Writable } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Socket } from 'node:net';
 import { CrlfToLf, LfToCrlf } from '../protocol/ascii.js';
@@ -85,21 +85,64 @@ export interface ReceiveOptions extends TransferOptions {
 
 /**
  * STOR, APPE, STOU: socket -> storage. Resolves when the storage has
- * committed. The pipeline does not end the sink itself (`end: false`): the
- * data connection's end only says the client stopped sending, and whether
- * that is the end of the file is decided by `beforeCommit` (the upload rule).
+ * committed. The sink is not ended when the data connection ends: that end
+ * only says the client stopped sending, and whether it is the end of the
+ * file is decided by `beforeCommit` (the upload rule).
+ *
+ * Piped by hand rather than with stream.pipeline, which destroys the socket
+ * the moment the sink fails: a socket closed with unread data sends a
+ * reset, which reaches the client before the storage's reply (552 over a
+ * quota or the maximum file size), and curl, lftp and basic-ftp then report
+ * a reset (lftp retries) instead of the 552. On any failure this stops
+ * reading and rejects; the caller replies, then destroys the socket, and
+ * destroys the sink (the abort).
  */
-export async function receiveFromSocket(socket: Socket, sink: Writable, options: ReceiveOptions): Promise<void> {
+export function receiveFromSocket(socket: Socket, sink: Writable, options: ReceiveOptions): Promise<void> {
   const { signal, throttle } = options;
-  if (throttle) {
-    const paced = paceIn(throttle, socket, signal);
-    if (options.ascii) await pipeline(socket, paced, fromNetworkAscii(), sink, { signal, end: false });
-    else await pipeline(socket, paced, sink, { signal, end: false });
-  } else if (options.ascii) await pipeline(socket, fromNetworkAscii(), sink, { signal, end: false });
-  else await pipeline(socket, sink, { signal, end: false });
-  await options.beforeCommit();
-  sink.end();
-  await finished(sink);
+  // The stages before the sink: the socket, the throttle's pacing, the TYPE A conversion.
+  const stages: Readable[] = [socket];
+  if (throttle) stages.push(Readable.from(paceIn(throttle, socket, signal)(socket), { objectMode: false }));
+  if (options.ascii) stages.push(stages[stages.length - 1]!.pipe(fromNetworkAscii()));
+  const source = stages[stages.length - 1]!;
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const stop = (err: unknown): void => {
+      if (settled) return;
+      settled = true;
+      source.unpipe(sink);
+      socket.pause();
+      cleanup();
+      reject(err);
+    };
+    const onAbort = (): void => stop(signal.reason);
+    const onSinkError = (err: Error): void => stop(err);
+    const onSinkClose = (): void => stop(sink.errored ?? new FerryError(ErrorCodes.ABORTED, 'storage stream closed during the upload'));
+    const cleanup = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      sink.off('error', onSinkError);
+      sink.off('close', onSinkClose);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    sink.on('error', onSinkError);
+    sink.on('close', onSinkClose);
+    // Each stage's failure (the socket's reset or premature close, as pipeline reported them); the last one's end is the data's end.
+    const ended = Promise.all(stages.map((stage) => finished(stage, { writable: false })));
+    ended.then(
+      () => {
+        if (settled) return;
+        settled = true;
+        cleanup();
+        resolve();
+      },
+      stop,
+    );
+    source.pipe(sink, { end: false });
+  }).then(async () => {
+    await options.beforeCommit();
+    sink.end();
+    await finished(sink);
+  });
 }
 
 async function pump(source: ChunkSource, socket: Socket, signal: AbortSignal, throttle: Throttle | null): Promise<void> {

@@ -66,6 +66,13 @@ export interface FtpServerOptions {
   /** How long close() lets running transfers finish. Default 10000. */
   shutdownGraceMs?: number;
   /**
+   * The largest file any user may store, in bytes, whatever the backend
+   * (`perUserLimits.maxFileSizeBytes` or an account's own may be smaller:
+   * the stricter applies). The upload that crosses it gets 552 at once and
+   * is discarded. Default 0: no limit.
+   */
+  maxFileSizeBytes?: number;
+  /**
    * Bandwidth of every download together (RETR and listings), in bytes per
    * second, across every worker; a transfer also obeys its user's rate
    * (`perUserLimits`, Account `limits`), the tighter at each moment. 0: no

@@ -18,6 +18,8 @@ import { ProxyProtocolAcceptor, type Peer } from './proxy-protocol.js';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from './options.js';
 import { local, ownerId } from './shared.js';
 import { completeSharedState, type SharedState } from './shared-state.js';
+import { Quotas } from '../limits/quotas.js';
+import type { UserUsage } from '../limits/quota-ledger.js';
 import { LocalRates } from '../limits/throttle.js';
 
 export interface ConnectionOptions {
@@ -68,6 +70,8 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   readonly shared: SharedState;
   /** This server's own defender; null when `options.shared.defender` is another's (a cluster worker: the primary's). */
   readonly #defender: Defender | null;
+  /** The storage policies of this process's sessions (maximum file size, quotas over shared.quotas). */
+  readonly quotas: Quotas;
   /** Reads PROXY protocol headers on the listeners when `proxyProtocol.trustedSources` is set. */
   readonly #proxy: ProxyProtocolAcceptor;
   /** This process's bandwidth: leases from `shared.rates`, spent by its transfers. */
@@ -81,6 +85,8 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     const given = options.shared ?? {};
     this.#defender = given.defender ? null : new Defender(this.#options.defender, { logger: this.#options.logger, onBan: (info) => this.notify('ban', info), onUnban: (info) => this.notify('unban', info) });
     this.shared = completeSharedState({ ...given, defender: given.defender ?? local(this.#defender!) });
+    // A ledger call that fails after an upload ended (primary gone) leaves the count off until the next start.
+    this.quotas = new Quotas(this.shared.quotas, ownerId(), (err) => this.logger.warn({ err }, 'quota ledger update failed; usage is recounted at the next start'));
     this.rates = new LocalRates(this.shared.rates, ownerId());
     this.gate = new AdmissionGate(this.#options);
     if (this.#defender) guard(this.gate, this.#defender);
@@ -131,6 +137,17 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   /** The settings in force; sessions read them at each use, so `reconfigure` reaches sessions already running. */
   get options(): ResolvedOptions {
     return this.#options;
+  }
+
+  /**
+   * What `username` stores (bytes, files) and what uploads in flight have
+   * reserved, as the quota ledger has it (the cluster's, in a worker).
+   * Null while the user's home has not been counted since the start: that
+   * happens at the user's first change (upload, delete, rename) when the
+   * user has a quota. To count any Storage now: `storageUsage(storage)`.
+   */
+  usage(username: string): Promise<UserUsage | null> {
+    return this.shared.quotas.usage(username);
   }
 
   get logger() {

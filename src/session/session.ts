@@ -21,6 +21,7 @@ import type { PassivePortPool } from '../data/passive.js';
 import type { ResolvedOptions } from '../server/options.js';
 import { leaseId, ownerId } from '../server/shared.js';
 import type { SharedState } from '../server/shared-state.js';
+import type { Quotas } from '../limits/quotas.js';
 import { ratesFor, type LocalRates, type Throttle } from '../limits/throttle.js';
 import type { Storage } from '../storage/types.js';
 import type { SessionBinding, TlsContext } from '../tls/context.js';
@@ -35,6 +36,8 @@ export interface SessionHost {
   readonly logger: Logger;
   /** State all processes of the server agree on (sessions per user, ...). */
   readonly shared: SharedState;
+  /** Wraps a logged-in account's storage in the storage policies (file size, quotas) of its limits. */
+  readonly quotas: Quotas;
   /** Bandwidth pools of this process, for transfers under a rate limit. */
   readonly rates: LocalRates;
   /** The shared TLS context, when the server has a certificate. */
@@ -46,7 +49,7 @@ export interface SessionHost {
 type LoginState =
   | { kind: 'anonymous' }
   | { kind: 'user-given'; username: string; tlsPolicy: TlsPolicy }
-  | { kind: 'logged-in'; account: Account; tlsPolicy: TlsPolicy; limits: Limits; slot: string | null };
+  | { kind: 'logged-in'; account: Account; storage: Storage; tlsPolicy: TlsPolicy; limits: Limits; slot: string | null };
 
 /** A session's limits in force: the account's own over the server's perUserLimits, key by key. */
 export type Limits = Readonly<Required<AccountLimits>>;
@@ -644,7 +647,7 @@ export class Session implements LineSink {
 
   get storage(): Storage {
     if (this.#login.kind !== 'logged-in') throw new FerryError(ErrorCodes.NO_PERMISSION, 'not logged in');
-    return this.#login.account.storage;
+    return this.#login.storage;
   }
 
   /** USER: forget any previous login (and its storage) and wait for PASS. */
@@ -683,7 +686,9 @@ export class Session implements LineSink {
       return false;
     }
     const tlsPolicy = this.#login.kind === 'user-given' ? this.#login.tlsPolicy : 'optional';
-    this.#login = { kind: 'logged-in', account, tlsPolicy, limits, slot };
+    // The storage policies (maximum file size, quotas) wrap the account's storage once, here.
+    const storage = this.host.quotas.wrap(account.storage, account.username, limits, this.host.options.maxFileSizeBytes);
+    this.#login = { kind: 'logged-in', account, storage, tlsPolicy, limits, slot };
     this.cwd = '/';
     this.failedLogins = 0;
     if (this.#loginTimer) clearTimeout(this.#loginTimer);
@@ -812,22 +817,31 @@ export class Session implements LineSink {
       socketFailed = true;
       socket.destroy(new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection stalled'));
     });
+    let closeChannel = true;
     const throttle = this.#throttle(direction);
     try {
       await work(socket, signal, throttle);
       this.reply(226, 'Transfer complete.');
       return true;
     } catch (err) {
-      socket.destroy();
+      // Reply first, then close the data connection: its reset must not overtake a 552 (see receiveFromSocket).
       if (signal.aborted) this.replyError(new FerryError(ErrorCodes.ABORTED, 'aborted', { cause: err }));
       // A storage failure (552 over the size limit, 451 endpoint down) also
-      // destroys the socket; its own reply says more than 426.
-      else if (isStorageError(err)) this.replyError(err);
-      else if (socketFailed || isDataConnectionError(err)) this.replyError(new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection failed', { cause: err }));
+      // ends the data connection; its own reply says more than 426.
+      else if (isStorageError(err)) {
+        this.replyError(err);
+        if (transfer.upload) {
+          // A download's data connection is reset (a clean close would look like the file's end).
+          closeChannel = false;
+          drainThenClose(socket, () => channel.close());
+          return false;
+        }
+      } else if (socketFailed || isDataConnectionError(err)) this.replyError(new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection failed', { cause: err }));
       else this.replyError(err);
+      socket.destroy();
       return false;
     } finally {
-      channel.close();
+      if (closeChannel) channel.close();
       throttle?.release();
     }
   }
@@ -889,6 +903,23 @@ function pathArgument(kind: NonNullable<CommandSpec['path']>, arg: string): stri
 
 function closeStorage(account: Account, log: Logger): void {
   account.storage.close?.().catch((err: unknown) => log.warn({ err }, 'storage close failed'));
+}
+
+/**
+ * How long a data connection refused by the storage (552 over a quota or the
+ * maximum file size) is still read, and its bytes dropped, before it is
+ * closed: closing a socket with unread data sends a reset, and clients that
+ * only read the control connection once they have sent everything (curl,
+ * Python's ftplib) report that reset instead of the 552.
+ */
+const REFUSED_DRAIN_MS = 2000;
+
+function drainThenClose(socket: Socket, close: () => void): void {
+  socket.on('error', () => undefined);
+  socket.on('data', () => undefined);
+  socket.resume();
+  socket.end();
+  setTimeout(close, REFUSED_DRAIN_MS).unref();
 }
 
 function isStorageError(err: unknown): boolean {

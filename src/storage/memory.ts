@@ -20,9 +20,8 @@
  * bytes), so a reader sees a consistent snapshot. Incoming chunks are copied,
  * since the caller may reuse its buffers once a write completes.
  *
- * `maxBytes` caps the total bytes held, uploads in progress included (a full
- * replace holds old and new content until it commits, as a disk would). The
- * writable fails with QUOTA_EXCEEDED on the chunk that would cross it.
+ * No limits of its own: quotas and file-size caps are the policy layer's
+ * (src/limits/), around any backend.
  */
 import { Readable, Writable } from 'node:stream';
 import { ErrorCodes, FerryError } from '../errors.js';
@@ -36,11 +35,6 @@ import type {
 } from './types.js';
 import { checkOffset, checkWrite, parsePath } from './paths.js';
 
-export interface MemoryStorageOptions {
-  /** Total bytes this filesystem may hold; QUOTA_EXCEEDED beyond. Default: unlimited. */
-  maxBytes?: number;
-}
-
 interface FileNode {
   kind: 'file';
   chunks: Buffer[];
@@ -48,8 +42,6 @@ interface FileNode {
   mtime: Date;
   mode: number;
   id: string;
-  /** In the tree and counted in the quota; false once deleted or replaced. */
-  attached: boolean;
 }
 
 interface DirNode {
@@ -189,18 +181,10 @@ export class MemoryStorage implements Storage {
   });
 
   readonly #root: DirNode;
-  readonly #maxBytes: number;
-  #usedBytes = 0;
   #nextId = 1;
 
-  constructor(options: MemoryStorageOptions = {}) {
-    this.#maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+  constructor() {
     this.#root = this.#newDir();
-  }
-
-  /** Bytes held now: stored files plus uploads in progress. */
-  get usedBytes(): number {
-    return this.#usedBytes;
   }
 
   #newId(): string {
@@ -214,27 +198,7 @@ export class MemoryStorage implements Storage {
   }
 
   #newFile(chunks: Buffer[], size: number, mode: number): FileNode {
-    return { kind: 'file', chunks, size, mtime: new Date(), mode, id: this.#newId(), attached: true };
-  }
-
-  /** Account for `bytes` more held bytes, or fail without changing anything. */
-  #reserve(bytes: number): void {
-    if (this.#usedBytes + bytes > this.#maxBytes) {
-      throw new FerryError(ErrorCodes.QUOTA_EXCEEDED, `storage limit of ${this.#maxBytes} bytes reached`);
-    }
-    this.#usedBytes += bytes;
-  }
-
-  #release(bytes: number): void {
-    this.#usedBytes -= bytes;
-  }
-
-  /** Take a node out of the tree's accounting (after removing it from its parent). */
-  #detach(node: Node): void {
-    if (node.kind === 'file' && node.attached) {
-      node.attached = false;
-      this.#release(node.size);
-    }
+    return { kind: 'file', chunks, size, mtime: new Date(), mode, id: this.#newId() };
   }
 
   #lookup(segments: string[], path: string): Node {
@@ -316,16 +280,8 @@ export class MemoryStorage implements Storage {
   #fullUpload(segments: string[], path: string, exclusive: boolean): MemoryUpload {
     const chunks: Buffer[] = [];
     let size = 0;
-    let held = true;
-    const releasePending = (): void => {
-      if (held) {
-        held = false;
-        this.#release(size);
-      }
-    };
     return new MemoryUpload({
       write: (chunk) => {
-        this.#reserve(chunk.length);
         chunks.push(copyOf(chunk));
         size += chunk.length;
       },
@@ -337,12 +293,10 @@ export class MemoryStorage implements Storage {
         if (previous?.kind === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `write to a directory: ${path}`);
         const stored = chunks.length > 1 && size <= COALESCE_BYTES ? [concatExact(chunks, size)] : chunks;
         const node = this.#newFile(stored, size, previous?.mode ?? 0o644);
-        held = false; // the pending bytes now belong to the node
-        if (previous) this.#detach(previous);
         parent.children.set(name, node);
         parent.mtime = new Date();
       },
-      abort: releasePending,
+      abort: () => undefined, // the collected chunks are simply dropped
     });
   }
 
@@ -360,7 +314,6 @@ export class MemoryStorage implements Storage {
       // The file ends where the new data ends, once the write commits.
       commit: () => {
         if (node.size > position) {
-          if (node.attached) this.#release(node.size - position);
           node.chunks = truncateChunks(node.chunks, position);
           node.size = position;
           node.mtime = new Date();
@@ -381,7 +334,6 @@ export class MemoryStorage implements Storage {
     const gap = Math.max(0, position - node.size);
     const end = position + chunk.length;
     const growth = Math.max(0, end - node.size);
-    if (node.attached) this.#reserve(growth);
     // A new list, so stored Buffers stay untouched and readers' snapshots stay valid.
     const pieces = truncateChunks(node.chunks, position);
     if (gap > 0) pieces.push(Buffer.alloc(gap));
@@ -410,14 +362,12 @@ export class MemoryStorage implements Storage {
         if (created && parent.children.get(name) === target) {
           parent.children.delete(name);
           parent.mtime = new Date();
-          this.#detach(target);
         }
       },
     });
   }
 
   #writeInPlace(node: FileNode, chunk: Buffer): void {
-    if (node.attached) this.#reserve(chunk.length);
     // Push onto the live list: readers hold their own copy of the list.
     node.chunks.push(copyOf(chunk));
     node.size += chunk.length;
@@ -454,7 +404,6 @@ export class MemoryStorage implements Storage {
     if (node.kind === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `delete of a directory: ${path}`);
     parent.children.delete(name);
     parent.mtime = new Date();
-    this.#detach(node);
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -487,7 +436,6 @@ export class MemoryStorage implements Storage {
       if (existing.kind === 'dir' && existing.children.size > 0) {
         throw new FerryError(ErrorCodes.NOT_EMPTY, `rename onto a non-empty directory: ${to}`);
       }
-      this.#detach(existing);
     }
     source.parent.children.delete(source.name);
     target.parent.children.set(target.name, node);

@@ -111,3 +111,15 @@ export class SharedClient {
     this.#client = null;
   }
 }
+
+/**
+ * What a maximum file size would need to be, as "reachable with ...; set
+ * partSizeBytes to at least N" (S3 allows MAX_PARTS parts per upload); null
+ * when this part size reaches it. The config checks limits.maxFileSizeBytes against storage.partSizeBytes.
+ */
+export function unreachableFileSize(maxFileSizeBytes: number, partSizeBytes: number): string | null {
+  if (maxFileSizeBytes <= partSizeBytes * MAX_PARTS) return null;
+  const mib = 1024 * 1024;
+  const needed = Math.ceil(maxFileSizeBytes / MAX_PARTS / mib) * mib;
+  return `reachable with partSizeBytes ${partSizeBytes} (S3 allows ${MAX_PARTS.toLocaleString('en-US')} parts: ${partSizeBytes * MAX_PARTS} bytes); set partSizeBytes to at least ${needed}`;
+}

@@ -60,8 +60,6 @@ export interface UploadTarget {
   key: string;
   partSizeBytes: number;
   queueSize: number;
-  /** 0: no limit. */
-  maxFileSizeBytes: number;
   logger?: Logger;
   /** Runs once the data is all in, before the object becomes visible (STOU's "is the name still free?"). */
   beforeCommit?: () => Promise<void>;
@@ -128,7 +126,6 @@ export class S3Upload extends Writable {
   /** Part buffers taken from the budget (all of them when there is none), given back once at the end. */
   #allocated = 0;
   #filled = 0;
-  #total = 0;
   #uploadId: Promise<string> | null = null;
   /** The exclusive upload's token (#marker), once made. */
   #token: string | null = null;
@@ -173,11 +170,6 @@ export class S3Upload extends Writable {
   /** Copy `chunk` into part buffers; returns a promise only when it must wait for a part slot or a buffer. */
   #accept(chunk: Buffer): Promise<void> | undefined {
     if (this.#failure) throw this.#failure;
-    this.#total += chunk.length;
-    const max = this.#target.maxFileSizeBytes;
-    if (max > 0 && this.#total > max) {
-      throw new FerryError(ErrorCodes.FILE_TOO_LARGE, `upload to ${this.#key} crossed maxFileSizeBytes (${max})`);
-    }
     let offset = 0;
     while (offset < chunk.length) {
       // A full part is sent only once more data comes, so that a file of
@@ -212,7 +204,6 @@ export class S3Upload extends Writable {
       await Promise.race([this.#target.budget!.returned(), ...this.#inFlight]);
     }
     if (this.#failure) throw this.#failure;
-    this.#total -= rest.length;
     const again = this.#accept(rest);
     if (again) await again;
   }
@@ -226,8 +217,7 @@ export class S3Upload extends Writable {
   async #waitForSlot(rest: Buffer): Promise<void> {
     while (this.#inFlight.size >= this.#target.queueSize) await Promise.race(this.#inFlight);
     if (this.#failure) throw this.#failure;
-    // The rest of the chunk (rare: chunks are far smaller than parts) is accepted without re-counting it.
-    this.#total -= rest.length;
+    // The rest of the chunk (rare: chunks are far smaller than parts).
     const again = this.#accept(rest);
     if (again) await again;
   }

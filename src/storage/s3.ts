@@ -64,12 +64,6 @@ export interface S3StorageOptions extends S3ConnectionOptions {
    * At least partSizeBytes.
    */
   maxUploadBufferBytes?: number;
-  /**
-   * Uploads that cross this size fail with 552 at once. 0 (default): no limit
-   * but S3's (partSizeBytes × 10,000). A limit above partSizeBytes × 10,000
-   * is refused (the error names the part size it needs).
-   */
-  maxFileSizeBytes?: number;
   /** A directory rename copies at most this many keys; larger ones are refused. Default 10,000. */
   maxRenameKeys?: number;
   /** An S3Client to use instead of creating one (its own settings then apply). */
@@ -91,6 +85,8 @@ const MIN_PART_SIZE = 5 * MIB;
 const MAX_PART_SIZE = 512 * MIB;
 const DEFAULT_QUEUE_SIZE = 4;
 const DEFAULT_MAX_RENAME_KEYS = 10_000;
+/** Top-level folders listed at once when counting a prefix's usage. */
+const USAGE_CONCURRENCY = 8;
 /** Directory renames copy this many keys at once. */
 const RENAME_CONCURRENCY = 8;
 /** S3's limit on a key's length in bytes. */
@@ -101,7 +97,7 @@ const MAX_KEY_BYTES = 1024;
  */
 const UNKNOWN_TIME = 0;
 
-type Settings = Required<Pick<S3StorageOptions, 'bucket' | 'partSizeBytes' | 'queueSize' | 'maxFileSizeBytes' | 'maxRenameKeys'>> & {
+type Settings = Required<Pick<S3StorageOptions, 'bucket' | 'partSizeBytes' | 'queueSize' | 'maxRenameKeys'>> & {
   logger?: Logger;
   budget?: PartBudget;
   listPageSize?: number;
@@ -160,6 +156,10 @@ export class S3Storage implements Storage {
       return;
     }
     if (typeof options.bucket !== 'string' || options.bucket === '') throw new TypeError('S3Storage: bucket is required');
+    if ('maxFileSizeBytes' in options) {
+      // Now a policy for every backend (src/limits/): refused here rather than ignored.
+      throw new TypeError('S3Storage: maxFileSizeBytes is no longer an S3 option; set the server option maxFileSizeBytes (config: limits.maxFileSizeBytes)');
+    }
     wholeNumber('socketTimeoutMs', options.socketTimeoutMs, 30_000, 1, Number.MAX_SAFE_INTEGER);
     const partSizeBytes = wholeNumber('partSizeBytes', options.partSizeBytes, DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE);
     const budget = options.maxUploadBufferBytes
@@ -170,19 +170,11 @@ export class S3Storage implements Storage {
       partSizeBytes,
       budget,
       queueSize: wholeNumber('queueSize', options.queueSize, DEFAULT_QUEUE_SIZE, 1, 64),
-      maxFileSizeBytes: wholeNumber('maxFileSizeBytes', options.maxFileSizeBytes, 0, 0, Number.MAX_SAFE_INTEGER),
       maxRenameKeys: wholeNumber('maxRenameKeys', options.maxRenameKeys, DEFAULT_MAX_RENAME_KEYS, 1, 1_000_000),
       logger: options.logger,
       listPageSize: options.listPageSize === undefined ? undefined : wholeNumber('listPageSize', options.listPageSize, 1000, 1, 1000),
       dirs: new DirCache(),
     });
-    // Refused rather than raised silently: the part size is also the memory per upload.
-    if (settings.maxFileSizeBytes > settings.partSizeBytes * MAX_PARTS) {
-      const needed = Math.ceil(settings.maxFileSizeBytes / MAX_PARTS / MIB) * MIB;
-      throw new TypeError(
-        `S3Storage: maxFileSizeBytes ${settings.maxFileSizeBytes} needs more than ${MAX_PARTS} parts of partSizeBytes ${settings.partSizeBytes}; set partSizeBytes to at least ${needed}`,
-      );
-    }
     this.#settings = settings;
     this.#prefix = normalisePrefix(options.prefix);
     this.#client = new SharedClient(options, options.client);
@@ -368,6 +360,42 @@ export class S3Storage implements Storage {
     } while (token);
   }
 
+  /**
+   * Bytes and objects under the prefix, for quotas after a start
+   * (src/limits/usage.ts). The top level is listed with the delimiter; each
+   * top-level folder is then listed flat (1,000 keys a request however deep
+   * it goes), USAGE_CONCURRENCY folders at once: a flat listing of the
+   * whole prefix is one request after another (each needs the last one's
+   * token). Directory markers are not files.
+   */
+  async usage(): Promise<{ bytes: number; files: number }> {
+    const total = { bytes: 0, files: 0 };
+    const folders = await this.#countKeys(this.#dirKey(this.#segments('/')), '/', total);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < folders.length; i = next++) await this.#countKeys(folders[i]!, undefined, total);
+    };
+    await Promise.all(Array.from({ length: Math.min(USAGE_CONCURRENCY, folders.length) }, worker));
+    return total;
+  }
+
+  /** Adds the objects under `prefix` to `total`; returns the folders (CommonPrefixes) found with a delimiter. */
+  async #countKeys(prefix: string, delimiter: string | undefined, total: { bytes: number; files: number }): Promise<string[]> {
+    const folders: string[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.#listPage(prefix, { delimiter, token, maxKeys: this.#settings.listPageSize });
+      for (const object of out.Contents ?? []) {
+        if (object.Key?.endsWith('/')) continue;
+        total.bytes += object.Size ?? 0;
+        total.files += 1;
+      }
+      for (const common of out.CommonPrefixes ?? []) if (common.Prefix) folders.push(common.Prefix);
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+    return folders;
+  }
+
   async read(path: string, options: ReadOptions = {}): Promise<Readable> {
     const start = checkOffset(options.start);
     const segments = this.#segments(path);
@@ -408,7 +436,7 @@ export class S3Storage implements Storage {
     if (existing && options.exclusive) throw new FerryError(ErrorCodes.EXISTS, `exists: ${path}`);
     if (existing?.type === 'dir') throw new FerryError(ErrorCodes.IS_A_DIRECTORY, `write to a directory: ${path}`);
     const { client, sdk } = await this.#s3();
-    const { bucket, partSizeBytes, queueSize, maxFileSizeBytes, logger, budget } = this.#settings;
+    const { bucket, partSizeBytes, queueSize, logger, budget } = this.#settings;
     const name = segments[segments.length - 1]!;
     return new S3Upload({
       client,
@@ -417,7 +445,6 @@ export class S3Storage implements Storage {
       key,
       partSizeBytes,
       queueSize,
-      maxFileSizeBytes,
       logger,
       budget,
       // STOU: the name may have been taken during the upload; If-None-Match closes the window left after this check.

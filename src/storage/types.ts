@@ -140,4 +140,10 @@ export interface Storage {
   chmod?(path: string, mode: number): Promise<void>;
   /** Optional: called once when the session ends. */
   close?(): Promise<void>;
+  /**
+   * Optional: bytes and regular files under the root, counted faster than a
+   * walk of list() (S3: one flat listing). Used to count a home for quotas
+   * after a start; absent → the tree is walked with list().
+   */
+  usage?(): Promise<{ bytes: number; files: number }>;
 }

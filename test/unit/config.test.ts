@@ -235,11 +235,20 @@ test('every S3 example in docs/s3.md is a valid storage section', async (t) => {
     return true;
   });
   // 100 GiB in 10,000 parts needs parts of at least 10.24 MiB: said at load time, not at part 10,001.
-  await writeFile(path.join(dir, 'unreachable.yaml'), 'storage:\n  type: s3\n  bucket: drops\n  maxFileSizeBytes: 107374182400\n');
+  await writeFile(path.join(dir, 'unreachable.yaml'), 'limits:\n  maxFileSizeBytes: 107374182400\n  perUser: { maxFileSizeBytes: 1000 }\nstorage:\n  type: s3\n  bucket: drops\n');
   await assert.rejects(loadConfig({ file: path.join(dir, 'unreachable.yaml') }), (err: ConfigError) => {
     assert.deepEqual(err.problems, [
-      'unreachable.yaml:4: storage.maxFileSizeBytes: 107374182400 is not reachable with partSizeBytes 8388608 (S3 allows 10,000 parts: 83886080000 bytes); set partSizeBytes to at least 11534336',
+      'unreachable.yaml:2: limits.maxFileSizeBytes: 107374182400 is not reachable with partSizeBytes 8388608 (S3 allows 10,000 parts: 83886080000 bytes); set partSizeBytes to at least 11534336',
     ]);
+    return true;
+  });
+  await writeFile(path.join(dir, 'unreachable-user.yaml'), 'limits:\n  perUser: { maxFileSizeBytes: 107374182400 }\nstorage:\n  type: s3\n  bucket: drops\n  partSizeBytes: 11534336\n');
+  await loadConfig({ file: path.join(dir, 'unreachable-user.yaml') });
+  // The old S3 key is refused with the way out, not ignored.
+  await writeFile(path.join(dir, 'moved.yaml'), 'storage:\n  type: s3\n  bucket: drops\n  maxFileSizeBytes: 1000\n');
+  await assert.rejects(loadConfig({ file: path.join(dir, 'moved.yaml') }), (err: ConfigError) => {
+    assert.equal(err.problems.length, 1);
+    assert.match(err.problems[0]!, /^moved\.yaml:4: storage\.maxFileSizeBytes: .*set limits\.maxFileSizeBytes \(all users\) or limits\.perUser\.maxFileSizeBytes instead/);
     return true;
   });
 });

@@ -11,11 +11,11 @@ import { pipeline } from 'node:stream/promises';
 import { describe, test } from 'node:test';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError, replyForError } from '../../src/errors.js';
-import { loadSdk } from '../../src/storage/s3-client.js';
+import { loadSdk, unreachableFileSize } from '../../src/storage/s3-client.js';
 import { copyObject } from '../../src/storage/s3-copy.js';
 import { DirCache } from '../../src/storage/s3-dir-cache.js';
 import { fromS3Error } from '../../src/storage/s3-errors.js';
-import { S3Storage } from '../../src/storage/s3.js';
+import { S3Storage, type S3StorageOptions } from '../../src/storage/s3.js';
 import { PartBudget, S3Upload, type UploadTarget } from '../../src/storage/s3-upload.js';
 
 function s3Error(name: string, status: number, extra: Record<string, unknown> = {}): Error {
@@ -208,7 +208,7 @@ function gate(): { beforeCommit: () => Promise<void>; called: Promise<void>; rel
 }
 
 async function upload(client: S3Client, overrides: Partial<UploadTarget> = {}): Promise<S3Upload> {
-  return new S3Upload({ client, sdk: await loadSdk(), bucket: 'b', key: 'k', partSizeBytes: 64 * 1024, queueSize: 3, maxFileSizeBytes: 0, ...overrides });
+  return new S3Upload({ client, sdk: await loadSdk(), bucket: 'b', key: 'k', partSizeBytes: 64 * 1024, queueSize: 3, ...overrides });
 }
 
 describe('the S3 upload writable', () => {
@@ -276,9 +276,15 @@ describe('the S3 upload writable', () => {
 });
 
 describe('S3Storage settings', () => {
-  test('refuses a maxFileSizeBytes that 10,000 parts cannot reach, naming the part size it needs', () => {
-    assert.throws(() => new S3Storage({ bucket: 'b', maxFileSizeBytes: 100 * 1024 ** 3 }), /set partSizeBytes to at least 11534336/);
-    new S3Storage({ bucket: 'b', maxFileSizeBytes: 100 * 1024 ** 3, partSizeBytes: 11534336 }).destroy();
+  test('refuses maxFileSizeBytes, naming the server option that replaced it', () => {
+    const options = { bucket: 'b', maxFileSizeBytes: 1024 } as unknown as S3StorageOptions;
+    assert.throws(() => new S3Storage(options), /set the server option maxFileSizeBytes \(config: limits\.maxFileSizeBytes\)/);
+  });
+
+  test('says which part size a maximum file size needs (10,000 parts)', () => {
+    assert.match(unreachableFileSize(100 * 1024 ** 3, 8 * 1024 ** 2) ?? '', /set partSizeBytes to at least 11534336$/);
+    assert.equal(unreachableFileSize(100 * 1024 ** 3, 11534336), null);
+    assert.equal(unreachableFileSize(0, 5 * 1024 ** 2), null);
   });
 
   test('refuses part sizes Node cannot hold (queueSize + 1) times: at most 512 MiB', () => {
