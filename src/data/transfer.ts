@@ -100,8 +100,11 @@ export interface ReceiveOptions extends TransferOptions {
 export function receiveFromSocket(socket: Socket, sink: Writable, options: ReceiveOptions): Promise<void> {
   const { signal, throttle } = options;
   // The stages before the sink: the socket, the throttle's pacing, the TYPE A conversion.
+  // The pacing stage reads the socket through an iterator that leaves it
+  // open when the stage is destroyed, so a refused upload's socket can
+  // still be drained (see stop) rather than reset.
   const stages: Readable[] = [socket];
-  if (throttle) stages.push(Readable.from(paceIn(throttle, socket, signal)(socket), { objectMode: false }));
+  if (throttle) stages.push(Readable.from(paceIn(throttle, socket, signal)(socket.iterator({ destroyOnReturn: false })), { objectMode: false }));
   if (options.ascii) stages.push(stages[stages.length - 1]!.pipe(fromNetworkAscii()));
   const source = stages[stages.length - 1]!;
   return new Promise<void>((resolve, reject) => {
@@ -109,7 +112,14 @@ export function receiveFromSocket(socket: Socket, sink: Writable, options: Recei
     const stop = (err: unknown): void => {
       if (settled) return;
       settled = true;
+      // Every stage lets go of the socket: piped into the TYPE A converter
+      // or iterated by the pacing stage, it could not be drained, and the
+      // close that follows would reset the connection before the 552 is read.
       source.unpipe(sink);
+      for (let i = stages.length - 1; i > 0; i--) {
+        stages[i - 1]!.unpipe(stages[i] as unknown as Writable);
+        stages[i]!.destroy();
+      }
       socket.pause();
       cleanup();
       reject(err);

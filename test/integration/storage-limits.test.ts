@@ -173,6 +173,14 @@ describe('maximum file size over FTP', () => {
     assert.equal(code, 70, stderr);
     assert.match(stderr, /Exceeded storage allocation/);
     assert.equal(await fileSize(fx.root, 'up.bin'), null);
+    // TYPE A and a throttled upload too: the converter and the pacing stage let go of the socket, which is drained, not reset.
+    // Larger than loopback's socket buffers, so curl is still sending when the server stops reading.
+    await writeFile(path.join(dir, 'up2.bin'), randomBytes(32 * MIB));
+    const paced = await setup(t, { perUserLimits: { maxFileSizeBytes: 100 * KIB, uploadBytesPerSecond: 2 * MIB } });
+    for (const [port, extra] of [[fx.port, ['--use-ascii']], [paced.port, []]] as const) {
+      const more = await curl(['-u', `${USER}:${PASSWORD}`, ...extra, '-T', path.join(dir, 'up2.bin'), `ftp://127.0.0.1:${port}/up2.bin`]);
+      assert.equal(more.code, 70, `${port === paced.port ? 'throttled' : 'TYPE A'}: ${more.stderr}`);
+    }
     const python = await run('python3', ['-c', `import ftplib\nf = ftplib.FTP()\nf.connect('127.0.0.1', ${fx.port})\nf.login('${USER}', '${PASSWORD}')\ntry:\n  f.storbinary('STOR py.bin', open('${path.join(dir, 'up.bin')}', 'rb'))\nexcept ftplib.error_perm as e:\n  print(e)`]);
     assert.match(python.stdout, /^552 File too large/);
   });
