@@ -70,14 +70,21 @@ export class ControlSocket {
     const control = new ControlSocket(socketPath, handlers, logger);
     await new Promise<void>((resolve, reject) => {
       control.#server.once('error', reject);
-      control.#server.listen(socketPath, () => {
-        control.#server.off('error', reject);
-        resolve();
-      });
+      // Connecting needs write permission on the socket file. It is created
+      // 0600 (the umask for the bind, which runs synchronously inside
+      // listen): a chmod afterwards would leave a window in which a group
+      // member under umask 002 could connect and keep that connection.
+      const umask = process.umask(0o077);
+      try {
+        control.#server.listen(socketPath, () => {
+          control.#server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        process.umask(umask);
+      }
     });
-    // Connecting needs write permission on the socket: with the usual umask
-    // (022) nobody else has it even before this, and 0600 makes it certain.
-    chmodSync(socketPath, 0o600);
+    chmodSync(socketPath, 0o600); // and certain, whatever created it
     control.#server.on('error', (err) => logger.warn({ err, path: socketPath }, 'control socket error'));
     return control;
   }
