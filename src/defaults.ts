@@ -93,3 +93,23 @@ export const DEFENDER_OTHER = Object.freeze({
   /** Each later ban of an address lasts this many times the previous one (at least 1). */
   banGrowth: 2,
 });
+
+/** A whole-number option: `value`, or `fallback` when absent; a TypeError naming it when out of bounds. */
+export function wholeNumberOption(name: string, value: number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const expected = max === Number.MAX_SAFE_INTEGER ? `a whole number of at least ${min}` : `a whole number from ${min} to ${max}`;
+    throw new TypeError(`${name}: ${String(value)} is not ${expected}`);
+  }
+  return value;
+}
+
+/** Every setting of `table`, from `given` or its default, each checked against its bounds (`prefix` names its section). */
+export function resolveNumbers<K extends string>(table: Readonly<Record<K, NumberSetting>>, given: Partial<Record<K, number>> | undefined, prefix = ''): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const name of Object.keys(table) as K[]) {
+    const { default: fallback, min, max } = table[name];
+    out[name] = wholeNumberOption(prefix + name, given?.[name], fallback, min, max);
+  }
+  return out;
+}

@@ -13,6 +13,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { ErrorCodes, FerryError } from '../errors.js';
+import { addressList, inList } from '../protocol/address.js';
 import type { Storage } from '../storage/types.js';
 import { checkPermissions, directoryPermissions } from './permissions.js';
 import { isPasswordHash, VerificationCache, verifyPassword } from './password.js';
@@ -47,25 +48,7 @@ interface Entry {
 
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
-/** A BlockList of CIDR ranges and single addresses (IPv4 or IPv6); throws TypeError naming a bad item. */
-export function addressList(items: readonly string[]): net.BlockList {
-  const list = new net.BlockList();
-  for (const item of items) {
-    const [address = '', bits, extra] = item.split('/');
-    const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : null;
-    const prefix = bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits);
-    const maxPrefix = family === 'ipv4' ? 32 : 128;
-    if (!family || extra !== undefined || !/^\d{1,3}$/.test(String(prefix)) || prefix > maxPrefix) {
-      throw new TypeError(`"${item}" is not an IP address or CIDR range like 192.168.1.0/24 or 2001:db8::/32`);
-    }
-    list.addSubnet(address, prefix, family);
-  }
-  return list;
-}
-
-function allowedFrom(list: net.BlockList, address: string): boolean {
-  return list.check(address, net.isIPv4(address) ? 'ipv4' : 'ipv6');
-}
+export { addressList } from '../protocol/address.js';
 
 /** What an account is made of, before its storage is opened. */
 export interface AccountSettings {
@@ -165,7 +148,7 @@ export class UserListAuthenticator implements Authenticator {
     const entry = this.#users.get(request.username);
     // Refused users are checked before the cache and never cached: a fast
     // answer for their correct password would confirm it to whoever guesses.
-    const refused = entry !== undefined && (entry.user.disabled === true || (entry.allowed !== null && !allowedFrom(entry.allowed, request.remoteAddress)));
+    const refused = entry !== undefined && (entry.user.disabled === true || (entry.allowed !== null && !inList(entry.allowed, request.remoteAddress)));
     let matches: boolean;
     if (entry?.user.passwordHash !== undefined) {
       matches = refused

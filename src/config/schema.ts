@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { z } from 'zod';
 import { parsePermissions, PERMISSION_HELP } from '../auth/permissions.js';
-import { addressList } from '../auth/user-list.js';
+import { addressList } from '../protocol/address.js';
 import { ANNOUNCE_HELP, parseAnnounce } from '../data/passive-address.js';
 import { DEFAULTS, DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, LIMITS, PER_USER_LIMITS, PROXY_PROTOCOL, type NumberSetting } from '../defaults.js';
 import { isHostName } from '../protocol/address.js';

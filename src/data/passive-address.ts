@@ -20,7 +20,7 @@
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import net from 'node:net';
-import { addressList } from '../auth/user-list.js';
+import { addressList, inList } from '../protocol/address.js';
 import type { Logger } from '../observability/logger.js';
 import { isHostName } from '../protocol/address.js';
 
@@ -86,9 +86,8 @@ function compileRule(rule: PassiveAddressRule, where: string, announceWhere: str
 
 /** The first rule matching `client` decides; none: the connected address. */
 export function chooseTarget(rules: readonly CompiledRule[], client: string): PassiveTarget {
-  const family = net.isIPv4(client) ? 'ipv4' : 'ipv6';
   for (const rule of rules) {
-    if (rule.from === null || (net.isIP(client) !== 0 && rule.from.check(client, family))) return rule.target;
+    if (rule.from === null || inList(rule.from, client)) return rule.target;
   }
   return { kind: 'connected' };
 }

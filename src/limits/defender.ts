@@ -26,8 +26,8 @@
  * takes and returns JSON values for that reason.
  */
 import net from 'node:net';
-import { addressList } from '../auth/user-list.js';
-import { DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, type NumberSetting } from '../defaults.js';
+import { addressList, inList } from '../protocol/address.js';
+import { DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, resolveNumbers } from '../defaults.js';
 import { ErrorCodes, FerryError, replyForError } from '../errors.js';
 import type { BanInfo, UnbanInfo } from '../observability/events.js';
 import type { Logger } from '../observability/logger.js';
@@ -116,26 +116,14 @@ const KIND_NAMES: Record<Offence, [string, string]> = {
   'protocol-abuse': ['protocol abuse', 'protocol abuses'],
 };
 
-/** Each whole-number setting of `table`: given, or its default (src/defaults.ts); TypeError naming it when out of bounds. */
-function numbers<K extends string>(table: Readonly<Record<K, NumberSetting>>, given: Partial<Record<K, number>> | undefined, prefix: string): Record<K, number> {
-  const out = {} as Record<K, number>;
-  for (const name of Object.keys(table) as K[]) {
-    const { default: fallback, min, max = Number.MAX_SAFE_INTEGER } = table[name];
-    const value = given?.[name] ?? fallback;
-    if (!Number.isInteger(value) || value < min || value > max) throw new TypeError(`${prefix}${name}: ${String(value)} is not a whole number of at least ${min}`);
-    out[name] = value;
-  }
-  return out;
-}
-
 /** The options over the defaults, checked; throws TypeError naming the bad setting. */
 export function resolveDefenderSettings(options: DefenderOptions | DefenderSettings | undefined): DefenderSettings {
   const given = options === false ? { enabled: false } : (options ?? {});
   const settings: DefenderSettings = {
     enabled: given.enabled ?? DEFENDER_OTHER.enabled,
-    ...numbers(DEFENDER, given as Partial<Record<keyof typeof DEFENDER, number>>, 'defender.'),
+    ...resolveNumbers(DEFENDER, given as Partial<Record<keyof typeof DEFENDER, number>>, 'defender.'),
     banGrowth: given.banGrowth ?? DEFENDER_OTHER.banGrowth,
-    scores: Object.freeze(numbers(DEFENDER_SCORES, given.scores, 'defender.scores.')),
+    scores: Object.freeze(resolveNumbers(DEFENDER_SCORES, given.scores, 'defender.scores.')),
     allowList: Object.freeze([...(given.allowList ?? [])]),
     denyList: Object.freeze([...(given.denyList ?? [])]),
   };
@@ -187,8 +175,8 @@ export class Defender {
   /** What to do with a new connection from `address`. */
   verdict(address: string): Verdict {
     const ip = normalizeAddress(address);
-    if (listed(this.#deny, ip)) return 'denied';
-    if (listed(this.#allow, ip)) return 'allowed';
+    if (inList(this.#deny, ip)) return 'denied';
+    if (inList(this.#allow, ip)) return 'allowed';
     const tracked = this.#tracked.get(limitKey(ip));
     if (!tracked || tracked.bannedUntil === 0) return 'allowed';
     if (tracked.bannedUntil > this.#now()) return 'banned';
@@ -204,7 +192,7 @@ export class Defender {
     const ip = normalizeAddress(address);
     const verdict = this.verdict(ip);
     const points = this.#settings.scores[scoreKey(kind)];
-    if (verdict !== 'allowed' || !this.#settings.enabled || points === 0 || listed(this.#allow, ip)) return verdict;
+    if (verdict !== 'allowed' || !this.#settings.enabled || points === 0 || inList(this.#allow, ip)) return verdict;
     const key = limitKey(ip);
     const now = this.#now();
     const tracked = this.#touch(key);
@@ -234,7 +222,7 @@ export class Defender {
     const ip = parseAddress(address);
     const durationMs = options.durationMs ?? null;
     if (durationMs !== null && (!Number.isInteger(durationMs) || durationMs < 1)) throw new TypeError(`ban duration: ${String(durationMs)} is not a whole number of milliseconds of at least 1`);
-    if (listed(this.#allow, ip) && !listed(this.#deny, ip)) throw new TypeError(`${address} is on defender.allowList, which is never banned; take it off that list first`);
+    if (inList(this.#allow, ip) && !inList(this.#deny, ip)) throw new TypeError(`${address} is on defender.allowList, which is never banned; take it off that list first`);
     const key = limitKey(ip);
     const tracked = this.#touch(key);
     const now = this.#now();
@@ -369,11 +357,6 @@ export function guard(gate: Gate, defender: Defender): void {
 
 function scoreKey(kind: Offence): keyof DefenderScores {
   return kind === 'login-failed' ? 'loginFailed' : kind === 'limit-exceeded' ? 'limitExceeded' : 'protocolAbuse';
-}
-
-function listed(list: net.BlockList, ip: string): boolean {
-  const family = net.isIPv4(ip) ? 'ipv4' : net.isIPv6(ip) ? 'ipv6' : null;
-  return family !== null && list.check(ip, family);
 }
 
 /** An address (IPv4, IPv6, or an IPv6 /64 as `ferry ban list` shows it), normalised; TypeError otherwise. */

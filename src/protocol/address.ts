@@ -4,11 +4,13 @@
  * normalisation so the session can check that a data connection comes from
  * (or goes to) the same host as the control connection.
  *
- * Pure: `node:net`'s `isIP` is the only import and does no I/O. Parsers return
- * `null` or an error tag for bad input and never throw; formatters throw on
- * arguments only a programming error can produce.
+ * Pure: `node:net`'s `isIP` and `BlockList` are the only imports and do no
+ * I/O. Parsers return `null` or an error tag for bad input and never throw
+ * (but `addressList`, which checks configuration, throws a TypeError naming
+ * the bad item); formatters throw on arguments only a programming error can
+ * produce.
  */
-import { isIP } from 'node:net';
+import net, { isIP } from 'node:net';
 
 // ---------------------------------------------------------------------------
 // Normalisation
@@ -228,4 +230,26 @@ export function limitKey(address: string): string {
   const groups = ipv6Groups(address.split('%')[0]!);
   if (!groups) return address;
   return `${formatIPv6([...groups.slice(0, 4), 0, 0, 0, 0])}/64`;
+}
+
+/** A BlockList of CIDR ranges and single addresses (IPv4 or IPv6); throws TypeError naming a bad item. */
+export function addressList(items: readonly string[]): net.BlockList {
+  const list = new net.BlockList();
+  for (const item of items) {
+    const [address = '', bits, extra] = item.split('/');
+    const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : null;
+    const prefix = bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits);
+    const maxPrefix = family === 'ipv4' ? 32 : 128;
+    if (!family || extra !== undefined || !/^\d{1,3}$/.test(String(prefix)) || prefix > maxPrefix) {
+      throw new TypeError(`"${item}" is not an IP address or CIDR range like 192.168.1.0/24 or 2001:db8::/32`);
+    }
+    list.addSubnet(address, prefix, family);
+  }
+  return list;
+}
+
+/** Whether `address` (a normalised IPv4 or IPv6 address) is in `list`; false for anything that is not an address. */
+export function inList(list: net.BlockList, address: string): boolean {
+  const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : null;
+  return family !== null && list.check(address, family);
 }

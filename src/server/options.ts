@@ -4,8 +4,8 @@
  * what it expects. Units are in the names (…Ms, …Bytes).
  */
 import type { AccountLimits, Authenticator } from '../auth/types.js';
-import { addressList } from '../auth/user-list.js';
-import { DEFAULTS, LIMITS, PER_USER_LIMITS, PROXY_PROTOCOL, type LimitName, type NumberSetting, type PerUserLimitName } from '../defaults.js';
+import { addressList } from '../protocol/address.js';
+import { DEFAULTS, LIMITS, type LimitName, PER_USER_LIMITS, PROXY_PROTOCOL, type PerUserLimitName, resolveNumbers, wholeNumberOption } from '../defaults.js';
 import type { Logger } from '../observability/logger.js';
 import { silentLogger } from '../observability/logger.js';
 import type { PortRange } from '../data/passive.js';
@@ -146,24 +146,6 @@ export function parsePortRange(value: string): PortRange | null {
   return min >= 1 && max <= 65535 && min <= max ? { min, max } : null;
 }
 
-/** Every setting of `table`, from `given` or its default, each checked against its bounds. */
-function settings<K extends string>(table: Readonly<Record<K, NumberSetting>>, given: Partial<Record<K, number>> | undefined, prefix = ''): Record<K, number> {
-  const out = {} as Record<K, number>;
-  for (const name of Object.keys(table) as K[]) {
-    const { default: fallback, min, max } = table[name];
-    out[name] = integer(prefix + name, given?.[name], fallback, min, max);
-  }
-  return out;
-}
-
-function integer(name: string, value: number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new TypeError(`${name}: ${String(value)} is not a whole number from ${min} to ${max}`);
-  }
-  return value;
-}
-
 export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
   if (!options || typeof options.authenticator?.authenticate !== 'function') {
     throw new TypeError('authenticator: required, an object with an authenticate(request) method');
@@ -175,11 +157,11 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
   } else if (options.passivePorts) {
     const { min, max } = options.passivePorts;
     if (min === undefined || max === undefined) throw new TypeError('passivePorts: give both min and max, e.g. { min: 50000, max: 50100 }');
-    integer('passivePorts.min', min, 0, 1, 65535);
-    integer('passivePorts.max', max, 0, min, 65535);
+    wholeNumberOption('passivePorts.min', min, 0, 1, 65535);
+    wholeNumberOption('passivePorts.max', max, 0, min, 65535);
     passivePorts = { min, max };
   }
-  const port = integer('port', options.port, DEFAULTS.port, 0, 65535);
+  const port = wholeNumberOption('port', options.port, DEFAULTS.port, 0, 65535);
   if (passivePorts && port >= passivePorts.min && port <= passivePorts.max) {
     throw new TypeError(`passivePorts: ${passivePorts.min}-${passivePorts.max} includes the control port ${port}; choose a range without it`);
   }
@@ -196,9 +178,9 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     passivePorts,
     passiveAddress,
     greeting: Object.freeze(typeof greeting === 'string' ? greeting.split(/\r?\n/) : [...greeting]),
-    ...settings<LimitName>(LIMITS, options),
+    ...resolveNumbers<LimitName>(LIMITS, options),
     allowActiveMode: options.allowActiveMode ?? DEFAULTS.allowActiveMode,
-    perUserLimits: Object.freeze(settings<PerUserLimitName>(PER_USER_LIMITS, options.perUserLimits, 'perUserLimits.')),
+    perUserLimits: Object.freeze(resolveNumbers<PerUserLimitName>(PER_USER_LIMITS, options.perUserLimits, 'perUserLimits.')),
     defender: resolveDefenderSettings(options.defender),
     proxyProtocol: resolveProxyProtocol(options.proxyProtocol),
     logger: options.logger ?? silentLogger,
@@ -213,5 +195,5 @@ function resolveProxyProtocol(given: FtpServerOptions['proxyProtocol']): Readonl
   } catch (err) {
     throw new TypeError(`proxyProtocol.trustedSources: ${(err as Error).message}`);
   }
-  return Object.freeze({ trustedSources, ...settings<keyof typeof PROXY_PROTOCOL>(PROXY_PROTOCOL, { headerTimeoutMs: given?.headerTimeoutMs }, 'proxyProtocol.') });
+  return Object.freeze({ trustedSources, ...resolveNumbers<keyof typeof PROXY_PROTOCOL>(PROXY_PROTOCOL, { headerTimeoutMs: given?.headerTimeoutMs }, 'proxyProtocol.') });
 }

@@ -17,7 +17,7 @@
  * bytes along with it).
  */
 import net from 'node:net';
-import { addressList } from '../auth/user-list.js';
+import { addressList, inList } from '../protocol/address.js';
 import { PROXY_PROTOCOL } from '../defaults.js';
 import type { Logger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
@@ -75,7 +75,7 @@ export class ProxyProtocolAcceptor {
   }
 
   #trusts(address: string): boolean {
-    return this.#trusted !== null && this.#trusted.check(address, net.isIPv4(address) ? 'ipv4' : 'ipv6');
+    return this.#trusted !== null && inList(this.#trusted, address);
   }
 
   /**
