@@ -42,6 +42,7 @@ export const ErrorCodes = {
   UNAVAILABLE: 'FERRY_ERR_UNAVAILABLE',
   /** A file being downloaded shrank under the transfer (truncated by someone else): what was sent is not the file. */
   FILE_CHANGED: 'FERRY_ERR_FILE_CHANGED',
+  FILE_BUSY: 'FERRY_ERR_FILE_BUSY',
   /** The data connection closed or failed during a transfer. */
   DATA_CONNECTION: 'FERRY_ERR_DATA_CONNECTION',
   /** The transfer was aborted by ABOR, shutdown or a timeout. */
@@ -101,6 +102,8 @@ const replies: Record<ErrorCode, FtpReply> = {
   FERRY_ERR_UNAVAILABLE: { code: 451, text: 'Storage temporarily unavailable; try again later.' },
   // RFC 959: 451 Requested action aborted: local error in processing.
   FERRY_ERR_FILE_CHANGED: { code: 451, text: 'File changed during transfer; try again.' },
+  // RFC 959: 450 Requested file action not taken. File unavailable (e.g., file busy).
+  FERRY_ERR_FILE_BUSY: { code: 450, text: 'File busy: another transfer is using it; try again.' },
   FERRY_ERR_DATA_CONNECTION: { code: 426, text: 'Connection closed; transfer aborted.' },
   FERRY_ERR_ABORTED: { code: 426, text: 'Transfer aborted.' },
   // RFC 959 §5.4 allows PASS only 230, 202, 530, 500, 501, 503, 421 and 332.

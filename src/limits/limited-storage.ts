@@ -19,6 +19,11 @@
  * resuming), found by a stat of the file. Deletes credit the file; a rename
  * over an existing file credits the file it replaced; other renames, MKD
  * and RMD (empty directories only) change nothing. Directories are free.
+ *
+ * Every upload, delete and rename of a user with a quota first claims its
+ * path(s) in the ledger (a rename: both, and what lies under the source),
+ * until it settles: a second one on a claimed path gets FILE_BUSY (450), so
+ * each change is computed against a file nobody else changes meanwhile.
  */
 import type { Readable } from 'node:stream';
 import { ErrorCodes, FerryError } from '../errors.js';
@@ -28,7 +33,8 @@ import { meterUpload } from './upload-meter.js';
 
 /** The ledger as this layer calls it: every method asynchronous (it may live in the cluster primary). */
 export interface QuotaBook {
-  reserve(id: string, owner: string, user: string, bytes: number, files: number, limits: QuotaLimits): Promise<boolean>;
+  reserve(id: string, owner: string, user: string, bytes: number, files: number, limits: QuotaLimits, inPlace?: boolean): Promise<boolean>;
+  claim(id: string, owner: string, user: string, paths: string[], trees?: boolean): Promise<boolean>;
   settle(id: string, user: string, change: Usage): Promise<void>;
   adjust(user: string, change: Usage): Promise<void>;
 }
@@ -59,6 +65,44 @@ export function limitStorage(storage: Storage, policy: StoragePolicy): Storage {
 }
 
 let nextUpload = 0;
+
+/** An id for one upload, delete or rename, unique across the processes of a server. */
+function operationId(quota: QuotaPolicy | undefined): string {
+  return `${quota?.owner ?? ''}:${(nextUpload += 1)}`;
+}
+
+/**
+ * Per user, the settles of this process's uploads still on their way to the
+ * ledger. The 226 goes out before an upload settles (settling waits for the
+ * stream's close and a stat): a client's next command on the same file
+ * (STOR then RNFR/RNTO, the usual upload-under-a-temporary-name) would
+ * otherwise find the path still claimed.
+ */
+const settling = new Map<string, Set<Promise<void>>>();
+
+function trackSettle(user: string, done: Promise<void>): void {
+  let pending = settling.get(user);
+  if (!pending) {
+    pending = new Set();
+    settling.set(user, pending);
+  }
+  pending.add(done);
+  void done.finally(() => {
+    pending.delete(done);
+    if (pending.size === 0 && settling.get(user) === pending) settling.delete(user);
+  });
+}
+
+/** Claim `paths` for `id`, or FILE_BUSY (after waiting for this process's pending settles of the user once). */
+async function claim(quota: QuotaPolicy, id: string, paths: string[], trees = false): Promise<void> {
+  if (await quota.book.claim(id, quota.owner, quota.user, paths, trees)) return;
+  const pending = settling.get(quota.user);
+  if (pending && pending.size > 0) {
+    await Promise.allSettled([...pending]);
+    if (await quota.book.claim(id, quota.owner, quota.user, paths, trees)) return;
+  }
+  throw new FerryError(ErrorCodes.FILE_BUSY, `${paths.join(' or ')} is in use by another transfer of ${quota.user}`);
+}
 
 async function statOrNull(storage: Storage, path: string): Promise<FileInfo | null> {
   try {
@@ -118,22 +162,37 @@ class LimitedStorage implements Storage {
     const quota = this.#quota;
     if (!quota) return this.#inner.delete(path);
     await this.#counted(quota);
-    const old = await statOrNull(this.#inner, path);
-    await this.#inner.delete(path);
-    if (old?.type === 'file') await quota.book.adjust(quota.user, { bytes: -old.size, files: -1 });
+    const id = operationId(quota);
+    await claim(quota, id, [path]);
+    let change = NO_CHANGE;
+    try {
+      const old = await statOrNull(this.#inner, path);
+      await this.#inner.delete(path);
+      if (old?.type === 'file') change = { bytes: -old.size, files: -1 };
+    } finally {
+      await quota.book.settle(id, quota.user, change);
+    }
   }
 
   async rename(from: string, to: string): Promise<void> {
     const quota = this.#quota;
     if (!quota) return this.#inner.rename(from, to);
     await this.#counted(quota);
-    // Within the home a move changes nothing, unless it replaces a file.
-    const replaced = await statOrNull(this.#inner, to);
-    const source = replaced?.type === 'file' ? await statOrNull(this.#inner, from) : null;
-    await this.#inner.rename(from, to);
-    // The same file under two names (a hard link, or from === to): rename(2) leaves both.
-    if (replaced?.type === 'file' && source && (source.id === undefined || source.id !== replaced.id)) {
-      await quota.book.adjust(quota.user, { bytes: -replaced.size, files: -1 });
+    const id = operationId(quota);
+    // The source with what lies under it (a directory may hold a file being uploaded), and the target.
+    await claim(quota, id, [from, to], true);
+    let change = NO_CHANGE;
+    try {
+      // Within the home a move changes nothing, unless it replaces a file.
+      const replaced = await statOrNull(this.#inner, to);
+      const source = replaced?.type === 'file' ? await statOrNull(this.#inner, from) : null;
+      await this.#inner.rename(from, to);
+      // The same file under two names (a hard link, or from === to): rename(2) leaves both.
+      if (replaced?.type === 'file' && source && (source.id === undefined || source.id !== replaced.id)) {
+        change = { bytes: -replaced.size, files: -1 };
+      }
+    } finally {
+      await quota.book.settle(id, quota.user, change);
     }
   }
 
@@ -142,22 +201,25 @@ class LimitedStorage implements Storage {
     if (quota) await this.#counted(quota);
     const start = options.start ?? 0;
     const inPlace = start > 0 || options.append === true;
-    // The old file: the base an APPE counts from, and what a quota credits or charges.
-    const old = quota || options.append ? await statOrNull(this.#inner, path) : null;
-    const oldSize = old?.type === 'file' ? old.size : 0;
-    const base = options.append ? oldSize : start;
-    const id = `${quota?.owner ?? ''}:${(nextUpload += 1)}`;
-    const newFile = old === null;
-    if (quota && newFile && !(await quota.book.reserve(id, quota.owner, quota.user, 0, 1, quota.limits))) {
-      throw new FerryError(ErrorCodes.QUOTA_EXCEEDED, `${quota.user} has no file left in the quota (${quota.limits.quotaFiles})`);
-    }
+    const id = operationId(quota);
+    // Until it settles, nobody else changes this path: the old file stays the one this upload settles against.
+    if (quota) await claim(quota, id, [path]);
+    let old: FileInfo | null;
     let sink: StorageWritable;
     try {
+      // The old file: the base an APPE counts from, and what a quota credits or charges.
+      old = quota || options.append ? await statOrNull(this.#inner, path) : null;
+      const newFile = old === null;
+      if (quota && newFile && !(await quota.book.reserve(id, quota.owner, quota.user, 0, 1, quota.limits, inPlace))) {
+        throw new FerryError(ErrorCodes.QUOTA_EXCEEDED, `${quota.user} has no file left in the quota (${quota.limits.quotaFiles})`);
+      }
       sink = await this.#inner.write(path, options);
     } catch (err) {
-      if (quota && newFile) this.#settle(quota, id, NO_CHANGE);
+      if (quota) trackSettle(quota.user, this.#settle(quota, id, NO_CHANGE));
       throw err;
     }
+    const oldSize = old?.type === 'file' ? old.size : 0;
+    const base = options.append ? oldSize : start;
     const max = this.#maxFileSize;
     let written = 0;
     let reserved = 0;
@@ -170,7 +232,7 @@ class LimitedStorage implements Storage {
       // One request in flight per upload; bytes arriving meanwhile go into the next: few calls, and a full
       // upload's chunks go on to the backend meanwhile (a refusal destroys the stream, which discards them).
       const amount = growth() - reserved;
-      asking = quota.book.reserve(id, quota.owner, quota.user, amount, 0, quota.limits).then(
+      asking = quota.book.reserve(id, quota.owner, quota.user, amount, 0, quota.limits, inPlace).then(
         (granted) => {
           asking = null;
           if (granted) {
@@ -210,12 +272,16 @@ class LimitedStorage implements Storage {
     if (quota) {
       sink.once('close', () => {
         const committed = sink.committed ?? sink.writableFinished;
-        void this.#change(path, inPlace, committed, old, base + written).then(
-          (change) => this.#settle(quota, id, change),
-          (err: unknown) => {
-            quota.onError(err);
-            this.#settle(quota, id, NO_CHANGE);
-          },
+        // Tracked from the close on only: a claim that meets an upload still running gets its 450 at once.
+        trackSettle(
+          quota.user,
+          this.#change(path, inPlace, committed, old, base + written).then(
+            (change) => this.#settle(quota, id, change),
+            (err: unknown) => {
+              quota.onError(err);
+              return this.#settle(quota, id, NO_CHANGE);
+            },
+          ),
         );
       });
     }
@@ -232,8 +298,8 @@ class LimitedStorage implements Storage {
     return { bytes: (now?.type === 'file' ? now.size : 0) - oldSize, files: (now ? 1 : 0) - oldFiles };
   }
 
-  #settle(quota: QuotaPolicy, id: string, change: Usage): void {
-    quota.book.settle(id, quota.user, change).catch((err: unknown) => quota.onError(err));
+  #settle(quota: QuotaPolicy, id: string, change: Usage): Promise<void> {
+    return quota.book.settle(id, quota.user, change).catch((err: unknown) => quota.onError(err));
   }
 
   async #counted(quota: QuotaPolicy): Promise<void> {

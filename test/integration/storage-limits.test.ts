@@ -289,6 +289,67 @@ describe('quotas over FTP', () => {
   });
 });
 
+describe('quotas: one change at a time per file (450 file busy)', () => {
+  /** Open a STOR of `name` on `client` and send `bytes` without ending it; returns the data socket. */
+  async function openUpload(client: RawClient, name: string, bytes: number): Promise<net.Socket> {
+    const data = await client.passive();
+    client.send(`STOR ${name}`);
+    await client.expect(150);
+    data.on('error', () => undefined);
+    data.write(randomBytes(bytes));
+    return data;
+  }
+
+  test('two sessions storing the same new name at once: the second gets 450 (or they run one after the other), and the count equals the files', async (t) => {
+    const fx = await setup(t, { limits: { quotaBytes: 10 * MIB } });
+    const [a, b] = await Promise.all([login(t, fx.port), login(t, fx.port)]);
+    // Held open: the second upload of that path is refused, before its data connection.
+    const held = await openUpload(a, 'x.bin', 1000);
+    const refused = await b.passive();
+    b.send('STOR x.bin');
+    assert.equal((await b.read()).code, 450);
+    refused.destroy();
+    held.end();
+    assert.equal((await a.read(10_000)).code, 226);
+    assert.deepEqual(await fx.usage(), await storageUsage(fx.storage));
+    // Truly at once, several rounds on new names and on the same (existing) name.
+    for (const name of ['y.bin', 'y.bin', 'z.bin']) {
+      const codes = await Promise.all([upload(a, 'STOR', name, 1000), upload(b, 'STOR', name, 3000)]);
+      assert.ok(codes.every((c) => c === 226 || c === 450), codes.join());
+      assert.ok(codes.includes(226), codes.join());
+      const usage = await fx.usage();
+      assert.deepEqual(usage, await storageUsage(fx.storage));
+    }
+    assert.equal((await fx.usage())!.files, 3);
+  });
+
+  test('DELE, RNFR/RNTO from and to a file being uploaded get 450; the same commands right after the 226 work', async (t) => {
+    const fx = await setup(t, { limits: { quotaBytes: 10 * MIB } });
+    await writeFile(path.join(fx.root, 'other.bin'), Buffer.alloc(500));
+    await writeFile(path.join(fx.root, 'up.bin'), Buffer.alloc(100)); // an overwrite: RNFR finds the old file
+    const [a, b] = await Promise.all([login(t, fx.port), login(t, fx.port)]);
+    const held = await openUpload(a, 'up.bin', 2000);
+    await b.command('DELE up.bin', 450);
+    await b.command('RNFR other.bin', 350);
+    await b.command('RNTO up.bin', 450);
+    await b.command('RNFR up.bin', 350);
+    await b.command('RNTO moved.bin', 450);
+    held.end();
+    assert.equal((await a.read(10_000)).code, 226);
+    assert.deepEqual(await fx.usage(), { bytes: 2500, files: 2 });
+    // The usual upload under a temporary name, then a rename: no 450 though the upload settles after its 226.
+    assert.equal(await upload(a, 'STOR', 'tmp.part', 3000), 226);
+    await a.command('RNFR tmp.part', 350);
+    await a.command('RNTO up.bin', 250);
+    assert.deepEqual(await fx.usage(), { bytes: 3500, files: 2 });
+    assert.equal(await upload(a, 'STOR', 'gone.bin', 100), 226);
+    await a.command('DELE gone.bin', 250);
+    await a.command('DELE up.bin', 250);
+    assert.deepEqual(await fx.usage(), { bytes: 500, files: 1 });
+    assert.deepEqual(await fx.usage(), await storageUsage(fx.storage));
+  });
+});
+
 describe('storage limits over S3 (Ceph)', { skip: cephSkip() }, () => {
   test('maximum file size and quota: 552 at once, multipart aborted, nothing stored, count exact', async (t) => {
     const ceph = await sharedCeph();

@@ -213,6 +213,39 @@ describe('quota ledger', () => {
     assert.deepEqual(ledger.usage('bob'), { bytes: 100, files: 2, reservedBytes: 0, reservedFiles: 0 });
   });
 
+  it('charges a dead owner\'s in-place reservations (APPE, REST+STOR wrote them to disk) instead of dropping them', () => {
+    const ledger = new QuotaLedger();
+    const limits = { quotaBytes: 1000, quotaFiles: 0 };
+    ledger.report('bob', { bytes: 100, files: 1 });
+    // An APPE to a new file (one file and 300 bytes granted) and a full STOR (200 bytes), both in the dying worker.
+    assert.equal(ledger.reserve('a', 'w1', 'bob', 0, 1, limits, true), true);
+    assert.equal(ledger.reserve('a', 'w1', 'bob', 300, 0, limits, true), true);
+    assert.equal(ledger.reserve('s', 'w1', 'bob', 200, 0, limits), true);
+    // Another worker's in-place upload stays reserved.
+    assert.equal(ledger.reserve('o', 'w2', 'bob', 50, 0, limits, true), true);
+    ledger.forgetOwner('w1');
+    assert.deepEqual(ledger.usage('bob'), { bytes: 400, files: 2, reservedBytes: 50, reservedFiles: 0 });
+  });
+
+  it('holds one claim per user and path until settle or the owner dies', () => {
+    const ledger = new QuotaLedger();
+    ledger.report('bob', { bytes: 0, files: 0 });
+    assert.equal(ledger.claim('u1', 'w1', 'bob', ['/d/x']), true);
+    assert.equal(ledger.claim('u1', 'w1', 'bob', ['/d/x']), true, 'the holder may claim again');
+    assert.equal(ledger.claim('u2', 'w2', 'bob', ['/d/x']), false);
+    assert.equal(ledger.claim('u2', 'w2', 'alice', ['/d/x']), true, 'claims are per user');
+    assert.equal(ledger.claim('r', 'w2', 'bob', ['/d', '/e'], true), false, 'a rename of a directory holding a claimed file');
+    assert.equal(ledger.claim('r', 'w2', 'bob', ['/d', '/e']), true, 'without trees only the paths themselves');
+    ledger.settle('r', 'bob', { bytes: 0, files: 0 });
+    assert.equal(ledger.claim('u3', 'w2', 'bob', ['/e', '/d/x']), false, 'all or nothing');
+    assert.equal(ledger.claim('u4', 'w3', 'bob', ['/e']), true, 'nothing was left of the refused claim');
+    ledger.settle('u1', 'bob', { bytes: 10, files: 1 });
+    assert.equal(ledger.claim('u5', 'w2', 'bob', ['/d/x']), true);
+    ledger.forgetOwner('w2');
+    assert.equal(ledger.claim('u6', 'w3', 'bob', ['/d/x']), true);
+    assert.deepEqual(ledger.usage('bob'), { bytes: 10, files: 1, reservedBytes: 0, reservedFiles: 0 });
+  });
+
   it('takes the stricter of two caps where 0 means none', () => {
     assert.equal(smallestLimit(0, 0), 0);
     assert.equal(smallestLimit(0, 5), 5);
