@@ -54,6 +54,7 @@ const PATH_KEYS = [
   ['tls', 'cert'],
   ['tls', 'key'],
   ['tls', 'ca'],
+  ['controlSocket'],
 ];
 
 export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {
@@ -94,9 +95,12 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
 }
 
 function resolveAt(raw: Record<string, unknown>, keyPath: string[], base: string): void {
-  const parent = raw[keyPath[0]!] as Record<string, unknown> | undefined;
-  const value = parent && typeof parent === 'object' ? parent[keyPath[1]!] : undefined;
-  if (typeof value === 'string' && value !== '') parent![keyPath[1]!] = path.resolve(base, value);
+  let parent: unknown = raw;
+  for (const key of keyPath.slice(0, -1)) parent = parent && typeof parent === 'object' ? (parent as Record<string, unknown>)[key] : undefined;
+  if (!parent || typeof parent !== 'object') return;
+  const last = keyPath[keyPath.length - 1]!;
+  const value = (parent as Record<string, unknown>)[last];
+  if (typeof value === 'string' && value !== '') (parent as Record<string, unknown>)[last] = path.resolve(base, value);
 }
 
 function envOverrides(env: NodeJS.ProcessEnv, warnings: string[] | null): ConfigOverride[] {
@@ -176,6 +180,25 @@ async function crossCheck(config: Config, sources: ReadonlyMap<string, string>):
     if (info?.isDirectory()) warnings.push(...(await runAsRootWarnings(config.runAs, root, named('storage.root'))));
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  return [...warnings, ...policyWarnings(config, named)];
+}
+
+/** Settings that are valid but probably not what the operator meant: they weaken a protection or can never apply. */
+function policyWarnings(config: Config, named: (key: string) => string): string[] {
+  const warnings: string[] = [];
+  const anyAddress = config.proxyProtocol.trustedSources.filter((range) => /^(0\.0\.0\.0|::)\/0$/.test(range));
+  if (anyAddress.length > 0) {
+    warnings.push(`${named('proxyProtocol.trustedSources')}: ${anyAddress.join(', ')} trusts every address to say who the client is: any client can then claim any address (one on defender.allowList, or someone else's, to get them banned); list only your load balancers`);
+  }
+  const { defender } = config;
+  if (defender.enabled && Object.values(defender.scores).every((score) => score === 0)) {
+    warnings.push(`${named('defender.scores')}: every score is 0, so the defender never bans anyone though defender.enabled is true; set enabled: false if that is meant`);
+  }
+  const rules = Array.isArray(config.masqueradeAddress) ? config.masqueradeAddress : [];
+  const catchAll = rules.findIndex((rule) => !rule.from);
+  if (catchAll !== -1 && catchAll < rules.length - 1) {
+    warnings.push(`${named('masqueradeAddress')}: rule ${catchAll + 1} has no from: and matches every client, so the ${rules.length - catchAll - 1} rule(s) after it never apply; put it last`);
+  }
   return warnings;
 }
 

@@ -107,7 +107,7 @@ const s3Storage = section({
   partSizeBytes: wholeNumber(5 * MIB, 512 * MIB).default(8 * MIB),
   queueSize: wholeNumber(1, 64).default(4),
   // Refused with the way out: the maximum file size is a policy for every storage now.
-  maxFileSizeBytes: z.never({ error: 'no longer a storage setting: set limits.maxFileSizeBytes (all users) or limits.perUser.maxFileSizeBytes instead; it applies to every storage' }).optional(),
+  maxFileSizeBytes: z.never({ error: 'a storage setting any more: set limits.maxFileSizeBytes (all users) or limits.perUser.maxFileSizeBytes instead; it applies to every storage' }).optional(),
   maxRenameKeys: wholeNumber(1).default(10_000),
   maxUploadBufferBytes: wholeNumber(0).default(0),
   socketTimeoutMs: wholeNumber(1).default(30_000),
@@ -197,7 +197,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   /** The local control socket `ferry ban` talks to; null: ferry-<port>.sock in the temporary folder (none with port 0). */
-  controlSocket: text('a path for a Unix socket, like /run/ferry/control.sock').nullable().default(null),
+  controlSocket: checked('a path for a Unix socket, like /run/ferry/control.sock', (v) => v.trim().length > 0).nullable().default(null),
 }).superRefine((config, ctx) => {
   // A maximum file size no S3 upload can reach (10,000 parts) would fail late, at part 10,001.
   if (config.storage.type !== 's3') return;

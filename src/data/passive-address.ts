@@ -50,7 +50,8 @@ export const ANNOUNCE_HELP = `an IPv4 address, a host name, or ${CONNECTED} (PAS
 /** What an `announce` value means, or null when it is none of the accepted forms. */
 export function parseAnnounce(value: string): PassiveTarget | null {
   if (value === CONNECTED) return { kind: 'connected' };
-  if (net.isIPv4(value)) return { kind: 'address', address: value };
+  // 0.0.0.0 names no host: a client told to connect there never reaches the server.
+  if (net.isIPv4(value)) return value === '0.0.0.0' ? null : { kind: 'address', address: value };
   // A dotted quad that is not an address (300.1.1.1) is a typo, not a host name.
   if (isHostName(value) && !/^[\d.]+$/.test(value)) return { kind: 'host', name: value.toLowerCase() };
   return null;

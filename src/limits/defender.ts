@@ -226,7 +226,7 @@ export class Defender {
     const key = limitKey(ip);
     const tracked = this.#touch(key);
     const now = this.#now();
-    return this.#impose(key, tracked, { reason: options.reason || 'added by hand', manual: true, durationMs }, now);
+    return this.#impose(key, tracked, { reason: options.reason || 'no reason given', manual: true, durationMs }, now);
   }
 
   /**

@@ -87,7 +87,14 @@ export class ProxyProtocolAcceptor {
    */
   async accept(socket: net.Socket, implicitTls: boolean, maxPending: number): Promise<ProxiedConnection | null> {
     socket.on('error', () => {});
-    const via = normalizeAddress(socket.remoteAddress ?? '');
+    // A connection reset before we saw it (a balancer's health check that
+    // closes with an RST) has no address any more: nothing to refuse.
+    if (socket.remoteAddress === undefined) {
+      this.#log.debug('connection closed before its PROXY header could be read');
+      socket.destroy();
+      return null;
+    }
+    const via = normalizeAddress(socket.remoteAddress);
     if (!this.#trusts(via)) {
       this.#log.warn({ remote: via }, 'connection refused: PROXY protocol is on and this address is not in proxyProtocol.trustedSources');
       turnAway(socket, implicitTls, REFUSED_TEXT);

@@ -71,6 +71,8 @@ interface Transfer {
   /** An upload may outlive its control connection after QUIT (see #cleanup). */
   upload: boolean;
   readonly startedAt: number;
+  /** Why the data transfer failed, for the aborted events and the log. */
+  failure: string | null;
 }
 
 /** A queued command; `cancelled` once an ABOR, QUIT or REIN behind it made it moot. */
@@ -441,6 +443,7 @@ export class Session implements LineSink {
       socket: null,
       upload: false,
       startedAt: Date.now(),
+      failure: null,
     };
     this.#transfer = transfer;
     try {
@@ -824,6 +827,7 @@ export class Session implements LineSink {
       this.reply(226, 'Transfer complete.');
       return true;
     } catch (err) {
+      transfer.failure = signal.aborted ? 'aborted (ABOR, the client left, or shutdown)' : failureReason(err);
       // Reply first, then close the data connection: its reset must not overtake a 552 (see receiveFromSocket).
       if (signal.aborted) this.replyError(new FerryError(ErrorCodes.ABORTED, 'aborted', { cause: err }));
       // A storage failure (552 over the size limit, 451 endpoint down) also
@@ -873,6 +877,11 @@ export class Session implements LineSink {
     return `${transfer.verb} ${transfer.path ?? ''}: ${this.transferredBytes} bytes in ${seconds} s`;
   }
 
+  /** Why the running transfer's data failed (a 552 over a quota, a reset), or null. */
+  get transferFailure(): string | null {
+    return this.#transfer?.failure ?? null;
+  }
+
   /** The running transfer's end (its storage stream settled), or null when none runs. */
   get transferDone(): Promise<void> | null {
     return this.#transfer?.done ?? null;
@@ -920,6 +929,13 @@ function drainThenClose(socket: Socket, close: () => void): void {
   socket.resume();
   socket.end();
   setTimeout(close, REFUSED_DRAIN_MS).unref();
+}
+
+/** A failure in words for events and logs: a Ferry code with its (log-only) detail, or the system error. */
+function failureReason(err: unknown): string {
+  const known = fromSystemError(err);
+  if (known instanceof FerryError) return `${known.code}: ${known.message}`;
+  return (err as Error | null)?.message ?? String(err);
 }
 
 function isStorageError(err: unknown): boolean {

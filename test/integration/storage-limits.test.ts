@@ -31,7 +31,7 @@ interface Fixture {
   port: number;
   storage: Storage;
   root: string;
-  events: Array<{ name: string; path?: string }>;
+  events: Array<{ name: string; path?: string; reason?: string }>;
   /** The ledger's numbers for alice, once they equal the files' own (settling follows the upload's end), at most 2 s later. */
   usage(): Promise<{ bytes: number; files: number } | null>;
 }
@@ -52,7 +52,7 @@ async function setup(t: TestContext, options: { limits?: AccountLimits; maxFileS
   });
   const events: Fixture['events'] = [];
   server.on('file-received', (e) => events.push({ name: 'file-received', path: e.path }));
-  server.on('upload-aborted', (e) => events.push({ name: 'upload-aborted', path: e.path }));
+  server.on('upload-aborted', (e) => events.push({ name: 'upload-aborted', path: e.path, reason: e.reason }));
   t.after(async () => {
     await server.close(0);
     await rm(root, { recursive: true, force: true });
@@ -135,7 +135,10 @@ describe('maximum file size over FTP', () => {
     data.destroy();
     await sending;
     assert.equal(await readFile(path.join(fx.root, 'keep.bin'), 'utf8'), 'old content');
-    assert.deepEqual(fx.events, [{ name: 'upload-aborted', path: '/keep.bin' }]);
+    assert.equal(fx.events.length, 1);
+    assert.deepEqual({ ...fx.events[0], reason: undefined }, { name: 'upload-aborted', path: '/keep.bin', reason: undefined });
+    // The event (and the log line made from it) says why: the operator can tell a size refusal from a client that left.
+    assert.match(fx.events[0]!.reason!, /^FERRY_ERR_FILE_TOO_LARGE: /);
     // Exactly the cap is allowed; the session goes on.
     assert.equal(await upload(client, 'STOR', 'exact.bin', MIB), 226);
     assert.equal(await fileSize(fx.root, 'exact.bin'), MIB);

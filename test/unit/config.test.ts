@@ -93,6 +93,8 @@ test('each class of error names the file, the line, the key, the value and what 
     ['proxyProtocol:\n  trustedSources: [10.0.0.0/33]\n', /^ferry\.yaml:2: proxyProtocol\.trustedSources\.0: "10\.0\.0\.0\/33" is not an IP address or CIDR range like 192\.168\.1\.0\/24$/],
     ['proxyProtocol:\n  trustedSources: 10.0.0.1\n', /^ferry\.yaml:2: proxyProtocol\.trustedSources: "10\.0\.0\.1" is not a list of IP addresses or CIDR ranges$/],
     ['proxyProtocol:\n  headerTimeoutMs: 0\n', /^ferry\.yaml:2: proxyProtocol\.headerTimeoutMs: 0 is not a whole number of at least 1$/],
+    ['storage:\n  type: s3\n  bucket: drops\n  maxFileSizeBytes: 10\n', /^ferry\.yaml:4: storage\.maxFileSizeBytes: 10 is not a storage setting any more: set limits\.maxFileSizeBytes/],
+    ['controlSocket: ""\n', /^ferry\.yaml:1: controlSocket: "" is not a path for a Unix socket/],
   ];
   for (const [text, expected] of cases) {
     const problems = await problemsOf(text);
@@ -193,12 +195,14 @@ test('paths from flags and the environment are relative to the current folder, p
   await mkdir(path.join(dir, 'etc'));
   await mkdir(path.join(dir, 'etc', 'files'));
   await mkdir(path.join(dir, 'other'));
-  await writeFile(path.join(dir, 'etc', 'ferry.yaml'), 'storage:\n  root: files\n');
+  // controlSocket too: the server and `ferry ban`, started from other folders, must find the same socket.
+  await writeFile(path.join(dir, 'etc', 'ferry.yaml'), 'storage:\n  root: files\ncontrolSocket: run/ferry.sock\n');
   const cwd = process.cwd();
   process.chdir(dir);
   t.after(() => process.chdir(cwd));
   const fromFile = await loadConfig({ file: 'etc/ferry.yaml' });
   assert.equal(storageLocation(fromFile.config.storage), path.join(dir, 'etc', 'files'));
+  assert.equal(fromFile.config.controlSocket, path.join(dir, 'etc', 'run', 'ferry.sock'));
   const fromFlag = await loadConfig({ file: 'etc/ferry.yaml', overrides: [{ path: ['storage', 'root'], value: 'other', source: '--root' }] });
   assert.equal(storageLocation(fromFlag.config.storage), path.join(dir, 'other'));
   const fromEnv = await loadConfig({ file: 'etc/ferry.yaml', env: { FERRY_USERS_FILE: 'users.yaml' } });
@@ -275,4 +279,19 @@ test('masqueradeAddress: an address, a host name or rules by client network; eac
     // A misspelt key also leaves announce missing; the first problem is the one to read.
     assert.equal(problems[0], expected, JSON.stringify(text));
   }
+});
+
+test('settings that are valid but weaken a protection or can never apply are warned about', async () => {
+  const warned = async (text: string) => (await withFile(text)).loaded.warnings;
+  assert.deepEqual(await warned('port: 2121\n'), []);
+  assert.match((await warned('proxyProtocol:\n  trustedSources: [0.0.0.0/0]\n'))[0] ?? '', /^proxyProtocol\.trustedSources: 0\.0\.0\.0\/0 trusts every address/);
+  assert.match(
+    (await warned('defender:\n  scores: { loginFailed: 0, limitExceeded: 0, protocolAbuse: 0 }\n'))[0] ?? '',
+    /^defender\.scores: every score is 0, so the defender never bans anyone/,
+  );
+  assert.match(
+    (await warned('masqueradeAddress:\n  - announce: 203.0.113.7\n  - from: [10.0.0.0/8]\n    announce: connected\n'))[0] ?? '',
+    /^masqueradeAddress: rule 1 has no from: and matches every client, so the 1 rule\(s\) after it never apply; put it last$/,
+  );
+  assert.deepEqual(await problemsOf('masqueradeAddress: 0.0.0.0\n').then((p) => p.length), 1, '0.0.0.0 is refused');
 });

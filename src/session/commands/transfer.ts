@@ -33,7 +33,7 @@ async function retrieve(session: Session, path: string): Promise<void> {
   const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started };
   if (!ok) {
     source.destroy();
-    session.host.notify('download-aborted', { ...info, reason: 'transfer did not complete' });
+    session.host.notify('download-aborted', { ...info, reason: session.transferFailure ?? 'transfer did not complete' });
     return;
   }
   session.host.notify('file-sent', info);
@@ -76,7 +76,7 @@ async function store(session: Session, path: string, options: WriteOptions, prel
   await settled(sink, DISCARD_WAIT_MS);
   // A commit already under way when the destroy came finishes first (FileUpload waits for it): then the new file is in place.
   if (isCommitted(sink)) session.host.notify('file-received', info);
-  else session.host.notify('upload-aborted', { ...info, reason: 'transfer did not complete' });
+  else session.host.notify('upload-aborted', { ...info, reason: session.transferFailure ?? 'transfer did not complete' });
 }
 
 /** How long an aborted upload waits for its storage stream to close before the session goes on. */
