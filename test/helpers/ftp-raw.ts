@@ -3,6 +3,7 @@
  * bytes, read replies exactly as the server wrote them (multi-line aware).
  * Every wait is bounded so that a broken server fails the test, not hangs it.
  */
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
@@ -214,4 +215,32 @@ export async function loginCode(port: number, user: string, password: string, ho
   } finally {
     client.close();
   }
+}
+
+/** Write `bytes` of random data on a data connection, 64 KiB at a time, until done or the server cuts it. */
+export async function sendBytes(data: net.Socket, bytes: number): Promise<void> {
+  data.on('error', () => undefined);
+  const chunk = randomBytes(64 * 1024);
+  for (let sent = 0; sent < bytes && !data.destroyed; sent += chunk.length) {
+    if (!data.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) {
+      // once() rejects on 'error' (the server resets the connection when it refuses): that ends the loop too.
+      await Promise.race([once(data, 'drain'), once(data, 'close')]).catch(() => undefined);
+    }
+  }
+}
+
+/** `verb` (STOR, APPE) `bytes` over EPSV; resolves with the transfer's final reply code (or the refusal before 150). */
+export async function uploadBytes(client: RawClient, verb: string, name: string, bytes: number): Promise<number> {
+  const data = await client.passive();
+  client.send(`${verb} ${name}`);
+  const first = await client.read();
+  if (first.code !== 150) {
+    data.destroy();
+    return first.code;
+  }
+  const sending = sendBytes(data, bytes).then(() => data.end());
+  const reply = await client.read(20_000);
+  data.destroy();
+  await sending;
+  return reply.code;
 }

@@ -4,15 +4,12 @@
  * count; `ferry user show` prints the usage counted from the files.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { hashPassword } from '../../src/auth/password.js';
-import { RawClient } from '../helpers/ftp-raw.js';
+import { RawClient, sendBytes as send, uploadBytes } from '../helpers/ftp-raw.js';
 import { childPids, runCliToEnd, startCli } from '../helpers/cli.js';
 
 const MIB = 1024 * 1024;
@@ -33,31 +30,6 @@ async function setup(t: TestContext, quotaBytes: number): Promise<{ dir: string;
   return { dir, home, config };
 }
 
-async function send(data: net.Socket, bytes: number): Promise<void> {
-  data.on('error', () => undefined);
-  const chunk = randomBytes(64 * 1024);
-  for (let sent = 0; sent < bytes && !data.destroyed; sent += chunk.length) {
-    if (!data.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) {
-      await Promise.race([once(data, 'drain'), once(data, 'close')]).catch(() => undefined);
-    }
-  }
-}
-
-async function upload(client: RawClient, name: string, bytes: number): Promise<number> {
-  const data = await client.passive();
-  client.send(`STOR ${name}`);
-  const first = await client.read();
-  if (first.code !== 150) {
-    data.destroy();
-    return first.code;
-  }
-  const sending = send(data, bytes).then(() => data.end());
-  const reply = await client.read(20_000);
-  data.destroy();
-  await sending;
-  return reply.code;
-}
-
 async function stored(home: string): Promise<number> {
   let total = 0;
   for (const name of await readdir(home)) total += (await stat(path.join(home, name))).size;
@@ -74,20 +46,20 @@ test('one user\'s sessions on two workers share one quota: never more stored tha
   const workers = new Set([...cluster.output().matchAll(/"worker":(\d+)[^\n]*"msg":"login"/g)].map((m) => m[1]));
   assert.deepEqual([...workers].sort(), ['0', '1'], 'sessions on both workers');
   // 0.5 MiB stored; four 1 MiB uploads at once: at most two fit in the 2.5 MiB left.
-  const codes = await Promise.all(clients.map((c, i) => upload(c, `up${i}.bin`, MIB)));
+  const codes = await Promise.all(clients.map((c, i) => uploadBytes(c, 'STOR', `up${i}.bin`, MIB)));
   assert.ok(codes.every((c) => c === 226 || c === 552), codes.join());
   const committed = codes.filter((c) => c === 226).length;
   assert.ok(committed <= 2, codes.join());
   assert.equal(await stored(home), MIB / 2 + committed * MIB);
   // Fill what is left from each worker in turn, then one byte more is refused on either.
   const left = quota - (await stored(home));
-  assert.equal(await upload(clients[0]!, 'fill-a.bin', Math.floor(left / 2)), 226);
-  assert.equal(await upload(clients[1]!, 'fill-b.bin', left - Math.floor(left / 2)), 226);
+  assert.equal(await uploadBytes(clients[0]!, 'STOR', 'fill-a.bin', Math.floor(left / 2)), 226);
+  assert.equal(await uploadBytes(clients[1]!, 'STOR', 'fill-b.bin', left - Math.floor(left / 2)), 226);
   assert.equal(await stored(home), quota);
-  for (const client of clients) assert.equal(await upload(client, 'over.bin', 1), 552);
+  for (const client of clients) assert.equal(await uploadBytes(client, 'STOR', 'over.bin', 1), 552);
   // A delete in one worker frees room for another.
   await clients[2]!.command('DELE before.bin', 250);
-  assert.equal(await upload(clients[3]!, 'after-delete.bin', MIB / 2), 226);
+  assert.equal(await uploadBytes(clients[3]!, 'STOR', 'after-delete.bin', MIB / 2), 226);
   assert.equal(await stored(home), quota);
 
   // `ferry user show` counts the same home from the files.
@@ -126,7 +98,7 @@ test('a worker killed mid-upload gives its reservation back: the room is whole a
   t.after(() => fresh.close());
   await fresh.command('TYPE I', 200);
   // 0.5 MiB stored: exactly 1.5 MiB fits, with nothing left held for the dead upload.
-  assert.equal(await upload(fresh, 'fits.bin', quota - MIB / 2), 226);
-  assert.equal(await upload(fresh, 'over.bin', 1), 552);
+  assert.equal(await uploadBytes(fresh, 'STOR', 'fits.bin', quota - MIB / 2), 226);
+  assert.equal(await uploadBytes(fresh, 'STOR', 'over.bin', 1), 552);
   assert.equal(await stored(home), quota);
 });

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import os from 'node:os';
@@ -19,7 +18,7 @@ import { LocalStorage, UserListAuthenticator, createServer, type AccountLimits, 
 import { storageUsage } from '../../src/limits/usage.js';
 import { S3Storage } from '../../src/storage/s3.js';
 import { cephClient, cephSkip, createBucket, pendingUploads, sharedCeph, stopSharedCeph } from '../helpers/ceph.js';
-import { RawClient } from '../helpers/ftp-raw.js';
+import { RawClient, sendBytes as send, uploadBytes as upload } from '../helpers/ftp-raw.js';
 
 const USER = 'alice';
 const PASSWORD = 'quota pass';
@@ -82,34 +81,6 @@ async function login(t: TestContext, port: number): Promise<RawClient> {
   t.after(() => client.close());
   await client.command('TYPE I', 200);
   return client;
-}
-
-/** Write `bytes` on the data connection, 64 KiB at a time, until done or the server cuts it. */
-async function send(data: net.Socket, bytes: number): Promise<void> {
-  data.on('error', () => undefined);
-  const chunk = randomBytes(64 * KIB);
-  for (let sent = 0; sent < bytes && !data.destroyed; sent += chunk.length) {
-    if (!data.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) {
-      // once() rejects on 'error' (the server resets the connection when it refuses): that ends the loop too.
-      await Promise.race([once(data, 'drain'), once(data, 'close')]).catch(() => undefined);
-    }
-  }
-}
-
-/** STOR/APPE `bytes` with the raw client; resolves with the transfer's final reply code. */
-async function upload(client: RawClient, verb: string, name: string, bytes: number): Promise<number> {
-  const data = await client.passive();
-  client.send(`${verb} ${name}`);
-  const first = await client.read();
-  if (first.code !== 150) {
-    data.destroy();
-    return first.code;
-  }
-  const sending = send(data, bytes).then(() => data.end());
-  const reply = await client.read(20_000);
-  data.destroy();
-  await sending;
-  return reply.code;
 }
 
 async function fileSize(root: string, name: string): Promise<number | null> {
