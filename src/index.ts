@@ -25,7 +25,6 @@ export { HttpAuthenticator, type HttpAuthOptions } from './auth/http-hook.js';
 export { hashPassword, verifyPassword, VerificationCache } from './auth/password.js';
 export { parsePermissions, directoryPermissions, PermissionSpecError } from './auth/permissions.js';
 
-
 export { FerryError, ErrorCodes, type ErrorCode, type FtpReply, replyForError } from './errors.js';
 export type { ServerEvents, SessionInfo, UserInfo, TransferInfo, BanInfo, UnbanInfo } from './observability/events.js';
 export type { Defender, DefenderOptions, DefenderScores, Offence, Verdict } from './limits/defender.js';
