@@ -295,3 +295,28 @@ test('settings that are valid but weaken a protection or can never apply are war
   );
   assert.deepEqual(await problemsOf('masqueradeAddress: 0.0.0.0\n').then((p) => p.length), 1, '0.0.0.0 is refused');
 });
+
+test('every key of limits, defender and proxyProtocol set in a file reaches the server\'s settings (none validates and stays unused)', async () => {
+  const { resolveOptions } = await import('../../src/server/options.js');
+  const { serverOptions } = await import('../../src/config/build.js');
+  const defaults = (await withFile('port: 2121\n')).loaded.config as unknown as Record<string, Record<string, unknown>>;
+  const keys = leafPaths(configSchema).filter((p) => ['limits', 'defender', 'proxyProtocol'].includes(p[0]!));
+  assert.ok(keys.length > 25, `the sections have their keys (${keys.length})`);
+  for (const keyPath of keys) {
+    // A value other than the default, valid for the key: a number one higher (or 2 for a ratio), true/false flipped, a list of one address.
+    let at: Record<string, unknown> = defaults;
+    for (const key of keyPath.slice(0, -1)) at = at[key] as Record<string, unknown>;
+    const current = at[keyPath[keyPath.length - 1]!];
+    const value = typeof current === 'number' ? current + 1 : typeof current === 'boolean' ? !current : ['192.0.2.0/24'];
+    let yaml = '';
+    keyPath.forEach((key, depth) => (yaml += `${'  '.repeat(depth)}${key}:${depth === keyPath.length - 1 ? ` ${JSON.stringify(value)}` : ''}\n`));
+    if (keyPath.join('.') === 'defender.banMs') yaml += '  maxBanMs: 86400000\n';
+    const { config } = (await withFile(yaml)).loaded;
+    const resolved = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } }) as unknown as Record<string, unknown>;
+    // Where each section lands in the resolved options: limits flat, perUser in perUserLimits, the others by name.
+    const [section, ...rest] = keyPath;
+    let got: unknown = section === 'limits' ? (rest[0] === 'perUser' ? (resolved['perUserLimits'] as Record<string, unknown>)[rest[1]!] : resolved[rest[0]!]) : resolved[section!];
+    if (section !== 'limits') for (const key of rest) got = (got as Record<string, unknown>)[key];
+    assert.deepEqual(got, value, `${keyPath.join('.')}: set to ${JSON.stringify(value)} in the file, ${JSON.stringify(got)} in the server's settings`);
+  }
+});
