@@ -48,8 +48,6 @@ interface Entry {
 
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
-export { addressList } from '../protocol/address.js';
-
 /** What an account is made of, before its storage is opened. */
 export interface AccountSettings {
   /** Storage for the account's sessions, or a factory (possibly async) for one per session. */

@@ -12,7 +12,6 @@ import { limitKey, normalizeAddress } from '../protocol/address.js';
 import { formatReply } from '../protocol/reply.js';
 
 // The key addresses are counted by: in protocol/ so the policies below the gate (the defender) share it.
-export { limitKey };
 
 export interface AdmissionLimits {
   maxConnections: number;

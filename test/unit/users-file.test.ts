@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { directoryPermissions, parsePermissions } from '../../src/auth/permissions.js';
 import { hashPassword } from '../../src/auth/password.js';
-import { addressList } from '../../src/auth/user-list.js';
+import { addressList } from '../../src/protocol/address.js';
 import { fillUsername } from '../../src/auth/username.js';
 import { expandHome } from '../../src/config/build.js';
 import { openUsersFile, readUsersFile } from '../../src/config/users-file.js';
