@@ -29,3 +29,9 @@ export { FerryError, ErrorCodes, type ErrorCode, type FtpReply, replyForError } 
 export type { ServerEvents, SessionInfo, UserInfo, TransferInfo, BanInfo, UnbanInfo } from './observability/events.js';
 export type { Defender, DefenderOptions, DefenderScores, Offence, Verdict } from './limits/defender.js';
 export type { Logger } from './observability/logger.js';
+// Diagnostics channels (node:diagnostics_channel) for logs, metrics and admin tools: see docs/events.md.
+export { channels } from './observability/channels.js';
+export type * from './observability/channels.js';
+// Commands of your own (new verbs, SITE and OPTS rows): see docs/events.md.
+export type { CommandSpec, CommandContext } from './session/command.js';
+export type { Session } from './session/session.js';

@@ -118,6 +118,7 @@ const NO_CHANGE: Usage = { bytes: 0, files: 0 };
 
 class LimitedStorage implements Storage {
   readonly capabilities: StorageCapabilities;
+  readonly kind?: string;
   readonly setModifiedTime?: Storage['setModifiedTime'];
   readonly chmod?: Storage['chmod'];
   readonly close?: Storage['close'];
@@ -131,6 +132,7 @@ class LimitedStorage implements Storage {
     this.#maxFileSize = policy.maxFileSizeBytes;
     this.#quota = policy.quota;
     this.capabilities = inner.capabilities;
+    this.kind = inner.kind;
     // Optional methods stay optional: FEAT and 502 replies depend on their presence.
     if (inner.setModifiedTime) this.setModifiedTime = inner.setModifiedTime.bind(inner);
     if (inner.chmod) this.chmod = inner.chmod.bind(inner);

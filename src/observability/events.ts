@@ -52,7 +52,7 @@ export interface ServerEvents {
   rename: [info: UserInfo & { from: string; to: string }];
   mkdir: [info: UserInfo & { path: string }];
   rmdir: [info: UserInfo & { path: string }];
-  disconnect: [info: SessionInfo & { username?: string }];
+  disconnect: [info: SessionInfo & { username: string | null; durationMs: number }];
   /** The defender banned an address (by its score, or by hand). In cluster mode only the primary's log has it. */
   ban: [info: BanInfo];
   /** A ban ended or was removed. */

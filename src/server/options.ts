@@ -13,6 +13,7 @@ import { PassiveAddress, type PassiveAddressSetting } from '../data/passive-addr
 import { resolveTlsOptions, type ResolvedTlsOptions, type TlsOptions } from '../tls/options.js';
 import type { ProxyProtocolOptions } from './proxy-protocol.js';
 import type { SharedState } from './shared-state.js';
+import type { CommandSpec } from '../session/command.js';
 import { resolveDefenderSettings, type DefenderOptions, type DefenderSettings } from '../limits/defender.js';
 
 export interface FtpServerOptions {
@@ -81,6 +82,13 @@ export interface FtpServerOptions {
   downloadBytesPerSecond?: number;
   /** The same for every upload together (STOR, APPE, STOU). 0: no limit (the default). */
   uploadBytesPerSecond?: number;
+  /**
+   * Commands added to the built-in table: new verbs, or new rows under SITE
+   * and OPTS (`verb: 'SITE REINDEX'`). See docs/events.md, "Commands of
+   * your own". A verb the server already has is a TypeError. Read once, at
+   * construction.
+   */
+  commands?: readonly CommandSpec[];
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
   /**

@@ -7,7 +7,8 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { PassivePortPool } from '../data/passive.js';
 import type { ServerEvents } from '../observability/events.js';
-import { defaultCommands } from '../session/command-table.js';
+import { channels, type EventMessage } from '../observability/channels.js';
+import { commandTable } from '../session/command-table.js';
 import type { CommandSpec } from '../session/command.js';
 import { Session, type SessionHost } from '../session/session.js';
 import { TlsContext } from '../tls/context.js';
@@ -58,7 +59,7 @@ const CUT_SETTLE_MS = 5000;
 export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost {
   #options: ResolvedOptions;
   readonly passivePorts: PassivePortPool;
-  readonly commands: ReadonlyMap<string, CommandSpec> = defaultCommands();
+  readonly commands: ReadonlyMap<string, CommandSpec>;
   readonly tls: TlsContext | null;
   readonly #net: net.Server;
   /** Implicit FTPS (TLS from the first byte), when `tls.implicitPort` is set. */
@@ -82,6 +83,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   constructor(options: FtpServerOptions) {
     super();
     this.#options = resolveOptions(options);
+    this.commands = commandTable(options.commands);
     const given = options.shared ?? {};
     this.#defender = given.defender ? null : new Defender(this.#options.defender, { logger: this.#options.logger, onBan: (info) => this.notify('ban', info), onUnban: (info) => this.notify('unban', info) });
     this.shared = completeSharedState({ ...given, defender: given.defender ?? local(this.#defender!) });
@@ -183,6 +185,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
 
   notify<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void {
     if (ACTIVITY_EVENTS.has(event)) this.logger.info(args[0] as object, event);
+    if (event !== 'error' && channels.event.hasSubscribers) channels.event.publish({ name: event, info: args[0] } as EventMessage);
     try {
       (this.emit as (event: K, ...args: ServerEvents[K]) => boolean)(event, ...args);
     } catch (err) {
@@ -259,6 +262,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
       if (key !== null) this.gate.release(key);
     });
     this.notify('connect', { sessionId: session.id, remoteAddress: session.remoteAddress, remotePort: session.remotePort });
+    if (channels.sessionOpen.hasSubscribers) channels.sessionOpen.publish({ sessionId: session.id, remoteAddress: session.remoteAddress, remotePort: session.remotePort, implicitTls: kind.implicitTls === true });
     session.start();
     // A socket whose header was read is paused. A plain session reads it
     // directly; TLS takes the socket's buffered bytes (the head) itself when

@@ -3,6 +3,12 @@
  * these fields, in a fixed order, before any handler runs: unknown verb (500),
  * argument arity (501), login (530), path validity (553), permission (550).
  * Handlers never repeat them.
+ *
+ * Subcommands are rows too: a row whose verb is two words ('SITE CHMOD',
+ * 'OPTS MLST') runs when its parent verb (a row with `subcommands: true`)
+ * comes with that first word, and gets the rest of the line as its
+ * argument; the same checks run from its own fields. The parent's handler
+ * runs only for a first word no row has (it answers "unknown").
  */
 import type { Permission } from '../auth/types.js';
 import type { Session } from './session.js';
@@ -18,6 +24,7 @@ export interface CommandContext {
 }
 
 export interface CommandSpec {
+  /** The verb ('RETR'), or parent verb and subcommand ('SITE CHMOD'), upper case. */
   verb: string;
   /** Syntax shown by HELP, e.g. "RETR <sp> pathname". */
   syntax: string;
@@ -37,6 +44,8 @@ export interface CommandSpec {
   transfer?: boolean;
   /** May run while a transfer is in progress (RFC 959 §4.1.3: ABOR, STAT). */
   duringTransfer?: boolean;
+  /** A parent verb (SITE, OPTS): its first word picks a subcommand row. */
+  subcommands?: boolean;
   /** The FEAT line this command contributes (RFC 2389), or null to omit it for this session. */
   feature?: (session: Session) => string | null;
   handler(session: Session, context: CommandContext): void | Promise<void>;

@@ -27,6 +27,8 @@ import type { Storage } from '../storage/types.js';
 import type { SessionBinding, TlsContext } from '../tls/context.js';
 import { handshake } from '../tls/handshake.js';
 import type { CommandSpec } from './command.js';
+import { findCommand } from './command-table.js';
+import { channels, type TransferDirection, type TransferStartMessage } from '../observability/channels.js';
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -73,6 +75,10 @@ interface Transfer {
   readonly startedAt: number;
   /** Why the data transfer failed, for the aborted events and the log. */
   failure: string | null;
+  /** The transfer:start message, once the 150 went out (the channel's end message repeats it). */
+  started: TransferStartMessage | null;
+  /** The outcome the events report (an upload whose commit won a race with ABOR completed). */
+  ok: boolean;
 }
 
 /** A queued command; `cancelled` once an ABOR, QUIT or REIN behind it made it moot. */
@@ -116,6 +122,8 @@ export class Session implements LineSink {
   /** True when the control connection is IPv6 (not IPv4-mapped). */
   readonly ipv6: boolean;
   readonly host: SessionHost;
+  /** Date.now() at the connection. */
+  readonly connectedAt = Date.now();
 
   cwd = '/';
   /** RFC 959 §3.1.1: ASCII is the default type. */
@@ -219,6 +227,7 @@ export class Session implements LineSink {
   reply(code: number, text: string | readonly string[]): void {
     if (this.#closed || this.#socket.writableEnded) return;
     this.#socket.write(formatReply(code, text));
+    if (channels.reply.hasSubscribers) channels.reply.publish({ sessionId: this.id, code });
     if (this.#socket.writableLength > REPLY_BACKLOG_MAX_BYTES) {
       this.log.warn('client does not read its replies; closing');
       this.#socket.destroy();
@@ -231,6 +240,7 @@ export class Session implements LineSink {
     if (this.#closed) return;
     this.#closing = true;
     this.#socket.end(formatReply(code, text));
+    if (channels.reply.hasSubscribers) channels.reply.publish({ sessionId: this.id, code });
     // A peer that never reads must not keep us waiting forever.
     setTimeout(() => this.#socket.destroy(), 2000).unref();
   }
@@ -387,14 +397,14 @@ export class Session implements LineSink {
       this.reply(501, 'Command is not valid UTF-8.');
       return;
     }
-    const spec = this.host.commands.get(command.verb);
+    const found = findCommand(this.host.commands, command.verb, command.arg);
     // RFC 959 §4.1.1: RNTO must come right after RNFR; anything else cancels it.
     if (command.verb !== 'RNTO') this.renameFrom = null;
-    if (!spec) {
+    if (!found) {
       this.reply(500, `Unknown command "${command.verb.slice(0, 16)}".`);
       return;
     }
-    const arg = command.arg;
+    const { spec, arg } = found;
     if (spec.arg === 'required' && arg.trim() === '') {
       this.reply(501, `Syntax: ${spec.syntax}`);
       return;
@@ -408,6 +418,7 @@ export class Session implements LineSink {
       return;
     }
     this.log.debug({ verb: spec.verb, arg: spec.verb === 'PASS' ? undefined : arg }, 'command');
+    if (channels.command.hasSubscribers) channels.command.publish({ sessionId: this.id, verb: spec.verb, arg: spec.verb === 'PASS' ? '' : arg });
     let path = this.cwd;
     try {
       if (spec.path) path = this.resolve(pathArgument(spec.path, arg));
@@ -444,6 +455,8 @@ export class Session implements LineSink {
       upload: false,
       startedAt: Date.now(),
       failure: null,
+      started: null,
+      ok: false,
     };
     this.#transfer = transfer;
     try {
@@ -451,6 +464,16 @@ export class Session implements LineSink {
     } finally {
       this.#transfer = null;
       this.restOffset = 0;
+      if (transfer.started && channels.transferEnd.hasSubscribers) {
+        const { started } = transfer;
+        channels.transferEnd.publish({
+          ...started,
+          bytes: transfer.socket ? transfer.socket.bytesRead + transfer.socket.bytesWritten : 0,
+          durationMs: Date.now() - started.startedAt,
+          ok: transfer.ok,
+          reason: transfer.ok ? null : (transfer.failure ?? 'transfer did not complete'),
+        });
+      }
       finish();
     }
   }
@@ -492,7 +515,9 @@ export class Session implements LineSink {
     this.#dataChannel = null;
     const account = this.account;
     this.#endLogin();
-    this.host.notify('disconnect', { sessionId: this.id, remoteAddress: this.remoteAddress, username: account?.username });
+    const durationMs = Date.now() - this.connectedAt;
+    this.host.notify('disconnect', { sessionId: this.id, remoteAddress: this.remoteAddress, username: account?.username ?? null, durationMs });
+    if (channels.sessionClose.hasSubscribers) channels.sessionClose.publish({ sessionId: this.id, remoteAddress: this.remoteAddress, username: account?.username ?? null, durationMs });
   }
 
   onClose(listener: () => void): void {
@@ -562,6 +587,7 @@ export class Session implements LineSink {
     this.#awaitingHandshake = true;
     raw.off('data', Session.#onData);
     raw.write(formatReply(code, text));
+    if (channels.reply.hasSubscribers) channels.reply.publish({ sessionId: this.id, code });
     // Wrap now, not once the reply is flushed: the client starts its
     // handshake as soon as it reads 234, and the TLS socket must be reading
     // by then. The reply is ahead of any TLS byte in the same stream.
@@ -777,7 +803,7 @@ export class Session implements LineSink {
     path: string | null,
     preliminary: string,
     work: (socket: Socket, signal: AbortSignal, throttle: Throttle | null) => Promise<void>,
-    direction: 'upload' | 'download' = 'download',
+    direction: TransferDirection = 'download',
   ): Promise<boolean> {
     const transfer = this.#transfer;
     const channel = this.#dataChannel;
@@ -802,6 +828,8 @@ export class Session implements LineSink {
       return false;
     }
     this.reply(150, preliminary);
+    transfer.started = { ...this.who, verb: transfer.verb, direction, path, storage: this.storage.kind ?? 'custom', startedAt: transfer.startedAt };
+    if (channels.transferStart.hasSubscribers) channels.transferStart.publish(transfer.started);
     let socket: Socket;
     try {
       socket = await this.protectData(await channel.open(signal), signal);
@@ -821,9 +849,10 @@ export class Session implements LineSink {
       socket.destroy(new FerryError(ErrorCodes.DATA_CONNECTION, 'data connection stalled'));
     });
     let closeChannel = true;
-    const throttle = this.#throttle(direction);
+    const throttle = this.#throttle(direction === 'upload' ? 'upload' : 'download');
     try {
       await work(socket, signal, throttle);
+      transfer.ok = true;
       this.reply(226, 'Transfer complete.');
       return true;
     } catch (err) {
@@ -875,6 +904,15 @@ export class Session implements LineSink {
     if (!transfer) return null;
     const seconds = ((Date.now() - transfer.startedAt) / 1000).toFixed(1);
     return `${transfer.verb} ${transfer.path ?? ''}: ${this.transferredBytes} bytes in ${seconds} s`;
+  }
+
+  /**
+   * An upload whose transferData failed but whose storage committed anyway
+   * (ABOR racing the commit, see StorageWritable): it completed, and the
+   * channel's end message must say so as the event does.
+   */
+  transferCommitted(): void {
+    if (this.#transfer) this.#transfer.ok = true;
   }
 
   /** Why the running transfer's data failed (a 552 over a quota, a reset), or null. */

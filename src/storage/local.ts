@@ -332,6 +332,7 @@ class FileUpload extends Writable {
 }
 
 export class LocalStorage implements Storage {
+  readonly kind = 'local';
   readonly capabilities: StorageCapabilities = Object.freeze({
     randomWrite: true,
     append: true,

@@ -173,6 +173,7 @@ class MemoryUpload extends Writable {
 const LIST_PAGE = 1000;
 
 export class MemoryStorage implements Storage {
+  readonly kind = 'memory';
   readonly capabilities: StorageCapabilities = Object.freeze({
     randomWrite: true,
     append: true,

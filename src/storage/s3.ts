@@ -134,6 +134,7 @@ function uniqueId(key: string): string {
 }
 
 export class S3Storage implements Storage {
+  readonly kind = 's3';
   readonly capabilities: StorageCapabilities = Object.freeze({
     randomWrite: false,
     append: false,

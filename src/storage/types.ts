@@ -106,6 +106,8 @@ export type StorageWritable = Writable & {
 
 export interface Storage {
   readonly capabilities: StorageCapabilities;
+  /** Optional: what kind of backend this is ('local', 's3', 'memory'), for metrics and logs; absent: 'custom'. */
+  readonly kind?: string;
 
   /** Metadata of one path; NOT_FOUND if absent. Symlinks are followed. */
   stat(path: string): Promise<FileInfo>;

@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
-import { defaultCommands } from '../../src/session/command-table.js';
+import { commandTable } from '../../src/session/command-table.js';
 import { PASSWORD, startServer, USER, type TestServer } from '../helpers/server.js';
 import { RawClient, readAll } from '../helpers/ftp-raw.js';
 
@@ -35,7 +35,7 @@ describe('before login', () => {
     const client = await RawClient.connect(server().port);
     try {
       await client.expect(220);
-      for (const spec of defaultCommands().values()) {
+      for (const spec of commandTable().values()) {
         if (!spec.auth) continue;
         const arg = spec.arg === 'required' ? ' x' : '';
         const reply = await client.command(`${spec.verb}${arg}`);

@@ -1,11 +1,11 @@
 /**
- * Session settings and information: NOOP SYST FEAT OPTS HELP STAT TYPE MODE
- * STRU ALLO SITE. FEAT and HELP are built from the command table, so they
+ * Session settings and information: NOOP SYST FEAT OPTS (UTF8, MLST) HELP
+ * STAT TYPE MODE STRU ALLO SITE (HELP, CHMOD). FEAT and HELP are built from the command table, so they
  * list exactly what is implemented.
  */
 import { parseOptsMlst } from '../../protocol/listing.js';
 import { stripListOptions } from '../../protocol/path.js';
-import type { CommandSpec } from '../command.js';
+import { alias, type CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
 import { refuseRoot } from './file-ops.js';
 import { statListing } from './listing.js';
@@ -20,7 +20,7 @@ function features(session: Session): string[] {
 }
 
 function help(session: Session): string[] {
-  const verbs = [...session.host.commands.keys()].sort();
+  const verbs = [...session.host.commands.keys()].filter((verb) => !verb.includes(' ')).sort();
   const rows: string[] = [];
   for (let i = 0; i < verbs.length; i += 8) rows.push(' ' + verbs.slice(i, i + 8).map((v) => v.padEnd(5)).join(' '));
   return rows;
@@ -39,44 +39,104 @@ function parseType(arg: string): 'A' | 'I' | 'unsupported' | null {
   return null;
 }
 
-const site: CommandSpec = {
-  verb: 'SITE',
-  syntax: 'SITE <sp> HELP | CHMOD <sp> mode <sp> pathname',
+/** The rows of a parent verb (SITE, OPTS), for HELP. */
+function subcommandRows(session: Session, parent: string): CommandSpec[] {
+  return [...session.host.commands.values()].filter((spec) => spec.verb.startsWith(`${parent} `)).sort((a, b) => a.verb.localeCompare(b.verb));
+}
+
+const CHMOD_ARG = /^([0-7]{3,4}) (.+)$/;
+
+/** SITE and its rows: the parent answers only for words no row has. */
+const siteCommands: CommandSpec[] = [
+  {
+    verb: 'SITE',
+    syntax: 'SITE <sp> command [<sp> arguments] (HELP SITE lists them)',
+    auth: false,
+    arg: 'required',
+    subcommands: true,
+    handler(session, { arg }) {
+      const word = arg.trim().split(' ')[0]!.toUpperCase();
+      session.reply(500, `Unknown SITE command "${word.slice(0, 16)}".`);
+    },
+  },
+  {
+    verb: 'SITE HELP',
+    syntax: 'SITE HELP',
+    auth: false,
+    arg: 'optional',
+    handler(session) {
+      const rows = subcommandRows(session, 'SITE').map((spec) => ` ${spec.syntax.slice('SITE '.length)}`);
+      session.reply(214, ['SITE commands:', ...rows, 'End.']);
+    },
+  },
+  {
+    verb: 'SITE CHMOD',
+    syntax: 'SITE CHMOD <sp> mode <sp> pathname',
+    auth: true,
+    arg: 'required',
+    // The path is the words after the mode; a line without a mode is refused by the handler (501).
+    path: (arg) => CHMOD_ARG.exec(arg)?.[2] ?? '',
+    permission: 'M',
+    async handler(session, { arg, path }) {
+      const match = CHMOD_ARG.exec(arg);
+      if (!match) {
+        session.reply(501, 'Syntax: SITE CHMOD <octal mode> <path>');
+        return;
+      }
+      const storage = session.storage;
+      if (!storage.chmod) {
+        session.reply(502, 'SITE CHMOD is not supported by this storage.');
+        return;
+      }
+      refuseRoot(path, 'SITE CHMOD');
+      await storage.chmod(path, parseInt(match[1]!, 8));
+      session.reply(200, 'SITE CHMOD successful.');
+    },
+  },
+];
+
+/** RFC 2640 §3.2: UTF-8 paths are always on; announced by the UTF8 feature. */
+const utf8: CommandSpec = {
+  verb: 'OPTS UTF8',
+  syntax: 'OPTS UTF8 <sp> ON',
   auth: false,
-  arg: 'required',
-  async handler(session, { arg }) {
-    const space = arg.indexOf(' ');
-    const sub = (space === -1 ? arg : arg.slice(0, space)).toUpperCase();
-    const rest = space === -1 ? '' : arg.slice(space + 1);
-    if (sub === 'HELP') {
-      session.reply(214, ['SITE commands:', ' HELP', ' CHMOD <mode> <path>', 'End.']);
-      return;
-    }
-    if (sub !== 'CHMOD') {
-      session.reply(500, `Unknown SITE command "${sub.slice(0, 16)}".`);
-      return;
-    }
-    if (!session.loggedIn) {
-      session.reply(530, 'Please log in with USER and PASS first.');
-      return;
-    }
-    const match = /^([0-7]{3,4}) (.+)$/.exec(rest);
-    if (!match) {
-      session.reply(501, 'Syntax: SITE CHMOD <octal mode> <path>');
-      return;
-    }
-    const storage = session.storage;
-    if (!storage.chmod) {
-      session.reply(502, 'SITE CHMOD is not supported by this storage.');
-      return;
-    }
-    const path = session.resolve(match[2]!);
-    session.authorize('M', path);
-    refuseRoot(path, 'SITE CHMOD');
-    await storage.chmod(path, parseInt(match[1]!, 8));
-    session.reply(200, 'SITE CHMOD successful.');
+  arg: 'optional',
+  feature: () => 'UTF8',
+  handler(session, { arg }) {
+    if (arg.trim().toUpperCase() === 'OFF') session.reply(504, 'UTF-8 cannot be turned off.');
+    else session.reply(200, 'UTF-8 is always on.');
   },
 };
+
+/** OPTS and its rows (RFC 2389 §4): the parent answers only for options no row has. */
+const optsCommands: CommandSpec[] = [
+  {
+    verb: 'OPTS',
+    syntax: 'OPTS <sp> command [<sp> options]',
+    auth: false,
+    arg: 'required',
+    subcommands: true,
+    handler(session, { arg }) {
+      const word = arg.trim().split(' ')[0]!;
+      session.reply(501, `Option "${word.slice(0, 16)}" not understood.`);
+    },
+  },
+  utf8,
+  // Some clients spell it with a dash.
+  { ...alias(utf8, 'OPTS UTF-8'), feature: undefined },
+  {
+    verb: 'OPTS MLST',
+    syntax: 'OPTS MLST [<sp> fact;fact;...]',
+    auth: false,
+    arg: 'optional',
+    handler(session, { arg }) {
+      // RFC 3659 §7.9: the reply lists the facts now in force.
+      session.mlstFacts = parseOptsMlst(arg.trim());
+      const facts = [...session.mlstFacts].map((f) => `${f};`).join('');
+      session.reply(200, facts ? `MLST OPTS ${facts}` : 'MLST OPTS');
+    },
+  },
+];
 
 export const infoCommands: CommandSpec[] = [
   {
@@ -101,34 +161,6 @@ export const infoCommands: CommandSpec[] = [
     handler: (session) => session.reply(211, ['Features:', ...features(session), 'End']),
   },
   {
-    verb: 'OPTS',
-    syntax: 'OPTS <sp> UTF8 ON | MLST facts',
-    auth: false,
-    arg: 'required',
-    // RFC 2640 §3.2: UTF-8 paths are always on; announced by the UTF8 feature.
-    feature: () => 'UTF8',
-    handler(session, { arg }) {
-      const [option = '', ...rest] = arg.trim().split(/\s+/);
-      const value = rest.join(' ');
-      switch (option.toUpperCase()) {
-        case 'UTF8':
-        case 'UTF-8':
-          if (value.toUpperCase() === 'OFF') session.reply(504, 'UTF-8 cannot be turned off.');
-          else session.reply(200, 'UTF-8 is always on.');
-          return;
-        case 'MLST': {
-          // RFC 3659 §7.9: the reply lists the facts now in force.
-          session.mlstFacts = parseOptsMlst(value);
-          const facts = [...session.mlstFacts].map((f) => `${f};`).join('');
-          session.reply(200, facts ? `MLST OPTS ${facts}` : 'MLST OPTS');
-          return;
-        }
-        default:
-          session.reply(501, `Option "${option.slice(0, 16)}" not understood.`);
-      }
-    },
-  },
-  {
     verb: 'HELP',
     syntax: 'HELP [<sp> command]',
     auth: false,
@@ -138,9 +170,11 @@ export const infoCommands: CommandSpec[] = [
         session.reply(214, ['The following commands are recognized:', ...help(session), 'Help OK.']);
         return;
       }
-      const spec = session.host.commands.get(arg.trim().toUpperCase());
-      if (spec) session.reply(214, `Syntax: ${spec.syntax}`);
-      else session.reply(501, 'Unknown command.');
+      const verb = arg.trim().toUpperCase().replace(/\s+/g, ' ');
+      const spec = session.host.commands.get(verb);
+      if (!spec) session.reply(501, 'Unknown command.');
+      else if (spec.subcommands) session.reply(214, [`Syntax: ${spec.syntax}`, ...subcommandRows(session, verb).map((row) => ` ${row.syntax}`), 'End.']);
+      else session.reply(214, `Syntax: ${spec.syntax}`);
     },
   },
   {
@@ -222,7 +256,8 @@ export const infoCommands: CommandSpec[] = [
     arg: 'required',
     handler: (session) => session.reply(202, 'No storage allocation necessary.'),
   },
-  site,
+  ...siteCommands,
+  ...optsCommands,
   {
     // RFC 959 verbs we recognise but deliberately do not implement: 502, not 500.
     verb: 'SMNT',

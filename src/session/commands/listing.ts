@@ -3,10 +3,12 @@
  * STAT-with-path listing over the control connection. Listings stream from
  * storage to the socket in batches; no directory is ever held whole.
  */
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { sendToSocket } from '../../data/transfer.js';
 import { formatFeatMlst, formatListLine, formatMlsxEntry, mlsxEntryFormatter, mlsxPermFact } from '../../protocol/listing.js';
 import { baseName, joinPath } from '../../protocol/path.js';
+import type { Throttle } from '../../limits/throttle.js';
 import type { FileInfo } from '../../storage/types.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
@@ -79,9 +81,8 @@ async function sendListing(session: Session, path: string, listing: Listing, for
     if (head) yield Buffer.from(head);
     yield* formatted(listing.pages, format);
   }
-  const sent = await session.transferData(path, 'Here comes the directory listing.', (socket, signal, throttle) =>
-    sendToSocket(Readable.from(chunks()), socket, { ascii: false, signal, throttle }),
-  );
+  const send = (socket: Socket, signal: AbortSignal, throttle: Throttle | null) => sendToSocket(Readable.from(chunks()), socket, { ascii: false, signal, throttle });
+  const sent = await session.transferData(path, 'Here comes the directory listing.', send, 'list');
   if (!sent) listing.close();
 }
 

@@ -65,6 +65,7 @@ async function store(session: Session, path: string, options: WriteOptions, prel
   );
   const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started };
   if (ok || isCommitted(sink)) {
+    session.transferCommitted();
     session.host.notify('file-received', info);
     return;
   }
@@ -75,7 +76,10 @@ async function store(session: Session, path: string, options: WriteOptions, prel
   // session, and S3 never shows an unfinished upload anyway.
   await settled(sink, DISCARD_WAIT_MS);
   // A commit already under way when the destroy came finishes first (FileUpload waits for it): then the new file is in place.
-  if (isCommitted(sink)) session.host.notify('file-received', info);
+  if (isCommitted(sink)) {
+    session.transferCommitted();
+    session.host.notify('file-received', info);
+  }
   else session.host.notify('upload-aborted', { ...info, reason: session.transferFailure ?? 'transfer did not complete' });
 }
 
