@@ -5,6 +5,7 @@
  * file without dropping sessions.
  */
 import cluster from 'node:cluster';
+import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import os from 'node:os';
 import type { Command } from 'commander';
@@ -29,6 +30,8 @@ import { cliUserHashes, shareWithWorkers, type CliUser, type HashedCliUser } fro
 import { fail, failWithConfig } from './fail.js';
 import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
+import { DaemonHooks } from './hooks.js';
+import { EVENT_NAMES, PRIMARY_EVENTS } from '../observability/hook-event.js';
 
 export interface ServeFlags extends S3Flags {
   config?: string;
@@ -116,6 +119,12 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   // Temp files of uploads a stopped process left behind (a SIGKILL, a crash, a
   // power cut) are removed in the background: the root is known here; homes
   // elsewhere are swept when an upload first reaches them (temp-files.ts).
+  let hooks: DaemonHooks;
+  try {
+    hooks = await DaemonHooks.start(config, logger);
+  } catch (err) {
+    failWithConfig(err, usageOrConfig);
+  }
   const sweepRoot = config.storage.type === 'local' && !s3Location(flags) ? config.storage.root : null;
   // One sweep at a time: workers dying in a loop must not stack up walks of
   // the whole tree. A request during a sweep runs one more after it.
@@ -146,8 +155,19 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     // state every worker must agree on (shared.ts); workers call it.
     const clusterOverrides = { passivePorts, shared: workerSharedState() };
     const server = await startServer(await build(config), clusterOverrides, usageOrConfig);
+    // The primary runs the hooks of bans; each worker those of its own sessions' events.
+    hooks.attach(server, new Set(EVENT_NAMES.filter((name) => !PRIMARY_EVENTS.has(name))));
     dropOrExit(config);
-    runClusterWorker(server, () => void reload(plan, logger, async (next) => [...server.reconfigure({ ...(await build(next)), ...clusterOverrides }), ...restartOnly(next)]));
+    runClusterWorker(
+      server,
+      () =>
+        void reload(plan, logger, async (next) => {
+          const changed = server.reconfigure({ ...(await build(next)), ...clusterOverrides });
+          await hooks.reload(next);
+          return [...changed, ...restartOnly(next)];
+        }),
+      () => hooks.close(),
+    );
     return;
   }
   if (workers > 1) {
@@ -158,7 +178,9 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       // Validate every setting once, here, before any worker starts.
       const options = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } });
       primary = new ClusterPrimary({ ...options, workers, logger, onWorkerExit: sweep });
-      const objects = createSharedObjects({ defender: options.defender, defenderHooks: { logger } });
+      const bans = new EventEmitter();
+      hooks.attach(bans, PRIMARY_EVENTS);
+      const objects = createSharedObjects({ defender: options.defender, defenderHooks: { logger, onBan: (info) => bans.emit('ban', info), onUnban: (info) => bans.emit('unban', info) } });
       for (const [name, object] of Object.entries(objects)) hostForWorkers(name, object);
       // The primary admits every connection, so the defender's bans are checked there; workers report offences to it.
       defender = objects.defender as Defender;
@@ -180,17 +202,19 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     sweep();
     printBanner(flags, loaded, address.port, workers, primary.implicitAddress()?.port);
     // The primary reloads too: the log level, the connection limits it enforces for the cluster, the defender.
-    onSignals(shutdownGraceMs, () => stopAll(control, () => primary.stop()), () =>
+    onSignals(shutdownGraceMs, () => stopAll(control, () => primary.stop(), hooks), () =>
       void reload(plan, logger, async (next) => {
         const { maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs } = next.limits;
         primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs, proxyProtocol: next.proxyProtocol });
         defender.configure(next.defender);
+        await hooks.reload(next);
         return restartOnly(next);
       }),
     );
     return;
   }
   const server = await startServer(await build(config), {}, usageOrConfig);
+  hooks.attach(server);
   let address: net.AddressInfo;
   try {
     address = await server.listen();
@@ -201,7 +225,16 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   const control = await openControlSocket(config, server.shared.defender, logger);
   sweep();
   printBanner(flags, loaded, address.port, 1, server.implicitAddress()?.port);
-  onSignals(server.options.shutdownGraceMs, () => stopAll(control, () => server.close()), () => void reload(plan, logger, async (next) => [...server.reconfigure(await build(next)), ...restartOnly(next)]));
+  onSignals(
+    server.options.shutdownGraceMs,
+    () => stopAll(control, () => server.close(), hooks),
+    () =>
+      void reload(plan, logger, async (next) => {
+        const changed = server.reconfigure(await build(next));
+        await hooks.reload(next);
+        return [...changed, ...restartOnly(next)];
+      }),
+  );
 }
 
 /**
@@ -223,10 +256,11 @@ async function openControlSocket(config: Config, defender: Shared<Defender>, log
   }
 }
 
-/** Stop: the control socket first (its file removed), then the server. */
-async function stopAll(control: ControlSocket | null, stop: () => Promise<void>): Promise<void> {
+/** Stop: the control socket first (its file removed), then the server, then a moment for the hooks of its last events. */
+async function stopAll(control: ControlSocket | null, stop: () => Promise<void>, hooks: DaemonHooks): Promise<void> {
   await control?.close();
   await stop();
+  await hooks.close();
 }
 
 async function startServer(options: FtpServerOptions, overrides: Partial<FtpServerOptions>, exitCode: number): Promise<FtpServer> {

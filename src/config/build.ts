@@ -48,6 +48,7 @@ export function serverOptions(config: Config): Omit<FtpServerOptions, 'authentic
     masqueradeAddress: config.masqueradeAddress ?? undefined,
     greeting: config.banner,
     allowActiveMode: config.allowActiveMode,
+    uploadSha256: config.uploadSha256,
     ...limits,
     perUserLimits: perUser,
     defender: config.defender,

@@ -41,8 +41,13 @@ export interface ServerEvents {
   connect: [info: SessionInfo & { remotePort: number }];
   login: [info: UserInfo];
   'login-failed': [info: SessionInfo & { username: string }];
-  /** An upload completed and is durable in storage. */
-  'file-received': [info: TransferInfo];
+  /**
+   * An upload completed and is durable in storage. `sha256` (hex) and `size`
+   * are of the bytes this upload stored (after TYPE A conversion; for APPE
+   * and REST+STOR only the bytes it added), hashed as they streamed in;
+   * absent when `uploadSha256` is off.
+   */
+  'file-received': [info: TransferInfo & { sha256?: string; size?: number }];
   'file-sent': [info: TransferInfo];
   /** An upload ended early (ABOR, client vanished, storage error); nothing was committed. */
   'upload-aborted': [info: TransferInfo & { reason: string }];
