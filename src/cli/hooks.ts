@@ -40,7 +40,7 @@ export async function hookSettings(hooks: Config['hooks']): Promise<HookSettings
   const upload = hooks.beforeUpload;
   return {
     events: { commands, webhooks, concurrency: hooks.concurrency, queueSize: hooks.queueSize },
-    beforeUpload: upload ? { url: upload.url, timeoutMs: upload.timeoutMs, secret: await secretOf(upload, 'hooks.beforeUpload') } : null,
+    beforeUpload: upload.url ? { url: upload.url, timeoutMs: upload.timeoutMs, secret: await secretOf(upload, 'hooks.beforeUpload') } : null,
   };
 }
 

@@ -155,10 +155,10 @@ const hooksSection = section({
     })
     .default([]),
   ...numberSettings(HOOKS),
-  beforeUpload: section({ url: httpUrl(), ...secretKeys, ...numberSettings(UPLOAD_HOOK) })
+  // As authHook: a url turns it on.
+  beforeUpload: section({ url: httpUrl().nullable().default(null), ...secretKeys, ...numberSettings(UPLOAD_HOOK) })
     .superRefine(oneSecret)
-    .nullable()
-    .default(null),
+    .prefault({}),
 }).prefault({});
 
 export const configSchema = z.strictObject({
