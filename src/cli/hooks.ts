@@ -11,6 +11,7 @@ import { ConfigError } from '../config/validate.js';
 import { EventHooks, type EventHooksSettings, type EventSource } from '../observability/event-hooks.js';
 import type { EventName } from '../observability/hook-event.js';
 import type { Logger } from '../observability/logger.js';
+import type { FtpServer } from '../server/server.js';
 import { askUploadHook, type UploadHookTarget } from '../observability/upload-hook.js';
 
 /** At shutdown, how long hooks of the last events (disconnects) may still run before the process exits. */
@@ -44,10 +45,6 @@ export async function hookSettings(hooks: Config['hooks']): Promise<HookSettings
   };
 }
 
-/** What serve.ts needs of a server: its events, and its awaited hooks. */
-interface HookedServer extends EventSource {
-  hook(name: 'beforeUpload', fn: (request: never) => Promise<unknown>): unknown;
-}
 
 export class DaemonHooks {
   #settings: HookSettings;
@@ -71,17 +68,27 @@ export class DaemonHooks {
     this.#events.attach(source, only);
   }
 
-  /** Register the beforeUpload HTTP hook with `server` (before listen()); it follows reloads, and does nothing while none is configured. */
-  register(server: HookedServer): void {
-    server.hook('beforeUpload', (async (request: object) => {
+  /**
+   * Register the beforeUpload HTTP hook with `server` (before listen()),
+   * when one is configured: nothing runs per upload otherwise. A reload
+   * may change its url, secret or timeout; turning it on or off needs a
+   * restart (hooks are locked once a server serves).
+   */
+  register(server: FtpServer): void {
+    if (!this.#settings.beforeUpload) return;
+    server.hook('beforeUpload', async (request) => {
       const target = this.#settings.beforeUpload;
       return target ? askUploadHook(target, request) : undefined;
-    }) as (request: never) => Promise<unknown>);
+    });
   }
 
   /** SIGHUP: the new settings from now on; the old hooks' queued and running jobs finish. */
   async reload(config: Config): Promise<void> {
     const settings = await hookSettings(config.hooks);
+    if ((settings.beforeUpload === null) !== (this.#settings.beforeUpload === null)) {
+      this.#logger.warn({ settings: ['hooks.beforeUpload.url'] }, 'these settings change only on restart');
+      settings.beforeUpload = this.#settings.beforeUpload;
+    }
     const old = this.#events;
     this.#settings = settings;
     this.#events = new EventHooks(settings.events, this.#logger);

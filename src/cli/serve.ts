@@ -5,7 +5,6 @@
  * file without dropping sessions.
  */
 import cluster from 'node:cluster';
-import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import os from 'node:os';
 import type { Command } from 'commander';
@@ -32,6 +31,8 @@ import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
 import { DaemonHooks } from './hooks.js';
 import { EVENT_NAMES, PRIMARY_EVENTS } from '../observability/hook-event.js';
+import { eventChannel, publishEvent } from '../observability/channels.js';
+import type { BanInfo, UnbanInfo } from '../observability/events.js';
 
 export interface ServeFlags extends S3Flags {
   config?: string;
@@ -157,6 +158,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     const server = await startServer(await build(config), clusterOverrides, usageOrConfig);
     // The primary runs the hooks of bans; each worker those of its own sessions' events.
     hooks.attach(server, new Set(EVENT_NAMES.filter((name) => !PRIMARY_EVENTS.has(name))));
+    hooks.register(server);
     dropOrExit(config);
     runClusterWorker(
       server,
@@ -178,9 +180,10 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       // Validate every setting once, here, before any worker starts.
       const options = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } });
       primary = new ClusterPrimary({ ...options, workers, logger, onWorkerExit: sweep });
-      const bans = new EventEmitter();
-      hooks.attach(bans, PRIMARY_EVENTS);
-      const objects = createSharedObjects({ defender: options.defender, defenderHooks: { logger, onBan: (info) => bans.emit('ban', info), onUnban: (info) => bans.emit('unban', info) } });
+      // Bans happen here, in the primary: its logs, diagnostics channel (metrics) and hooks see them.
+      const defenderHooks = { logger, onBan: (info: BanInfo) => publishEvent('ban', info), onUnban: (info: UnbanInfo) => publishEvent('unban', info) };
+      hooks.attach(eventChannel(), PRIMARY_EVENTS);
+      const objects = createSharedObjects({ defender: options.defender, defenderHooks });
       for (const [name, object] of Object.entries(objects)) hostForWorkers(name, object);
       // The primary admits every connection, so the defender's bans are checked there; workers report offences to it.
       defender = objects.defender as Defender;
@@ -215,6 +218,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   }
   const server = await startServer(await build(config), {}, usageOrConfig);
   hooks.attach(server);
+  hooks.register(server);
   let address: net.AddressInfo;
   try {
     address = await server.listen();

@@ -49,6 +49,8 @@ export function serverOptions(config: Config): Omit<FtpServerOptions, 'authentic
     greeting: config.banner,
     allowActiveMode: config.allowActiveMode,
     uploadSha256: config.uploadSha256,
+    // The daemon's one awaited hook is hooks.beforeUpload: its timeout is the server's bound on hooks.
+    hookTimeoutMs: config.hooks.beforeUpload.timeoutMs,
     ...limits,
     perUserLimits: perUser,
     defender: config.defender,

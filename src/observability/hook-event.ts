@@ -55,6 +55,7 @@ const NAMES: Record<EventName, true> = {
   rename: true,
   mkdir: true,
   rmdir: true,
+  logout: true,
   disconnect: true,
   ban: true,
   unban: true,

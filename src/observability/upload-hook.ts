@@ -18,11 +18,8 @@ export interface UploadHookTarget {
   timeoutMs: number;
 }
 
-/** What a beforeUpload hook function returns: nothing (go on) or a refusal. */
+/** What a beforeUpload hook returns: nothing (go on) or a refusal. */
 export type UploadVerdict = undefined | { deny: string };
-
-/** The longest reason passed on to a client: one reply line. */
-const MAX_REASON_CHARS = 200;
 
 /** Ask the hook about `request` (see above); throws when it cannot say. */
 export async function askUploadHook(target: UploadHookTarget, request: object): Promise<UploadVerdict> {
@@ -45,7 +42,6 @@ export async function askUploadHook(target: UploadHookTarget, request: object): 
   }
   if (answer?.allow === true) return undefined;
   if (answer?.allow !== false) throw new Error(`beforeUpload hook ${target.url} answered without "allow": true or false`);
-  // One line of printable text: a reason must not break the reply's framing.
-  const reason = typeof answer.reason === 'string' ? answer.reason.replace(/[\x00-\x1f\x7f]+/g, ' ').trim().slice(0, MAX_REASON_CHARS) : '';
-  return { deny: reason || 'Upload refused.' };
+  // The server makes it one line of at most 200 characters (server/hooks.ts).
+  return { deny: typeof answer.reason === 'string' && answer.reason.trim() !== '' ? answer.reason : 'Upload refused.' };
 }

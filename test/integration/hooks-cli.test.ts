@@ -102,6 +102,52 @@ for (const workers of [1, 2]) {
   });
 }
 
+test('hooks.beforeUpload: the URL allows, refuses (curl sees 550 and the reason) or does not answer in time (451, fails closed)', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-hooks-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(path.join(dir, 'files'));
+  const asked: Array<{ signature: string | undefined; body: string }> = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c));
+    req.on('end', () => {
+      asked.push({ signature: req.headers['x-ferry-signature'] as string | undefined, body });
+      const { path: file } = JSON.parse(body) as { path: string };
+      if (file.endsWith('.exe')) res.writeHead(200).end(JSON.stringify({ allow: false, reason: 'No programs here, please.' }));
+      else if (file.includes('slow')) setTimeout(() => res.destroyed || res.writeHead(200).end(), 10_000).unref();
+      else res.writeHead(200).end(file.includes('empty') ? '' : '{"allow": true}');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/may-i`;
+  await writeFile(path.join(dir, 'ferry.yaml'), `host: 127.0.0.1\nport: 0\nstorage:\n  root: files\nhooks:\n  beforeUpload:\n    url: ${url}\n    secret: s3\n    timeoutMs: 500\n`);
+  const ferry = await startCli(t, ['serve', '--config', 'ferry.yaml', '--user', 'alice:pw', '--write'], dir, 30_000);
+  await writeFile(path.join(dir, 'local'), 'data');
+  const put = (name: string) =>
+    new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile('curl', ['-sS', '-v', '--max-time', '10', '-T', path.join(dir, 'local'), `ftp://alice:pw@127.0.0.1:${ferry.port}/${name}`], (err, _out, stderr) => resolve({ code: err ? Number(err.code) : 0, stderr })),
+    );
+  assert.equal((await put('ok.txt')).code, 0);
+  assert.equal((await put('empty.txt')).code, 0);
+  const refused = await put('tool.exe');
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /< 550 No programs here, please\./);
+  const slow = await put('slow.txt');
+  assert.notEqual(slow.code, 0);
+  assert.match(slow.stderr, /< 451 /);
+  assert.equal(await readFile(path.join(dir, 'files', 'ok.txt'), 'utf8'), 'data');
+  await assert.rejects(readFile(path.join(dir, 'files', 'tool.exe')), { code: 'ENOENT' });
+  await assert.rejects(readFile(path.join(dir, 'files', 'slow.txt')), { code: 'ENOENT' });
+  const request = JSON.parse(asked[2]!.body) as Record<string, unknown>;
+  assert.deepEqual({ ...request, sessionId: typeof request.sessionId }, { sessionId: 'string', remoteAddress: '127.0.0.1', username: 'alice', path: '/tool.exe', size: null, mode: 'replace', offset: 0 });
+  for (const { signature, body } of asked) assert.equal(signature, `sha256=${createHmac('sha256', 's3').update(body).digest('hex')}`);
+});
+
 async function problems(yaml: string): Promise<string[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-hooks-config-'));
   try {
