@@ -66,6 +66,9 @@ for (const workers of [1, 2]) {
         'host: 127.0.0.1',
         'port: 0',
         `workers: ${workers}`,
+        // One failed login bans: the ban's hook runs where the defender is (the primary, with workers).
+        'defender:',
+        '  threshold: 2',
         'storage:',
         '  root: files',
         'hooks:',
@@ -73,7 +76,7 @@ for (const workers of [1, 2]) {
         '    - events: [file-received]',
         `      command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(path.join(dir, 'record.cjs'))}, ${JSON.stringify(out)}]`,
         '  webhooks:',
-        '    - events: [file-received, login]',
+        '    - events: [file-received, login, ban]',
         `      url: ${hook.url}`,
         `      secretFile: ${path.join(dir, 'secret')}`,
         '',
@@ -99,6 +102,10 @@ for (const workers of [1, 2]) {
     }
     const received = hook.got.find((r) => r.headers['x-ferry-event'] === 'file-received')!;
     assert.equal((JSON.parse(received.body.toString()) as { info: { sha256: string; size: number } }).info.sha256, sha);
+    await new Promise((resolve) => execFile('curl', ['-sS', '--max-time', '10', `ftp://alice:wrong@127.0.0.1:${ferry.port}/`], resolve));
+    await until(async () => hook.got.some((r) => r.headers['x-ferry-event'] === 'ban'));
+    const ban = JSON.parse(hook.got.find((r) => r.headers['x-ferry-event'] === 'ban')!.body.toString()) as { info: { address: string } };
+    assert.equal(ban.info.address, '127.0.0.1');
   });
 }
 
