@@ -20,7 +20,7 @@ export const DEFAULTS = Object.freeze({
   allowActiveMode: true,
   /** How long an awaited hook (server.hook) may take before its action is refused with 451. */
   hookTimeoutMs: 5000,
-  /** SHA-256 of each upload as it streams in (file-received's sha256; S3's ferry-sha256 tag): on by default, switchable off for its CPU (docs/events.md). */
+  /** SHA-256 of each upload as it streams in (file-received's sha256; S3's ferry-sha256): on by default, switchable off for its CPU (docs/events.md). */
   uploadSha256: true,
 });
 

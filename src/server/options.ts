@@ -66,7 +66,7 @@ export interface FtpServerOptions {
   allowActiveMode?: boolean;
   /**
    * Hash every upload as it streams in (SHA-256 of the bytes stored): the
-   * `sha256` of file-received, and on S3 the object's `ferry-sha256` tag.
+   * `sha256` of file-received, and on S3 the object's `ferry-sha256`.
    * Default true; false saves that CPU (about 0.6 s of one core per GB).
    */
   uploadSha256?: boolean;

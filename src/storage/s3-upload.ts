@@ -28,17 +28,20 @@
  *     says what happened, so the session can still reply 226 for an object
  *     that exists (ABOR or a disconnect racing the last byte).
  *
- * The upload's SHA-256 (setSha256, when the server hashes uploads) is stored
- * as the object tag `ferry-sha256` (lowercase hex): with the PutObject
- * itself (its Tagging header, so object and tag appear together), or, for a
- * multipart upload, whose hash is known only after the last part, by
- * PutObjectTagging right after CompleteMultipartUpload, together with the
- * tag `ferry-sha256-etag`: the ETag (without quotes) of the object that
- * digest belongs to. Between the two requests another upload of the same
- * key may land; a reader trusts `ferry-sha256` only when `ferry-sha256-etag`
- * is absent or equals the object's ETag (docs/s3.md). A failed
- * PutObjectTagging is logged and the upload still counts (the object is
- * there; it just has no stored digest).
+ * The upload's SHA-256 (setSha256, when the server hashes uploads) is
+ * stored with the object, as lowercase hex (docs/s3.md):
+ *   - a one-part upload: the user metadata `ferry-sha256` of its PutObject
+ *     (x-amz-meta-ferry-sha256), so object and digest appear together, and
+ *     no permission beyond PutObject is needed (a Tagging header would
+ *     need s3:PutObjectTagging, and its refusal would fail the upload);
+ *   - a multipart upload, whose digest is known only after the last part
+ *     and whose metadata was fixed at CreateMultipartUpload: the object
+ *     tags `ferry-sha256` and `ferry-sha256-etag` (the ETag, without
+ *     quotes, of the object the digest belongs to), by PutObjectTagging
+ *     right after CompleteMultipartUpload. Another upload of the same key
+ *     may land between the two: a reader trusts the tag only when the ETag
+ *     tag equals the object's ETag. A failed PutObjectTagging is logged and
+ *     the upload still counts (the object is there, without a digest).
  *
  * We do not use @aws-sdk/lib-storage's Upload: it reads from a Readable we
  * would have to feed through a PassThrough (one more buffer stage) and it
@@ -54,7 +57,7 @@ import { fromS3Error, isPreconditionFailed, s3Call } from './s3-errors.js';
 
 /** Metadata key (x-amz-meta-ferry-upload) of an exclusive upload's token. */
 const MARKER = 'ferry-upload';
-/** Object tags of the upload's SHA-256 (hex), and of the ETag it belongs to when set after the commit. */
+/** The upload's SHA-256 (hex): a metadata key (one-part uploads) and a tag (multipart), with the tag of the ETag it belongs to. */
 export const SHA256_TAG = 'ferry-sha256';
 export const SHA256_ETAG_TAG = 'ferry-sha256-etag';
 /** Bytes the Writable itself buffers before backpressure (as LocalStorage). */
@@ -307,8 +310,8 @@ export class S3Upload extends Writable {
     const IfNoneMatch = this.#target.exclusive ? '*' : undefined;
     if (!this.#uploadId) {
       const body = this.#part ? this.#part.subarray(0, this.#filled) : Buffer.alloc(0);
-      const Tagging = this.#sha256 ? `${SHA256_TAG}=${this.#sha256}` : undefined;
-      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length, IfNoneMatch, Metadata: this.#marker(), Tagging };
+      const Metadata = this.#sha256 ? { ...this.#marker(), [SHA256_TAG]: this.#sha256 } : this.#marker();
+      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length, IfNoneMatch, Metadata };
       // Sent without the abort signal: once it is on its way, only S3 decides.
       await this.#send(s3Call('PutObject', this.#key, () => client.send(new sdk.PutObjectCommand(input))));
       return;

@@ -1,8 +1,9 @@
 /**
- * The upload's SHA-256 stored with the S3 object (docs/s3.md): the tag
- * ferry-sha256, set with the PutObject of a one-part upload and by
- * PutObjectTagging (with ferry-sha256-etag) after a multipart one; read
- * back from Ceph's radosgw and checked against Node's crypto.
+ * The upload's SHA-256 stored with the S3 object (docs/s3.md): the user
+ * metadata ferry-sha256 of a one-part upload's PutObject, the tags
+ * ferry-sha256 and ferry-sha256-etag set by PutObjectTagging after a
+ * multipart one; read back from Ceph's radosgw and checked against Node's
+ * crypto.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -32,29 +33,32 @@ async function upload(t: TestContext, data: Buffer, serverOptions: TestServerOpt
   const info = await received;
   const tags = await s3.raw.send(new GetObjectTaggingCommand({ Bucket: s3.bucket, Key: 'obj.bin' }));
   const head = await s3.raw.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: 'obj.bin' }));
-  return { info, tags: Object.fromEntries((tags.TagSet ?? []).map((tag) => [tag.Key, tag.Value])), etag: head.ETag!.replace(/"/g, '') };
+  return { info, tags: Object.fromEntries((tags.TagSet ?? []).map((tag) => [tag.Key, tag.Value])), etag: head.ETag!.replace(/"/g, ''), metadata: head.Metadata ?? {} };
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 describe('the upload SHA-256 on S3 (Ceph)', { skip: cephSkip() }, () => {
-  test('a one-part upload carries the tag ferry-sha256 from its PutObject', async (t) => {
+  test('a one-part upload carries the metadata ferry-sha256 from its PutObject, and no tag', async (t) => {
     const data = randomBytes(300_000);
-    const { info, tags } = await upload(t, data);
+    const { info, tags, metadata } = await upload(t, data);
     assert.equal(info.sha256, sha256(data));
-    assert.deepEqual(tags, { 'ferry-sha256': sha256(data) });
+    assert.deepEqual(metadata, { 'ferry-sha256': sha256(data) });
+    assert.deepEqual(tags, {});
   });
 
   test('a multipart upload is tagged after its commit, with the ETag the digest belongs to', async (t) => {
     const data = randomBytes(11 * MIB + 5);
-    const { info, tags, etag } = await upload(t, data);
+    const { info, tags, etag, metadata } = await upload(t, data);
     assert.equal(info.sha256, sha256(data));
+    assert.deepEqual(metadata, {});
     assert.match(etag, /-3$/, 'three parts');
     assert.deepEqual(tags, { 'ferry-sha256': sha256(data), 'ferry-sha256-etag': etag });
   });
 
-  test('with uploadSha256 off, no tag', async (t) => {
-    const { tags } = await upload(t, randomBytes(1000), { uploadSha256: false });
+  test('with uploadSha256 off, neither', async (t) => {
+    const { tags, metadata } = await upload(t, randomBytes(1000), { uploadSha256: false });
     assert.deepEqual(tags, {});
+    assert.deepEqual(metadata, {});
   });
 });
