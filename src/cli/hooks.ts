@@ -45,7 +45,6 @@ export async function hookSettings(hooks: Config['hooks']): Promise<HookSettings
   };
 }
 
-
 export class DaemonHooks {
   #settings: HookSettings;
   #events: EventHooks;

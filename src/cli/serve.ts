@@ -117,15 +117,16 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     if (next.users.cacheTtlMs !== cache.ttlMs) cache = new VerificationCache({ ttlMs: next.users.cacheTtlMs });
     return buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions, storageAt });
   };
-  // Temp files of uploads a stopped process left behind (a SIGKILL, a crash, a
-  // power cut) are removed in the background: the root is known here; homes
-  // elsewhere are swept when an upload first reaches them (temp-files.ts).
+  // The config's hooks: (secret files read now; an unreadable one stops the start).
   let hooks: DaemonHooks;
   try {
     hooks = await DaemonHooks.start(config, logger);
   } catch (err) {
     failWithConfig(err, usageOrConfig);
   }
+  // Temp files of uploads a stopped process left behind (a SIGKILL, a crash, a
+  // power cut) are removed in the background: the root is known here; homes
+  // elsewhere are swept when an upload first reaches them (temp-files.ts).
   const sweepRoot = config.storage.type === 'local' && !s3Location(flags) ? config.storage.root : null;
   // One sweep at a time: workers dying in a loop must not stack up walks of
   // the whole tree. A request during a sweep runs one more after it.

@@ -106,8 +106,9 @@ export type StorageWritable = Writable & {
    * Optional: the SHA-256 (hex) of the whole new content, given just before
    * the commit (the stream's end) to an upload that replaces the file (not
    * APPE, not REST+STOR), when the server hashes uploads (`uploadSha256`).
-   * A backend may store it with the file: S3Storage keeps it as the
-   * object's metadata or tag `ferry-sha256` (docs/s3.md). Never called for an upload that aborts.
+   * A backend may store it with the file, as part of the commit (S3Storage:
+   * the object's metadata or tag `ferry-sha256`, docs/s3.md); the commit
+   * may still fail after this call, and then nothing of it remains.
    */
   setSha256?(sha256: string): void;
 };

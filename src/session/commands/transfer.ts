@@ -64,7 +64,7 @@ async function store(session: Session, requested: string, options: WriteOptions,
   const ascii = session.transferType === 'A';
   const text = preliminary ?? `Ok to send data for ${baseName(path)}.`;
   const wholeFile = mode === 'replace' || mode === 'unique';
-  let digest: UploadDigest | null = null;
+  let digest = null as UploadDigest | null;
   const beforeCommit = async (signal: AbortSignal, hashed: UploadDigest | null): Promise<void> => {
     await session.confirmUpload(signal);
     digest = hashed;
@@ -86,7 +86,7 @@ async function store(session: Session, requested: string, options: WriteOptions,
     'upload',
   );
   const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started, mode, offset };
-  const received = digest ? { ...info, ...(digest as UploadDigest) } : info;
+  const received = digest ? { ...info, ...digest } : info;
   if (ok || isCommitted(sink)) {
     session.transferCommitted();
     session.host.notify('file-received', received);
