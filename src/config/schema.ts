@@ -125,6 +125,8 @@ const s3Storage = section({
   }
 });
 
+/** A hook's URL: fetch refuses user:password@ in a URL, so the file does too (the secret signs instead). */
+const hookUrl = () => checked('an http:// or https:// URL without user:password@ (requests are signed with secret)', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v) && !new URL(v).username && !new URL(v).password);
 const EVENTS_HELP = `a list of event names (${EVENT_NAMES.join(', ')})`;
 const eventList = () => z.array(z.enum(EVENT_NAMES as [string, ...string[]], { error: `an event name (${EVENT_NAMES.join(', ')})` }), { error: EVENTS_HELP }).min(1, { error: EVENTS_HELP });
 const absolutePath = (what: string) => checked(`an absolute path to ${what}`, (v) => v.startsWith('/'));
@@ -150,13 +152,13 @@ const hooksSection = section({
     )
     .default([]),
   webhooks: z
-    .array(section({ events: eventList(), url: httpUrl(), ...secretKeys, ...numberSettings(WEBHOOK) }).superRefine(oneSecret), {
+    .array(section({ events: eventList(), url: hookUrl(), ...secretKeys, ...numberSettings(WEBHOOK) }).superRefine(oneSecret), {
       error: 'a list of webhooks (each with events: and url:)',
     })
     .default([]),
   ...numberSettings(HOOKS),
   // As authHook: a url turns it on.
-  beforeUpload: section({ url: httpUrl().nullable().default(null), ...secretKeys, ...numberSettings(UPLOAD_HOOK) })
+  beforeUpload: section({ url: hookUrl().nullable().default(null), ...secretKeys, ...numberSettings(UPLOAD_HOOK) })
     .superRefine(oneSecret)
     .prefault({}),
 }).prefault({});

@@ -177,5 +177,6 @@ test('bad hook settings are refused with the key and what is expected: a shell l
     /hooks\.webhooks\.0\.secretFile: .* is not null when secret is set/,
   );
   assert.match((await problems('  beforeUpload:\n    url: ftp://x\n')).join('\n'), /hooks\.beforeUpload\.url: "ftp:\/\/x" is not an http:\/\/ or https:\/\/ URL/);
+  assert.match((await problems('  beforeUpload:\n    url: https://u:p@x/\n')).join('\n'), /hooks\.beforeUpload\.url: .* is not an http:\/\/ or https:\/\/ URL without user:password@/);
   assert.deepEqual(await problems('  concurrency: 2\n  queueSize: 0\n'), []);
 });
