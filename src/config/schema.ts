@@ -15,6 +15,7 @@ import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
 import { unreachableFileSize } from '../storage/s3-client.js';
 import { TLS_POLICIES } from '../tls/options.js';
+import { LOG_FORMATS } from '../observability/log-output.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
@@ -168,6 +169,9 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   logging: section({
     level: z.enum(['debug', 'info', 'warn', 'error', 'silent'], { error: 'one of debug, info, warn, error, silent' }).default('info'),
+    format: z.enum(LOG_FORMATS, { error: `one of ${LOG_FORMATS.join(', ')}` }).default('auto'),
+    file: text('a path to a log file, like /var/log/ferry/ferry.log').min(1, { error: 'a path to a log file (null: standard output)' }).nullable().default(null),
+    transferLog: text('a path to a transfer log file, like /var/log/ferry/xferlog').min(1, { error: 'a path to a transfer log file (null: none)' }).nullable().default(null),
   }).prefault({}),
   tls: section({
     cert: text('a path to a PEM certificate chain (leaf first)').nullable().default(null),
