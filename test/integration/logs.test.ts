@@ -19,6 +19,7 @@ import { childPids, exitOf, runCli } from '../helpers/cli.js';
 import { parseXferlogFile } from '../helpers/xferlog.js';
 
 const PASSWORD = 'Known-Pa55word-7f3e';
+const WRONG = 'Wrong-Guess-91c2';
 
 interface Ferry {
   child: ChildProcess;
@@ -110,12 +111,14 @@ test('standard output is JSON lines only (ISO time, level names); the banner and
   assert.match(ferry.stderr(), /^Ferry .* is serving /m);
   assert.match(ferry.stderr(), /Press Ctrl-C to stop\.\n\nSIGTERM: stopping/);
   for (const text of [ferry.stdout(), ferry.stderr()]) assert.ok(!text.includes(PASSWORD), 'no password');
+  assert.ok(ferry.stdout().includes(`"verb":"PASS"`), 'PASS itself is logged, without its argument');
 });
 
 test('logging.file and logging.transferLog (relative to the config file): one xferlog line per file transfer, parsed back; no password in either', async (t) => {
   const { dir, root } = await setup(t, '  level: debug\n  file: logs/ferry.log\n  transferLog: logs/xferlog\n');
   await writeFile(path.join(root, 'alice', 'big.bin'), Buffer.alloc(64 * 1024 * 1024));
   const ferry = await startFerry(t, ['serve', '--config', 'ferry.yaml'], dir);
+  await assert.rejects(login(t, ferry.port, 'alice', WRONG), /530/);
   const alice = await login(t, ferry.port);
   await alice.uploadFrom(Readable.from([Buffer.alloc(1000, 1)]), 'cam 1.jpg');
   await alice.send('TYPE A');
@@ -165,7 +168,11 @@ test('logging.file and logging.transferLog (relative to the config file): one xf
   assert.deepEqual([cut.filename, cut.direction, cut.status], ['/big.bin', 'o', 'i']);
   assert.ok(cut.bytes > 0 && cut.bytes < 64 * 1024 * 1024, String(cut.bytes));
   for (const e of entries) assert.ok(Math.abs(e.time.getTime() - Date.now()) < 120_000, 'local time, now');
-  for (const file of ['ferry.log', 'xferlog']) assert.ok(!(await readFile(path.join(dir, 'logs', file), 'utf8')).includes(PASSWORD), `no password in ${file}`);
+  assert.ok(lines.some((l) => l.msg === 'login-failed' && l.username === 'alice'), 'the failed login is logged');
+  for (const file of ['ferry.log', 'xferlog']) {
+    const text = await readFile(path.join(dir, 'logs', file), 'utf8');
+    assert.ok(!text.includes(PASSWORD) && !text.includes(WRONG), `no password in ${file}`);
+  }
 });
 
 /** The logrotate example of docs/configuration.md, its paths and signal command made those of this test. */
@@ -236,3 +243,44 @@ for (const workers of [1, 2]) {
     }
   });
 }
+
+/** Every process below `pid` (the shell script(1) starts, ferry, its workers). */
+async function descendants(pid: number): Promise<number[]> {
+  const found: number[] = [];
+  for (let queue = [pid]; queue.length > 0; ) {
+    const children = await childPids(queue.shift()!);
+    found.push(...children);
+    queue.push(...children);
+  }
+  return found;
+}
+
+test('on a terminal (a pseudo-terminal from script(1)), log lines are for people: local time, level, message, key=value', async (t) => {
+  const { dir } = await setup(t, '  level: info\n');
+  const tsx = import.meta.resolve('tsx');
+  const command = [process.execPath, '--import', tsx, path.resolve('src/cli/main.ts'), 'serve', '--config', 'ferry.yaml'].map((a) => `'${a}'`).join(' ');
+  const script = execFile('script', ['-q', '-f', '-e', '-c', command, '/dev/null'], { cwd: dir, env: { ...process.env, NO_COLOR: '1' } });
+  let out = '';
+  script.stdout!.on('data', (d) => (out += d));
+  t.after(async () => {
+    for (const pid of (await descendants(script.pid!)).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    script.kill('SIGKILL');
+  });
+  const deadline = Date.now() + 20_000;
+  while (!/127\.0\.0\.1:(\d+)\//.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const port = Number(/127\.0\.0\.1:(\d+)\//.exec(out)?.[1]);
+  assert.ok(port > 0, out);
+  const client = await login(t, port);
+  client.close();
+  while (!/ INFO  login /.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const line = out.split(/\r?\n/).find((l) => / INFO  login /.test(l));
+  assert.match(line ?? out, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO  login  sessionId=\S+ remoteAddress=127\.0\.0\.1 username=alice/);
+  assert.ok(!out.includes('{"level"'), 'no JSON on the terminal');
+  assert.ok(!out.includes('\x1b['), 'NO_COLOR is honoured');
+});
