@@ -103,8 +103,15 @@ test('standard output is JSON lines only (ISO time, level names); the banner and
   const client = await login(t, ferry.port);
   await client.uploadFrom(Readable.from([Buffer.from('hello')]), 'a.txt');
   client.close();
+  // The output is set up once: a reload that changes it says it takes a restart, and the lines stay JSON.
+  const config = path.join(dir, 'ferry.yaml');
+  await writeFile(config, (await readFile(config, 'utf8')).replace('  level: debug\n', '  level: debug\n  format: pretty\n  transferLog: xferlog\n'));
+  ferry.child.kill('SIGHUP');
+  const deadline = Date.now() + 10_000;
+  while (!ferry.stdout().includes('configuration reloaded') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await stop(ferry);
   const lines = jsonLines(ferry.stdout());
+  assert.deepEqual(lines.find((l) => l.msg === 'these settings change only on restart')?.settings, ['logging.format', 'logging.transferLog']);
   assertLogLines(lines);
   assert.ok(lines.some((l) => l.msg === 'file-received' && l.username === 'alice' && l.path === '/a.txt' && l.bytes === 5));
   assert.ok(lines.some((l) => l.msg === 'command' && l.verb === 'PASS'), 'commands are logged at debug');
