@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chooseFormat, createLogOutput } from '../../src/observability/log-output.js';
@@ -14,6 +14,8 @@ import { ctime, xferlogLine, type XferRecord } from '../../src/observability/xfe
 import { xferRecord } from '../../src/observability/transfer-log.js';
 import type { TransferEndMessage } from '../../src/observability/channels.js';
 import { parseXferlog } from '../helpers/xferlog.js';
+import { loadConfig } from '../../src/config/load.js';
+import type { ConfigError } from '../../src/config/validate.js';
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-logs-'));
@@ -176,7 +178,7 @@ test('a log file that cannot be opened is refused at once, naming the setting an
 test('a reopen that fails keeps writing to the file it had, and says so on standard error', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'sub', 'ferry.log');
-  await import('node:fs/promises').then((fs) => fs.mkdir(path.dirname(file)));
+  await mkdir(path.dirname(file));
   const { logger, reopen } = createLogOutput({ level: 'info', format: 'json', file });
   await rename(path.dirname(file), path.join(dir, 'moved'));
   const said: string[] = [];
@@ -190,4 +192,22 @@ test('a reopen that fails keeps writing to the file it had, and says so on stand
   logger.info('after the failed reopen');
   assert.match(said.join(''), /logging\.file: cannot reopen .*\(ENOENT\); still writing to the file it had open/);
   assert.match(await readFile(path.join(dir, 'moved', 'ferry.log'), 'utf8'), /after the failed reopen/);
+});
+
+test('logging: file and transferLog are relative to the config file; a bad format and a shared file are refused with the fix', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(path.join(dir, 'etc'));
+  const config = path.join(dir, 'etc', 'ferry.yaml');
+  await writeFile(config, 'storage:\n  root: /tmp\nlogging:\n  file: log/ferry.log\n  transferLog: /var/log/xferlog\n');
+  const { logging } = (await loadConfig({ file: config, env: {} })).config;
+  assert.deepEqual(logging, { level: 'info', format: 'auto', file: path.join(dir, 'etc', 'log', 'ferry.log'), transferLog: '/var/log/xferlog' });
+  const problems = async (yaml: string) => {
+    await writeFile(config, `storage:\n  root: /tmp\nlogging:\n${yaml}`);
+    return loadConfig({ file: config, env: {} }).then(
+      () => assert.fail('refused'),
+      (err: ConfigError) => err.problems.join('\n'),
+    );
+  };
+  assert.match(await problems('  format: text\n'), /logging\.format: "text" is not one of auto, pretty, json/);
+  assert.match(await problems('  file: a.log\n  transferLog: ./a.log\n'), /logging\.transferLog: .*a file of its own, not logging\.file/);
 });
