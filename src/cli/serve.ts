@@ -34,6 +34,8 @@ import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
 import { createLogOutput, type LogOutput } from '../observability/log-output.js';
 import { TransferLog } from '../observability/transfer-log.js';
+import { publishEvent } from '../observability/channels.js';
+import type { BanInfo, UnbanInfo } from '../observability/events.js';
 
 export interface ServeFlags extends S3Flags {
   config?: string;
@@ -183,7 +185,9 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       // Validate every setting once, here, before any worker starts.
       const options = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } });
       primary = new ClusterPrimary({ ...options, workers, logger, onWorkerExit: sweep });
-      const objects = createSharedObjects({ defender: options.defender, defenderHooks: { logger } });
+      // Bans happen here, in the primary: its logs, diagnostics channel (metrics) and hooks see them.
+      const defenderHooks = { logger, onBan: (info: BanInfo) => publishEvent('ban', info), onUnban: (info: UnbanInfo) => publishEvent('unban', info) };
+      const objects = createSharedObjects({ defender: options.defender, defenderHooks });
       for (const [name, object] of Object.entries(objects)) hostForWorkers(name, object);
       // The primary admits every connection, so the defender's bans are checked there; workers report offences to it.
       defender = objects.defender as Defender;
