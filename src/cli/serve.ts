@@ -291,7 +291,7 @@ async function reload(plan: Plan, logger: pino.Logger, apply: (config: Config) =
     logger.level = config.logging.level;
     for (const warning of warnings) logger.warn(warning);
     if (needRestart.length > 0) logger.warn({ settings: needRestart }, 'these settings change only on restart');
-    logger.info({ file: plan.file }, 'configuration reloaded');
+    logger.info({ path: plan.file }, 'configuration reloaded');
   } catch (err) {
     const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
     logger.error({ problems }, 'reload failed; the previous configuration stays in force');
