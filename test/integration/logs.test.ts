@@ -7,55 +7,18 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
 import { hashPassword } from '../../src/auth/password.js';
-import { childPids, exitOf, runCli } from '../helpers/cli.js';
+import { childPids, exitOf, startCli, type RunningCli } from '../helpers/cli.js';
 import { parseXferlogFile } from '../helpers/xferlog.js';
 
 const PASSWORD = 'Known-Pa55word-7f3e';
 const WRONG = 'Wrong-Guess-91c2';
-
-interface Ferry {
-  child: ChildProcess;
-  port: number;
-  stdout: () => string;
-  stderr: () => string;
-}
-
-/** `ferry ARGS`, its two output streams kept apart; killed (workers too) when the test ends. */
-async function startFerry(t: TestContext, args: string[], cwd: string): Promise<Ferry> {
-  const child = runCli(args, cwd);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  t.after(async () => {
-    const workers = child.pid ? await childPids(child.pid) : [];
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-    for (const pid of workers) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-  const deadline = Date.now() + 20_000;
-  while (!/ftp:\/\/[^ ]*127\.0\.0\.1:(\d+)\//.test(stderr)) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`ferry did not start:\n${stderr}\n${stdout}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, port: Number(/127\.0\.0\.1:(\d+)\//.exec(stderr)![1]), stdout: () => stdout, stderr: () => stderr };
-}
 
 /** A folder with a users file (alice, PASSWORD, full rights) and a config; `logging` is the config's logging section. */
 async function setup(t: TestContext, logging: string, extra = ''): Promise<{ dir: string; root: string }> {
@@ -79,7 +42,7 @@ async function login(t: TestContext, port: number, user = 'alice', password = PA
   return client;
 }
 
-async function stop(ferry: Ferry): Promise<void> {
+async function stop(ferry: RunningCli): Promise<void> {
   ferry.child.kill('SIGTERM');
   assert.equal(await exitOf(ferry.child), 0);
 }
@@ -99,7 +62,7 @@ function assertLogLines(lines: Array<Record<string, unknown>>): void {
 
 test('standard output is JSON lines only (ISO time, level names); the banner and the stop message go to standard error', async (t) => {
   const { dir } = await setup(t, '  level: debug\n');
-  const ferry = await startFerry(t, ['serve', '--config', 'ferry.yaml'], dir);
+  const ferry = await startCli(t, ['serve', '--config', 'ferry.yaml'], dir);
   const client = await login(t, ferry.port);
   await client.uploadFrom(Readable.from([Buffer.from('hello')]), 'a.txt');
   client.close();
@@ -124,7 +87,7 @@ test('standard output is JSON lines only (ISO time, level names); the banner and
 test('logging.file and logging.transferLog (relative to the config file): one xferlog line per file transfer, parsed back; no password in either', async (t) => {
   const { dir, root } = await setup(t, '  level: debug\n  file: logs/ferry.log\n  transferLog: logs/xferlog\n');
   await writeFile(path.join(root, 'alice', 'big.bin'), Buffer.alloc(64 * 1024 * 1024));
-  const ferry = await startFerry(t, ['serve', '--config', 'ferry.yaml'], dir);
+  const ferry = await startCli(t, ['serve', '--config', 'ferry.yaml'], dir);
   await assert.rejects(login(t, ferry.port, 'alice', WRONG), /530/);
   const alice = await login(t, ferry.port);
   await alice.uploadFrom(Readable.from([Buffer.alloc(1000, 1)]), 'cam 1.jpg');
@@ -198,7 +161,7 @@ async function logrotateConfig(logs: string, pid: number): Promise<string> {
 for (const workers of [1, 2]) {
   test(`logrotate with the documented config while uploads run (${workers === 1 ? 'one process' : 'two workers'}): new lines in new files, none lost`, async (t) => {
     const { dir } = await setup(t, '  level: info\n  file: logs/ferry.log\n  transferLog: logs/xferlog\n', `workers: ${workers}\n`);
-    const ferry = await startFerry(t, ['serve', '--config', 'ferry.yaml'], dir);
+    const ferry = await startCli(t, ['serve', '--config', 'ferry.yaml'], dir);
     const logs = path.join(dir, 'logs');
     await writeFile(path.join(dir, 'logrotate.conf'), await logrotateConfig(logs, ferry.child.pid!));
 
