@@ -369,7 +369,7 @@ function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: nu
   }
   if (!file && users.length === 0 && flags.write) lines.push('Warning: anyone who can reach this port can write and delete files (--write with anonymous access).');
   const { file: logFile, transferLog } = config.logging;
-  if (logFile || transferLog) lines.push(`Logs: ${[logFile && `${logFile}`, transferLog && `transfers (xferlog) in ${transferLog}`].filter(Boolean).join('; ')} (kill -USR1 ${process.pid} reopens them).`);
+  if (logFile || transferLog) lines.push(`Logs: ${[logFile, transferLog && `transfers (xferlog) in ${transferLog}`].filter(Boolean).join('; ')} (kill -USR1 ${process.pid} reopens them).`);
   lines.push('Press Ctrl-C to stop.');
   process.stderr.write(lines.join('\n') + '\n');
 }

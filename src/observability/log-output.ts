@@ -48,8 +48,8 @@ export function chooseFormat(format: LogFormat, target: { file: string | null; i
   return target.file === null && target.isTTY ? 'pretty' : 'json';
 }
 
-/** Options every daemon logger shares: ISO times and level names rather than epoch ms and numbers. */
-export const LOG_LINE_OPTIONS = {
+/** ISO times and level names rather than epoch ms and numbers. */
+const LOG_LINE_OPTIONS = {
   timestamp: pino.stdTimeFunctions.isoTime,
   formatters: { level: (label: string) => ({ level: label }) },
 } as const;
@@ -62,10 +62,7 @@ export function createLogOutput(options: LogOutputOptions): LogOutput {
   const color = format === 'pretty' && file === null && isTTY && !(options.env ?? process.env).NO_COLOR;
   const stream = format === 'pretty' ? { write: (line: string) => void dest.write(prettyLine(line, { color })) } : dest;
   const logger = pino({ level: options.level, ...(options.base ? { base: options.base } : {}), ...LOG_LINE_OPTIONS }, stream);
-  return {
-    logger,
-    reopen: () => file?.reopen(),
-  };
+  return { logger, reopen: () => file?.reopen() };
 }
 
 /**
@@ -112,10 +109,6 @@ export class AppendFile {
     } catch (err) {
       this.#tell(err, `${this.#setting}: cannot reopen ${this.#path} (${errorCode(err)}); still writing to the file it had open`);
     }
-  }
-
-  end(): void {
-    this.#stream.end();
   }
 
   #tell(err: unknown, message: string): void {

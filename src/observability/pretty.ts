@@ -23,13 +23,8 @@ export interface PrettyOptions {
 }
 
 export function prettyLine(line: string, options: PrettyOptions): string {
-  let record: Record<string, unknown>;
-  try {
-    record = JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return line.endsWith('\n') ? line : `${line}\n`;
-  }
-  if (record === null || typeof record !== 'object') return line.endsWith('\n') ? line : `${line}\n`;
+  const record = parseObject(line);
+  if (!record) return line.endsWith('\n') ? line : `${line}\n`;
   const level = typeof record.level === 'string' ? record.level : String(record.level ?? '');
   const padded = level.toUpperCase().padEnd(5);
   const head = [localTime(record.time), options.color && COLORS[level] ? `${COLORS[level]}${padded}${RESET}` : padded];
@@ -50,6 +45,15 @@ export function prettyLine(line: string, options: PrettyOptions): string {
   }
   const text = fields.length > 0 ? `${head.join(' ')}  ${fields.join(' ')}` : head.join(' ');
   return stack ? `${text}\n${stack}\n` : `${text}\n`;
+}
+
+function parseObject(line: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(line);
+    return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** A string as is when it has no space, quote, '=' or control character; else JSON-quoted. */

@@ -43,9 +43,4 @@ export class TransferLog {
   reopen(): void {
     this.#file.reopen();
   }
-
-  close(): void {
-    channels.transferEnd.unsubscribe(this.#onEnd);
-    this.#file.end();
-  }
 }
