@@ -113,11 +113,15 @@ async function main(): Promise<void> {
       '--max-connections', '2000', '--max-connections-per-ip', '2000', '--log-level', 'error'],
     // The flooders and the probe that checks new clients are still greeted share 127.0.0.1: without the
     // allow list the defender would ban it for the flood (its queue overflows) and refuse the probe too.
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: process.env.FLOOD_SERVER_NODE_OPTIONS ?? '', FERRY_DEFENDER_ALLOW_LIST: '[127.0.0.1]' } },
+    { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, NODE_OPTIONS: process.env.FLOOD_SERVER_NODE_OPTIONS ?? '', FERRY_DEFENDER_ALLOW_LIST: '[127.0.0.1]' } },
   );
   try {
     let banner = '';
-    server.stdout!.on('data', (chunk: Buffer) => (banner += chunk.toString()));
+    // The banner is on standard error (standard output carries log lines only); pass it on.
+    server.stderr!.on('data', (chunk: Buffer) => {
+      banner += chunk.toString();
+      process.stderr.write(chunk);
+    });
     for (let i = 0; i < 100 && !/:(\d+)\//.test(banner); i++) await sleep(50);
     const port = Number(/127\.0\.0\.1:(\d+)\//.exec(banner)?.[1]);
     if (!port) throw new Error(`no port in the banner: ${banner}`);

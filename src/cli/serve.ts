@@ -2,13 +2,16 @@
  * `ferry serve`: load the configuration (file, FERRY_* variables, flags),
  * build the server, listen, drop privileges, and handle signals: SIGINT and
  * SIGTERM stop gracefully, SIGHUP reloads the configuration and the users
- * file without dropping sessions.
+ * file without dropping sessions, SIGUSR1 reopens the log files (logrotate).
+ * Log lines go to standard output (or logging.file); what is said to the
+ * person who started it (the banner, "stopping") goes to standard error, so
+ * that standard output stays one JSON line per log line.
  */
 import cluster from 'node:cluster';
 import type net from 'node:net';
 import os from 'node:os';
 import type { Command } from 'commander';
-import { pino } from 'pino';
+import type { pino } from 'pino';
 import { VerificationCache } from '../auth/password.js';
 import { ALL_PERMISSIONS, READ_PERMISSIONS } from '../auth/types.js';
 import { buildServerOptions, serverOptions } from '../config/build.js';
@@ -32,6 +35,8 @@ import { VERSION } from './version.js';
 import { DaemonHooks } from './hooks.js';
 import { EVENT_NAMES, PRIMARY_EVENTS } from '../observability/hook-event.js';
 import { eventChannel, publishEvent } from '../observability/channels.js';
+import { createLogOutput, type LogOutput } from '../observability/log-output.js';
+import { TransferLog } from '../observability/transfer-log.js';
 import type { BanInfo, UnbanInfo } from '../observability/events.js';
 
 export interface ServeFlags extends S3Flags {
@@ -107,10 +112,27 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     failWithConfig(err, usageOrConfig);
   }
   const { config } = loaded;
-  const logger = pino({ level: config.logging.level, base: cluster.isWorker ? { worker: clusterWorkerSettings().index } : undefined });
+  const workers = config.workers === 'auto' ? os.availableParallelism() : config.workers;
+  // Opened before privileges are dropped (a root-owned /var/log), reopened by name after (SIGUSR1).
+  let output: LogOutput;
+  let transferLog: TransferLog | null = null;
+  try {
+    const { level, format, file: logFile } = config.logging;
+    output = createLogOutput({ level, format, file: logFile, base: cluster.isWorker ? { worker: clusterWorkerSettings().index } : undefined });
+    // Sessions run in the workers: the primary of a cluster has no transfers to log.
+    if (config.logging.transferLog && (cluster.isWorker || workers === 1)) transferLog = new TransferLog(config.logging.transferLog);
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+  const { logger } = output;
+  const reopenLogs = () => {
+    output.reopen();
+    transferLog?.reopen();
+  };
+  // Also keeps Node from opening its inspector on SIGUSR1, which it does when nothing listens for it.
+  process.on('SIGUSR1', reopenLogs);
   const storageAt = s3StorageFromFlags(flags, logger);
   for (const warning of loaded.warnings) logger.warn(warning);
-  const workers = config.workers === 'auto' ? os.availableParallelism() : config.workers;
   let cache = new VerificationCache({ ttlMs: config.users.cacheTtlMs });
   /** Options for `next`; the login cache carries over unless its lifetime changed. */
   const build = async (next: Config): Promise<FtpServerOptions> => {
@@ -149,7 +171,10 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       });
   };
   /** Settings of the process itself, which only a restart changes (the server names its own). */
-  const restartOnly = (next: Config) => (['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+  const restartOnly = (next: Config) => [
+    ...(['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key])),
+    ...(['format', 'file', 'transferLog'] as const).filter((key) => next.logging[key] !== config.logging[key]).map((key) => `logging.${key}`),
+  ];
 
   if (cluster.isWorker) {
     const { passivePorts } = clusterWorkerSettings();
@@ -161,16 +186,16 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     hooks.attach(server, new Set(EVENT_NAMES.filter((name) => !PRIMARY_EVENTS.has(name))));
     hooks.register(server);
     dropOrExit(config);
-    runClusterWorker(
-      server,
-      () =>
+    runClusterWorker(server, {
+      onReload: () =>
         void reload(plan, logger, async (next) => {
           const changed = server.reconfigure({ ...(await build(next)), ...clusterOverrides });
           await hooks.reload(next);
           return [...changed, ...restartOnly(next)];
         }),
-      () => hooks.close(),
-    );
+      onReopenLogs: reopenLogs,
+      beforeExit: () => hooks.close(),
+    });
     return;
   }
   if (workers > 1) {
@@ -205,6 +230,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     const control = await openControlSocket(config, local(defender), logger);
     sweep();
     printBanner(flags, loaded, address.port, workers, primary.implicitAddress()?.port);
+    process.on('SIGUSR1', () => primary.reopenLogs());
     // The primary reloads too: the log level, the connection limits it enforces for the cluster, the defender.
     onSignals(shutdownGraceMs, () => stopAll(control, () => primary.stop(), hooks), () =>
       void reload(plan, logger, async (next) => {
@@ -300,7 +326,7 @@ async function reload(plan: Plan, logger: pino.Logger, apply: (config: Config) =
     logger.level = config.logging.level;
     for (const warning of warnings) logger.warn(warning);
     if (needRestart.length > 0) logger.warn({ settings: needRestart }, 'these settings change only on restart');
-    logger.info({ file: plan.file }, 'configuration reloaded');
+    logger.info({ path: plan.file }, 'configuration reloaded');
   } catch (err) {
     const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
     logger.error({ problems }, 'reload failed; the previous configuration stays in force');
@@ -377,20 +403,22 @@ function printBanner(flags: ServeFlags, { config, file }: LoadedConfig, port: nu
     lines.push(`Try: lftp -p ${port} ${user ? `-u ${user} ` : ''}${example}   or   curl ${user ? `-u ${user}:PASSWORD ` : ''}${url}`);
   }
   if (!file && users.length === 0 && flags.write) lines.push('Warning: anyone who can reach this port can write and delete files (--write with anonymous access).');
+  const { file: logFile, transferLog } = config.logging;
+  if (logFile || transferLog) lines.push(`Logs: ${[logFile, transferLog && `transfers (xferlog) in ${transferLog}`].filter(Boolean).join('; ')} (kill -USR1 ${process.pid} reopens them).`);
   lines.push('Press Ctrl-C to stop.');
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stderr.write(lines.join('\n') + '\n');
 }
 
 function onSignals(graceMs: number, stop: () => Promise<void>, reload: () => void): void {
   let stopping = false;
   const onStop = (signal: string) => {
     if (stopping) {
-      process.stdout.write('Stopping now.\n');
+      process.stderr.write('Stopping now.\n');
       // Uploads still running are lost: their temp files go in an 'exit' listener (temp-files.ts).
       process.exit(1);
     }
     stopping = true;
-    process.stdout.write(`\n${signal}: stopping; running transfers get ${graceMs / 1000} s to finish (Ctrl-C again to stop at once).\n`);
+    process.stderr.write(`\n${signal}: stopping; running transfers get ${graceMs / 1000} s to finish (Ctrl-C again to stop at once).\n`);
     void stop().then(() => process.exit(0));
   };
   process.on('SIGINT', () => onStop('SIGINT'));

@@ -55,6 +55,8 @@ const PATH_KEYS = [
   ['tls', 'key'],
   ['tls', 'ca'],
   ['controlSocket'],
+  ['logging', 'file'],
+  ['logging', 'transferLog'],
 ];
 
 export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {

@@ -16,6 +16,7 @@ import { parsePortRange } from '../server/options.js';
 import { unreachableFileSize } from '../storage/s3-client.js';
 import { TLS_POLICIES } from '../tls/options.js';
 import { EVENT_NAMES } from '../observability/hook-event.js';
+import { LOG_FORMATS } from '../observability/log-output.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
@@ -208,7 +209,15 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   logging: section({
     level: z.enum(['debug', 'info', 'warn', 'error', 'silent'], { error: 'one of debug, info, warn, error, silent' }).default('info'),
-  }).prefault({}),
+    format: z.enum(LOG_FORMATS, { error: `one of ${LOG_FORMATS.join(', ')}` }).default('auto'),
+    file: text('a path to a log file, like /var/log/ferry/ferry.log').min(1, { error: 'a path to a log file (null: standard output)' }).nullable().default(null),
+    transferLog: text('a path to a transfer log file, like /var/log/ferry/xferlog').min(1, { error: 'a path to a transfer log file (null: none)' }).nullable().default(null),
+  })
+    .superRefine((logging, ctx) => {
+      // Two formats in one file would be read by neither a log shipper nor an xferlog analyser.
+      if (logging.file !== null && logging.file === logging.transferLog) ctx.addIssue({ code: 'custom', path: ['transferLog'], message: 'a file of its own, not logging.file' });
+    })
+    .prefault({}),
   tls: section({
     cert: text('a path to a PEM certificate chain (leaf first)').nullable().default(null),
     key: text('a path to the PEM private key of tls.cert').nullable().default(null),

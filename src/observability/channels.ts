@@ -81,6 +81,10 @@ export interface TransferStartMessage {
   path: string | null;
   /** The storage's kind ('local', 's3', 'memory', or 'custom'). */
   storage: string;
+  /** TYPE in force: 'A' (ascii) or 'I' (binary). */
+  transferType: 'A' | 'I';
+  /** Logged in through the anonymous authenticator (the xferlog's access mode). */
+  anonymous: boolean;
   /** Date.now() when the command started. */
   startedAt: number;
 }

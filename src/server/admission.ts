@@ -94,8 +94,8 @@ export class AdmissionGate {
  * logged one by one (at debug only), and the client reads the policy's text.
  */
 export function refuse(socket: net.Socket, implicitTls: boolean, refusal: Extract<Admission, { admitted: false }>, logger: Logger): void {
-  if (refusal.reason === 'refused') logger.debug({ remote: refusal.address }, `connection refused: ${refusal.detail}`);
-  else logger.warn({ remote: refusal.address, reason: refusal.reason }, refusal.detail);
+  if (refusal.reason === 'refused') logger.debug({ remoteAddress: refusal.address }, `connection refused: ${refusal.detail}`);
+  else logger.warn({ remoteAddress: refusal.address, reason: refusal.reason }, refusal.detail);
   turnAway(socket, implicitTls, refusal.reason === 'refused' ? refusal.detail : undefined);
 }
 

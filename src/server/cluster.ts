@@ -15,7 +15,7 @@
  * A worker that dies is replaced (after a short delay, so a worker that
  * cannot start does not fork in a tight loop); the others keep serving.
  * SIGTERM/SIGINT reach every worker as a graceful shutdown, SIGHUP as a
- * reload request.
+ * reload request, SIGUSR1 as a request to reopen the log files.
  */
 import cluster, { type Worker } from 'node:cluster';
 import net from 'node:net';
@@ -34,7 +34,8 @@ import { listenOn, type FtpServer } from './server.js';
 type PrimaryMessage =
   | { type: 'ferry:connection'; id: number; implicitTls?: boolean; peer?: Peer; head?: string }
   | { type: 'ferry:shutdown'; graceMs: number }
-  | { type: 'ferry:reload' };
+  | { type: 'ferry:reload' }
+  | { type: 'ferry:reopen-logs' };
 type WorkerMessage = { type: 'ferry:closed'; id: number } | { type: 'ferry:ready' };
 
 const RESPAWN_DELAY_MS = 500;
@@ -229,6 +230,11 @@ export class ClusterPrimary {
     for (const slot of this.#slots) if (slot.worker.isConnected()) slot.worker.send({ type: 'ferry:reload' } satisfies PrimaryMessage);
   }
 
+  /** SIGUSR1 (logrotate): ask every worker to reopen its log files by name. */
+  reopenLogs(): void {
+    for (const slot of this.#slots) if (slot.worker.isConnected()) slot.worker.send({ type: 'ferry:reopen-logs' } satisfies PrimaryMessage);
+  }
+
   /** Stop accepting, let every worker finish gracefully, resolve when all have exited. */
   stop(graceMs = this.#options.shutdownGraceMs): Promise<void> {
     this.#stopping ??= (async () => {
@@ -252,13 +258,20 @@ export class ClusterPrimary {
   }
 }
 
+export interface WorkerCallbacks {
+  onReload?: () => void;
+  onReopenLogs?: () => void;
+  beforeExit?: () => Promise<unknown>;
+}
+
 /**
  * Run `server` as a cluster worker: serve the sockets the primary sends,
  * report when each closes, and obey shutdown and reload requests.
- * `onReload` is called for SIGHUP on the primary; `beforeExit` once the
- * server has closed at shutdown (the daemon's hooks of the last events).
+ * `onReload` is called for SIGHUP on the primary, `onReopenLogs` for
+ * SIGUSR1, `beforeExit` once the server has closed at shutdown (the
+ * daemon's hooks of the last events).
  */
-export function runClusterWorker(server: FtpServer, onReload: () => void = () => {}, beforeExit: () => Promise<unknown> = async () => {}): void {
+export function runClusterWorker(server: FtpServer, { onReload = () => {}, onReopenLogs = () => {}, beforeExit = async () => {} }: WorkerCallbacks = {}): void {
   if (!cluster.isWorker || !process.send) throw new Error('runClusterWorker runs in a cluster worker only');
   const send = (message: WorkerMessage) => {
     if (process.connected) process.send!(message);
@@ -284,6 +297,9 @@ export function runClusterWorker(server: FtpServer, onReload: () => void = () =>
         return;
       case 'ferry:reload':
         onReload();
+        return;
+      case 'ferry:reopen-logs':
+        onReopenLogs();
         return;
     }
   });

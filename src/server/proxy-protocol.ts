@@ -96,12 +96,12 @@ export class ProxyProtocolAcceptor {
     }
     const via = normalizeAddress(socket.remoteAddress);
     if (!this.#trusts(via)) {
-      this.#log.warn({ remote: via }, 'connection refused: PROXY protocol is on and this address is not in proxyProtocol.trustedSources');
+      this.#log.warn({ remoteAddress: via }, 'connection refused: PROXY protocol is on and this address is not in proxyProtocol.trustedSources');
       turnAway(socket, implicitTls, REFUSED_TEXT);
       return null;
     }
     if (this.#pending >= maxPending) {
-      this.#log.warn({ remote: via, pending: this.#pending }, 'connection refused: too many PROXY protocol headers awaited at once');
+      this.#log.warn({ remoteAddress: via, pending: this.#pending }, 'connection refused: too many PROXY protocol headers awaited at once');
       socket.destroy();
       return null;
     }
@@ -109,7 +109,7 @@ export class ProxyProtocolAcceptor {
     try {
       const { header, head } = await readProxyHeader(socket, this.#timeoutMs);
       const peer = header.source ?? { address: via, port: socket.remotePort ?? 0 };
-      this.#log.debug({ remote: peer.address, via, version: header.version, local: header.source === null, headBytes: head.length }, 'PROXY protocol header');
+      this.#log.debug({ remoteAddress: peer.address, via, version: header.version, local: header.source === null, headBytes: head.length }, 'PROXY protocol header');
       return { peer, head };
     } catch (err) {
       // A balancer's TCP health check connects and closes without a byte
@@ -117,7 +117,7 @@ export class ProxyProtocolAcceptor {
       // else means a misconfigured (no send-proxy) or broken balancer: tell
       // the operator, not the client.
       const silent = err instanceof HeaderError && err.closedEmpty;
-      this.#log[silent ? 'debug' : 'warn']({ remote: via, reason: (err as Error).message }, 'connection closed: no valid PROXY protocol header from a trusted source');
+      this.#log[silent ? 'debug' : 'warn']({ remoteAddress: via, reason: (err as Error).message }, 'connection closed: no valid PROXY protocol header from a trusted source');
       socket.destroy();
       return null;
     } finally {

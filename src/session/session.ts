@@ -220,7 +220,7 @@ export class Session implements LineSink {
 
   /** Made on first use: an idle session that never logs should not pay for a child logger. */
   get log(): Logger {
-    return (this.#log ??= this.host.logger.child({ session: this.id, remote: this.remoteAddress }));
+    return (this.#log ??= this.host.logger.child({ sessionId: this.id, remoteAddress: this.remoteAddress }));
   }
 
   start(): void {
@@ -856,7 +856,8 @@ export class Session implements LineSink {
       return false;
     }
     this.reply(150, preliminary);
-    transfer.started = { ...this.who, verb: transfer.verb, direction, path, storage: this.storage.kind ?? 'custom', startedAt: transfer.startedAt };
+    const anonymous = this.host.options.authenticator.isAnonymous?.(this.who.username) ?? false;
+    transfer.started = { ...this.who, verb: transfer.verb, direction, path, storage: this.storage.kind ?? 'custom', transferType: this.transferType, anonymous, startedAt: transfer.startedAt };
     if (channels.transferStart.hasSubscribers) channels.transferStart.publish(transfer.started);
     let socket: Socket;
     try {

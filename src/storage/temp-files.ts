@@ -223,8 +223,8 @@ export async function sweepTempFiles(dir: string, options: { recursive?: boolean
     }
   }
   const log = options.logger;
-  if (log && result.files > 0) log.info({ dir, files: result.files, bytes: result.bytes }, 'removed temp files left by a stopped process');
-  if (log && result.truncated) log.warn({ dir, directories: result.directories }, 'temp file sweep stopped at its bound; deeper folders are swept when an upload reaches them');
+  if (log && result.files > 0) log.info({ path: dir, files: result.files, bytes: result.bytes }, 'removed temp files left by a stopped process');
+  if (log && result.truncated) log.warn({ path: dir, directories: result.directories }, 'temp file sweep stopped at its bound; deeper folders are swept when an upload reaches them');
   return result;
 }
 

@@ -15,7 +15,11 @@ const TSX = import.meta.resolve('tsx');
 export interface RunningCli {
   child: ChildProcess;
   port: number;
+  /** Standard output and error as they came, interleaved. */
   output: () => string;
+  /** Each stream alone (log lines; the banner and messages for people). */
+  stdout: () => string;
+  stderr: () => string;
 }
 
 /** Run `ferry ARGS` without waiting for anything; `input`, if given, is its standard input (a pipe). */
@@ -29,8 +33,10 @@ export function runCli(args: string[], cwd: string, env?: NodeJS.ProcessEnv, inp
 export async function startCli(t: Cleanup, args: string[], cwd: string, readyTimeoutMs = 20_000, env?: NodeJS.ProcessEnv, input?: string): Promise<RunningCli> {
   const child = runCli(args, cwd, env, input);
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => ((out += d), (stdout += d)));
+  child.stderr!.on('data', (d) => ((out += d), (stderr += d)));
   t.after(async () => {
     const workers = child.pid ? await childPids(child.pid) : [];
     if (child.exitCode === null && child.signalCode === null) {
@@ -50,7 +56,7 @@ export async function startCli(t: Cleanup, args: string[], cwd: string, readyTim
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`ferry did not start: ${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { child, port: Number(/127\.0\.0\.1:(\d+)\//.exec(out)![1]), output: () => out };
+  return { child, port: Number(/127\.0\.0\.1:(\d+)\//.exec(out)![1]), output: () => out, stdout: () => stdout, stderr: () => stderr };
 }
 
 /** Wait (bounded) for a child to exit; kill it if it does not. */

@@ -235,7 +235,7 @@ describe('PROXY protocol refusals', () => {
     assert.match(reply.text, /load balancer/);
     await client.closed();
     assert.equal(fx.connects.length, 0, 'no session was started');
-    assert.ok(fx.logs().some((line) => line.includes('"level":40') && line.includes('trustedSources') && line.includes('"remote":"127.0.0.1"')));
+    assert.ok(fx.logs().some((line) => line.includes('"level":40') && line.includes('trustedSources') && line.includes('"remoteAddress":"127.0.0.1"')));
   });
 
   test('a header from an untrusted address is not believed: the connection is refused', async (t) => {
@@ -270,7 +270,7 @@ describe('PROXY protocol refusals', () => {
       await client.closed();
       await assert.rejects(client.read(50), /no reply/);
       assert.equal(fx.connects.length, 0);
-      assert.ok(fx.logs().some((line) => line.includes('no valid PROXY protocol header') && line.includes(`"remote":"${BALANCER}"`)));
+      assert.ok(fx.logs().some((line) => line.includes('no valid PROXY protocol header') && line.includes(`"remoteAddress":"${BALANCER}"`)));
     });
   }
 
