@@ -153,13 +153,24 @@ async function otherSessionWorks(t: TestContext, port: number): Promise<void> {
   await client.command('QUIT', 221);
 }
 
-/** Start a STOR of `name` and send until the multipart upload exists on the server (the first 5 MiB part went out). */
+/** The head of a CreateMultipartUpload request (POST /bucket/key?uploads). */
+const CREATE_MULTIPART = /^POST [^ ]*\?uploads[ &=]/;
+
+/**
+ * Start a STOR of `name` and send until its first part is on its way to the
+ * server: Ferry then knows the multipart upload's id. (Waiting only until
+ * the server listed the upload let the fault catch CreateMultipartUpload's
+ * answer on its way back, now and then under load: a different case, with
+ * tests of its own below.)
+ */
 async function uploadUnderWay(fx: Fixture, client: RawClient, name: string): Promise<{ data: net.Socket; sending: Promise<void> }> {
   const data = await client.passive();
   client.send(`STOR ${name}`);
   await client.expect(150);
   await send(data, 6 * MIB);
-  await waitFor('the multipart upload to start', async () => (await fx.s3.pendingUploads()) === 1);
+  // Only part bodies weigh a MiB: the requests before them (HEAD, LIST, the create) are a few KiB.
+  await fx.proxy.waitForBytes('up', MIB);
+  assert.equal(await fx.s3.pendingUploads(), 1, 'one multipart upload');
   // Keep data coming: the fault must hit an upload that is still moving.
   const sending = send(data, 64 * MIB);
   return { data, sending };
@@ -180,9 +191,18 @@ async function assertUploadFailed(fx: Fixture, client: RawClient, data: net.Sock
   await client.command('NOOP', 200);
 }
 
+/** What a failed wait for the uploads to go says: the uploads left, and what Ferry logged about them. */
+async function pendingAndLog(fx: Fixture): Promise<string> {
+  const out = await fx.s3.raw.send(new ListMultipartUploadsCommand({ Bucket: fx.s3.bucket }));
+  return JSON.stringify({
+    pending: (out.Uploads ?? []).map((u) => [u.Key, u.UploadId, u.Initiated]),
+    log: fx.log.filter((l) => /multipart|abort/i.test(l.msg)).map((l) => [l.level, l.msg, l.fields['uploadId'], l.fields['attempts'], l.fields['err']]),
+  });
+}
+
 /** Once the server is back: no multipart upload left, no object under the name, and a next upload on the same session works. */
 async function assertRecovered(fx: Fixture, client: RawClient, name: string): Promise<void> {
-  // The abort is retried with pauses doubling up to 30 s (s3-upload.ts): once the server is
+  // The abort is retried with pauses doubling up to 30 s (s3-cleanup.ts): once the server is
   // back, the next try may be that far off, plus one try's own time under load.
   const listed = async () => (await fx.s3.raw.send(new ListMultipartUploadsCommand({ Bucket: fx.s3.bucket }))).Uploads ?? [];
   const abortAnswered = () => fx.log.find((l) => l.msg.startsWith('aborted a multipart upload') && String(l.fields['key']).endsWith(name));
@@ -205,11 +225,7 @@ async function assertRecovered(fx: Fixture, client: RawClient, name: string): Pr
       return true;
     },
     75_000,
-    async () =>
-      JSON.stringify({
-        pending: (await listed()).map((u) => [u.Key, u.UploadId, u.Initiated]),
-        log: fx.log.filter((l) => /multipart|abort/i.test(l.msg)).map((l) => [l.level, l.msg, l.fields['uploadId'], l.fields['attempts'], l.fields['err']]),
-      }),
+    () => pendingAndLog(fx),
   );
   assert.equal(await objectExists(fx.s3, name), false, `${name} must not exist`);
   const body = randomBytes(7 * MIB + 3);
@@ -246,6 +262,40 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     const out = await fx.s3.raw.send(new GetObjectCommand({ Bucket: fx.s3.bucket, Key: name }));
     assert.ok(Buffer.from(await out.Body!.transformToByteArray()).equals(body));
     assert.deepEqual(fx.events, [{ event: 'file-received', path: `/${name}` }]);
+  });
+
+  test('CreateMultipartUpload whose answer is lost: the SDK retries and makes a second upload; Ferry aborts the first, which it never learnt of, and the STOR completes', async (t) => {
+    const fx = await setup(t);
+    const client = await login(t, fx.port);
+    fx.proxy.loseAnswerTo(CREATE_MULTIPART);
+    const body = randomBytes(7 * MIB);
+    const data = await client.passive();
+    client.send('STOR twice.bin');
+    await client.expect(150);
+    data.end(body);
+    await client.expect(226, REPLY_MS);
+    assert.equal(fx.proxy.lost, 1, 'the answer was lost once');
+    const out = await fx.s3.raw.send(new GetObjectCommand({ Bucket: fx.s3.bucket, Key: 'twice.bin' }));
+    assert.ok(Buffer.from(await out.Body!.transformToByteArray()).equals(body));
+    await waitFor('the orphan upload to be aborted', async () => (await fx.s3.pendingUploads()) === 0, 20_000, () => pendingAndLog(fx));
+    assert.ok(fx.log.some((l) => l.msg.startsWith('aborted an orphan multipart upload') && l.fields['key'] === 'twice.bin'));
+  });
+
+  test('the S3 server hung with CreateMultipartUpload taken up: 451; once it is back, the uploads of every attempt (one taken up late) are aborted', async (t) => {
+    const fx = await setup(t);
+    const client = await login(t, fx.port);
+    fx.proxy.hangAfter(CREATE_MULTIPART);
+    const data = await client.passive();
+    client.send('STOR hung-create.bin');
+    await client.expect(150);
+    const sending = send(data, 64 * MIB);
+    await waitFor('the multipart upload to be created', async () => (await fx.s3.pendingUploads()) === 1);
+    await assertUploadFailed(fx, client, data, sending, 'hung-create.bin');
+    await otherSessionWorks(t, fx.port);
+    // The retried create waited in the hung connection: it reaches the server now, after Ferry gave up on it.
+    fx.proxy.pass();
+    await assertRecovered(fx, client, 'hung-create.bin');
+    assert.ok(fx.log.some((l) => l.msg.startsWith('aborted an orphan multipart upload') && l.fields['key'] === 'hung-create.bin'));
   });
 
   test('the S3 server stopped mid-upload: 451, upload-aborted, a log line; the session and other sessions live; the multipart upload is aborted once it is back', async (t) => {
