@@ -29,6 +29,8 @@ const MIB = 1024 * 1024;
 const REPLY_MS = 20_000;
 
 interface LogLine {
+  /** Date.now() when logged. */
+  at: number;
   level: string;
   msg: string;
   fields: Record<string, unknown>;
@@ -39,8 +41,8 @@ function recordingLogger(lines: LogLine[], bindings: Record<string, unknown> = {
   const at =
     (level: string) =>
     (first: object | string, msg?: string): void => {
-      if (typeof first === 'string') lines.push({ level, msg: first, fields: bindings });
-      else lines.push({ level, msg: msg ?? '', fields: { ...bindings, ...first } });
+      if (typeof first === 'string') lines.push({ at: Date.now(), level, msg: first, fields: bindings });
+      else lines.push({ at: Date.now(), level, msg: msg ?? '', fields: { ...bindings, ...first } });
     };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (more) => recordingLogger(lines, { ...bindings, ...more }) };
 }
@@ -196,7 +198,7 @@ async function pendingAndLog(fx: Fixture): Promise<string> {
   const out = await fx.s3.raw.send(new ListMultipartUploadsCommand({ Bucket: fx.s3.bucket }));
   return JSON.stringify({
     pending: (out.Uploads ?? []).map((u) => [u.Key, u.UploadId, u.Initiated]),
-    log: fx.log.filter((l) => /multipart|abort/i.test(l.msg)).map((l) => [l.level, l.msg, l.fields['uploadId'], l.fields['attempts'], l.fields['err']]),
+    log: fx.log.filter((l) => /multipart|abort/i.test(l.msg)).map((l) => [new Date(l.at).toISOString(), l.level, l.msg, l.fields['uploadId'], l.fields['attempts'], l.fields['err']]),
   });
 }
 
