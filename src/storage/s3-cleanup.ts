@@ -46,9 +46,10 @@ const MAX_PAUSE_MS = 30_000;
 const CLOCK_MARGIN_MS = 5_000;
 /**
  * Orphans are looked for once more this long after the first look: a store
- * coming back from a hang may take up a create queued before, after the
- * first look's listing (seen in the fault test, where it landed with the
- * first requests through).
+ * coming back from a hang takes up the requests queued in its connections in
+ * no set order, so our listing may be answered before a create queued
+ * earlier lands. (In the fault test the late create has landed first each
+ * time; the second look costs one listing.)
  */
 const SECOND_LOOK_MS = 10_000;
 /** Bounds the listing: 10 pages of 1,000 uploads under one key's prefix. */

@@ -69,8 +69,8 @@ interface Fixture {
  * Ferry with two users: alice on S3 through the proxy, `other` on memory.
  * The S3 client gives up fast (2 attempts, 4 s of silence) so that every
  * fault is answered within seconds. (Shorter silences make the gateway's
- * own slow answers time out: a retried CreateMultipartUpload then leaves
- * an orphan upload that Ferry never learnt of; see docs/s3.md.)
+ * own slow answers time out under load, and the faults tested would no
+ * longer be the ones injected.)
  */
 async function setup(t: TestContext): Promise<Fixture> {
   const s3 = await startS3(t, { proxy: true });
