@@ -22,9 +22,10 @@
  *   - without a single part: an orphan never gets one (nobody knows its id),
  *     while an upload someone is writing sends its first part right after
  *     its create.
- * What that can still take for ours: another node's (or client's) upload of
- * the same key, created after our failed create and whose first part is not
- * stored yet when we look. Its writer's next UploadPart or Complete then
+ * What that can still take for ours: another writer's upload of the same
+ * key (another node's or client's, or a session's here whose create is not
+ * answered yet), created after our failed create and whose first part is
+ * not stored yet when we look. Its writer's next UploadPart or Complete then
  * fails with NoSuchUpload (its FTP client gets an error and can try again);
  * no object is ever half-written. We only look after a create was retried or
  * failed without an answer, so that needs a fault and two writers of one key
@@ -79,8 +80,8 @@ export function uploadEnded(uploadId: string): void {
  * upload we do not know: it needed more than one attempt, or it failed with
  * no answer (timeout, connection lost) or a 5xx. A 4xx answer made nothing.
  */
-export function mayHaveOrphans(outcome: { $metadata?: { attempts?: number; httpStatusCode?: number } }, failed: boolean): boolean {
-  const { attempts = 1, httpStatusCode } = outcome.$metadata ?? {};
+export function mayHaveOrphans(outcome: unknown, failed: boolean): boolean {
+  const { attempts = 1, httpStatusCode } = (outcome as { $metadata?: { attempts?: number; httpStatusCode?: number } } | null)?.$metadata ?? {};
   if (attempts > 1) return true;
   return failed && (httpStatusCode === undefined || httpStatusCode >= 500);
 }

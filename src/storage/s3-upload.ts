@@ -238,7 +238,7 @@ export class S3Upload extends Writable {
         this.#mayHaveOrphans = mayHaveOrphans(out, false);
         return out;
       } catch (err) {
-        this.#mayHaveOrphans = mayHaveOrphans(err as object, true);
+        this.#mayHaveOrphans = mayHaveOrphans(err, true);
         throw err;
       }
     };
