@@ -129,7 +129,7 @@ export class S3Upload extends Writable {
   #filled = 0;
   #uploadId: Promise<string> | null = null;
   /** When the first CreateMultipartUpload attempt went out, and whether its attempts may have made uploads we do not know (s3-cleanup.ts). */
-  #createdSince = 0;
+  #createSentAt = 0;
   #mayHaveOrphans = false;
   /** The exclusive upload's token (#marker), once made. */
   #token: string | null = null;
@@ -227,13 +227,13 @@ export class S3Upload extends Writable {
   }
 
   #startMultipart(): Promise<string> {
-    const { client, sdk, bucket } = this.#target;
-    // No abort signal: if the upload is created, we must learn its id to abort it.
     if (this.#uploadId) return this.#uploadId;
+    const { client, sdk, bucket } = this.#target;
     const Metadata = this.#marker();
-    this.#createdSince = Date.now();
+    this.#createSentAt = Date.now();
     const create = async () => {
       try {
+        // No abort signal: if the upload is created, we must learn its id to abort it.
         const out = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: this.#key, Metadata }));
         this.#mayHaveOrphans = mayHaveOrphans(out, false);
         return out;
@@ -321,7 +321,7 @@ export class S3Upload extends Writable {
 
   /** In the background, once the upload is over (completed, or aborted): see s3-cleanup.ts. */
   #cleanUpOrphans(known: string | null): void {
-    if (this.#mayHaveOrphans) void abortOrphans(this.#cleanupTarget(), this.#createdSince, known);
+    if (this.#mayHaveOrphans) void abortOrphans(this.#cleanupTarget(), this.#createSentAt, known);
   }
 
   #cleanupTarget(): CleanupTarget {
