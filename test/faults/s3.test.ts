@@ -27,6 +27,13 @@ after(stopSharedCeph);
 const MIB = 1024 * 1024;
 /** A fault must be answered within this; the S3 client's bounds (below) keep it far shorter. */
 const REPLY_MS = 20_000;
+/**
+ * Each test's bound, far above its own waits (the longest, 75 s for an
+ * abort, plus an upload): a step that never ends fails its test, naming it,
+ * instead of holding CI until its own timeout. (One full run under load
+ * stayed 13 minutes in a test, once; no step of the test could say where.)
+ */
+const TEST_MS = 240_000;
 
 interface LogLine {
   /** Date.now() when logged. */
@@ -248,7 +255,7 @@ after(() => {
 });
 
 describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
-  test('STOU whose answer from S3 is lost: the retry meets our own object (412), and Ferry knows it for its own: 226, file-received', async (t) => {
+  test('STOU whose answer from S3 is lost: the retry meets our own object (412), and Ferry knows it for its own: 226, file-received', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     const data = await client.passive();
@@ -266,7 +273,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     assert.deepEqual(fx.events, [{ event: 'file-received', path: `/${name}` }]);
   });
 
-  test('CreateMultipartUpload whose answer is lost: the SDK retries and makes a second upload; Ferry aborts the first, which it never learnt of, and the STOR completes', async (t) => {
+  test('CreateMultipartUpload whose answer is lost: the SDK retries and makes a second upload; Ferry aborts the first, which it never learnt of, and the STOR completes', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     fx.proxy.loseAnswerTo(CREATE_MULTIPART);
@@ -283,7 +290,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     assert.ok(fx.log.some((l) => l.msg.startsWith('aborted an orphan multipart upload') && l.fields['key'] === 'twice.bin'));
   });
 
-  test('the S3 server hung with CreateMultipartUpload taken up: 451; once it is back, the uploads of every attempt (one taken up late) are aborted', async (t) => {
+  test('the S3 server hung with CreateMultipartUpload taken up: 451; once it is back, the uploads of every attempt (one taken up late) are aborted', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     fx.proxy.hangAfter(CREATE_MULTIPART);
@@ -300,7 +307,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     assert.ok(fx.log.some((l) => l.msg.startsWith('aborted an orphan multipart upload') && l.fields['key'] === 'hung-create.bin'));
   });
 
-  test('the S3 server stopped mid-upload: 451, upload-aborted, a log line; the session and other sessions live; the multipart upload is aborted once it is back', async (t) => {
+  test('the S3 server stopped mid-upload: 451, upload-aborted, a log line; the session and other sessions live; the multipart upload is aborted once it is back', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     const { data, sending } = await uploadUnderWay(fx, client, 'stopped.bin');
@@ -315,7 +322,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     assert.ok(fx.log.some((l) => l.msg === 'aborted a multipart upload once the endpoint answered again'));
   });
 
-  test('the S3 server hung (accepts, never answers) mid-upload: 451 within the socket timeout, not a hang', async (t) => {
+  test('the S3 server hung (accepts, never answers) mid-upload: 451 within the socket timeout, not a hang', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     const { data, sending } = await uploadUnderWay(fx, client, 'hung.bin');
@@ -328,7 +335,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     await assertRecovered(fx, client, 'hung.bin');
   });
 
-  test('the S3 server answering 503 mid-upload: 451 after the retries; the abort is retried until it answers again', async (t) => {
+  test('the S3 server answering 503 mid-upload: 451 after the retries; the abort is retried until it answers again', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     const { data, sending } = await uploadUnderWay(fx, client, 'erroring.bin');
@@ -340,7 +347,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     await assertRecovered(fx, client, 'erroring.bin');
   });
 
-  test('the S3 server slowed, each part still within socketTimeoutMs: the upload completes, STAT answers meanwhile', async (t) => {
+  test('the S3 server slowed, each part still within socketTimeoutMs: the upload completes, STAT answers meanwhile', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     const body = randomBytes(6 * MIB + 11);
@@ -359,7 +366,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     assert.equal(await fx.s3.pendingUploads(), 0);
   });
 
-  test('the S3 server slowed so far that a part outlasts socketTimeoutMs: 451, upload-aborted, no upload left (docs/s3.md)', async (t) => {
+  test('the S3 server slowed so far that a part outlasts socketTimeoutMs: 451, upload-aborted, no upload left (docs/s3.md)', { timeout: TEST_MS }, async (t) => {
     // The SDK writes a part in one call and Node counts the socket idle
     // while the kernel drains it: a part must go within socketTimeoutMs.
     const fx = await setup(t);
@@ -426,7 +433,7 @@ const DOWNLOAD_FAULTS: Array<{ what: string; fault: (proxy: FaultProxy) => unkno
 
 describe('S3 faults mid-download', { skip: cephSkip() }, () => {
   for (const { what, fault, recover } of DOWNLOAD_FAULTS) {
-    test(`the S3 server ${what} mid-download: 451 (not 426), download-aborted, a log line; the session and other sessions live`, async (t) => {
+    test(`the S3 server ${what} mid-download: 451 (not 426), download-aborted, a log line; the session and other sessions live`, { timeout: TEST_MS }, async (t) => {
       const fx = await setup(t);
       const sha = await putObject(fx.s3, 'big.bin', 48 * MIB);
       const client = await login(t, fx.port);
@@ -438,7 +445,7 @@ describe('S3 faults mid-download', { skip: cephSkip() }, () => {
     });
   }
 
-  test('the S3 server answering 500: RETR gets 451 before any data, and works once it answers again', async (t) => {
+  test('the S3 server answering 500: RETR gets 451 before any data, and works once it answers again', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const sha = await putObject(fx.s3, 'small.bin', MIB);
     const client = await login(t, fx.port);
@@ -452,7 +459,7 @@ describe('S3 faults mid-download', { skip: cephSkip() }, () => {
     await assertDownloadRecovered(client, 'small.bin', sha);
   });
 
-  test('the S3 server slowed (but moving) mid-download: the download completes byte-exact', async (t) => {
+  test('the S3 server slowed (but moving) mid-download: the download completes byte-exact', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const sha = await putObject(fx.s3, 'mid.bin', 6 * MIB);
     const client = await login(t, fx.port);
