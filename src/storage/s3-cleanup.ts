@@ -40,7 +40,7 @@ import { fromS3Error } from './s3-errors.js';
 /** Each cleanup request gets its own deadline: it runs after the client is gone, whatever the client's timeouts. */
 const REQUEST_TIMEOUT_MS = 30_000;
 /** A failed cleanup request (endpoint down) is tried again for this long, so the parts go once the endpoint is back. */
-export const RETRY_WINDOW_MS = 5 * 60_000;
+const RETRY_WINDOW_MS = 5 * 60_000;
 /** Pauses between tries double from 1 s up to this. */
 const MAX_PAUSE_MS = 30_000;
 /** The store's clock (an upload's Initiated) may run this far behind ours. */
