@@ -20,9 +20,13 @@
  *     orphan parts are left. Every step of the commit checks for a destroy
  *     first (beforeCommit, the last part, the final request). If the abort
  *     itself fails (endpoint down), it is tried again in the background for
- *     ABORT_RETRY_WINDOW_MS; after that the parts stay until the bucket's
+ *     RETRY_WINDOW_MS; after that the parts stay until the bucket's
  *     AbortIncompleteMultipartUpload lifecycle rule removes them. Both are
- *     logged with the upload id;
+ *     logged with the upload id (s3-cleanup.ts);
+ *   - a CreateMultipartUpload that was retried, or failed with no answer,
+ *     may have made uploads we never learnt of: once the upload ends, they
+ *     are looked for and aborted (s3-cleanup.ts, which says how they are
+ *     told apart from other writers' uploads);
  *   - destroying it once the final request is sent cannot take it back: S3
  *     alone decides. The destroy then waits for the answer, and `committed`
  *     says what happened, so the session can still reply 226 for an object
@@ -52,6 +56,7 @@ import { Writable } from 'node:stream';
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { abortOrphans, abortUpload, mayHaveOrphans, uploadEnded, uploadStarted, type CleanupTarget } from './s3-cleanup.js';
 import { MAX_PARTS, type S3Sdk } from './s3-client.js';
 import { fromS3Error, isPreconditionFailed, s3Call } from './s3-errors.js';
 
@@ -62,10 +67,6 @@ export const SHA256_TAG = 'ferry-sha256';
 export const SHA256_ETAG_TAG = 'ferry-sha256-etag';
 /** Bytes the Writable itself buffers before backpressure (as LocalStorage). */
 const STREAM_BUFFER_BYTES = 256 * 1024;
-/** AbortMultipartUpload runs after the client is gone: each attempt gets its own deadline, whatever the client's timeouts. */
-const ABORT_TIMEOUT_MS = 30_000;
-/** A failed abort (endpoint down) is tried again for this long, so the parts go once the endpoint is back. */
-const ABORT_RETRY_WINDOW_MS = 5 * 60_000;
 /** An abort waits at most this long for cancelled part requests to settle before it goes ahead. */
 const PARTS_SETTLE_MS = 10_000;
 /** The destroy, and so the client's reply, waits at most this long for the abort; the rest goes on in the background. */
@@ -145,6 +146,9 @@ export class S3Upload extends Writable {
   #allocated = 0;
   #filled = 0;
   #uploadId: Promise<string> | null = null;
+  /** When the first CreateMultipartUpload attempt went out, and whether its attempts may have made uploads we do not know (s3-cleanup.ts). */
+  #createSentAt = 0;
+  #mayHaveOrphans = false;
   /** The exclusive upload's token (#marker), once made. */
   #token: string | null = null;
   #partNumber = 0;
@@ -248,11 +252,24 @@ export class S3Upload extends Writable {
   }
 
   #startMultipart(): Promise<string> {
+    if (this.#uploadId) return this.#uploadId;
     const { client, sdk, bucket } = this.#target;
-    // No abort signal: if the upload is created, we must learn its id to abort it.
     const Metadata = this.#marker();
-    this.#uploadId ??= s3Call('CreateMultipartUpload', this.#key, () => client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: this.#key, Metadata }))).then((out) => {
+    this.#createSentAt = Date.now();
+    const create = async () => {
+      try {
+        // No abort signal: if the upload is created, we must learn its id to abort it.
+        const out = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: this.#key, Metadata }));
+        this.#mayHaveOrphans = mayHaveOrphans(out, false);
+        return out;
+      } catch (err) {
+        this.#mayHaveOrphans = mayHaveOrphans(err, true);
+        throw err;
+      }
+    };
+    this.#uploadId = s3Call('CreateMultipartUpload', this.#key, create).then((out) => {
       if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+      uploadStarted(out.UploadId);
       return out.UploadId;
     });
     return this.#uploadId;
@@ -325,6 +342,8 @@ export class S3Upload extends Writable {
     const input = { Bucket: bucket, Key: this.#key, UploadId: uploadId, MultipartUpload: { Parts: parts }, IfNoneMatch };
     const completed = s3Call('CompleteMultipartUpload', this.#key, () => client.send(new sdk.CompleteMultipartUploadCommand(input)));
     await this.#send(completed);
+    uploadEnded(uploadId);
+    this.#cleanUpOrphans(uploadId);
     if (this.#sha256) await this.#tagDigest(this.#sha256, await completed.catch(() => null), parts);
   }
 
@@ -346,6 +365,16 @@ export class S3Upload extends Writable {
     } catch (err) {
       logger?.warn({ err: (err as Error).message, bucket, key: this.#key }, 'could not tag the upload with its SHA-256; the object is stored without it');
     }
+  }
+
+  /** In the background, once the upload is over (completed, or aborted): see s3-cleanup.ts. */
+  #cleanUpOrphans(known: string | null): void {
+    if (this.#mayHaveOrphans) void abortOrphans(this.#cleanupTarget(), this.#createSentAt, known);
+  }
+
+  #cleanupTarget(): CleanupTarget {
+    const { client, sdk, bucket, logger } = this.#target;
+    return { client, sdk, bucket, key: this.#key, logger };
   }
 
   /** The final request: recorded (so a destroy waits for it rather than racing it), then `committed` on success. */
@@ -416,37 +445,14 @@ export class S3Upload extends Writable {
     clearTimeout(timer);
   }
 
-  /**
-   * AbortMultipartUpload, tried again with growing pauses while the endpoint
-   * fails (down, erroring) for up to ABORT_RETRY_WINDOW_MS: an endpoint
-   * that comes back within that window ends with no parts left behind.
-   */
+  /** Our own upload's abort (retried while the endpoint fails), then its create's orphans if it may have some. */
   async #abortUpload(pending: Promise<string>): Promise<void> {
     const uploadId = await pending.catch(() => null);
-    if (!uploadId) return;
-    const { client, sdk, bucket, logger } = this.#target;
-    const where = { bucket, key: this.#key, uploadId };
-    const deadline = Date.now() + ABORT_RETRY_WINDOW_MS;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: this.#key, UploadId: uploadId }), {
-          abortSignal: AbortSignal.timeout(ABORT_TIMEOUT_MS),
-        });
-        if (attempt > 1) logger?.info({ ...where, attempts: attempt }, 'aborted a multipart upload once the endpoint answered again');
-        else logger?.debug(where, 'aborted a multipart upload');
-        return;
-      } catch (err) {
-        if ((err as { name?: string }).name === 'NoSuchUpload') return; // gone already
-        const message = (fromS3Error(err, 'AbortMultipartUpload', this.#key) as Error).message;
-        const pauseMs = Math.min(1000 * 2 ** (attempt - 1), 30_000);
-        if (Date.now() + pauseMs > deadline) {
-          logger?.warn({ err: message, ...where, attempts: attempt }, 'could not abort a multipart upload; its parts stay until the bucket lifecycle rule removes them');
-          return;
-        }
-        if (attempt === 1) logger?.warn({ err: message, ...where }, `could not abort a multipart upload; trying again for up to ${ABORT_RETRY_WINDOW_MS / 1000} s`);
-        await new Promise((resolve) => setTimeout(resolve, pauseMs).unref());
-      }
+    if (uploadId) {
+      await abortUpload(this.#cleanupTarget(), uploadId);
+      uploadEnded(uploadId);
     }
+    this.#cleanUpOrphans(uploadId);
   }
 }
 

@@ -27,8 +27,17 @@ after(stopSharedCeph);
 const MIB = 1024 * 1024;
 /** A fault must be answered within this; the S3 client's bounds (below) keep it far shorter. */
 const REPLY_MS = 20_000;
+/**
+ * Each test's bound, far above its own waits (the longest, 75 s for an
+ * abort, plus an upload): a step that never ends fails its test, naming it,
+ * instead of holding CI until its own timeout. (One full run under load
+ * stayed 13 minutes in a test, once; no step of the test could say where.)
+ */
+const TEST_MS = 240_000;
 
 interface LogLine {
+  /** Date.now() when logged. */
+  at: number;
   level: string;
   msg: string;
   fields: Record<string, unknown>;
@@ -39,8 +48,8 @@ function recordingLogger(lines: LogLine[], bindings: Record<string, unknown> = {
   const at =
     (level: string) =>
     (first: object | string, msg?: string): void => {
-      if (typeof first === 'string') lines.push({ level, msg: first, fields: bindings });
-      else lines.push({ level, msg: msg ?? '', fields: { ...bindings, ...first } });
+      if (typeof first === 'string') lines.push({ at: Date.now(), level, msg: first, fields: bindings });
+      else lines.push({ at: Date.now(), level, msg: msg ?? '', fields: { ...bindings, ...first } });
     };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (more) => recordingLogger(lines, { ...bindings, ...more }) };
 }
@@ -67,8 +76,8 @@ interface Fixture {
  * Ferry with two users: alice on S3 through the proxy, `other` on memory.
  * The S3 client gives up fast (2 attempts, 4 s of silence) so that every
  * fault is answered within seconds. (Shorter silences make the gateway's
- * own slow answers time out: a retried CreateMultipartUpload then leaves
- * an orphan upload that Ferry never learnt of; see docs/s3.md.)
+ * own slow answers time out under load, and the faults tested would no
+ * longer be the ones injected.)
  */
 async function setup(t: TestContext): Promise<Fixture> {
   const s3 = await startS3(t, { proxy: true });
@@ -153,13 +162,24 @@ async function otherSessionWorks(t: TestContext, port: number): Promise<void> {
   await client.command('QUIT', 221);
 }
 
-/** Start a STOR of `name` and send until the multipart upload exists on the server (the first 5 MiB part went out). */
+/** The head of a CreateMultipartUpload request (POST /bucket/key?uploads). */
+const CREATE_MULTIPART = /^POST [^ ]*\?uploads[ &=]/;
+
+/**
+ * Start a STOR of `name` and send until its first part is on its way to the
+ * server: Ferry then knows the multipart upload's id. (Waiting only until
+ * the server listed the upload let the fault catch CreateMultipartUpload's
+ * answer on its way back, now and then under load: a different case, with
+ * tests of its own below.)
+ */
 async function uploadUnderWay(fx: Fixture, client: RawClient, name: string): Promise<{ data: net.Socket; sending: Promise<void> }> {
   const data = await client.passive();
   client.send(`STOR ${name}`);
   await client.expect(150);
   await send(data, 6 * MIB);
-  await waitFor('the multipart upload to start', async () => (await fx.s3.pendingUploads()) === 1);
+  // Only part bodies weigh a MiB: the requests before them (HEAD, LIST, the create) are a few KiB.
+  await fx.proxy.waitForBytes('up', MIB);
+  assert.equal(await fx.s3.pendingUploads(), 1, 'one multipart upload');
   // Keep data coming: the fault must hit an upload that is still moving.
   const sending = send(data, 64 * MIB);
   return { data, sending };
@@ -180,9 +200,18 @@ async function assertUploadFailed(fx: Fixture, client: RawClient, data: net.Sock
   await client.command('NOOP', 200);
 }
 
+/** What a failed wait for the uploads to go says: the uploads left, and what Ferry logged about them. */
+async function pendingAndLog(fx: Fixture): Promise<string> {
+  const out = await fx.s3.raw.send(new ListMultipartUploadsCommand({ Bucket: fx.s3.bucket }));
+  return JSON.stringify({
+    pending: (out.Uploads ?? []).map((u) => [u.Key, u.UploadId, u.Initiated]),
+    log: fx.log.filter((l) => /multipart|abort/i.test(l.msg)).map((l) => [new Date(l.at).toISOString(), l.level, l.msg, l.fields['uploadId'], l.fields['attempts'], l.fields['err']]),
+  });
+}
+
 /** Once the server is back: no multipart upload left, no object under the name, and a next upload on the same session works. */
 async function assertRecovered(fx: Fixture, client: RawClient, name: string): Promise<void> {
-  // The abort is retried with pauses doubling up to 30 s (s3-upload.ts): once the server is
+  // The abort is retried with pauses doubling up to 30 s (s3-cleanup.ts): once the server is
   // back, the next try may be that far off, plus one try's own time under load.
   const listed = async () => (await fx.s3.raw.send(new ListMultipartUploadsCommand({ Bucket: fx.s3.bucket }))).Uploads ?? [];
   const abortAnswered = () => fx.log.find((l) => l.msg.startsWith('aborted a multipart upload') && String(l.fields['key']).endsWith(name));
@@ -205,11 +234,7 @@ async function assertRecovered(fx: Fixture, client: RawClient, name: string): Pr
       return true;
     },
     75_000,
-    async () =>
-      JSON.stringify({
-        pending: (await listed()).map((u) => [u.Key, u.UploadId, u.Initiated]),
-        log: fx.log.filter((l) => /multipart|abort/i.test(l.msg)).map((l) => [l.level, l.msg, l.fields['uploadId'], l.fields['attempts'], l.fields['err']]),
-      }),
+    () => pendingAndLog(fx),
   );
   assert.equal(await objectExists(fx.s3, name), false, `${name} must not exist`);
   const body = randomBytes(7 * MIB + 3);
@@ -230,7 +255,7 @@ after(() => {
 });
 
 describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
-  test('STOU whose answer from S3 is lost: the retry meets our own object (412), and Ferry knows it for its own: 226, file-received', async (t) => {
+  test('STOU whose answer from S3 is lost: the retry meets our own object (412), and Ferry knows it for its own: 226, file-received', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     const data = await client.passive();
@@ -248,7 +273,41 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     assert.deepEqual(fx.events, [{ event: 'file-received', path: `/${name}` }]);
   });
 
-  test('the S3 server stopped mid-upload: 451, upload-aborted, a log line; the session and other sessions live; the multipart upload is aborted once it is back', async (t) => {
+  test('CreateMultipartUpload whose answer is lost: the SDK retries and makes a second upload; Ferry aborts the first, which it never learnt of, and the STOR completes', { timeout: TEST_MS }, async (t) => {
+    const fx = await setup(t);
+    const client = await login(t, fx.port);
+    fx.proxy.loseAnswerTo(CREATE_MULTIPART);
+    const body = randomBytes(7 * MIB);
+    const data = await client.passive();
+    client.send('STOR twice.bin');
+    await client.expect(150);
+    data.end(body);
+    await client.expect(226, REPLY_MS);
+    assert.equal(fx.proxy.lost, 1, 'the answer was lost once');
+    const out = await fx.s3.raw.send(new GetObjectCommand({ Bucket: fx.s3.bucket, Key: 'twice.bin' }));
+    assert.ok(Buffer.from(await out.Body!.transformToByteArray()).equals(body));
+    await waitFor('the orphan upload to be aborted', async () => (await fx.s3.pendingUploads()) === 0, 20_000, () => pendingAndLog(fx));
+    assert.ok(fx.log.some((l) => l.msg.startsWith('aborted an orphan multipart upload') && l.fields['key'] === 'twice.bin'));
+  });
+
+  test('the S3 server hung with CreateMultipartUpload taken up: 451; once it is back, the uploads of every attempt (one taken up late) are aborted', { timeout: TEST_MS }, async (t) => {
+    const fx = await setup(t);
+    const client = await login(t, fx.port);
+    fx.proxy.hangAfter(CREATE_MULTIPART);
+    const data = await client.passive();
+    client.send('STOR hung-create.bin');
+    await client.expect(150);
+    const sending = send(data, 64 * MIB);
+    await waitFor('the multipart upload to be created', async () => (await fx.s3.pendingUploads()) === 1);
+    await assertUploadFailed(fx, client, data, sending, 'hung-create.bin');
+    await otherSessionWorks(t, fx.port);
+    // The retried create waited in the hung connection: it reaches the server now, after Ferry gave up on it.
+    fx.proxy.pass();
+    await assertRecovered(fx, client, 'hung-create.bin');
+    assert.ok(fx.log.some((l) => l.msg.startsWith('aborted an orphan multipart upload') && l.fields['key'] === 'hung-create.bin'));
+  });
+
+  test('the S3 server stopped mid-upload: 451, upload-aborted, a log line; the session and other sessions live; the multipart upload is aborted once it is back', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     const { data, sending } = await uploadUnderWay(fx, client, 'stopped.bin');
@@ -263,7 +322,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     assert.ok(fx.log.some((l) => l.msg === 'aborted a multipart upload once the endpoint answered again'));
   });
 
-  test('the S3 server hung (accepts, never answers) mid-upload: 451 within the socket timeout, not a hang', async (t) => {
+  test('the S3 server hung (accepts, never answers) mid-upload: 451 within the socket timeout, not a hang', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     const { data, sending } = await uploadUnderWay(fx, client, 'hung.bin');
@@ -276,7 +335,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     await assertRecovered(fx, client, 'hung.bin');
   });
 
-  test('the S3 server answering 503 mid-upload: 451 after the retries; the abort is retried until it answers again', async (t) => {
+  test('the S3 server answering 503 mid-upload: 451 after the retries; the abort is retried until it answers again', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     const { data, sending } = await uploadUnderWay(fx, client, 'erroring.bin');
@@ -288,7 +347,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     await assertRecovered(fx, client, 'erroring.bin');
   });
 
-  test('the S3 server slowed, each part still within socketTimeoutMs: the upload completes, STAT answers meanwhile', async (t) => {
+  test('the S3 server slowed, each part still within socketTimeoutMs: the upload completes, STAT answers meanwhile', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const client = await login(t, fx.port);
     const body = randomBytes(6 * MIB + 11);
@@ -307,7 +366,7 @@ describe('S3 faults mid-upload', { skip: cephSkip() }, () => {
     assert.equal(await fx.s3.pendingUploads(), 0);
   });
 
-  test('the S3 server slowed so far that a part outlasts socketTimeoutMs: 451, upload-aborted, no upload left (docs/s3.md)', async (t) => {
+  test('the S3 server slowed so far that a part outlasts socketTimeoutMs: 451, upload-aborted, no upload left (docs/s3.md)', { timeout: TEST_MS }, async (t) => {
     // The SDK writes a part in one call and Node counts the socket idle
     // while the kernel drains it: a part must go within socketTimeoutMs.
     const fx = await setup(t);
@@ -374,7 +433,7 @@ const DOWNLOAD_FAULTS: Array<{ what: string; fault: (proxy: FaultProxy) => unkno
 
 describe('S3 faults mid-download', { skip: cephSkip() }, () => {
   for (const { what, fault, recover } of DOWNLOAD_FAULTS) {
-    test(`the S3 server ${what} mid-download: 451 (not 426), download-aborted, a log line; the session and other sessions live`, async (t) => {
+    test(`the S3 server ${what} mid-download: 451 (not 426), download-aborted, a log line; the session and other sessions live`, { timeout: TEST_MS }, async (t) => {
       const fx = await setup(t);
       const sha = await putObject(fx.s3, 'big.bin', 48 * MIB);
       const client = await login(t, fx.port);
@@ -386,7 +445,7 @@ describe('S3 faults mid-download', { skip: cephSkip() }, () => {
     });
   }
 
-  test('the S3 server answering 500: RETR gets 451 before any data, and works once it answers again', async (t) => {
+  test('the S3 server answering 500: RETR gets 451 before any data, and works once it answers again', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const sha = await putObject(fx.s3, 'small.bin', MIB);
     const client = await login(t, fx.port);
@@ -400,7 +459,7 @@ describe('S3 faults mid-download', { skip: cephSkip() }, () => {
     await assertDownloadRecovered(client, 'small.bin', sha);
   });
 
-  test('the S3 server slowed (but moving) mid-download: the download completes byte-exact', async (t) => {
+  test('the S3 server slowed (but moving) mid-download: the download completes byte-exact', { timeout: TEST_MS }, async (t) => {
     const fx = await setup(t);
     const sha = await putObject(fx.s3, 'mid.bin', 6 * MIB);
     const client = await login(t, fx.port);

@@ -252,6 +252,8 @@ export function cephClient(ceph: Ceph, endpoint = ceph.endpoint): S3Client {
     endpoint,
     forcePathStyle: true,
     credentials: { accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey },
+    // A gateway that stops answering fails the test's request rather than hang it.
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000 },
   });
 }
 

@@ -12,7 +12,10 @@
  *     once when it waits for "100 Continue") instead of reaching the server;
  *   - `loseAnswerTo(pattern)`: the next request whose head matches reaches
  *     the server, and its connection is reset when the answer starts (an
- *     answer lost on the way, which the S3 client retries).
+ *     answer lost on the way, which the S3 client retries);
+ *   - `hangAfter(pattern)`: the next request whose head matches reaches the
+ *     server, and then the proxy pauses (as `pause()`) before the answer
+ *     comes back: a server that hangs with that request taken up.
  * `bytes` counts what reached each side, so a test can wait until a
  * transfer is under way before the fault.
  */
@@ -35,6 +38,7 @@ export class FaultProxy {
   /** Answers cut by `loseAnswerTo()`. */
   lost = 0;
   #lose: RegExp | null = null;
+  #hang: RegExp | null = null;
 
   constructor(targetPort: number) {
     this.#target = targetPort;
@@ -89,6 +93,10 @@ export class FaultProxy {
     this.#lose = pattern;
   }
 
+  hangAfter(pattern: RegExp): void {
+    this.#hang = pattern;
+  }
+
   reset(): void {
     for (const socket of this.#sockets) socket.resetAndDestroy();
     this.#sockets.clear();
@@ -136,6 +144,10 @@ export class FaultProxy {
       }
       this.bytes[way] += chunk.length;
       const drained = to.write(chunk);
+      if (way === 'up' && this.#hang?.test(chunk.toString('latin1'))) {
+        this.#hang = null;
+        this.pause();
+      }
       const mode = this.#mode;
       if (mode.kind === 'pause') from.pause();
       else if (mode.kind === 'slow') {

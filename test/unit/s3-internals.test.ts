@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, test } from 'node:test';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError, replyForError } from '../../src/errors.js';
+import { mayHaveOrphans } from '../../src/storage/s3-cleanup.js';
 import { loadSdk, unreachableFileSize } from '../../src/storage/s3-client.js';
 import { copyObject } from '../../src/storage/s3-copy.js';
 import { DirCache } from '../../src/storage/s3-dir-cache.js';
@@ -73,6 +74,24 @@ function scriptedClient(answer: (command: Sent) => unknown): { client: S3Client;
   } as unknown as S3Client;
   return { client, sent };
 }
+
+describe('when a CreateMultipartUpload may have made uploads Ferry does not know', () => {
+  // Ceph shows each case for real in test/faults/s3.test.ts; here, the SDK's outcomes the rule must tell apart.
+  test('an answer at the first attempt: no', () => {
+    assert.equal(mayHaveOrphans({ $metadata: { attempts: 1, httpStatusCode: 200 } }, false), false);
+  });
+  test('an answer after a retry (the first answer lost): yes', () => {
+    assert.equal(mayHaveOrphans({ $metadata: { attempts: 2, httpStatusCode: 200 } }, false), true);
+  });
+  test('a failure with no answer (timeout, connection lost) or a 5xx: yes', () => {
+    assert.equal(mayHaveOrphans(Object.assign(new Error('timed out'), { name: 'TimeoutError', $metadata: { attempts: 1 } }), true), true);
+    assert.equal(mayHaveOrphans(s3Error('ServiceUnavailable', 503), true), true);
+  });
+  test('a 4xx at the first attempt (access denied, no such bucket): no, the store made nothing', () => {
+    assert.equal(mayHaveOrphans(s3Error('AccessDenied', 403), true), false);
+    assert.equal(mayHaveOrphans(s3Error('NoSuchBucket', 404), true), false);
+  });
+});
 
 describe('server-side copy for renames', () => {
   test('objects above the single-copy limit are copied as multipart UploadPartCopy ranges of one version, with its type and metadata', async () => {
