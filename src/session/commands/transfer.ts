@@ -7,6 +7,7 @@ import { baseName, joinPath, parentPath } from '../../protocol/path.js';
 import type { StorageWritable, WriteOptions } from '../../storage/types.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
+import { refuseRangedTransfer } from './hash.js';
 
 function modeName(session: Session): string {
   return session.transferType === 'A' ? 'ASCII' : 'BINARY';
@@ -23,7 +24,7 @@ function refuseAsciiRestart(session: Session): boolean {
 }
 
 async function retrieve(session: Session, path: string): Promise<void> {
-  if (refuseAsciiRestart(session)) return;
+  if (refuseAsciiRestart(session) || refuseRangedTransfer(session)) return;
   const started = Date.now();
   const source = await session.storage.read(path, { start: session.restOffset });
   const ascii = session.transferType === 'A';
@@ -41,6 +42,7 @@ async function retrieve(session: Session, path: string): Promise<void> {
 
 /** Shared by STOR, APPE and STOU once the target and the write mode are known. */
 async function store(session: Session, path: string, options: WriteOptions, preliminary?: string): Promise<void> {
+  if (refuseRangedTransfer(session)) return;
   const started = Date.now();
   const sink: StorageWritable = await session.storage.write(path, options);
   // Errors reach us through the pipeline or not at all (an abort before any
