@@ -18,6 +18,8 @@ export const DEFAULTS = Object.freeze({
   port: 2121,
   greeting: 'Ferry FTP server ready.',
   allowActiveMode: true,
+  /** How long an awaited hook (server.hook) may take before its action is refused with 451. */
+  hookTimeoutMs: 5000,
 });
 
 /** `limits:` in the config file; flat options of the same names in the library. Units are in the names. */

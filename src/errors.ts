@@ -67,6 +67,10 @@ export const ErrorCodes = {
   ADDRESS_BANNED: 'FERRY_ERR_ADDRESS_BANNED',
   /** The client's address is on defender.denyList. */
   ADDRESS_DENIED: 'FERRY_ERR_ADDRESS_DENIED',
+  /** An awaited hook refused the action; the reply's text is the hook's reason. */
+  HOOK_DENIED: 'FERRY_ERR_HOOK_DENIED',
+  /** An awaited hook threw or did not answer within hookTimeoutMs: refused for now (fail closed). */
+  HOOK_FAILED: 'FERRY_ERR_HOOK_FAILED',
   /** The TLS policy requires AUTH TLS before USER (no password in the clear). */
   TLS_REQUIRED_FOR_LOGIN: 'FERRY_ERR_TLS_REQUIRED_FOR_LOGIN',
   /** The TLS policy requires PROT P before any transfer. */
@@ -131,6 +135,9 @@ const replies: Record<ErrorCode, FtpReply> = {
   FERRY_ERR_ADDRESS_BANNED: { code: 421, text: 'Service not available: your address is banned; try again later.' },
   FERRY_ERR_ADDRESS_DENIED: { code: 421, text: 'Service not available: connections from your address are refused.' },
   // RFC 959: 530 Not logged in (vsftpd answers USER the same way).
+  // The hook's own reason replaces this text (FerryError's `reply`).
+  FERRY_ERR_HOOK_DENIED: { code: 550, text: 'Refused by the server.' },
+  FERRY_ERR_HOOK_FAILED: { code: 451, text: 'The server cannot decide now; try again later.' },
   FERRY_ERR_TLS_REQUIRED_FOR_LOGIN: { code: 530, text: 'TLS required: send AUTH TLS before logging in.' },
   // RFC 4217 §9: 521 data connection cannot be opened with this PROT setting.
   FERRY_ERR_TLS_REQUIRED_FOR_DATA: { code: 521, text: 'Data connections must be encrypted: send PBSZ 0 and PROT P.' },
@@ -143,15 +150,18 @@ const kFerryError = Symbol.for('ferry.error');
 
 export class FerryError extends Error {
   readonly code: ErrorCode;
+  /** The reply's text instead of the code's generic one: only for text meant for the client (a hook's reason). */
+  readonly reply?: string;
 
   /**
    * @param code stable error code
    * @param message for logs only; never sent to the client
    */
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; reply?: string }) {
     super(message ?? code, options);
     this.name = 'FerryError';
     this.code = code;
+    if (options?.reply) this.reply = options.reply;
   }
 
   get [kFerryError](): true {
@@ -195,7 +205,7 @@ export function fromSystemError(err: unknown): unknown {
 /** The single place where anything thrown becomes an FTP reply. */
 export function replyForError(err: unknown): FtpReply {
   const translated = fromSystemError(err);
-  if (translated instanceof FerryError) return replies[translated.code];
+  if (translated instanceof FerryError) return translated.reply ? { code: replies[translated.code].code, text: translated.reply } : replies[translated.code];
   return { code: 451, text: 'Local error in processing.' };
 }
 

@@ -13,7 +13,10 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { Account, AuthRequest, Authenticator } from './types.js';
+import { isRefusal, type Account, type AuthRequest, type Authenticator, type LoginRefusal } from './types.js';
+
+/** The hook could not be asked or gave no usable answer: the login is refused as an error, not a wrong password. */
+const UNAVAILABLE: LoginRefusal = Object.freeze({ refused: 'error' });
 
 export interface HttpAuthOptions {
   url: string;
@@ -40,7 +43,7 @@ export class HttpAuthenticator implements Authenticator {
     this.#options = options;
   }
 
-  async authenticate(request: AuthRequest): Promise<Account | null> {
+  async authenticate(request: AuthRequest): Promise<Account | LoginRefusal | null> {
     const { username, password, remoteAddress, secure } = request;
     const key = createHmac('sha256', this.#secret).update(JSON.stringify([username, password, remoteAddress])).digest('base64');
     const cached = this.#cache.get(key);
@@ -64,23 +67,23 @@ export class HttpAuthenticator implements Authenticator {
       if (response.status !== 200) {
         await response.body?.cancel();
         logger?.error({ status: response.status, username }, 'auth hook answered neither 200 nor 401/403/404; login refused');
-        return null;
+        return UNAVAILABLE;
       }
       answer = await response.json();
     } catch (err) {
       logger?.error({ err: { message: (err as Error).message, name: (err as Error).name }, username }, 'auth hook failed; login refused');
-      return null;
+      return UNAVAILABLE;
     }
     const account = await this.#account(username, answer);
     const ttl = this.#options.cacheTtlMs ?? 60_000;
-    if (account && ttl > 0) {
+    if (!isRefusal(account) && ttl > 0) {
       this.#cache.set(key, { answer, expires: Date.now() + ttl });
       if (this.#cache.size > (this.#options.maxCacheEntries ?? 10_000)) this.#cache.delete(this.#cache.keys().next().value!);
     }
     return account;
   }
 
-  async #account(username: string, answer: unknown): Promise<Account | null> {
+  async #account(username: string, answer: unknown): Promise<Account | LoginRefusal> {
     try {
       // `null`, a list or a bare value is a service saying something else than "yes": refuse.
       if (answer === null || typeof answer !== 'object' || Array.isArray(answer)) throw new Error('the answer is not a JSON object');
@@ -89,7 +92,7 @@ export class HttpAuthenticator implements Authenticator {
       // The hook said yes: a home that cannot be opened is the server's fault, not a refusal (421, not 530).
       if (err instanceof FerryError && err.code === ErrorCodes.HOME_UNAVAILABLE) throw err;
       this.#options.logger?.error({ err: { message: (err as Error).message }, username }, 'auth hook answer not usable; login refused');
-      return null;
+      return UNAVAILABLE;
     }
   }
 }

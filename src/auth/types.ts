@@ -81,9 +81,25 @@ export interface ClientCertificate {
   fingerprint256: string;
 }
 
+/**
+ * A refusal that says why, for the 'login-failed' event, logs and metrics
+ * (the client sees the same 530 whatever the reason: it must not learn
+ * which names exist). 'error': the check could not be made.
+ */
+export interface LoginRefusal {
+  refused: 'unknown-user' | 'wrong-password' | 'disabled' | 'address-not-allowed' | 'error';
+}
+
+export function isRefusal(answer: Account | LoginRefusal | null): answer is LoginRefusal {
+  return answer !== null && typeof (answer as LoginRefusal).refused === 'string';
+}
+
 export interface Authenticator {
-  /** Resolve to an Account, or null to reject (the client sees 530 after a delay). */
-  authenticate(request: AuthRequest): Promise<Account | null>;
+  /**
+   * Resolve to an Account, or refuse: null, or a LoginRefusal saying why
+   * (null counts as 'wrong-password'). The client sees 530 after a delay.
+   */
+  authenticate(request: AuthRequest): Promise<Account | LoginRefusal | null>;
   /**
    * Optional: true when this authenticator alone decides for `username`. In a
    * ChainAuthenticator its refusal is then final: a user the users file

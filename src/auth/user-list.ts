@@ -17,7 +17,7 @@ import { addressList, inList } from '../protocol/address.js';
 import type { Storage } from '../storage/types.js';
 import { checkPermissions, directoryPermissions } from './permissions.js';
 import { isPasswordHash, VerificationCache, verifyPassword } from './password.js';
-import type { Account, AccountLimits, AuthRequest, Authenticator, TlsPolicy } from './types.js';
+import { isRefusal, type Account, type AccountLimits, type AuthRequest, type Authenticator, type LoginRefusal, type TlsPolicy } from './types.js';
 
 export type ListedUser = ListedUserBase & ({ password: string; passwordHash?: never } | { passwordHash: string; password?: never });
 
@@ -142,7 +142,7 @@ export class UserListAuthenticator implements Authenticator {
     await verifyPassword(password, this.#decoyHash!);
   }
 
-  async authenticate(request: AuthRequest): Promise<Account | null> {
+  async authenticate(request: AuthRequest): Promise<Account | LoginRefusal> {
     const entry = this.#users.get(request.username);
     // Refused users are checked before the cache and never cached: a fast
     // answer for their correct password would confirm it to whoever guesses.
@@ -162,7 +162,10 @@ export class UserListAuthenticator implements Authenticator {
       if (this.#decoyHash) await this.#decoyVerify(request.password);
       else timingSafeEqual(digest(request.password), this.#decoy);
     }
-    if (!entry || !matches || refused) return null;
+    if (!entry) return { refused: 'unknown-user' };
+    if (entry.user.disabled === true) return { refused: 'disabled' };
+    if (refused) return { refused: 'address-not-allowed' };
+    if (!matches) return { refused: 'wrong-password' };
     return makeAccount(request.username, entry.user);
   }
 }
@@ -198,11 +201,14 @@ export class ChainAuthenticator implements Authenticator {
     return undefined;
   }
 
-  async authenticate(request: AuthRequest): Promise<Account | null> {
+  /** The first account wins; the refusal returned is the owner's, else the first that said why. */
+  async authenticate(request: AuthRequest): Promise<Account | LoginRefusal | null> {
+    let refusal: LoginRefusal | null = null;
     for (const authenticator of this.#chain) {
-      const account = await authenticator.authenticate(request);
-      if (account || authenticator.owns?.(request.username)) return account;
+      const answer = await authenticator.authenticate(request);
+      if ((answer && !isRefusal(answer)) || authenticator.owns?.(request.username)) return answer;
+      refusal ??= answer;
     }
-    return null;
+    return refusal;
   }
 }

@@ -29,6 +29,8 @@ import { cliUserHashes, shareWithWorkers, type CliUser, type HashedCliUser } fro
 import { fail, failWithConfig } from './fail.js';
 import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
+import { publishEvent } from '../observability/channels.js';
+import type { BanInfo, UnbanInfo } from '../observability/events.js';
 
 export interface ServeFlags extends S3Flags {
   config?: string;
@@ -158,7 +160,9 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       // Validate every setting once, here, before any worker starts.
       const options = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } });
       primary = new ClusterPrimary({ ...options, workers, logger, onWorkerExit: sweep });
-      const objects = createSharedObjects({ defender: options.defender, defenderHooks: { logger } });
+      // Bans happen here, in the primary: its logs, diagnostics channel (metrics) and hooks see them.
+      const defenderHooks = { logger, onBan: (info: BanInfo) => publishEvent('ban', info), onUnban: (info: UnbanInfo) => publishEvent('unban', info) };
+      const objects = createSharedObjects({ defender: options.defender, defenderHooks });
       for (const [name, object] of Object.entries(objects)) hostForWorkers(name, object);
       // The primary admits every connection, so the defender's bans are checked there; workers report offences to it.
       defender = objects.defender as Defender;

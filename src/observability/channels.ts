@@ -129,3 +129,8 @@ export const channels = {
   event: channel<EventMessage>('ferry:event'),
   s3Request: channel<S3RequestMessage>('ferry:s3:request'),
 } as const;
+
+/** Publish a server event on `ferry:event` (FtpServer.notify; the cluster primary's bans). */
+export function publishEvent<K extends keyof ServerEvents>(name: K, info: ServerEvents[K][0]): void {
+  if (channels.event.hasSubscribers) channels.event.publish({ name, info } as EventMessage);
+}

@@ -1,4 +1,13 @@
-/** The typed events a server emits. Payloads never carry passwords. */
+/**
+ * The typed events a server emits, with one set of field names (the log
+ * field names too): sessionId, remoteAddress, username, path, bytes,
+ * durationMs. Payloads never carry passwords. docs/events.md lists each
+ * with an example.
+ */
+import type { LoginFailureReason } from './channels.js';
+import type { UploadMode } from '../server/hooks.js';
+
+export type { LoginFailureReason, UploadMode };
 
 export interface SessionInfo {
   sessionId: string;
@@ -12,8 +21,17 @@ export interface UserInfo extends SessionInfo {
 export interface TransferInfo extends UserInfo {
   /** Virtual path inside the user's root. */
   path: string;
+  /** Bytes moved on the data connection. */
   bytes: number;
+  /** From the command to its end. */
   durationMs: number;
+}
+
+export interface UploadInfo extends TransferInfo {
+  /** STOR (replace), REST + STOR (resume), APPE (append), STOU (unique). */
+  mode: UploadMode;
+  /** Where the bytes were written from: the REST offset; 0 otherwise (and for append). */
+  offset: number;
 }
 
 /** A ban of the defender (limits/defender.ts): logged, emitted, listed by `ferry ban list`. JSON all through. */
@@ -38,22 +56,27 @@ export interface UnbanInfo extends BanInfo {
 }
 
 export interface ServerEvents {
+  /** A control connection was accepted (after the admission gate). */
   connect: [info: SessionInfo & { remotePort: number }];
-  login: [info: UserInfo];
-  'login-failed': [info: SessionInfo & { username: string }];
-  /** An upload completed and is durable in storage. */
-  'file-received': [info: TransferInfo];
+  login: [info: UserInfo & { secure: boolean }];
+  /** A login did not succeed; `username` is the name the client gave. */
+  'login-failed': [info: UserInfo & { reason: LoginFailureReason }];
+  /** A logged-in user left: QUIT, REIN, a new USER, or the connection closed. Comes before `disconnect`. */
+  logout: [info: UserInfo & { durationMs: number }];
+  /** An upload completed: the new content is in place under `path`. */
+  'file-received': [info: UploadInfo];
   'file-sent': [info: TransferInfo];
-  /** An upload ended early (ABOR, client vanished, storage error); nothing was committed. */
-  'upload-aborted': [info: TransferInfo & { reason: string }];
+  /** An upload ended early (ABOR, client vanished, storage error); the old content (or nothing) remains. */
+  'upload-aborted': [info: UploadInfo & { reason: string }];
   /** A download ended early (ABOR, client vanished, storage error); `bytes` is what was sent. */
   'download-aborted': [info: TransferInfo & { reason: string }];
   delete: [info: UserInfo & { path: string }];
   rename: [info: UserInfo & { from: string; to: string }];
   mkdir: [info: UserInfo & { path: string }];
   rmdir: [info: UserInfo & { path: string }];
+  /** The control connection closed; `username` is null when nobody was logged in. */
   disconnect: [info: SessionInfo & { username: string | null; durationMs: number }];
-  /** The defender banned an address (by its score, or by hand). In cluster mode only the primary's log has it. */
+  /** The defender banned an address (by its score, or by hand). In cluster mode the primary emits it (diagnostics channel ferry:event, logs, hooks). */
   ban: [info: BanInfo];
   /** A ban ended or was removed. */
   unban: [info: UnbanInfo];

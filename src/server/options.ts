@@ -94,6 +94,11 @@ export interface FtpServerOptions {
    * construction.
    */
   commands?: readonly CommandSpec[];
+  /**
+   * How long an awaited hook (`server.hook('beforeUpload', ...)`) may take;
+   * beyond it the action is refused with 451 and a warn line. Default 5000.
+   */
+  hookTimeoutMs?: number;
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
   /**
@@ -144,6 +149,7 @@ export interface ResolvedOptions extends Readonly<Record<LimitName, number>> {
   readonly passiveAddress: PassiveAddress;
   readonly greeting: readonly string[];
   readonly allowActiveMode: boolean;
+  readonly hookTimeoutMs: number;
   readonly perUserLimits: Readonly<Required<AccountLimits>>;
   readonly defender: DefenderSettings;
   readonly proxyProtocol: Readonly<ProxyProtocolOptions>;
@@ -193,6 +199,7 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     greeting: Object.freeze(typeof greeting === 'string' ? greeting.split(/\r?\n/) : [...greeting]),
     ...resolveNumbers<LimitName>(LIMITS, options),
     allowActiveMode: options.allowActiveMode ?? DEFAULTS.allowActiveMode,
+    hookTimeoutMs: wholeNumberOption('hookTimeoutMs', options.hookTimeoutMs, DEFAULTS.hookTimeoutMs, 1),
     perUserLimits: Object.freeze(resolveNumbers<PerUserLimitName>(PER_USER_LIMITS, options.perUserLimits, 'perUserLimits.')),
     defender: resolveDefenderSettings(options.defender),
     proxyProtocol: resolveProxyProtocol(options.proxyProtocol),

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { PassivePortPool } from '../data/passive.js';
 import type { ServerEvents } from '../observability/events.js';
-import { channels, type EventMessage } from '../observability/channels.js';
+import { channels, publishEvent } from '../observability/channels.js';
 import { commandTable } from '../session/command-table.js';
 import type { CommandSpec } from '../session/command.js';
 import { Session, type SessionHost } from '../session/session.js';
@@ -22,6 +22,7 @@ import { completeSharedState, type SharedState } from './shared-state.js';
 import { Quotas } from '../limits/quotas.js';
 import type { UserUsage } from '../limits/quota-ledger.js';
 import { LocalRates } from '../limits/throttle.js';
+import { Hooks, type Hook, type HookName } from './hooks.js';
 
 export interface ConnectionOptions {
   /** The connection is implicit FTPS: TLS starts with its first byte. */
@@ -43,6 +44,7 @@ export interface ConnectionOptions {
 const ACTIVITY_EVENTS = new Set<keyof ServerEvents>([
   'login',
   'login-failed',
+  'logout',
   'file-received',
   'file-sent',
   'upload-aborted',
@@ -77,6 +79,8 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   readonly #proxy: ProxyProtocolAcceptor;
   /** This process's bandwidth: leases from `shared.rates`, spent by its transfers. */
   readonly rates: LocalRates;
+  /** Awaited hooks (beforeUpload, ...): added with hook() before the server serves, then locked. */
+  readonly hooks = new Hooks();
   #nextId = 1;
   #closing: Promise<void> | null = null;
 
@@ -183,9 +187,20 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     return fixed;
   }
 
+  /**
+   * Add an awaited hook, run before the action it names: it may let it go
+   * on, refuse it (`{ deny: 'reason the client sees' }`) or rewrite it. Only
+   * before `listen()` or the first `handleConnection()`; several run in the
+   * order added. See docs/events.md.
+   */
+  hook<K extends HookName>(name: K, hook: Hook<K>): this {
+    this.hooks.add(name, hook);
+    return this;
+  }
+
   notify<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void {
     if (ACTIVITY_EVENTS.has(event)) this.logger.info(args[0] as object, event);
-    if (event !== 'error' && channels.event.hasSubscribers) channels.event.publish({ name: event, info: args[0] } as EventMessage);
+    if (event !== 'error') publishEvent(event, args[0]);
     try {
       (this.emit as (event: K, ...args: ServerEvents[K]) => boolean)(event, ...args);
     } catch (err) {
@@ -200,6 +215,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
    * `implicitAddress()` for the other.
    */
   async listen(port = this.options.port, host = this.options.host): Promise<net.AddressInfo> {
+    this.hooks.lock();
     const address = await listenOn(this.#net, port, host);
     this.logger.info({ address: address.address, port: address.port }, 'listening');
     if (this.#implicitNet) {
@@ -232,6 +248,7 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
    * accepts and hands sockets to workers). `listen()` uses it too.
    */
   handleConnection(socket: net.Socket, kind: ConnectionOptions = {}): void {
+    this.hooks.lock();
     if (kind.implicitTls && !this.tls) {
       this.logger.warn('implicit FTPS connection on a server without tls options; closing it');
       socket.destroy();

@@ -28,6 +28,7 @@ import type { Storage } from '../storage/types.js';
 import type { SessionBinding, TlsContext } from '../tls/context.js';
 import { handshake } from '../tls/handshake.js';
 import type { CommandSpec } from './command.js';
+import type { HookName, HookRequests, Hooks } from '../server/hooks.js';
 import { findCommand } from './command-table.js';
 import { channels, type TransferDirection, type TransferStartMessage } from '../observability/channels.js';
 
@@ -45,6 +46,8 @@ export interface SessionHost {
   readonly rates: LocalRates;
   /** The shared TLS context, when the server has a certificate. */
   readonly tls: TlsContext | null;
+  /** Awaited hooks (beforeUpload, ...), run through Session.runHook. */
+  readonly hooks: Hooks;
   /** Emit an event; a listener that throws is logged, never allowed to break the session. */
   notify<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void;
 }
@@ -52,7 +55,7 @@ export interface SessionHost {
 type LoginState =
   | { kind: 'anonymous' }
   | { kind: 'user-given'; username: string; tlsPolicy: TlsPolicy }
-  | { kind: 'logged-in'; account: Account; storage: Storage; tlsPolicy: TlsPolicy; limits: Limits; slot: string | null };
+  | { kind: 'logged-in'; account: Account; storage: Storage; tlsPolicy: TlsPolicy; limits: Limits; slot: string | null; at: number; ended?: true };
 
 /** A session's limits in force: the account's own over the server's perUserLimits, key by key. */
 export type Limits = Readonly<Required<AccountLimits>>;
@@ -130,6 +133,8 @@ export class Session implements LineSink {
   /** RFC 959 §3.1.1: ASCII is the default type. */
   transferType: 'A' | 'I' = 'A';
   restOffset = 0;
+  /** The size ALLO announced for the next upload (beforeUpload's `size`); null when none. */
+  allocatedBytes: number | null = null;
   renameFrom: string | null = null;
   /** RFC 2428 §4: after EPSV ALL only EPSV may set up data connections. */
   epsvAll = false;
@@ -468,6 +473,7 @@ export class Session implements LineSink {
     } finally {
       this.#transfer = null;
       this.restOffset = 0;
+      this.allocatedBytes = null;
       if (transfer.started && channels.transferEnd.hasSubscribers) {
         const { started } = transfer;
         channels.transferEnd.publish({
@@ -721,7 +727,7 @@ export class Session implements LineSink {
     const tlsPolicy = this.#login.kind === 'user-given' ? this.#login.tlsPolicy : 'optional';
     // The storage policies (maximum file size, quotas) wrap the account's storage once, here.
     const storage = this.host.quotas.wrap(account.storage, account.username, limits, this.host.options.maxFileSizeBytes);
-    this.#login = { kind: 'logged-in', account, storage, tlsPolicy, limits, slot };
+    this.#login = { kind: 'logged-in', account, storage, tlsPolicy, limits, slot, at: Date.now() };
     this.cwd = '/';
     this.failedLogins = 0;
     if (this.#loginTimer) clearTimeout(this.#loginTimer);
@@ -734,13 +740,16 @@ export class Session implements LineSink {
     return this.#login.kind === 'logged-in' ? this.#login.limits : this.host.options.perUserLimits;
   }
 
-  /** The logged-in account's end (logout, REIN, close): its storage closed, its session slot given back, once. */
+  /** The logged-in account's end (logout, REIN, close): its storage closed, its session slot given back, 'logout' emitted, once. */
   #endLogin(): void {
     const login = this.#login;
-    if (login.kind !== 'logged-in') return;
+    // Runs for logout() and again for the close: once is what counts.
+    if (login.kind !== 'logged-in' || login.ended) return;
+    login.ended = true;
     closeStorage(login.account, this.log);
     if (login.slot !== null) this.#releaseSlot(login.slot);
     login.slot = null;
+    this.host.notify('logout', { ...this.who, durationMs: Date.now() - login.at });
   }
 
   /** A primary gone or slow loses nothing here: a dead worker's slots are forgotten, a living one's release is ordered after its acquire. */
@@ -770,6 +779,25 @@ export class Session implements LineSink {
   /** Fields every user event carries. */
   get who(): { sessionId: string; remoteAddress: string; username: string } {
     return { sessionId: this.id, remoteAddress: this.remoteAddress, username: this.account?.username ?? '' };
+  }
+
+  /**
+   * Run the awaited hooks named `name` (see server/hooks.ts) for this
+   * session's user: resolves to the request as the hooks left it; throws
+   * HOOK_DENIED or HOOK_FAILED, which reply 550 (with the reason) or 451.
+   */
+  runHook<K extends HookName>(name: K, request: Omit<HookRequests[K], 'sessionId' | 'remoteAddress' | 'username'> & { username?: string }): Promise<HookRequests[K]> {
+    const full = { ...this.who, ...request } as HookRequests[K];
+    if (!this.host.hooks.has(name)) return Promise.resolve(full);
+    return this.host.hooks.run(name, full, this.host.options.hookTimeoutMs, this.log);
+  }
+
+  /** A path a hook rewrote: normalised as an absolute virtual path, and checked for `permission` like the client's own. */
+  rewrittenPath(path: string, permission: Permission): string {
+    const result = resolvePath('/', path);
+    if (!result.ok) throw new FerryError(ErrorCodes.HOOK_FAILED, `a hook rewrote the path to ${JSON.stringify(path)}: ${result.reason}`);
+    this.authorize(permission, result.path);
+    return result.path;
   }
 
   // ---- paths and permissions ---------------------------------------------

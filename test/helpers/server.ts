@@ -35,6 +35,8 @@ export interface TestServerOptions extends Partial<FtpServerOptions> {
   storage?: Storage;
   /** Allow anonymous read-only logins too. */
   anonymous?: boolean;
+  /** Runs before listen(): where hooks are added (server.hook), which listen() locks. */
+  beforeListen?: (server: FtpServer) => void;
 }
 
 /** Start a server for one test (or one suite, with a suite context). */
@@ -45,7 +47,7 @@ export interface Cleanup {
 
 export async function startServer(t: Cleanup, options: TestServerOptions = {}): Promise<TestServer> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'ferry-test-'));
-  const { permissions = 'elradfmwMT', storage, anonymous = false, ...rest } = options;
+  const { permissions = 'elradfmwMT', storage, anonymous = false, beforeListen, ...rest } = options;
   const store = () => storage ?? new LocalStorage(root);
   const users = new UserListAuthenticator([{ username: USER, password: PASSWORD, storage: store, permissions }]);
   const authenticator = anonymous ? new ChainAuthenticator([users, new AnonymousAuthenticator({ storage: store })]) : users;
@@ -55,6 +57,7 @@ export async function startServer(t: Cleanup, options: TestServerOptions = {}): 
     await server.close(0);
     await rm(root, { recursive: true, force: true });
   });
+  beforeListen?.(server);
   const address = await server.listen();
   return { server, host, port: address.port, root };
 }

@@ -42,8 +42,8 @@ test('library: a storage factory that fails answers 421 (not 530), closes, logs 
       },
     ]),
   });
-  let failedLogins = 0;
-  server.on('login-failed', () => failedLogins++);
+  const failed: string[] = [];
+  server.on('login-failed', ({ reason }) => failed.push(reason));
   const { port } = await server.listen();
   t.after(() => server.close());
 
@@ -54,11 +54,12 @@ test('library: a storage factory that fails answers 421 (not 530), closes, logs 
   const reply = await client.command('PASS pw');
   assert.equal(`${reply.code} ${reply.text}`, '421 Cannot open your home folder: server misconfigured; try again later.');
   await client.closed();
-  assert.equal(failedLogins, 0);
+  // The event tells the truth (the login did not succeed, for an error of the server), and no guess is counted.
+  assert.deepEqual(failed, ['error']);
   assert.match(log, /"level":40,.*"username":"cam".*EACCES: permission denied, mkdir.*login refused: the account's home folder cannot be opened/);
   // A wrong password is still the plain 530, and a failed login.
   assert.equal(await loginCode(port, 'cam', 'wrong'), 530);
-  assert.equal(failedLogins, 1);
+  assert.deepEqual(failed, ['error', 'wrong-password']);
 });
 
 test('HTTP hook: a yes whose home cannot be opened is a 421 too, not a refused login', async (t) => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hashPassword, isPasswordHash, VerificationCache, verifyPassword } from '../../src/auth/password.js';
+import type { Account } from '../../src/auth/types.js';
 import { UserListAuthenticator } from '../../src/auth/user-list.js';
 import { MemoryStorage } from '../../src/storage/memory.js';
 
@@ -78,11 +79,12 @@ test('UserListAuthenticator accepts hashed and plain users, refuses wrong and un
     { username: 'plain', password: 'p-pass', storage, permissions: 'elr' },
   ]);
   const request = (username: string, password: string) => ({ username, password, remoteAddress: '127.0.0.1', secure: false });
-  assert.equal((await auth.authenticate(request('hashed', 'h-pass')))?.username, 'hashed');
-  assert.equal((await auth.authenticate(request('plain', 'p-pass')))?.username, 'plain');
-  assert.equal(await auth.authenticate(request('hashed', 'p-pass')), null);
-  assert.equal(await auth.authenticate(request('plain', 'h-pass')), null);
-  assert.equal(await auth.authenticate(request('nobody', 'h-pass')), null);
+  assert.equal(((await auth.authenticate(request('hashed', 'h-pass'))) as Account).username, 'hashed');
+  assert.equal(((await auth.authenticate(request('plain', 'p-pass'))) as Account).username, 'plain');
+  // Refusals say why (for events and logs; the client sees one 530 for all).
+  assert.deepEqual(await auth.authenticate(request('hashed', 'p-pass')), { refused: 'wrong-password' });
+  assert.deepEqual(await auth.authenticate(request('plain', 'h-pass')), { refused: 'wrong-password' });
+  assert.deepEqual(await auth.authenticate(request('nobody', 'h-pass')), { refused: 'unknown-user' });
 });
 
 test('bcrypt and argon2id hashes imported from other servers verify (off the event loop)', async () => {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { AnonymousAuthenticator } from '../../src/auth/anonymous.js';
 import { hashPassword } from '../../src/auth/password.js';
 import { PermissionSpecError } from '../../src/auth/permissions.js';
-import { accountHasPermission } from '../../src/auth/types.js';
+import { accountHasPermission, type Account } from '../../src/auth/types.js';
 import { UserListAuthenticator } from '../../src/auth/user-list.js';
 import { readUsersFile } from '../../src/config/users-file.js';
 import { ConfigError } from '../../src/config/validate.js';
@@ -71,7 +71,7 @@ test('aliases given to the library grant what they grant in the users file', asy
     { username: 'dev', password: 'pw', storage, permissions: 'write', directoryPermissions: { '/archive': 'read' } },
     { username: 'all', password: 'pw', storage, permissions: 'full' },
   ]);
-  const login = async (username: string) => (await auth.authenticate({ username, password: 'pw', remoteAddress: '127.0.0.1', secure: false }))!;
+  const login = async (username: string) => (await auth.authenticate({ username, password: 'pw', remoteAddress: '127.0.0.1', secure: false })) as Account;
   const dev = await login('dev');
   assert.equal(dev.permissions, 'elrawm');
   assert.equal(accountHasPermission(dev, 'w', '/in/x'), true);
@@ -80,5 +80,5 @@ test('aliases given to the library grant what they grant in the users file', asy
   // Before, "full" was read letter by letter: f (rename) and l (list), nothing else.
   assert.equal((await login('all')).permissions, 'elradfmwMT');
   const anonymous = await new AnonymousAuthenticator({ storage, permissions: 'write' }).authenticate({ username: 'ftp', password: 'x', remoteAddress: '127.0.0.1', secure: false });
-  assert.equal(anonymous!.permissions, 'elrawm');
+  assert.equal((anonymous as Account).permissions, 'elrawm');
 });

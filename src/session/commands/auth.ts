@@ -1,13 +1,20 @@
 /** Login and logout: USER, PASS, REIN, QUIT, ACCT (RFC 959 §4.1.1). */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Account } from '../../auth/types.js';
+import { isRefusal, type Account, type LoginRefusal } from '../../auth/types.js';
+import { channels, type LoginFailureReason } from '../../observability/channels.js';
 import { ErrorCodes, FerryError, needsOperator, replyForError } from '../../errors.js';
 import { refusalText } from '../../limits/defender.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
 
+/** A login that did not succeed: the event, the channel, nothing else (callers reply). */
+export function loginFailed(session: Session, username: string, reason: LoginFailureReason): void {
+  session.host.notify('login-failed', { sessionId: session.id, remoteAddress: session.remoteAddress, username, reason });
+  if (channels.login.hasSubscribers) channels.login.publish({ sessionId: session.id, remoteAddress: session.remoteAddress, username, outcome: reason });
+}
+
 async function pass(session: Session, password: string): Promise<void> {
-  const username = session.pendingUsername;
+  let username = session.pendingUsername;
   if (username === null) {
     if (session.loggedIn) session.reply(230, 'Already logged in.');
     else session.reply(503, 'Send USER first.');
@@ -20,14 +27,28 @@ async function pass(session: Session, password: string): Promise<void> {
   const before = await session.host.shared.defender.verdict(session.remoteAddress).catch(() => 'allowed' as const);
   if (before !== 'allowed') {
     session.logout();
+    loginFailed(session, username, 'banned');
     session.closeWith(421, refusalText(before));
     return;
   }
   // Every refusal is answered at the same moment after PASS, however long the check took.
   const answerAt = Date.now() + options.loginFailureDelayMs;
-  let account: Account | null = null;
   try {
-    account = await options.authenticator.authenticate({
+    username = (await session.runHook('beforeLogin', { username, secure: session.secure })).username;
+  } catch (err) {
+    // Refused by the embedder's policy, not a guess: no offence is scored, but it counts as an attempt.
+    session.logout();
+    session.failedLogins++;
+    loginFailed(session, username, (err as FerryError).code === ErrorCodes.HOOK_DENIED ? 'denied-by-hook' : 'error');
+    await sleep(Math.max(0, answerAt - Date.now()));
+    const { text } = replyForError(err);
+    if (session.failedLogins >= options.maxLoginAttempts) session.closeWith(421, 'Too many failed logins; closing connection.');
+    else session.reply(530, text);
+    return;
+  }
+  let answer: Account | LoginRefusal | null = null;
+  try {
+    answer = await options.authenticator.authenticate({
       username,
       password,
       remoteAddress: session.remoteAddress,
@@ -39,32 +60,37 @@ async function pass(session: Session, password: string): Promise<void> {
       // The password was right: no failed login to count or delay, and the
       // operator, not the client, must act (chown the folder, fix runAs).
       session.logout();
+      loginFailed(session, username, 'error');
       session.log.warn({ username, reason: err.message }, 'login refused: the account\'s home folder cannot be opened by the server process; check its owner and mode (and runAs)');
       const { code, text } = replyForError(err);
       session.closeWith(code, text);
       return;
     }
     session.log.error({ err, username }, 'authenticator failed');
+    answer = { refused: 'error' };
   }
-  if (account) {
+  if (answer && !isRefusal(answer)) {
     try {
-      if (!(await session.login(account))) return; // the client left while we checked
+      if (!(await session.login(answer))) return; // the client left while we checked
     } catch (err) {
       // Over maxSessions (or it could not be checked): the password was right, so no failed login counts.
       session.logout();
+      const tooMany = (err as FerryError).code === ErrorCodes.TOO_MANY_SESSIONS;
+      loginFailed(session, username, tooMany ? 'too-many-sessions' : 'error');
       if (needsOperator(err)) session.log.error({ username, reason: (err as Error).message }, 'login refused: a limit could not be checked');
       else session.log.info({ username, reason: (err as Error).message }, 'login refused');
       const { code, text } = replyForError(err);
       session.closeWith(code, text);
       return;
     }
-    session.host.notify('login', session.who);
+    session.host.notify('login', { ...session.who, secure: session.secure });
+    if (channels.login.hasSubscribers) channels.login.publish({ sessionId: session.id, remoteAddress: session.remoteAddress, username, outcome: 'success' });
     session.reply(230, 'Login successful.');
     return;
   }
   session.logout(); // a new USER is needed either way
   session.failedLogins++;
-  session.host.notify('login-failed', { sessionId: session.id, remoteAddress: session.remoteAddress, username });
+  loginFailed(session, username, answer?.refused ?? 'wrong-password');
   // An unknown user and a wrong password score alike: a ban must not tell which names exist.
   const verdict = await session.offence('login-failed');
   await sleep(Math.max(0, answerAt - Date.now()));
@@ -84,6 +110,7 @@ export const authCommands: CommandSpec[] = [
       if (tlsPolicy !== 'optional' && !session.secure) {
         // Refused before the password is sent: it would travel in the clear.
         session.logout();
+        loginFailed(session, arg, 'tls-required');
         session.replyError(new FerryError(ErrorCodes.TLS_REQUIRED_FOR_LOGIN, `user ${arg} must use TLS`));
         return;
       }

@@ -53,6 +53,7 @@ const dele: CommandSpec = {
   path: 'plain',
   permission: 'd',
   async handler(session, { path }) {
+    await session.runHook('beforeDelete', { path });
     await session.storage.delete(path);
     session.host.notify('delete', { ...session.who, path });
     session.reply(250, 'File deleted.');
@@ -88,9 +89,11 @@ const rnto: CommandSpec = {
       session.reply(503, 'Send RNFR first.');
       return;
     }
-    if (path === '/' || path.startsWith(`${from}/`)) throw new FerryError(ErrorCodes.INVALID_NAME, 'rename into itself');
-    await session.storage.rename(from, path);
-    session.host.notify('rename', { ...session.who, from, to: path });
+    const asked = await session.runHook('beforeRename', { from, to: path });
+    const to = asked.to === path ? path : session.rewrittenPath(asked.to, 'f');
+    if (to === '/' || to.startsWith(`${from}/`)) throw new FerryError(ErrorCodes.INVALID_NAME, 'rename into itself');
+    await session.storage.rename(from, to);
+    session.host.notify('rename', { ...session.who, from, to });
     session.reply(250, 'Rename successful.');
   },
 };

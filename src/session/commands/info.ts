@@ -254,7 +254,12 @@ export const infoCommands: CommandSpec[] = [
     syntax: 'ALLO <sp> bytes',
     auth: true,
     arg: 'required',
-    handler: (session) => session.reply(202, 'No storage allocation necessary.'),
+    handler(session, { arg }) {
+      // RFC 959: ALLO <size> [R <record size>]. The size goes to the next upload's beforeUpload hook.
+      const size = /^\s*(\d{1,15})(\s+R\s+\d{1,15})?\s*$/i.exec(arg)?.[1];
+      session.allocatedBytes = size === undefined ? null : Number(size);
+      session.reply(202, 'No storage allocation necessary.');
+    },
   },
   ...siteCommands,
   ...optsCommands,

@@ -4,6 +4,7 @@ import { finished } from 'node:stream/promises';
 import { ErrorCodes, FerryError } from '../../errors.js';
 import { receiveFromSocket, sendToSocket } from '../../data/transfer.js';
 import { baseName, joinPath, parentPath } from '../../protocol/path.js';
+import type { UploadMode } from '../../server/hooks.js';
 import type { StorageWritable, WriteOptions } from '../../storage/types.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
@@ -23,10 +24,13 @@ function refuseAsciiRestart(session: Session): boolean {
   return true;
 }
 
-async function retrieve(session: Session, path: string): Promise<void> {
+async function retrieve(session: Session, requested: string): Promise<void> {
   if (refuseAsciiRestart(session) || refuseRangedTransfer(session)) return;
   const started = Date.now();
-  const source = await session.storage.read(path, { start: session.restOffset });
+  const offset = session.restOffset;
+  const asked = await session.runHook('beforeDownload', { path: requested, offset });
+  const path = asked.path === requested ? requested : session.rewrittenPath(asked.path, 'r');
+  const source = await session.storage.read(path, { start: offset });
   const ascii = session.transferType === 'A';
   const ok = await session.transferData(path, `Opening ${modeName(session)} mode data connection for ${baseName(path)}.`, (socket, signal, throttle) =>
     sendToSocket(source, socket, { ascii, signal, throttle }),
@@ -40,10 +44,21 @@ async function retrieve(session: Session, path: string): Promise<void> {
   session.host.notify('file-sent', info);
 }
 
+/** The upload mode of write options, for hooks and events. */
+function uploadMode(options: WriteOptions): UploadMode {
+  if (options.append) return 'append';
+  if (options.exclusive) return 'unique';
+  return options.start ? 'resume' : 'replace';
+}
+
 /** Shared by STOR, APPE and STOU once the target and the write mode are known. */
-async function store(session: Session, path: string, options: WriteOptions, preliminary?: string): Promise<void> {
+async function store(session: Session, requested: string, options: WriteOptions, preliminary?: string): Promise<void> {
   if (refuseRangedTransfer(session)) return;
   const started = Date.now();
+  const mode = uploadMode(options);
+  const offset = options.start ?? 0;
+  const asked = await session.runHook('beforeUpload', { path: requested, size: session.allocatedBytes, mode, offset });
+  const path = asked.path === requested ? requested : session.rewrittenPath(asked.path, mode === 'append' ? 'a' : 'w');
   const sink: StorageWritable = await session.storage.write(path, options);
   // Errors reach us through the pipeline or not at all (an abort before any
   // data flowed); an unobserved 'error' event must never crash the process.
@@ -65,7 +80,7 @@ async function store(session: Session, path: string, options: WriteOptions, prel
     },
     'upload',
   );
-  const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started };
+  const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started, mode, offset };
   if (ok || isCommitted(sink)) {
     session.transferCommitted();
     session.host.notify('file-received', info);
