@@ -184,6 +184,27 @@ describe('HASH', () => {
   });
 });
 
+describe('hooks', () => {
+  test('the beforeDownload hooks run for HASH and X* as for RETR: they refuse, and rewrite the path hashed', async (t) => {
+    const asked: Array<{ path: string; offset: number }> = [];
+    const { port } = await setup(t, {
+      beforeListen: (server) =>
+        server.hook('beforeDownload', ({ path: p, offset }) => {
+          asked.push({ path: p, offset });
+          if (p === '/empty') return { deny: 'Not this one.' };
+          return p === '/alias.bin' ? { path: '/data.bin' } : undefined;
+        }),
+    });
+    const client = await login(t, port);
+    assert.equal((await client.command('HASH empty', 550)).text, 'Not this one.');
+    assert.equal((await client.command('XCRC empty', 550)).text, 'Not this one.');
+    assert.equal((await client.command('HASH alias.bin', 213)).text, `SHA-256 0-${DATA.length - 1} ${NODE['SHA-256']!(DATA)} alias.bin`);
+    await client.command('RANG 5 9', 350);
+    await client.command('HASH data.bin', 213);
+    assert.deepEqual(asked, [{ path: '/empty', offset: 0 }, { path: '/empty', offset: 0 }, { path: '/alias.bin', offset: 0 }, { path: '/data.bin', offset: 5 }]);
+  });
+});
+
 describe('XCRC, XMD5, XSHA1, XSHA256, XSHA512', () => {
   test('each answers "250 <hex>" for the whole file or for [start, end), in FEAT, with quoted names', async (t) => {
     const { port } = await setup(t);

@@ -27,20 +27,23 @@ import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
 
 /**
- * The digest of bytes `range` of the file at `path`, within the process's
- * bound on concurrent hashes. Throws NOT_FOUND, HASH_OF_DIRECTORY (or
- * IS_A_DIRECTORY for `directory: 'is-a-directory'`), INVALID_RANGE,
- * HASH_BUSY, or ABORTED.
+ * The digest of bytes `range` of the file at `requested`, within the
+ * process's bound on concurrent hashes. Throws NOT_FOUND,
+ * HASH_OF_DIRECTORY (or IS_A_DIRECTORY for `directory: 'is-a-directory'`),
+ * INVALID_RANGE, HASH_BUSY, ABORTED, or a hook's HOOK_DENIED/HOOK_FAILED.
  */
 async function digest(
   session: Session,
-  path: string,
+  requested: string,
   algorithm: HashAlgorithm,
   range: ByteRange | null,
   directory: 'hash-of-directory' | 'is-a-directory',
 ): Promise<{ hex: string; bytes: { start: number; end: number } }> {
   const signal = session.transferSignal!;
   const storage = session.storage;
+  // A hash tells what a download would (§6): the beforeDownload hooks may refuse it, or point it where RETR would go.
+  const asked = await session.runHook('beforeDownload', { path: requested, offset: range?.start ?? 0 });
+  const path = asked.path === requested ? requested : session.rewrittenPath(asked.path, 'r');
   const info = await storage.stat(path);
   if (info.type === 'dir') {
     throw new FerryError(directory === 'hash-of-directory' ? ErrorCodes.HASH_OF_DIRECTORY : ErrorCodes.IS_A_DIRECTORY, `hash of a directory: ${path}`);
