@@ -15,7 +15,7 @@ import { S3Storage } from '../../src/index.js';
 import { cephSkip, stopSharedCeph } from '../helpers/ceph.js';
 import { RawClient, uploadBytes } from '../helpers/ftp-raw.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
-import { PASSWORD, startServer, USER } from '../helpers/server.js';
+import { PASSWORD, startServer, USER, type TestServerOptions } from '../helpers/server.js';
 
 after(stopSharedCeph);
 
@@ -28,11 +28,11 @@ const NODE: Record<string, (data: Buffer) => string> = {
   CRC32: (data) => crc32(data).toString(16).padStart(8, '0'),
 };
 
-async function setup(t: TestContext): Promise<{ s3: TestS3; storage: S3Storage; client: RawClient }> {
+async function setup(t: TestContext, options: TestServerOptions = {}): Promise<{ s3: TestS3; storage: S3Storage; client: RawClient }> {
   const s3 = await startS3(t);
   const storage = new S3Storage(s3.options({ partSizeBytes: 5 * MIB }));
   t.after(() => storage.destroy());
-  const { port } = await startServer(t, { storage });
+  const { port } = await startServer(t, { ...options, storage });
   const client = await RawClient.login(port, USER, PASSWORD);
   t.after(() => client.close());
   await client.command('TYPE I', 200);
@@ -79,7 +79,8 @@ describe('HASH and X* over S3', { skip: cephSkip() }, () => {
   });
 
   test('the SHA-256 recorded with an object (metadata or tag ferry-sha256) answers HASH without reading; other cases read', async (t) => {
-    const { s3, storage, client } = await setup(t);
+    // A maximum file size puts the storage policy layer around the storage: it must pass hash() through.
+    const { s3, storage, client } = await setup(t, { maxFileSizeBytes: 1 << 30 });
     const data = randomBytes(100_000);
     const real = NODE['SHA-256']!(data);
     // A recorded value that is not the bytes' digest shows where the answer comes from.
