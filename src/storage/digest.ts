@@ -4,8 +4,10 @@
  * reading the file through `read()` and hashing it chunk by chunk.
  *
  * Reading never blocks other sessions: each chunk is hashed as it arrives
- * (a 64 KiB to 1 MiB update takes well under a few milliseconds) and the
- * stream's backpressure paces the disk or the network. An abort (ABOR,
+ * and the stream's backpressure paces the disk or the network. LocalStorage
+ * reads 256 KiB chunks, about 2 ms of SHA-256 each; measured while hashing
+ * 512 MiB, the event loop's longest pause was 19 ms (16 ms idle, on a
+ * shared, loaded machine). An abort (ABOR,
  * QUIT, the client gone, shutdown) destroys the read stream at once, so a
  * 2 GiB file stops being read within one chunk.
  */

@@ -442,10 +442,11 @@ export class S3Storage implements Storage {
     const { client, sdk } = await this.#s3();
     const { bucket } = this.#settings;
     const signal = { abortSignal: options.signal };
-    const head = await s3Call('HeadObject', key, () => client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }), signal));
-    const stored = storedDigest(head, algorithm);
-    if (stored || algorithm !== 'SHA-256') return stored;
-    // A policy without s3:GetObjectTagging, or a store without tags, only costs the read.
+    // Any failure here only costs the read, which reports a real problem (endpoint down) itself: a
+    // store that refuses the checksum mode header, a policy without s3:GetObjectTagging, no tags.
+    const head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }), signal).catch(() => null);
+    const stored = head && storedDigest(head, algorithm);
+    if (stored || algorithm !== 'SHA-256') return stored ?? null;
     const tagging = await client.send(new sdk.GetObjectTaggingCommand({ Bucket: bucket, Key: key }), signal).catch(() => null);
     return taggedSha256(tagging?.TagSet);
   }
