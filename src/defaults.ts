@@ -20,6 +20,8 @@ export const DEFAULTS = Object.freeze({
   allowActiveMode: true,
   /** How long an awaited hook (server.hook) may take before its action is refused with 451. */
   hookTimeoutMs: 5000,
+  /** SHA-256 of each upload as it streams in (file-received's sha256; S3's ferry-sha256): on by default, switchable off for its CPU (docs/events.md). */
+  uploadSha256: true,
 });
 
 /** `limits:` in the config file; flat options of the same names in the library. Units are in the names. */
@@ -97,6 +99,29 @@ export const DEFENDER_OTHER = Object.freeze({
   /** Each later ban of an address lasts this many times the previous one (at least 1). */
   banGrowth: 2,
 });
+
+/** `hooks:` in the config file (observability/event-hooks.ts): per process, each kind (commands, webhooks) its own. */
+export const HOOKS = Object.freeze({
+  concurrency: { default: 4, min: 1, max: 1024 },
+  queueSize: { default: 1000, min: 0, max: 1_000_000 },
+} satisfies Record<string, NumberSetting>);
+
+/** One command of `hooks.commands`. */
+export const HOOK_COMMAND = Object.freeze({
+  timeoutMs: { default: 30_000, min: 1 },
+} satisfies Record<string, NumberSetting>);
+
+/** One webhook of `hooks.webhooks`. */
+export const WEBHOOK = Object.freeze({
+  timeoutMs: { default: 10_000, min: 1 },
+  retries: { default: 3, min: 0, max: 20 },
+  retryDelayMs: { default: 1000, min: 1 },
+} satisfies Record<string, NumberSetting>);
+
+/** `hooks.beforeUpload`: its timeout; the server's hookTimeoutMs still bounds it. */
+export const UPLOAD_HOOK = Object.freeze({
+  timeoutMs: { default: 5000, min: 1 },
+} satisfies Record<string, NumberSetting>);
 
 /** A whole-number option: `value`, or `fallback` when absent; a TypeError naming it when out of bounds. */
 export function wholeNumberOption(name: string, value: number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {

@@ -18,7 +18,7 @@ export { S3Storage, type S3StorageOptions } from './storage/s3.js';
 export { storageUsage } from './limits/usage.js';
 export type { Usage, UserUsage } from './limits/quota-ledger.js';
 
-export type { Account, AccountLimits, Authenticator, AuthRequest, ClientCertificate, Permission } from './auth/types.js';
+export type { Account, AccountLimits, Authenticator, AuthRequest, ClientCertificate, LoginRefusal, Permission } from './auth/types.js';
 export { READ_PERMISSIONS, ALL_PERMISSIONS } from './auth/types.js';
 export { AnonymousAuthenticator, type AnonymousOptions } from './auth/anonymous.js';
 export { UserListAuthenticator, ChainAuthenticator, type ListedUser, type UserListOptions } from './auth/user-list.js';
@@ -27,7 +27,9 @@ export { hashPassword, verifyPassword, VerificationCache } from './auth/password
 export { parsePermissions, directoryPermissions, PermissionSpecError } from './auth/permissions.js';
 
 export { FerryError, ErrorCodes, type ErrorCode, type FtpReply, replyForError } from './errors.js';
-export type { ServerEvents, SessionInfo, UserInfo, TransferInfo, BanInfo, UnbanInfo } from './observability/events.js';
+export type { ServerEvents, SessionInfo, UserInfo, TransferInfo, UploadInfo, BanInfo, UnbanInfo } from './observability/events.js';
+// Awaited hooks (server.hook): see docs/events.md.
+export type { Hook, HookAnswer, HookName, HookRequests, HookRewrites, HookSession, UploadMode } from './server/hooks.js';
 export type { Defender, DefenderOptions, DefenderScores, Offence, Verdict } from './limits/defender.js';
 export type { Logger } from './observability/logger.js';
 // Diagnostics channels (node:diagnostics_channel) for logs, metrics and admin tools: see docs/events.md.

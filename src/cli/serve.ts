@@ -29,7 +29,9 @@ import { cliUserHashes, shareWithWorkers, type CliUser, type HashedCliUser } fro
 import { fail, failWithConfig } from './fail.js';
 import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
-import { publishEvent } from '../observability/channels.js';
+import { DaemonHooks } from './hooks.js';
+import { EVENT_NAMES, PRIMARY_EVENTS } from '../observability/hook-event.js';
+import { eventChannel, publishEvent } from '../observability/channels.js';
 import type { BanInfo, UnbanInfo } from '../observability/events.js';
 
 export interface ServeFlags extends S3Flags {
@@ -115,6 +117,13 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     if (next.users.cacheTtlMs !== cache.ttlMs) cache = new VerificationCache({ ttlMs: next.users.cacheTtlMs });
     return buildServerOptions(next, { logger, cache, cliUsers: plan.cliUsers, cliPermissions: plan.cliPermissions, storageAt });
   };
+  // The config's hooks: (secret files read now; an unreadable one stops the start).
+  let hooks: DaemonHooks;
+  try {
+    hooks = await DaemonHooks.start(config, logger);
+  } catch (err) {
+    failWithConfig(err, usageOrConfig);
+  }
   // Temp files of uploads a stopped process left behind (a SIGKILL, a crash, a
   // power cut) are removed in the background: the root is known here; homes
   // elsewhere are swept when an upload first reaches them (temp-files.ts).
@@ -148,8 +157,20 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     // state every worker must agree on (shared.ts); workers call it.
     const clusterOverrides = { passivePorts, shared: workerSharedState() };
     const server = await startServer(await build(config), clusterOverrides, usageOrConfig);
+    // The primary runs the hooks of bans; each worker those of its own sessions' events.
+    hooks.attach(server, new Set(EVENT_NAMES.filter((name) => !PRIMARY_EVENTS.has(name))));
+    hooks.register(server);
     dropOrExit(config);
-    runClusterWorker(server, () => void reload(plan, logger, async (next) => [...server.reconfigure({ ...(await build(next)), ...clusterOverrides }), ...restartOnly(next)]));
+    runClusterWorker(
+      server,
+      () =>
+        void reload(plan, logger, async (next) => {
+          const changed = server.reconfigure({ ...(await build(next)), ...clusterOverrides });
+          await hooks.reload(next);
+          return [...changed, ...restartOnly(next)];
+        }),
+      () => hooks.close(),
+    );
     return;
   }
   if (workers > 1) {
@@ -162,6 +183,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       primary = new ClusterPrimary({ ...options, workers, logger, onWorkerExit: sweep });
       // Bans happen here, in the primary: its logs, diagnostics channel (metrics) and hooks see them.
       const defenderHooks = { logger, onBan: (info: BanInfo) => publishEvent('ban', info), onUnban: (info: UnbanInfo) => publishEvent('unban', info) };
+      hooks.attach(eventChannel(), PRIMARY_EVENTS);
       const objects = createSharedObjects({ defender: options.defender, defenderHooks });
       for (const [name, object] of Object.entries(objects)) hostForWorkers(name, object);
       // The primary admits every connection, so the defender's bans are checked there; workers report offences to it.
@@ -184,17 +206,20 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     sweep();
     printBanner(flags, loaded, address.port, workers, primary.implicitAddress()?.port);
     // The primary reloads too: the log level, the connection limits it enforces for the cluster, the defender.
-    onSignals(shutdownGraceMs, () => stopAll(control, () => primary.stop()), () =>
+    onSignals(shutdownGraceMs, () => stopAll(control, () => primary.stop(), hooks), () =>
       void reload(plan, logger, async (next) => {
         const { maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs } = next.limits;
         primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs, proxyProtocol: next.proxyProtocol });
         defender.configure(next.defender);
+        await hooks.reload(next);
         return restartOnly(next);
       }),
     );
     return;
   }
   const server = await startServer(await build(config), {}, usageOrConfig);
+  hooks.attach(server);
+  hooks.register(server);
   let address: net.AddressInfo;
   try {
     address = await server.listen();
@@ -205,7 +230,16 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   const control = await openControlSocket(config, server.shared.defender, logger);
   sweep();
   printBanner(flags, loaded, address.port, 1, server.implicitAddress()?.port);
-  onSignals(server.options.shutdownGraceMs, () => stopAll(control, () => server.close()), () => void reload(plan, logger, async (next) => [...server.reconfigure(await build(next)), ...restartOnly(next)]));
+  onSignals(
+    server.options.shutdownGraceMs,
+    () => stopAll(control, () => server.close(), hooks),
+    () =>
+      void reload(plan, logger, async (next) => {
+        const changed = server.reconfigure(await build(next));
+        await hooks.reload(next);
+        return [...changed, ...restartOnly(next)];
+      }),
+  );
 }
 
 /**
@@ -227,10 +261,11 @@ async function openControlSocket(config: Config, defender: Shared<Defender>, log
   }
 }
 
-/** Stop: the control socket first (its file removed), then the server. */
-async function stopAll(control: ControlSocket | null, stop: () => Promise<void>): Promise<void> {
+/** Stop: the control socket first (its file removed), then the server, then a moment for the hooks of its last events. */
+async function stopAll(control: ControlSocket | null, stop: () => Promise<void>, hooks: DaemonHooks): Promise<void> {
   await control?.close();
   await stop();
+  await hooks.close();
 }
 
 async function startServer(options: FtpServerOptions, overrides: Partial<FtpServerOptions>, exitCode: number): Promise<FtpServer> {

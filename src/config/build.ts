@@ -48,6 +48,9 @@ export function serverOptions(config: Config): Omit<FtpServerOptions, 'authentic
     masqueradeAddress: config.masqueradeAddress ?? undefined,
     greeting: config.banner,
     allowActiveMode: config.allowActiveMode,
+    uploadSha256: config.uploadSha256,
+    // The daemon's one awaited hook is hooks.beforeUpload: its timeout is the server's bound on hooks.
+    hookTimeoutMs: config.hooks.beforeUpload.timeoutMs,
     ...limits,
     perUserLimits: perUser,
     defender: config.defender,

@@ -10,11 +10,12 @@ import { z } from 'zod';
 import { parsePermissions, PERMISSION_HELP } from '../auth/permissions.js';
 import { addressList } from '../protocol/address.js';
 import { ANNOUNCE_HELP, parseAnnounce } from '../data/passive-address.js';
-import { DEFAULTS, DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, LIMITS, PER_USER_LIMITS, PROXY_PROTOCOL, type NumberSetting } from '../defaults.js';
+import { DEFAULTS, DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, HOOK_COMMAND, HOOKS, LIMITS, UPLOAD_HOOK, WEBHOOK, PER_USER_LIMITS, PROXY_PROTOCOL, type NumberSetting } from '../defaults.js';
 import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
 import { unreachableFileSize } from '../storage/s3-client.js';
 import { TLS_POLICIES } from '../tls/options.js';
+import { EVENT_NAMES } from '../observability/hook-event.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
@@ -124,6 +125,44 @@ const s3Storage = section({
   }
 });
 
+/** A hook's URL: fetch refuses user:password@ in a URL, so the file does too (the secret signs instead). */
+const hookUrl = () => checked('an http:// or https:// URL without user:password@ (requests are signed with secret)', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v) && !new URL(v).username && !new URL(v).password);
+const EVENTS_HELP = `a list of event names (${EVENT_NAMES.join(', ')})`;
+const eventList = () => z.array(z.enum(EVENT_NAMES as [string, ...string[]], { error: `an event name (${EVENT_NAMES.join(', ')})` }), { error: EVENTS_HELP }).min(1, { error: EVENTS_HELP });
+const absolutePath = (what: string) => checked(`an absolute path to ${what}`, (v) => v.startsWith('/'));
+/** A webhook's or beforeUpload's key: `secret`, or `secretFile` (read at start and on reload), not both. */
+const secretKeys = {
+  secret: text('a text (the HMAC-SHA256 key of X-Ferry-Signature)').min(1, { error: 'a text of at least one character' }).nullable().default(null),
+  secretFile: absolutePath('a file holding the secret').nullable().default(null),
+};
+const oneSecret = (hook: { secret: string | null; secretFile: string | null }, ctx: z.RefinementCtx) => {
+  if (hook.secret !== null && hook.secretFile !== null) ctx.addIssue({ code: 'custom', path: ['secretFile'], message: 'null when secret is set (give one of secret and secretFile)' });
+};
+
+const hooksSection = section({
+  commands: z
+    .array(
+      section({
+        events: eventList(),
+        command: z.array(text('a program or argument'), { error: 'a list: the program, then its arguments (no shell)' }).min(1, { error: 'a list: the program, then its arguments (no shell)' }),
+        env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), text('a text'), { error: 'a mapping of environment variable names to texts' }).default({}),
+        ...numberSettings(HOOK_COMMAND),
+      }),
+      { error: 'a list of command hooks (each with events: and command:)' },
+    )
+    .default([]),
+  webhooks: z
+    .array(section({ events: eventList(), url: hookUrl(), ...secretKeys, ...numberSettings(WEBHOOK) }).superRefine(oneSecret), {
+      error: 'a list of webhooks (each with events: and url:)',
+    })
+    .default([]),
+  ...numberSettings(HOOKS),
+  // As authHook: a url turns it on.
+  beforeUpload: section({ url: hookUrl().nullable().default(null), ...secretKeys, ...numberSettings(UPLOAD_HOOK) })
+    .superRefine(oneSecret)
+    .prefault({}),
+}).prefault({});
+
 export const configSchema = z.strictObject({
   host: checked('an address or host name to listen on, like 0.0.0.0, :: or localhost', (v) => net.isIP(v) !== 0 || isHostName(v)).default(DEFAULTS.host),
   port: wholeNumber(0, 65535).default(DEFAULTS.port),
@@ -143,6 +182,7 @@ export const configSchema = z.strictObject({
   banner: text('a text').default(DEFAULTS.greeting),
   workers: z.union([z.literal('auto'), wholeNumber(1, 256)], { error: 'a number of processes from 1 to 256, or auto' }).default(1),
   allowActiveMode: bool().default(DEFAULTS.allowActiveMode),
+  uploadSha256: bool().default(DEFAULTS.uploadSha256),
   limits: section({
     ...numberSettings(LIMITS),
     perUser: section(numberSettings(PER_USER_LIMITS)).prefault({}),
@@ -196,6 +236,7 @@ export const configSchema = z.strictObject({
       if (d.maxBanMs < d.banMs) ctx.addIssue({ code: 'custom', path: ['maxBanMs'], message: `at least banMs (${d.banMs})` });
     })
     .prefault({}),
+  hooks: hooksSection,
   /** The local control socket `ferry ban` talks to; null: ferry-<port>.sock in the temporary folder (none with port 0). */
   controlSocket: checked('a path for a Unix socket, like /run/ferry/control.sock', (v) => v.trim().length > 0).nullable().default(null),
 }).superRefine((config, ctx) => {

@@ -22,6 +22,7 @@
  * every 'drain' of the destination. Without a throttle nothing is added,
  * not even a per-chunk check.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Socket } from 'node:net';
@@ -74,13 +75,26 @@ export async function sendToSocket(source: Readable, socket: Socket, options: Tr
   else await pipeline(source, socket, { signal });
 }
 
+/** What an upload stored: the bytes handed to the storage (after TYPE A conversion) and their SHA-256. */
+export interface UploadDigest {
+  /** Hex SHA-256 of the bytes stored by this upload (for APPE or REST+STOR: of this upload's bytes only). */
+  sha256: string;
+  /** Bytes stored by this upload. */
+  size: number;
+}
+
 export interface ReceiveOptions extends TransferOptions {
+  /**
+   * Hash the bytes as they stream to the storage (SHA-256, chunk by chunk,
+   * no copy): beforeCommit then gets the digest. Off: it gets null.
+   */
+  digest?: boolean;
   /**
    * Runs once the data connection has ended cleanly and every byte has been
    * handed to the sink, before the sink is ended (ending it commits). Throw
    * to abort instead: the sink is then destroyed by the caller, never ended.
    */
-  beforeCommit(): Promise<void>;
+  beforeCommit(digest: UploadDigest | null): Promise<void>;
 }
 
 /**
@@ -107,6 +121,18 @@ export function receiveFromSocket(socket: Socket, sink: Writable, options: Recei
   if (throttle) stages.push(Readable.from(paceIn(throttle, socket, signal)(socket.iterator({ destroyOnReturn: false })), { objectMode: false }));
   if (options.ascii) stages.push(stages[stages.length - 1]!.pipe(fromNetworkAscii()));
   const source = stages[stages.length - 1]!;
+  // The digest sees exactly what the sink is given: the chunks pipe() writes,
+  // from the same 'data' events, before any stage could reuse them.
+  let hash: Hash | null = null;
+  let size = 0;
+  const onData = (chunk: Buffer): void => {
+    hash!.update(chunk);
+    size += chunk.length;
+  };
+  if (options.digest) {
+    hash = createHash('sha256');
+    source.on('data', onData);
+  }
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     const stop = (err: unknown): void => {
@@ -128,6 +154,7 @@ export function receiveFromSocket(socket: Socket, sink: Writable, options: Recei
     const onSinkError = (err: Error): void => stop(err);
     const onSinkClose = (): void => stop(sink.errored ?? new FerryError(ErrorCodes.ABORTED, 'storage stream closed during the upload'));
     const cleanup = (): void => {
+      source.off('data', onData);
       signal.removeEventListener('abort', onAbort);
       sink.off('error', onSinkError);
       sink.off('close', onSinkClose);
@@ -149,7 +176,7 @@ export function receiveFromSocket(socket: Socket, sink: Writable, options: Recei
     );
     source.pipe(sink, { end: false });
   }).then(async () => {
-    await options.beforeCommit();
+    await options.beforeCommit(hash ? { sha256: hash.digest('hex'), size } : null);
     sink.end();
     await finished(sink);
   });

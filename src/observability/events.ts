@@ -63,8 +63,13 @@ export interface ServerEvents {
   'login-failed': [info: UserInfo & { reason: LoginFailureReason }];
   /** A logged-in user left: QUIT, REIN, a new USER, or the connection closed. Comes before `disconnect`. */
   logout: [info: UserInfo & { durationMs: number }];
-  /** An upload completed: the new content is in place under `path`. */
-  'file-received': [info: UploadInfo];
+  /**
+   * An upload completed: the new content is in place under `path`. `sha256`
+   * (hex) and `size` are of the bytes this upload stored (after TYPE A
+   * conversion; for APPE and REST+STOR only the bytes it added), hashed as
+   * they streamed in; absent when `uploadSha256` is off.
+   */
+  'file-received': [info: UploadInfo & { sha256?: string; size?: number }];
   'file-sent': [info: TransferInfo];
   /** An upload ended early (ABOR, client vanished, storage error); the old content (or nothing) remains. */
   'upload-aborted': [info: UploadInfo & { reason: string }];

@@ -255,9 +255,10 @@ export class ClusterPrimary {
 /**
  * Run `server` as a cluster worker: serve the sockets the primary sends,
  * report when each closes, and obey shutdown and reload requests.
- * `onReload` is called for SIGHUP on the primary.
+ * `onReload` is called for SIGHUP on the primary; `beforeExit` once the
+ * server has closed at shutdown (the daemon's hooks of the last events).
  */
-export function runClusterWorker(server: FtpServer, onReload: () => void = () => {}): void {
+export function runClusterWorker(server: FtpServer, onReload: () => void = () => {}, beforeExit: () => Promise<unknown> = async () => {}): void {
   if (!cluster.isWorker || !process.send) throw new Error('runClusterWorker runs in a cluster worker only');
   const send = (message: WorkerMessage) => {
     if (process.connected) process.send!(message);
@@ -276,7 +277,10 @@ export function runClusterWorker(server: FtpServer, onReload: () => void = () =>
         return;
       }
       case 'ferry:shutdown':
-        void server.close(message.graceMs).then(() => process.exit(0));
+        void server
+          .close(message.graceMs)
+          .then(beforeExit)
+          .finally(() => process.exit(0));
         return;
       case 'ferry:reload':
         onReload();

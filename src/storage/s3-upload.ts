@@ -28,11 +28,26 @@
  *     says what happened, so the session can still reply 226 for an object
  *     that exists (ABOR or a disconnect racing the last byte).
  *
+ * The upload's SHA-256 (setSha256, when the server hashes uploads) is
+ * stored with the object, as lowercase hex (docs/s3.md):
+ *   - a one-part upload: the user metadata `ferry-sha256` of its PutObject
+ *     (x-amz-meta-ferry-sha256), so object and digest appear together, and
+ *     no permission beyond PutObject is needed (a Tagging header would
+ *     need s3:PutObjectTagging, and its refusal would fail the upload);
+ *   - a multipart upload, whose digest is known only after the last part
+ *     and whose metadata was fixed at CreateMultipartUpload: the object
+ *     tags `ferry-sha256` and `ferry-sha256-etag` (the ETag, without
+ *     quotes, of the object the digest belongs to), by PutObjectTagging
+ *     right after CompleteMultipartUpload. Another upload of the same key
+ *     may land between the two: a reader trusts the tag only when the ETag
+ *     tag equals the object's ETag. A failed PutObjectTagging is logged and
+ *     the upload still counts (the object is there, without a digest).
+ *
  * We do not use @aws-sdk/lib-storage's Upload: it reads from a Readable we
  * would have to feed through a PassThrough (one more buffer stage) and it
  * gives no way to wait for a part slot from a write callback.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { CompletedPart, S3Client } from '@aws-sdk/client-s3';
 import { ErrorCodes, FerryError } from '../errors.js';
@@ -42,6 +57,9 @@ import { fromS3Error, isPreconditionFailed, s3Call } from './s3-errors.js';
 
 /** Metadata key (x-amz-meta-ferry-upload) of an exclusive upload's token. */
 const MARKER = 'ferry-upload';
+/** The upload's SHA-256 (hex): a metadata key (one-part uploads) and a tag (multipart), with the tag of the ETag it belongs to. */
+export const SHA256_TAG = 'ferry-sha256';
+export const SHA256_ETAG_TAG = 'ferry-sha256-etag';
 /** Bytes the Writable itself buffers before backpressure (as LocalStorage). */
 const STREAM_BUFFER_BYTES = 256 * 1024;
 /** AbortMultipartUpload runs after the client is gone: each attempt gets its own deadline, whatever the client's timeouts. */
@@ -138,6 +156,8 @@ export class S3Upload extends Writable {
   /** The final PutObject or CompleteMultipartUpload, once sent: past this point only S3 decides. */
   #final: Promise<unknown> | null = null;
   #committed = false;
+  /** The SHA-256 the session gave before the commit (setSha256), stored as a tag. */
+  #sha256: string | null = null;
 
   constructor(target: UploadTarget) {
     super({ highWaterMark: STREAM_BUFFER_BYTES });
@@ -155,6 +175,11 @@ export class S3Upload extends Writable {
    */
   get committed(): boolean {
     return this.#committed;
+  }
+
+  /** The StorageWritable hook: the whole content's SHA-256, before the end. */
+  setSha256(sha256: string): void {
+    this.#sha256 = sha256;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -285,7 +310,8 @@ export class S3Upload extends Writable {
     const IfNoneMatch = this.#target.exclusive ? '*' : undefined;
     if (!this.#uploadId) {
       const body = this.#part ? this.#part.subarray(0, this.#filled) : Buffer.alloc(0);
-      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length, IfNoneMatch, Metadata: this.#marker() };
+      const Metadata = this.#sha256 ? { ...this.#marker(), [SHA256_TAG]: this.#sha256 } : this.#marker();
+      const input = { Bucket: bucket, Key: this.#key, Body: body, ContentLength: body.length, IfNoneMatch, Metadata };
       // Sent without the abort signal: once it is on its way, only S3 decides.
       await this.#send(s3Call('PutObject', this.#key, () => client.send(new sdk.PutObjectCommand(input))));
       return;
@@ -297,7 +323,29 @@ export class S3Upload extends Writable {
     this.#checkNotAborted();
     const parts = [...this.#parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
     const input = { Bucket: bucket, Key: this.#key, UploadId: uploadId, MultipartUpload: { Parts: parts }, IfNoneMatch };
-    await this.#send(s3Call('CompleteMultipartUpload', this.#key, () => client.send(new sdk.CompleteMultipartUploadCommand(input))));
+    const completed = s3Call('CompleteMultipartUpload', this.#key, () => client.send(new sdk.CompleteMultipartUploadCommand(input)));
+    await this.#send(completed);
+    if (this.#sha256) await this.#tagDigest(this.#sha256, await completed.catch(() => null), parts);
+  }
+
+  /** After a multipart commit: the digest tag, with the ETag it belongs to (see the header). Never fails the upload. */
+  async #tagDigest(sha256: string, completed: { ETag?: string; VersionId?: string } | null, parts: CompletedPart[]): Promise<void> {
+    const { client, sdk, bucket, logger } = this.#target;
+    // Ceph's radosgw answers CompleteMultipartUpload with an empty ETag: then it is made from the parts', as S3 does.
+    const etag = completed?.ETag?.replace(/"/g, '') || multipartEtag(parts);
+    // Without the ETag a reader could not tell whose digest it is: no tag rather than one to doubt.
+    if (!etag) return;
+    const TagSet = [
+      { Key: SHA256_TAG, Value: sha256 },
+      { Key: SHA256_ETAG_TAG, Value: etag },
+    ];
+    try {
+      await s3Call('PutObjectTagging', this.#key, () =>
+        client.send(new sdk.PutObjectTaggingCommand({ Bucket: bucket, Key: this.#key, VersionId: completed?.VersionId, Tagging: { TagSet } })),
+      );
+    } catch (err) {
+      logger?.warn({ err: (err as Error).message, bucket, key: this.#key }, 'could not tag the upload with its SHA-256; the object is stored without it');
+    }
   }
 
   /** The final request: recorded (so a destroy waits for it rather than racing it), then `committed` on success. */
@@ -400,6 +448,22 @@ export class S3Upload extends Writable {
       }
     }
   }
+}
+
+/**
+ * The ETag S3 gives an object made of `parts`: the MD5 of their MD5s, then
+ * `-` and their count (not so with SSE-KMS or SSE-C; then the reader's
+ * check fails and it reads the object instead). Empty when a part has no
+ * ETag.
+ */
+export function multipartEtag(parts: readonly CompletedPart[]): string {
+  const md5 = createHash('md5');
+  for (const part of parts) {
+    const hex = part.ETag?.replace(/"/g, '') ?? '';
+    if (!/^[0-9a-f]{32}$/i.test(hex)) return '';
+    md5.update(Buffer.from(hex, 'hex'));
+  }
+  return `${md5.digest('hex')}-${parts.length}`;
 }
 
 /** Resolves once every promise settled, or after `ms`; never rejects. */

@@ -103,6 +103,15 @@ export interface WriteOptions {
 export type StorageWritable = Writable & {
   /** True once the write committed, even if destroy() was called while it did. */
   readonly committed?: boolean;
+  /**
+   * Optional: the SHA-256 (hex) of the whole new content, given just before
+   * the commit (the stream's end) to an upload that replaces the file (not
+   * APPE, not REST+STOR), when the server hashes uploads (`uploadSha256`).
+   * A backend may store it with the file, as part of the commit (S3Storage:
+   * the object's metadata or tag `ferry-sha256`, docs/s3.md); the commit
+   * may still fail after this call, and then nothing of it remains.
+   */
+  setSha256?(sha256: string): void;
 };
 
 export interface Storage {

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { finished } from 'node:stream/promises';
 import { ErrorCodes, FerryError } from '../../errors.js';
-import { receiveFromSocket, sendToSocket } from '../../data/transfer.js';
+import { receiveFromSocket, sendToSocket, type UploadDigest } from '../../data/transfer.js';
 import { baseName, joinPath, parentPath } from '../../protocol/path.js';
 import type { UploadMode } from '../../server/hooks.js';
 import type { StorageWritable, WriteOptions } from '../../storage/types.js';
@@ -65,12 +65,19 @@ async function store(session: Session, requested: string, options: WriteOptions,
   sink.on('error', (err) => session.log.debug({ err: err.message }, 'upload stream ended with an error'));
   const ascii = session.transferType === 'A';
   const text = preliminary ?? `Ok to send data for ${baseName(path)}.`;
+  const wholeFile = mode === 'replace' || mode === 'unique';
+  let digest = null as UploadDigest | null;
+  const beforeCommit = async (signal: AbortSignal, hashed: UploadDigest | null): Promise<void> => {
+    await session.confirmUpload(signal);
+    digest = hashed;
+    if (hashed && wholeFile) sink.setSha256?.(hashed.sha256);
+  };
   const ok = await session.transferData(
     path,
     text,
     async (socket, signal, throttle) => {
       try {
-        await receiveFromSocket(socket, sink, { ascii, signal, throttle, beforeCommit: () => session.confirmUpload(signal) });
+        await receiveFromSocket(socket, sink, { ascii, signal, throttle, digest: session.host.options.uploadSha256, beforeCommit: (hashed) => beforeCommit(signal, hashed) });
       } catch (err) {
         // An ABOR or a disconnect racing the commit may come too late to stop
         // it (see StorageWritable): the file exists, so the reply is 226.
@@ -81,9 +88,10 @@ async function store(session: Session, requested: string, options: WriteOptions,
     'upload',
   );
   const info = { ...session.who, path, bytes: session.transferredBytes, durationMs: Date.now() - started, mode, offset };
+  const received = digest ? { ...info, ...digest } : info;
   if (ok || isCommitted(sink)) {
     session.transferCommitted();
-    session.host.notify('file-received', info);
+    session.host.notify('file-received', received);
     return;
   }
   sink.destroy(new FerryError(ErrorCodes.ABORTED, 'upload did not complete'));
@@ -95,7 +103,7 @@ async function store(session: Session, requested: string, options: WriteOptions,
   // A commit already under way when the destroy came finishes first (FileUpload waits for it): then the new file is in place.
   if (isCommitted(sink)) {
     session.transferCommitted();
-    session.host.notify('file-received', info);
+    session.host.notify('file-received', received);
   }
   else session.host.notify('upload-aborted', { ...info, reason: session.transferFailure ?? 'transfer did not complete' });
 }
