@@ -8,16 +8,19 @@
  *   multipart upload's composite checksum ("<base64>-<parts>", ChecksumType
  *   COMPOSITE) is a digest of the parts' digests and is not used. S3
  *   returns base64 of the digest; HASH answers hex.
- * - the SHA-256 Ferry records with its own uploads (the hooks of issue 13):
- *   the metadata `ferry-sha256` (x-amz-meta-ferry-sha256) or, for uploads
- *   whose metadata was already sent, the object tag `ferry-sha256`. S3
- *   replaces both when the object is overwritten and CopyObject (renames)
- *   copies both with the bytes, so they never describe other content.
+ * - the SHA-256 Ferry records with its own uploads (s3-upload.ts): the
+ *   metadata `ferry-sha256` of a one-part upload, sent with the object (S3
+ *   replaces it when the object is overwritten, and CopyObject copies it
+ *   with the bytes); or, for a multipart upload, the tags `ferry-sha256`
+ *   and `ferry-sha256-etag`, written just after the object: another upload
+ *   may land in between, so the tag counts only when its ETag is the
+ *   object's (a copy, whose ETag differs, is then read instead).
  *
  * The ETag is not used: it is an MD5 of the bytes only for single-part
  * uploads without SSE-KMS or SSE-C, and nothing in a HEAD says which.
  */
 import type { HashAlgorithm } from '../protocol/hash.js';
+import { SHA256_ETAG_TAG, SHA256_TAG } from './s3-upload.js';
 
 /** What HeadObject returns that matters here (a subset of HeadObjectCommandOutput). */
 export interface StoredChecksums {
@@ -26,17 +29,15 @@ export interface StoredChecksums {
   ChecksumCRC32?: string;
   ChecksumType?: string;
   Metadata?: Record<string, string>;
+  ETag?: string;
 }
-
-/** The metadata key and tag key of the SHA-256 Ferry records at upload. */
-export const FERRY_SHA256_KEY = 'ferry-sha256';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/i;
 
 /** The digest of the whole object for `algorithm` from a HEAD's answer, lowercase hex, or null. */
 export function storedDigest(head: StoredChecksums, algorithm: HashAlgorithm): string | null {
   if (algorithm === 'SHA-256') {
-    const recorded = head.Metadata?.[FERRY_SHA256_KEY];
+    const recorded = head.Metadata?.[SHA256_TAG];
     if (recorded && SHA256_HEX.test(recorded)) return recorded.toLowerCase();
   }
   if (head.ChecksumType === 'COMPOSITE') return null;
@@ -48,8 +49,11 @@ export function storedDigest(head: StoredChecksums, algorithm: HashAlgorithm): s
   return bytes.length === expected ? bytes.toString('hex') : null;
 }
 
-/** The SHA-256 recorded as the object tag `ferry-sha256`, lowercase hex, or null. */
-export function taggedSha256(tags: ReadonlyArray<{ Key?: string; Value?: string }> | undefined): string | null {
-  const value = tags?.find((tag) => tag.Key === FERRY_SHA256_KEY)?.Value;
-  return value && SHA256_HEX.test(value) ? value.toLowerCase() : null;
+/** The SHA-256 recorded as the object tag `ferry-sha256`, lowercase hex, when its `ferry-sha256-etag` is `etag` (the object's); else null. */
+export function taggedSha256(tags: ReadonlyArray<{ Key?: string; Value?: string }> | undefined, etag: string | undefined): string | null {
+  const tag = (key: string): string | undefined => tags?.find((t) => t.Key === key)?.Value;
+  const value = tag(SHA256_TAG);
+  const unquoted = etag?.replace(/"/g, '');
+  if (!value || !SHA256_HEX.test(value) || !unquoted || tag(SHA256_ETAG_TAG)?.replace(/"/g, '') !== unquoted) return null;
+  return value.toLowerCase();
 }

@@ -446,9 +446,9 @@ export class S3Storage implements Storage {
     // store that refuses the checksum mode header, a policy without s3:GetObjectTagging, no tags.
     const head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }), signal).catch(() => null);
     const stored = head && storedDigest(head, algorithm);
-    if (stored || algorithm !== 'SHA-256') return stored ?? null;
+    if (stored || algorithm !== 'SHA-256' || !head) return stored ?? null;
     const tagging = await client.send(new sdk.GetObjectTaggingCommand({ Bucket: bucket, Key: key }), signal).catch(() => null);
-    return taggedSha256(tagging?.TagSet);
+    return taggedSha256(tagging?.TagSet, head.ETag);
   }
 
   async write(path: string, options: WriteOptions = {}): Promise<StorageWritable> {

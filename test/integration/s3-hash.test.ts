@@ -3,8 +3,8 @@
  * HASH, RANG and the X* commands on objects Ferry uploaded (multipart and
  * single-request) equal Node's crypto and zlib.crc32, reading the object
  * (ranged GETs for ranges); and S3Storage.hash() answers from the SHA-256
- * recorded with an object (metadata or tag `ferry-sha256`) without reading
- * it, for whole objects only.
+ * recorded with an object (metadata `ferry-sha256`, or the tag when the tag
+ * of its ETag matches) without reading it, for whole objects only.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -50,12 +50,17 @@ async function put(client: RawClient, name: string, data: Buffer): Promise<void>
 
 describe('HASH and X* over S3', { skip: cephSkip() }, () => {
   test('a multipart and a single-part object: every algorithm, RANG and X* ranges equal Node crypto and zlib.crc32', async (t) => {
-    const { client } = await setup(t);
+    const { client, storage } = await setup(t);
     const big = randomBytes(11 * MIB + 4321);
     const small = randomBytes(2000);
     await put(client, 'big.bin', big);
     await put(client, 'small.bin', small);
     await client.command('MKD dir', 257);
+    // Ferry records each upload's SHA-256 (metadata for one part, tags for several): HASH answers from it, without a read.
+    const signal = new AbortController().signal;
+    for (const [name, data] of [['big.bin', big], ['small.bin', small]] as const) {
+      assert.equal(await storage.hash(`/${name}`, 'SHA-256', { start: 0, end: data.length, size: data.length, signal }), NODE['SHA-256']!(data), name);
+    }
     for (const algorithm of Object.keys(NODE)) {
       await client.command(`OPTS HASH ${algorithm}`, 200);
       for (const [name, data] of [['big.bin', big], ['small.bin', small]] as const) {
@@ -86,8 +91,13 @@ describe('HASH and X* over S3', { skip: cephSkip() }, () => {
     // A recorded value that is not the bytes' digest shows where the answer comes from.
     const recorded = NODE['SHA-256']!(Buffer.from('recorded'));
     await s3.raw.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'meta.bin', Body: data, Metadata: { 'ferry-sha256': recorded } }));
-    await s3.raw.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'tag.bin', Body: data }));
-    await s3.raw.send(new PutObjectTaggingCommand({ Bucket: s3.bucket, Key: 'tag.bin', Tagging: { TagSet: [{ Key: 'ferry-sha256', Value: recorded.toUpperCase() }] } }));
+    // Tags as a multipart upload leaves them: the digest, and the ETag of the object it belongs to.
+    for (const [key, etagOf] of [['tag.bin', 'tag.bin'], ['stale-tag.bin', 'other']] as const) {
+      const { ETag } = await s3.raw.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: key === etagOf ? data : Buffer.concat([data, data]) }));
+      const etag = key === etagOf ? ETag!.replace(/"/g, '') : 'not-this-object';
+      const TagSet = [{ Key: 'ferry-sha256', Value: recorded.toUpperCase() }, { Key: 'ferry-sha256-etag', Value: etag }];
+      await s3.raw.send(new PutObjectTaggingCommand({ Bucket: s3.bucket, Key: key, Tagging: { TagSet } }));
+    }
     await s3.raw.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'plain.bin', Body: data }));
 
     const signal = new AbortController().signal;
@@ -95,12 +105,14 @@ describe('HASH and X* over S3', { skip: cephSkip() }, () => {
     assert.equal(await storage.hash('/meta.bin', 'SHA-256', whole), recorded);
     assert.equal(await storage.hash('/tag.bin', 'SHA-256', whole), recorded);
     assert.equal(await storage.hash('/plain.bin', 'SHA-256', whole), null, 'nothing recorded: the caller reads');
+    assert.equal(await storage.hash('/stale-tag.bin', 'SHA-256', { ...whole, end: 2 * data.length, size: 2 * data.length }), null, 'a tag of another ETag');
     assert.equal(await storage.hash('/meta.bin', 'SHA-256', { ...whole, start: 1 }), null, 'a range is always read');
     assert.equal(await storage.hash('/meta.bin', 'MD5', whole), null, 'the ETag is not trusted as an MD5');
 
     assert.equal((await client.command('HASH meta.bin', 213)).text, `SHA-256 0-${data.length - 1} ${recorded} meta.bin`);
     assert.equal((await client.command('XSHA256 tag.bin', 250)).text, recorded);
     assert.equal((await client.command('HASH plain.bin', 213)).text, `SHA-256 0-${data.length - 1} ${real} plain.bin`);
+    assert.equal((await client.command('XSHA256 stale-tag.bin', 250)).text, NODE['SHA-256']!(Buffer.concat([data, data])));
     // Other algorithms and ranges read the object.
     assert.equal((await client.command('XMD5 meta.bin', 250)).text, NODE.MD5!(data));
     assert.equal((await client.command('XSHA256 meta.bin 0 10', 250)).text, NODE['SHA-256']!(data.subarray(0, 10)));

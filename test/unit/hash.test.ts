@@ -92,12 +92,15 @@ describe('checksums S3 stores', () => {
     assert.equal(storedDigest({ ChecksumSHA256: 'AAAA' }, 'SHA-256'), null, 'wrong length');
   });
 
-  test("Ferry's recorded SHA-256 (metadata or tag) is used only when it is 64 hex digits", () => {
+  test("Ferry's recorded SHA-256 is used only when it is 64 hex digits, and a tag only when its ETag is the object's", () => {
     const hex = sha256.toString('hex');
     assert.equal(storedDigest({ Metadata: { 'ferry-sha256': hex.toUpperCase() } }, 'SHA-256'), hex);
     assert.equal(storedDigest({ Metadata: { 'ferry-sha256': 'nope' } }, 'SHA-256'), null);
-    assert.equal(taggedSha256([{ Key: 'other', Value: hex }, { Key: 'ferry-sha256', Value: hex }]), hex);
-    assert.equal(taggedSha256([{ Key: 'ferry-sha256', Value: hex.slice(1) }]), null);
-    assert.equal(taggedSha256(undefined), null);
+    const tags = (value: string, etag: string) => [{ Key: 'other', Value: hex }, { Key: 'ferry-sha256', Value: value }, { Key: 'ferry-sha256-etag', Value: etag }];
+    assert.equal(taggedSha256(tags(hex, 'abc-2'), '"abc-2"'), hex);
+    assert.equal(taggedSha256(tags(hex, 'abc-2'), '"def"'), null, 'the tag belongs to another object (an upload landed in between, or a copy)');
+    assert.equal(taggedSha256([{ Key: 'ferry-sha256', Value: hex }], '"abc-2"'), null, 'no ETag tag');
+    assert.equal(taggedSha256(tags(hex.slice(1), 'abc-2'), '"abc-2"'), null);
+    assert.equal(taggedSha256(undefined, '"abc-2"'), null);
   });
 });
