@@ -42,6 +42,8 @@ export const LIMITS = Object.freeze({
   /** All users together, per direction (per user: PER_USER_LIMITS). 0: no limit. */
   downloadBytesPerSecond: { default: 0, min: 0 },
   uploadBytesPerSecond: { default: 0, min: 0 },
+  /** HASH and X* commands running at once in one process (each worker of a cluster); 450 beyond. */
+  maxConcurrentHashes: { default: 4, min: 1 },
 } satisfies Record<string, NumberSetting>);
 
 /**

@@ -43,6 +43,12 @@ export const ErrorCodes = {
   /** A file being downloaded shrank under the transfer (truncated by someone else): what was sent is not the file. */
   FILE_CHANGED: 'FERRY_ERR_FILE_CHANGED',
   FILE_BUSY: 'FERRY_ERR_FILE_BUSY',
+  /** HASH of a directory: the hash of a directory is not defined (draft-bryan-ftpext-hash-02 §3.5). */
+  HASH_OF_DIRECTORY: 'FERRY_ERR_HASH_OF_DIRECTORY',
+  /** limits.maxConcurrentHashes hashes are already running in this process. */
+  HASH_BUSY: 'FERRY_ERR_HASH_BUSY',
+  /** A RANG or X* range that starts beyond the end of the file. */
+  INVALID_RANGE: 'FERRY_ERR_INVALID_RANGE',
   /** The data connection closed or failed during a transfer. */
   DATA_CONNECTION: 'FERRY_ERR_DATA_CONNECTION',
   /** The transfer was aborted by ABOR, shutdown or a timeout. */
@@ -108,6 +114,11 @@ const replies: Record<ErrorCode, FtpReply> = {
   FERRY_ERR_FILE_CHANGED: { code: 451, text: 'File changed during transfer; try again.' },
   // RFC 959: 450 Requested file action not taken. File unavailable (e.g., file busy).
   FERRY_ERR_FILE_BUSY: { code: 450, text: 'File busy: another transfer is using it; try again.' },
+  // draft-bryan-ftpext-hash-02 §3.5: 553 for a directory, 450 when busy ("retry in the future").
+  FERRY_ERR_HASH_OF_DIRECTORY: { code: 553, text: 'HASH is defined for files only, not directories.' },
+  FERRY_ERR_HASH_BUSY: { code: 450, text: 'Too many hashes in progress; try again later.' },
+  // RFC 1123 §4.1.3.4 answers a REST offset it cannot use with 554; a range is the same kind of parameter.
+  FERRY_ERR_INVALID_RANGE: { code: 554, text: 'Invalid range: it starts beyond the end of the file; send RANG 1 0 or a smaller start.' },
   FERRY_ERR_DATA_CONNECTION: { code: 426, text: 'Connection closed; transfer aborted.' },
   FERRY_ERR_ABORTED: { code: 426, text: 'Transfer aborted.' },
   // RFC 959 §5.4 allows PASS only 230, 202, 530, 500, 501, 503, 421 and 332.

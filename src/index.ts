@@ -9,6 +9,7 @@ export type { PortRange } from './data/passive.js';
 export type { PassiveAddressRule, PassiveAddressSetting } from './data/passive-address.js';
 
 export type { Storage, StorageCapabilities, StorageWritable, FileInfo, FileType, ReadOptions, WriteOptions } from './storage/types.js';
+export type { HashAlgorithm } from './protocol/hash.js';
 export { LocalStorage } from './storage/local.js';
 export { MemoryStorage } from './storage/memory.js';
 // S3Storage loads the AWS SDK on first use only: importing it costs nothing until a session touches S3.

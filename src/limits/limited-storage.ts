@@ -121,6 +121,7 @@ class LimitedStorage implements Storage {
   readonly kind?: string;
   readonly setModifiedTime?: Storage['setModifiedTime'];
   readonly chmod?: Storage['chmod'];
+  readonly hash?: Storage['hash'];
   readonly close?: Storage['close'];
   readonly usage?: Storage['usage'];
   readonly #inner: Storage;
@@ -136,6 +137,7 @@ class LimitedStorage implements Storage {
     // Optional methods stay optional: FEAT and 502 replies depend on their presence.
     if (inner.setModifiedTime) this.setModifiedTime = inner.setModifiedTime.bind(inner);
     if (inner.chmod) this.chmod = inner.chmod.bind(inner);
+    if (inner.hash) this.hash = inner.hash.bind(inner);
     if (inner.close) this.close = inner.close.bind(inner);
     if (inner.usage) this.usage = inner.usage.bind(inner);
   }

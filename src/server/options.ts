@@ -89,6 +89,11 @@ export interface FtpServerOptions {
   /** The same for every upload together (STOR, APPE, STOU). 0: no limit (the default). */
   uploadBytesPerSecond?: number;
   /**
+   * HASH and XCRC/XMD5/XSHA1/XSHA256/XSHA512 commands running at once in
+   * this process; one more is refused with 450 (try again later). Default 4.
+   */
+  maxConcurrentHashes?: number;
+  /**
    * Commands added to the built-in table: new verbs, or new rows under SITE
    * and OPTS (`verb: 'SITE REINDEX'`). See docs/events.md, "Commands of
    * your own". A verb the server already has is a TypeError. Read once, at

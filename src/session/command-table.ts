@@ -3,6 +3,7 @@ import type { CommandSpec } from './command.js';
 import { authCommands } from './commands/auth.js';
 import { dataSetupCommands } from './commands/data-setup.js';
 import { fileCommands } from './commands/file-ops.js';
+import { hashCommands } from './commands/hash.js';
 import { infoCommands } from './commands/info.js';
 import { listingCommands } from './commands/listing.js';
 import { navigationCommands } from './commands/navigation.js';
@@ -37,6 +38,7 @@ export function commandTable(extra: readonly CommandSpec[] = []): Map<string, Co
     ...dataSetupCommands,
     ...transferCommands,
     ...listingCommands,
+    ...hashCommands,
   ]) add(spec, 'built-in');
   for (const spec of extra) add(spec, 'extra');
   return table;

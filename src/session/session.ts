@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import { normalizeAddress } from '../protocol/address.js';
 import { LineReader, parseCommand, type LineSink, type ParsedCommand } from '../protocol/line-reader.js';
 import { MLSX_FACTS, type MlsxFact } from '../protocol/listing.js';
+import { DEFAULT_HASH_ALGORITHM, type ByteRange, type HashAlgorithm } from '../protocol/hash.js';
 import { resolvePath, stripListOptions } from '../protocol/path.js';
 import { formatReply } from '../protocol/reply.js';
 import type { DataChannel } from '../data/channel.js';
@@ -141,6 +142,9 @@ export class Session implements LineSink {
   failedLogins = 0;
   /** RFC 4217 PROT: 'P' encrypts data connections. Implicit TLS starts at 'P'. */
   dataProtection: 'C' | 'P' = 'C';
+  /** HASH's algorithm (OPTS HASH) and the byte range the next HASH uses (RANG); see commands/hash.ts. */
+  hashAlgorithm: HashAlgorithm = DEFAULT_HASH_ALGORITHM;
+  hashRange: ByteRange | null = null;
 
   /** The socket commands and replies travel on: the TCP socket, or the TLS socket over it. */
   #socket: Socket;
@@ -767,6 +771,8 @@ export class Session implements LineSink {
     this.restOffset = 0;
     this.renameFrom = null;
     this.epsvAll = false;
+    this.hashAlgorithm = DEFAULT_HASH_ALGORITHM;
+    this.hashRange = null;
     this.setDataChannel(null);
   }
 
@@ -947,6 +953,11 @@ export class Session implements LineSink {
   /** Why the running transfer's data failed (a 552 over a quota, a reset), or null. */
   get transferFailure(): string | null {
     return this.#transfer?.failure ?? null;
+  }
+
+  /** Fires when ABOR, QUIT, REIN, the client's departure or shutdown stops the running transfer command (null: none runs). */
+  get transferSignal(): AbortSignal | null {
+    return this.#transfer?.controller.signal ?? null;
   }
 
   /** The running transfer's end (its storage stream settled), or null when none runs. */

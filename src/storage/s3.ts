@@ -36,11 +36,13 @@ import type { ListObjectsV2CommandOutput, S3Client, _Object } from '@aws-sdk/cli
 import { fillUsername, isPathSafeUsername } from '../auth/username.js';
 import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import type { HashAlgorithm } from '../protocol/hash.js';
 import { checkOffset, checkWrite, parsePath } from './paths.js';
 import { loadSdk, MAX_PARTS, SharedClient, type S3ConnectionOptions, type S3Sdk } from './s3-client.js';
 import { fromS3Error, isNotFound, s3Call } from './s3-errors.js';
 import { copyObject, forEachLimited } from './s3-copy.js';
 import { DirCache } from './s3-dir-cache.js';
+import { storedDigest, taggedSha256 } from './s3-checksums.js';
 import { PartBudget, S3Upload } from './s3-upload.js';
 import type { FileInfo, ReadOptions, Storage, StorageCapabilities, StorageWritable, WriteOptions } from './types.js';
 
@@ -426,6 +428,27 @@ export class S3Storage implements Storage {
       }
       throw translated;
     }
+  }
+
+  /**
+   * HASH and X* from what the bucket stores with the object, for the whole
+   * object only (see s3-checksums.ts): one HeadObject, and for SHA-256 one
+   * GetObjectTagging when the HEAD had nothing. Null otherwise: the session
+   * reads the object (a ranged GET for a range).
+   */
+  async hash(path: string, algorithm: HashAlgorithm, options: { start: number; end: number; size: number; signal: AbortSignal }): Promise<string | null> {
+    if (options.start !== 0 || options.end !== options.size || algorithm === 'MD5' || algorithm === 'SHA-512') return null;
+    const key = this.#fileKey(this.#segments(path));
+    const { client, sdk } = await this.#s3();
+    const { bucket } = this.#settings;
+    const signal = { abortSignal: options.signal };
+    // Any failure here only costs the read, which reports a real problem (endpoint down) itself: a
+    // store that refuses the checksum mode header, a policy without s3:GetObjectTagging, no tags.
+    const head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }), signal).catch(() => null);
+    const stored = head && storedDigest(head, algorithm);
+    if (stored || algorithm !== 'SHA-256' || !head) return stored ?? null;
+    const tagging = await client.send(new sdk.GetObjectTaggingCommand({ Bucket: bucket, Key: key }), signal).catch(() => null);
+    return taggedSha256(tagging?.TagSet, head.ETag);
   }
 
   async write(path: string, options: WriteOptions = {}): Promise<StorageWritable> {

@@ -13,6 +13,7 @@
  * else becomes a generic 451 and is logged.
  */
 import type { Readable, Writable } from 'node:stream';
+import type { HashAlgorithm } from '../protocol/hash.js';
 
 export type FileType = 'file' | 'dir' | 'symlink';
 
@@ -149,6 +150,19 @@ export interface Storage {
   setModifiedTime?(path: string, mtime: Date): Promise<void>;
   /** Optional: SITE CHMOD. Absent → 502. */
   chmod?(path: string, mode: number): Promise<void>;
+  /**
+   * Optional: the digest of bytes [start, end) of the file at `path` (of
+   * `size` bytes, from stat), as hex, from something the backend already
+   * knows (S3: the object's stored checksum), without reading the file.
+   * Resolve null when it does not know it: HASH and the X* commands then
+   * read the file with read() and hash its bytes, so a backend without
+   * this method, or one that answers null, gives the same result, only
+   * slower. Called after the path was checked to be a readable file; an
+   * error it throws is the command's reply (like read()'s). `signal` fires
+   * on ABOR or when the client leaves. See docs/configuration.md,
+   * "Integrity commands".
+   */
+  hash?(path: string, algorithm: HashAlgorithm, options: { start: number; end: number; size: number; signal: AbortSignal }): Promise<string | null>;
   /** Optional: called once when the session ends. */
   close?(): Promise<void>;
   /**

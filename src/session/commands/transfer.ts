@@ -8,6 +8,7 @@ import type { UploadMode } from '../../server/hooks.js';
 import type { StorageWritable, WriteOptions } from '../../storage/types.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
+import { refuseRangedTransfer } from './hash.js';
 
 function modeName(session: Session): string {
   return session.transferType === 'A' ? 'ASCII' : 'BINARY';
@@ -24,7 +25,7 @@ function refuseAsciiRestart(session: Session): boolean {
 }
 
 async function retrieve(session: Session, requested: string): Promise<void> {
-  if (refuseAsciiRestart(session)) return;
+  if (refuseAsciiRestart(session) || refuseRangedTransfer(session)) return;
   const started = Date.now();
   const offset = session.restOffset;
   const asked = await session.runHook('beforeDownload', { path: requested, offset });
@@ -52,6 +53,7 @@ function uploadMode(options: WriteOptions): UploadMode {
 
 /** Shared by STOR, APPE and STOU once the target and the write mode are known. */
 async function store(session: Session, requested: string, options: WriteOptions, preliminary?: string): Promise<void> {
+  if (refuseRangedTransfer(session)) return;
   const started = Date.now();
   const mode = uploadMode(options);
   const offset = options.start ?? 0;
