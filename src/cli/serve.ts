@@ -30,6 +30,8 @@ import { fail, failWithConfig } from './fail.js';
 import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
 import { publishEvent } from '../observability/channels.js';
+import type { MetricsListener } from '../server/metrics-listener.js';
+import { startMetrics } from './serve-metrics.js';
 import type { BanInfo, UnbanInfo } from '../observability/events.js';
 
 export interface ServeFlags extends S3Flags {
@@ -140,7 +142,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       });
   };
   /** Settings of the process itself, which only a restart changes (the server names its own). */
-  const restartOnly = (next: Config) => (['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+  const restartOnly = (next: Config) => (['workers', 'runAs', 'metrics'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
 
   if (cluster.isWorker) {
     const { passivePorts } = clusterWorkerSettings();
@@ -148,6 +150,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     // state every worker must agree on (shared.ts); workers call it.
     const clusterOverrides = { passivePorts, shared: workerSharedState() };
     const server = await startServer(await build(config), clusterOverrides, usageOrConfig);
+    await startMetrics(config.metrics, { process: 'worker', index: clusterWorkerSettings().index }, logger);
     dropOrExit(config);
     runClusterWorker(server, () => void reload(plan, logger, async (next) => [...server.reconfigure({ ...(await build(next)), ...clusterOverrides }), ...restartOnly(next)]));
     return;
@@ -179,12 +182,13 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       await primary.stop(0);
       failToListen(config, err);
     }
+    const metrics = await startMetrics(config.metrics, { process: 'primary' }, logger);
     dropOrExit(config);
     const control = await openControlSocket(config, local(defender), logger);
     sweep();
     printBanner(flags, loaded, address.port, workers, primary.implicitAddress()?.port);
     // The primary reloads too: the log level, the connection limits it enforces for the cluster, the defender.
-    onSignals(shutdownGraceMs, () => stopAll(control, () => primary.stop()), () =>
+    onSignals(shutdownGraceMs, () => stopAll(control, metrics, () => primary.stop()), () =>
       void reload(plan, logger, async (next) => {
         const { maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs } = next.limits;
         primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs, proxyProtocol: next.proxyProtocol });
@@ -195,6 +199,8 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     return;
   }
   const server = await startServer(await build(config), {}, usageOrConfig);
+  // Counting from before the first session.
+  const metrics = await startMetrics(config.metrics, { process: 'single' }, logger);
   let address: net.AddressInfo;
   try {
     address = await server.listen();
@@ -205,7 +211,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   const control = await openControlSocket(config, server.shared.defender, logger);
   sweep();
   printBanner(flags, loaded, address.port, 1, server.implicitAddress()?.port);
-  onSignals(server.options.shutdownGraceMs, () => stopAll(control, () => server.close()), () => void reload(plan, logger, async (next) => [...server.reconfigure(await build(next)), ...restartOnly(next)]));
+  onSignals(server.options.shutdownGraceMs, () => stopAll(control, metrics, () => server.close()), () => void reload(plan, logger, async (next) => [...server.reconfigure(await build(next)), ...restartOnly(next)]));
 }
 
 /**
@@ -227,9 +233,9 @@ async function openControlSocket(config: Config, defender: Shared<Defender>, log
   }
 }
 
-/** Stop: the control socket first (its file removed), then the server. */
-async function stopAll(control: ControlSocket | null, stop: () => Promise<void>): Promise<void> {
-  await control?.close();
+/** Stop: the control socket first (its file removed) and the metrics listener, then the server. */
+async function stopAll(control: ControlSocket | null, metrics: MetricsListener | null, stop: () => Promise<void>): Promise<void> {
+  await Promise.all([control?.close(), metrics?.close()]);
   await stop();
 }
 
