@@ -6,12 +6,13 @@
  * prom-client is imported only when metrics are on: it costs a few hundred
  * milliseconds of startup on a busy machine.
  */
+import type { Worker } from 'node:cluster';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { MetricsListener } from '../server/metrics-listener.js';
 import { fail } from './fail.js';
 
-export type MetricsRole = { process: 'single' } | { process: 'primary' } | { process: 'worker'; index: number };
+export type MetricsRole = { process: 'single' } | { process: 'primary'; labelOf: (worker: Worker) => string } | { process: 'worker' };
 
 /** What the caller closes on shutdown; null when metrics are off or this process does not serve them (a worker). */
 export async function startMetrics(settings: Config['metrics'], role: MetricsRole, logger: Logger): Promise<MetricsListener | null> {
@@ -20,11 +21,11 @@ export async function startMetrics(settings: Config['metrics'], role: MetricsRol
   const { registry } = createMetrics();
   if (role.process === 'worker') {
     const { answerMetricsRequests } = await import('../observability/metrics-cluster.js');
-    answerMetricsRequests(registry, String(role.index));
+    answerMetricsRequests(registry);
     return null;
   }
   const { MetricsListener } = await import('../server/metrics-listener.js');
-  const source = role.process === 'primary' ? new (await import('../observability/metrics-cluster.js')).ClusterMetrics(registry) : registry;
+  const source = role.process === 'primary' ? new (await import('../observability/metrics-cluster.js')).ClusterMetrics(registry, role.labelOf) : registry;
   const { host, port, path } = settings;
   try {
     const listener = await MetricsListener.listen(source, { host, port, path, logger });

@@ -150,7 +150,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     // state every worker must agree on (shared.ts); workers call it.
     const clusterOverrides = { passivePorts, shared: workerSharedState() };
     const server = await startServer(await build(config), clusterOverrides, usageOrConfig);
-    await startMetrics(config.metrics, { process: 'worker', index: clusterWorkerSettings().index }, logger);
+    await startMetrics(config.metrics, { process: 'worker' }, logger);
     dropOrExit(config);
     runClusterWorker(server, () => void reload(plan, logger, async (next) => [...server.reconfigure({ ...(await build(next)), ...clusterOverrides }), ...restartOnly(next)]));
     return;
@@ -182,7 +182,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       await primary.stop(0);
       failToListen(config, err);
     }
-    const metrics = await startMetrics(config.metrics, { process: 'primary' }, logger);
+    const metrics = await startMetrics(config.metrics, { process: 'primary', labelOf: (worker) => String(primary.indexOf(worker) ?? `pid ${worker.process.pid}`) }, logger);
     dropOrExit(config);
     const control = await openControlSocket(config, local(defender), logger);
     sweep();

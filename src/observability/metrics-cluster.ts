@@ -32,13 +32,13 @@ interface Family {
 type MetricsJson = Family[];
 const valuesOf = async (registry: Registry) => (await registry.getMetricsAsJSON()) as unknown as MetricsJson;
 type Request = { type: 'ferry:metrics-request'; id: number };
-type Response = { type: 'ferry:metrics'; id: number; worker: string; metrics?: MetricsJson; error?: string };
+type Response = { type: 'ferry:metrics'; id: number; metrics?: MetricsJson; error?: string };
 
 /** How long a scrape waits for the workers: well inside Prometheus's default 10 s scrape timeout. */
 export const WORKER_SCRAPE_TIMEOUT_MS = 2000;
 
-/** In a cluster worker: answer the primary's requests with `registry`'s values, labelled `worker`. */
-export function answerMetricsRequests(registry: Registry, worker: string): void {
+/** In a cluster worker: answer the primary's requests with `registry`'s values. */
+export function answerMetricsRequests(registry: Registry): void {
   if (!cluster.isWorker || !process.send) throw new Error('answerMetricsRequests runs in a cluster worker only');
   process.on('message', (message: Request) => {
     if (message?.type !== 'ferry:metrics-request') return;
@@ -46,8 +46,8 @@ export function answerMetricsRequests(registry: Registry, worker: string): void 
       if (process.connected) process.send!(response);
     };
     valuesOf(registry).then(
-      (metrics) => send({ type: 'ferry:metrics', id: message.id, worker, metrics }),
-      (err: unknown) => send({ type: 'ferry:metrics', id: message.id, worker, error: (err as Error).message }),
+      (metrics) => send({ type: 'ferry:metrics', id: message.id, metrics }),
+      (err: unknown) => send({ type: 'ferry:metrics', id: message.id, error: (err as Error).message }),
     );
   });
 }
@@ -61,13 +61,16 @@ interface Scrape {
 /** In the cluster primary: the text of a scrape over the primary's `registry` and every worker's. */
 export class ClusterMetrics {
   readonly #registry: Registry;
+  readonly #labelOf: (worker: Worker) => string;
   readonly #timeoutMs: number;
   readonly #scrapes = new Map<number, Scrape>();
   #nextId = 1;
 
-  constructor(registry: Registry, options: { timeoutMs?: number } = {}) {
+  /** `labelOf` names a worker in the `worker` label: ClusterPrimary.indexOf, which the same worker keeps across scrapes, unlike its pid. */
+  constructor(registry: Registry, labelOf: (worker: Worker) => string, options: { timeoutMs?: number } = {}) {
     if (!cluster.isPrimary) throw new Error('ClusterMetrics runs in the cluster primary only');
     this.#registry = registry;
+    this.#labelOf = labelOf;
     this.#timeoutMs = options.timeoutMs ?? WORKER_SCRAPE_TIMEOUT_MS;
     cluster.on('message', (worker: Worker, message: Response) => {
       if (message?.type !== 'ferry:metrics') return;
@@ -101,10 +104,10 @@ export class ClusterMetrics {
     const sources: Array<{ worker: string; metrics: MetricsJson }> = [{ worker: 'primary', metrics: await valuesOf(this.#registry) }];
     const up: Array<{ worker: string; up: boolean }> = [];
     for (const worker of workers) {
-      const response = responses.get(worker);
-      const ok = response?.metrics !== undefined;
-      up.push({ worker: response?.worker ?? `pid ${worker.process.pid}`, up: ok });
-      if (ok) sources.push({ worker: response.worker, metrics: response.metrics! });
+      const metrics = responses.get(worker)?.metrics;
+      const label = this.#labelOf(worker);
+      up.push({ worker: label, up: metrics !== undefined });
+      if (metrics) sources.push({ worker: label, metrics });
     }
     return render(mergeSources(sources, up), this.#registry.contentType);
   }
