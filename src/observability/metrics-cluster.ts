@@ -127,8 +127,9 @@ export function mergeSources(sources: Array<{ worker: string; metrics: MetricsJs
   }
   for (const source of sources) {
     for (const metric of source.metrics) {
-      const family = byName.get(metric.name);
-      if (!family) continue; // left out of the sum by its aggregator ('omit')
+      let family = byName.get(metric.name);
+      // A metric whose aggregator is 'omit' (process_start_time_seconds) has no sum, only each process's value.
+      if (!family) byName.set(metric.name, (family = { ...metric, values: [] }));
       for (const value of metric.values) family.values.push({ ...value, labels: { ...value.labels, worker: source.worker } });
     }
   }

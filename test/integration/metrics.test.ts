@@ -198,8 +198,10 @@ test('ferry serve: metrics are off by default, and nothing but FTP listens', asy
 });
 
 test('ferry serve with 2 workers: the sum over workers and each worker\'s values, and a stopped worker does not hang a scrape', async (t) => {
-  const ferry = await startFerry(t, ON, ['--workers', '2']);
+  const ferry = await startFerry(t, { ...ON, FERRY_METRICS_PATH: '/prom' }, ['--workers', '2']);
   const { url } = metricsUrl(ferry);
+  assert.match(url, /\/prom$/);
+  assert.equal((await fetch(url.replace(/prom$/, 'metrics'))).status, 404);
   await scriptedSession(t, ferry.port);
   const s = await scrapeUntil(url, (r) => r.value('ferry_sessions') === 0);
   // The sums (series without a worker label) are exact, as in one process.
