@@ -7,9 +7,9 @@
  *
  * Why not prom-client's AggregatorRegistry.clusterMetrics(): it waits 5 s
  * for a worker that does not answer and then fails the whole scrape, and it
- * has no per-worker values. Here a worker that is dead or slower than
- * `timeoutMs` is left out of that scrape (`ferry_cluster_worker_up` says
- * which) and the others are served. Its static `aggregate()` does the sums,
+ * has no per-worker values. Here a worker slower than `timeoutMs` (stuck,
+ * stopped) is left out of that scrape (`ferry_cluster_worker_up` 0) and the
+ * others are served; a dead one is not asked (it is no longer connected). Its static `aggregate()` does the sums,
  * with each metric's own aggregator (counters summed, version info kept
  * once, ...).
  *

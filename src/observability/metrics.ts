@@ -22,8 +22,6 @@ import { channels, type EventMessage, type LoginMessage, type ReplyMessage, type
 export interface MetricsOptions {
   /** prom-client's process and Node.js metrics (CPU, memory, handles, GC, event-loop delay as `nodejs_eventloop_lag_*`). Default true. */
   processMetrics?: boolean;
-  /** Added to every series of this registry (e.g. `{ instance: 'ftp-1' }`). */
-  labels?: Record<string, string>;
 }
 
 export interface FerryMetrics {
@@ -41,7 +39,6 @@ const S3_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 /** Create a registry and start counting what every FtpServer of this process does. */
 export function createMetrics(options: MetricsOptions = {}): FerryMetrics {
   const registry = new client.Registry();
-  if (options.labels) registry.setDefaultLabels(options.labels);
   if (options.processMetrics !== false) client.collectDefaultMetrics({ register: registry });
   const registers = [registry];
 

@@ -95,7 +95,8 @@ const observed = new WeakSet<S3Client>();
  */
 function observe(client: S3Client): S3Client {
   // An embedder's client may back several storages: one middleware is enough.
-  if (observed.has(client)) return client;
+  // A stand-in without a middleware stack (a test double) goes unobserved.
+  if (observed.has(client) || typeof client.middlewareStack?.add !== 'function') return client;
   observed.add(client);
   client.middlewareStack.add(
     (next, context) => async (args) => {

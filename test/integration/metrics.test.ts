@@ -161,6 +161,14 @@ test('the listener answers 404 elsewhere, 405 to other methods, HEAD without a b
   assert.equal((await scrape(url)).value('ferry_sessions_total'), 0);
 });
 
+test('processMetrics: false leaves out prom-client\'s process and Node.js metrics', async (t) => {
+  const metrics = await createMetrics({ processMetrics: false });
+  t.after(() => metrics.close());
+  const text = await metrics.registry.metrics();
+  assert.match(text, /^ferry_sessions 0$/m);
+  assert.doesNotMatch(text, /^(process|nodejs)_/m);
+});
+
 // ---- the daemon ------------------------------------------------------------
 
 async function startFerry(t: TestContext, env: Record<string, string>, extra: string[] = []): Promise<RunningCli & { root: string }> {
