@@ -4,6 +4,9 @@
  * label, in one family per name.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
 import { test } from 'node:test';
 import client from 'prom-client';
 import { mergeSources } from '../../src/observability/metrics-cluster.js';
@@ -46,4 +49,21 @@ test('the merge sums each series, keeps each process under its worker label, and
   assert.equal(s.value('ferry_d_seconds_bucket', { le: '+Inf', worker: '1' }), 1);
   assert.deepEqual(s.samples('ferry_cluster_worker_up').map(([l, v]) => `${l.worker}=${v}`), ['0=1', '1=1', '2=0']);
   for (const name of ['ferry_sessions_total', 'start_seconds', 'ferry_d_seconds']) assert.equal(text.split(`# TYPE ${name} `).length, 2, name);
+});
+
+test("over real cluster IPC, Ferry's scrape, prom-client's AggregatorRegistry and Ferry's shared objects run at once and ignore each other's messages", async () => {
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.resolve('test/helpers/metrics-cluster-ipc.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const [code] = await once(child, 'exit');
+  clearTimeout(timer);
+  assert.equal(code, 0, out);
+  const { mine, prom, total } = JSON.parse(out) as { mine: string; prom: string; total: number };
+  const ours = parseMetrics(mine);
+  assert.equal(ours.value('ferry_x_total'), 3);
+  assert.equal(ours.value('ferry_x_total', { worker: '1' }), 1);
+  assert.equal(ours.value('ferry_x_total', { worker: '2' }), 2);
+  assert.equal(parseMetrics(prom).value('ferry_x_total'), 3);
+  assert.equal(total, 2);
 });
