@@ -24,6 +24,21 @@ export const DEFAULTS = Object.freeze({
   uploadSha256: true,
 });
 
+/**
+ * `metrics:` in the config file. Off by default; on, a Prometheus endpoint
+ * on its own listener, on this machine only unless `host` says otherwise.
+ * 9464: in the range Prometheus exporters use (9100-9999), free of the
+ * common ones (node exporter 9100, Prometheus 9090, Alertmanager 9093); it
+ * is also OpenTelemetry's Prometheus exporter default, so a host running
+ * that too sets another port.
+ */
+export const METRICS = Object.freeze({
+  enabled: false,
+  host: '127.0.0.1',
+  port: 9464,
+  path: '/metrics',
+});
+
 /** `limits:` in the config file; flat options of the same names in the library. Units are in the names. */
 export const LIMITS = Object.freeze({
   maxConnections: { default: 512, min: 1 },

@@ -35,6 +35,9 @@ export type { Logger } from './observability/logger.js';
 // Diagnostics channels (node:diagnostics_channel) for logs, metrics and admin tools: see docs/events.md.
 export { channels } from './observability/channels.js';
 export type * from './observability/channels.js';
+// Prometheus metrics fed from those channels, and an HTTP listener to serve them: see docs/configuration.md, "Metrics".
+export { createMetrics, type MetricsOptions, type FerryMetrics } from './observability/metrics-api.js';
+export { MetricsListener, type MetricsListenerOptions, type MetricsSource } from './server/metrics-listener.js';
 // Commands of your own (new verbs, SITE and OPTS rows): see docs/events.md.
 export type { CommandSpec, CommandContext } from './session/command.js';
 export type { Session } from './session/session.js';

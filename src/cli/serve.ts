@@ -37,6 +37,8 @@ import { EVENT_NAMES, PRIMARY_EVENTS } from '../observability/hook-event.js';
 import { eventChannel, publishEvent } from '../observability/channels.js';
 import { createLogOutput, type LogOutput } from '../observability/log-output.js';
 import { TransferLog } from '../observability/transfer-log.js';
+import type { MetricsListener } from '../server/metrics-listener.js';
+import { startMetrics } from './serve-metrics.js';
 import type { BanInfo, UnbanInfo } from '../observability/events.js';
 
 export interface ServeFlags extends S3Flags {
@@ -172,7 +174,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   };
   /** Settings of the process itself, which only a restart changes (the server names its own). */
   const restartOnly = (next: Config) => [
-    ...(['workers', 'runAs'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key])),
+    ...(['workers', 'runAs', 'metrics'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key])),
     ...(['format', 'file', 'transferLog'] as const).filter((key) => next.logging[key] !== config.logging[key]).map((key) => `logging.${key}`),
   ];
 
@@ -185,6 +187,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     // The primary runs the hooks of bans; each worker those of its own sessions' events.
     hooks.attach(server, new Set(EVENT_NAMES.filter((name) => !PRIMARY_EVENTS.has(name))));
     hooks.register(server);
+    await startMetrics(config.metrics, { process: 'worker' }, logger);
     dropOrExit(config);
     runClusterWorker(server, {
       onReload: () =>
@@ -226,13 +229,14 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       await primary.stop(0);
       failToListen(config, err);
     }
+    const metrics = await startMetrics(config.metrics, { process: 'primary', labelOf: (worker) => String(primary.indexOf(worker) ?? `pid ${worker.process.pid}`) }, logger);
     dropOrExit(config);
     const control = await openControlSocket(config, local(defender), logger);
     sweep();
     printBanner(flags, loaded, address.port, workers, primary.implicitAddress()?.port);
     process.on('SIGUSR1', () => primary.reopenLogs());
     // The primary reloads too: the log level, the connection limits it enforces for the cluster, the defender.
-    onSignals(shutdownGraceMs, () => stopAll(control, () => primary.stop(), hooks), () =>
+    onSignals(shutdownGraceMs, () => stopAll(control, metrics, () => primary.stop(), hooks), () =>
       void reload(plan, logger, async (next) => {
         const { maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs } = next.limits;
         primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs, proxyProtocol: next.proxyProtocol });
@@ -246,6 +250,8 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   const server = await startServer(await build(config), {}, usageOrConfig);
   hooks.attach(server);
   hooks.register(server);
+  // Counting from before the first session.
+  const metrics = await startMetrics(config.metrics, { process: 'single' }, logger);
   let address: net.AddressInfo;
   try {
     address = await server.listen();
@@ -258,7 +264,7 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   printBanner(flags, loaded, address.port, 1, server.implicitAddress()?.port);
   onSignals(
     server.options.shutdownGraceMs,
-    () => stopAll(control, () => server.close(), hooks),
+    () => stopAll(control, metrics, () => server.close(), hooks),
     () =>
       void reload(plan, logger, async (next) => {
         const changed = server.reconfigure(await build(next));
@@ -287,9 +293,9 @@ async function openControlSocket(config: Config, defender: Shared<Defender>, log
   }
 }
 
-/** Stop: the control socket first (its file removed), then the server, then a moment for the hooks of its last events. */
-async function stopAll(control: ControlSocket | null, stop: () => Promise<void>, hooks: DaemonHooks): Promise<void> {
-  await control?.close();
+/** Stop: the control socket first (its file removed) and the metrics listener, then the server, then a moment for the hooks of its last events. */
+async function stopAll(control: ControlSocket | null, metrics: MetricsListener | null, stop: () => Promise<void>, hooks: DaemonHooks): Promise<void> {
+  await Promise.all([control?.close(), metrics?.close()]);
   await stop();
   await hooks.close();
 }

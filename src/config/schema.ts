@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { parsePermissions, PERMISSION_HELP } from '../auth/permissions.js';
 import { addressList } from '../protocol/address.js';
 import { ANNOUNCE_HELP, parseAnnounce } from '../data/passive-address.js';
-import { DEFAULTS, DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, HOOK_COMMAND, HOOKS, LIMITS, UPLOAD_HOOK, WEBHOOK, PER_USER_LIMITS, PROXY_PROTOCOL, type NumberSetting } from '../defaults.js';
+import { DEFAULTS, DEFENDER, DEFENDER_OTHER, DEFENDER_SCORES, HOOK_COMMAND, HOOKS, LIMITS, METRICS, UPLOAD_HOOK, WEBHOOK, PER_USER_LIMITS, PROXY_PROTOCOL, type NumberSetting } from '../defaults.js';
 import { isHostName } from '../protocol/address.js';
 import { parsePortRange } from '../server/options.js';
 import { unreachableFileSize } from '../storage/s3-client.js';
@@ -246,6 +246,12 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   hooks: hooksSection,
+  metrics: section({
+    enabled: bool().default(METRICS.enabled),
+    host: checked('an address to listen on, like 127.0.0.1 (this machine only), 0.0.0.0 or ::', (v) => net.isIP(v) !== 0 || isHostName(v)).default(METRICS.host),
+    port: wholeNumber(0, 65535).default(METRICS.port),
+    path: checked('a URL path starting with /, like /metrics', (v) => /^\/[A-Za-z0-9._~!$&'()*+,;=:@\/-]*$/.test(v)).default(METRICS.path),
+  }).prefault({}),
   /** The local control socket `ferry ban` talks to; null: ferry-<port>.sock in the temporary folder (none with port 0). */
   controlSocket: checked('a path for a Unix socket, like /run/ferry/control.sock', (v) => v.trim().length > 0).nullable().default(null),
 }).superRefine((config, ctx) => {

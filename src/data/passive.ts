@@ -36,6 +36,16 @@ const MAX_IDLE_LISTENERS = 64;
 /** An idle listener closes after this long unused, so a quiet server holds no passive ports. */
 const IDLE_LISTENER_MS = 10_000;
 
+/**
+ * Passive listeners of every pool in this process (the metrics read them):
+ * `open` are bound (lent or idle), `lent` wait for or carry a channel's data
+ * connection.
+ */
+const listeners = { open: 0, lent: 0 };
+export function passiveListenerCounts(): Readonly<{ open: number; lent: number }> {
+  return listeners;
+}
+
 /** A listening socket on a passive port, lent to one channel at a time. */
 export class PassiveListener {
   /** Who gets the next connection; null while idle in the pool. */
@@ -48,6 +58,8 @@ export class PassiveListener {
     readonly port: number,
   ) {
     server.on('connection', (socket) => (this.owner ? this.owner(socket) : socket.destroy()));
+    listeners.open++;
+    server.once('close', () => listeners.open--);
     // Accept errors (EMFILE, ...): this listener is done; its channel, if any, times out.
     server.on('error', () => server.close());
   }
@@ -81,11 +93,14 @@ export class PassivePortPool {
       clearTimeout(listener.idleTimer!);
       if (!listener.server.listening) continue; // closed by an error while idle
       listener.server.ref();
+      listeners.lent++;
       return listener;
     }
     const server = net.createServer({ noDelay: true });
     try {
-      return new PassiveListener(server, host, await this.#bind(server, host));
+      const listener = new PassiveListener(server, host, await this.#bind(server, host));
+      listeners.lent++;
+      return listener;
     } catch (err) {
       server.close();
       throw err;
@@ -94,6 +109,7 @@ export class PassivePortPool {
 
   /** Its data connection was accepted: keep it open for the next PASV (or close it if the pool is full or shut). */
   recycle(listener: PassiveListener): void {
+    listeners.lent--;
     listener.owner = null;
     if (this.#closed || this.#idleCount() >= this.#maxIdle || !listener.server.listening) {
       listener.server.close();
@@ -108,6 +124,7 @@ export class PassivePortPool {
 
   /** Its channel closed without a connection: close it, so a late one is refused rather than handed to the next PASV. */
   discard(listener: PassiveListener): void {
+    listeners.lent--;
     listener.owner = null;
     listener.server.close();
   }

@@ -115,6 +115,11 @@ export class ClusterPrimary {
     return this.#net.address() as net.AddressInfo;
   }
 
+  /** The index `worker` was forked with (its `worker` in logs and metrics); null for a worker that is not one of this primary's. */
+  indexOf(worker: Worker): number | null {
+    return this.#slots.find((slot) => slot?.worker === worker)?.index ?? null;
+  }
+
   /** The implicit-FTPS listener's address, when there is one. */
   implicitAddress(): net.AddressInfo | null {
     return (this.#implicitNet?.address() as net.AddressInfo | null | undefined) ?? null;

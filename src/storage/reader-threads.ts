@@ -141,6 +141,12 @@ const SMALL_QUEUE_MAX = 16;
 let nextId = 1;
 let nextListing = 0;
 
+/** Requests sent to the reader threads and not yet answered, per pool (the metrics' queue depth). */
+export function readerQueueDepth(): { listing: number; small: number } {
+  const sum = (threads: ReaderThread[]) => threads.reduce((total, thread) => total + thread.load, 0);
+  return { listing: sum(listThreads), small: sum(smallThreads) };
+}
+
 /** An open directory on the reader thread; read pages until `done`, then it closes itself. */
 export class DirReader {
   readonly #id = nextId++;

@@ -14,6 +14,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import { channels } from '../observability/channels.js';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
 
@@ -84,6 +85,39 @@ export function clientConfig(options: S3ConnectionOptions): S3ClientConfig {
   };
 }
 
+const observed = new WeakSet<S3Client>();
+
+/**
+ * Publish each request on `ferry:s3:request` (the metrics count them). At
+ * the initialize step, so one message per operation with its retries inside
+ * it: its duration is what the session waited, its error the one the
+ * session saw. Without subscribers it only checks `hasSubscribers`.
+ */
+function observe(client: S3Client): S3Client {
+  // An embedder's client may back several storages: one middleware is enough.
+  // A stand-in without a middleware stack (a test double) goes unobserved.
+  if (observed.has(client) || typeof client.middlewareStack?.add !== 'function') return client;
+  observed.add(client);
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (!channels.s3Request.hasSubscribers) return next(args);
+      const operation = (context.commandName ?? 'unknown').replace(/Command$/, '');
+      const started = performance.now();
+      try {
+        const result = await next(args);
+        channels.s3Request.publish({ operation, durationMs: performance.now() - started, error: null });
+        return result;
+      } catch (err) {
+        const error = (err as { name?: string; Code?: string }).name ?? 'Error';
+        channels.s3Request.publish({ operation, durationMs: performance.now() - started, error });
+        throw err;
+      }
+    },
+    { step: 'initialize', name: 'ferryDiagnostics' },
+  );
+  return client;
+}
+
 /**
  * A client created on first use from `options`, shared by everyone holding
  * this handle; `destroy()` closes its sockets.
@@ -97,11 +131,11 @@ export class SharedClient {
   constructor(options: S3ConnectionOptions, client?: S3Client) {
     this.#options = options;
     this.#owned = !client;
-    if (client) this.#client = Promise.resolve(client);
+    if (client) this.#client = Promise.resolve(observe(client));
   }
 
   get(): Promise<S3Client> {
-    this.#client ??= loadSdk().then((s) => new s.S3Client(clientConfig(this.#options)));
+    this.#client ??= loadSdk().then((s) => observe(new s.S3Client(clientConfig(this.#options))));
     return this.#client;
   }
 

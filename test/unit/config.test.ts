@@ -69,7 +69,7 @@ test('each class of error names the file, the line, the key, the value and what 
     ['limits:\n  maxConections: 5\n', /^ferry\.yaml:2: limits\.maxConections: unknown setting; did you mean "maxConnections"\?$/],
     ['passivePorts: 50100-50000\n', /^ferry\.yaml:1: passivePorts: "50100-50000" is not a port range from low to high \(it is reversed\); write 50000-50100$/],
     ['passive_ports: 50000-50010\n', /^ferry\.yaml:1: passive_ports: unknown setting; did you mean "passivePorts"\?$/],
-    ['colour: blue\n', /^ferry\.yaml:1: colour: unknown setting; expected one of host, port, .*runAs, defender, hooks, controlSocket$/],
+    ['colour: blue\n', /^ferry\.yaml:1: colour: unknown setting; expected one of host, port, .*runAs, defender, .*controlSocket$/],
     ['workers: many\n', /^ferry\.yaml:1: workers: "many" is not a number of processes from 1 to 256, or auto$/],
     ['masqueradeAddress: "::1"\n', /^ferry\.yaml:1: masqueradeAddress: "::1" is not an IPv4 address/],
     ['anonymous:\n  enabled: yes please\n', /^ferry\.yaml:2: anonymous\.enabled: "yes please" is not true or false$/],
@@ -95,6 +95,7 @@ test('each class of error names the file, the line, the key, the value and what 
     ['proxyProtocol:\n  headerTimeoutMs: 0\n', /^ferry\.yaml:2: proxyProtocol\.headerTimeoutMs: 0 is not a whole number of at least 1$/],
     ['storage:\n  type: s3\n  bucket: drops\n  maxFileSizeBytes: 10\n', /^ferry\.yaml:4: storage\.maxFileSizeBytes: 10 is not a storage setting any more: set limits\.maxFileSizeBytes/],
     ['controlSocket: ""\n', /^ferry\.yaml:1: controlSocket: "" is not a path for a Unix socket/],
+    ['metrics:\n  path: metrics\n', /^ferry\.yaml:2: metrics\.path: "metrics" is not a URL path starting with \/, like \/metrics$/],
   ];
   for (const [text, expected] of cases) {
     const problems = await problemsOf(text);
