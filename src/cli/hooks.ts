@@ -81,18 +81,25 @@ export class DaemonHooks {
     });
   }
 
-  /** SIGHUP: the new settings from now on; the old hooks' queued and running jobs finish. */
-  async reload(config: Config): Promise<void> {
+  /**
+   * SIGHUP, in two steps so that a reload is all or nothing: read the new
+   * settings (secret files: this may fail, and then nothing has changed),
+   * and the returned function puts them in force once every other part of
+   * the reload has succeeded. The old hooks' queued and running jobs finish.
+   */
+  async prepareReload(config: Config): Promise<() => void> {
     const settings = await hookSettings(config.hooks);
-    if ((settings.beforeUpload === null) !== (this.#settings.beforeUpload === null)) {
-      this.#logger.warn({ settings: ['hooks.beforeUpload.url'] }, 'these settings change only on restart');
-      settings.beforeUpload = this.#settings.beforeUpload;
-    }
-    const old = this.#events;
-    this.#settings = settings;
-    this.#events = new EventHooks(settings.events, this.#logger);
-    for (const { source, only } of this.#sources) this.#events.attach(source, only);
-    old.detach();
+    return () => {
+      if ((settings.beforeUpload === null) !== (this.#settings.beforeUpload === null)) {
+        this.#logger.warn({ settings: ['hooks.beforeUpload.url'] }, 'these settings change only on restart');
+        settings.beforeUpload = this.#settings.beforeUpload;
+      }
+      const old = this.#events;
+      this.#settings = settings;
+      this.#events = new EventHooks(settings.events, this.#logger);
+      for (const { source, only } of this.#sources) this.#events.attach(source, only);
+      old.detach();
+    };
   }
 
   /** At shutdown, after the server closed: wait up to `ms` for the hooks of its last events. */

@@ -192,8 +192,9 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     runClusterWorker(server, {
       onReload: () =>
         void reload(plan, logger, async (next) => {
+          const applyHooks = await hooks.prepareReload(next);
           const changed = server.reconfigure({ ...(await build(next)), ...clusterOverrides });
-          await hooks.reload(next);
+          applyHooks();
           return [...changed, ...restartOnly(next)];
         }),
       onReopenLogs: reopenLogs,
@@ -239,9 +240,10 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     onSignals(shutdownGraceMs, () => stopAll(control, metrics, () => primary.stop(), hooks), () =>
       void reload(plan, logger, async (next) => {
         const { maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs } = next.limits;
+        const applyHooks = await hooks.prepareReload(next);
         primary.reload({ maxConnections, maxConnectionsPerIp, shutdownGraceMs: graceMs, proxyProtocol: next.proxyProtocol });
         defender.configure(next.defender);
-        await hooks.reload(next);
+        applyHooks();
         return restartOnly(next);
       }),
     );
@@ -267,8 +269,9 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
     () => stopAll(control, metrics, () => server.close(), hooks),
     () =>
       void reload(plan, logger, async (next) => {
+        const applyHooks = await hooks.prepareReload(next);
         const changed = server.reconfigure(await build(next));
-        await hooks.reload(next);
+        applyHooks();
         return [...changed, ...restartOnly(next)];
       }),
   );

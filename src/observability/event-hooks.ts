@@ -13,7 +13,7 @@
 import { delivery, type EventName } from './hook-event.js';
 import { HookQueue } from './hook-queue.js';
 import { runCommandLogged, type CommandHook } from './hook-commands.js';
-import { deliverLogged, type WebhookTarget } from './webhooks.js';
+import { deliverLogged, urlForLogs, type WebhookTarget } from './webhooks.js';
 import type { Logger } from './logger.js';
 
 export interface EventHooksSettings {
@@ -72,7 +72,7 @@ export class EventHooks {
     for (const hook of this.#settings.webhooks) {
       if (!hook.events.includes(event)) continue;
       const d = delivery(event, info);
-      if (!this.#webhooks.push(() => deliverLogged(hook, d, this.#logger, this.#stop.signal).then(() => undefined))) this.#dropped('webhook', hook.url, event);
+      if (!this.#webhooks.push(() => deliverLogged(hook, d, this.#logger, this.#stop.signal).then(() => undefined))) this.#dropped('webhook', urlForLogs(hook.url), event);
     }
   }
 

@@ -11,7 +11,7 @@
  * SIGTERM (and SIGKILL KILL_GRACE_MS later) reaches what a script started
  * too, and a stuck grandchild cannot hold the output pipes open.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Logger } from './logger.js';
 import { eventEnvironment, type HookDelivery } from './hook-event.js';
 
@@ -49,7 +49,14 @@ export function runCommand(hook: CommandHook, d: HookDelivery): Promise<CommandO
   for (const name of INHERITED) if (process.env[name] !== undefined) env[name] = process.env[name]!;
   const [program, ...args] = hook.command;
   return new Promise((resolve) => {
-    const child = spawn(program!, args, { env: { ...env, ...hook.env, ...eventEnvironment(d) }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      child = spawn(program!, args, { env: { ...env, ...hook.env, ...eventEnvironment(d) }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    } catch (err) {
+      // spawn throws (rather than emitting 'error') for arguments it refuses outright.
+      resolve({ exitCode: null, signal: null, timedOut: false, durationMs: Math.round(performance.now() - started), stdout: '', stderr: (err as Error).message });
+      return;
+    }
     const out = { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
     const keep = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
       // Read to the end (a full pipe would block the command), keep the start.

@@ -37,7 +37,8 @@ export function envName(field: string): string {
 export function eventEnvironment(d: HookDelivery): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(d.info)) {
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') env[envName(key)] = String(value);
+    // A NUL (a user name can carry one) cannot be in an environment value: spawn would refuse the whole command.
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') env[envName(key)] = String(value).replaceAll('\0', '\uFFFD');
   }
   return { ...env, FERRY_EVENT: d.event, FERRY_EVENT_ID: d.id, FERRY_TIME: d.time };
 }

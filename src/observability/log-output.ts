@@ -76,7 +76,7 @@ export class AppendFile {
   readonly #setting: string;
   readonly #stream: ReturnType<typeof pino.destination>;
   /** The last error told on standard error (pino re-emits each error: tell it once). */
-  #told: unknown = null;
+  #told: string | null = null;
 
   constructor(path: string, setting: string) {
     this.#path = path;
@@ -90,7 +90,7 @@ export class AppendFile {
     }
     this.#stream = pino.destination({ dest: path, append: true, sync: true });
     // A failed write must not crash the server: say so on standard error and go on.
-    this.#stream.on('error', (err: Error) => this.#tell(err, `${setting} ${path}: ${err.message}`));
+    this.#stream.on('error', (err: Error) => this.#tell(`${setting} ${path}: ${err.message}`));
   }
 
   write(text: string): void {
@@ -104,16 +104,22 @@ export class AppendFile {
    * says why.
    */
   reopen(): void {
+    // Tried by hand first: a failed SonicBoom reopen leaves a listener behind
+    // that later closes the old descriptor's number again (by then perhaps
+    // another file's), so the stream is asked only once the path opens.
     try {
-      this.#stream.reopen();
+      closeSync(openSync(this.#path, 'a'));
     } catch (err) {
-      this.#tell(err, `${this.#setting}: cannot reopen ${this.#path} (${errorCode(err)}); still writing to the file it had open`);
+      this.#tell(`${this.#setting}: cannot reopen ${this.#path} (${errorCode(err)}); still writing to the file it had open`);
+      return;
     }
+    this.#stream.reopen();
   }
 
-  #tell(err: unknown, message: string): void {
-    if (err === this.#told) return;
-    this.#told = err;
+  /** A problem with the file, on standard error once (not once per line or per signal). */
+  #tell(message: string): void {
+    if (message === this.#told) return;
+    this.#told = message;
     process.stderr.write(`ferry: ${message}\n`);
   }
 }

@@ -10,7 +10,7 @@
  *                                           the hook throws: the server answers 451
  *                                           "try again later" (fails closed)
  */
-import { signedHeaders } from './webhooks.js';
+import { signedHeaders, urlForLogs } from './webhooks.js';
 
 export interface UploadHookTarget {
   url: string;
@@ -32,16 +32,16 @@ export async function askUploadHook(target: UploadHookTarget, request: object): 
     redirect: 'manual',
   });
   const text = await response.text();
-  if (response.status < 200 || response.status > 299) throw new Error(`beforeUpload hook ${target.url} answered HTTP ${response.status}`);
+  if (response.status < 200 || response.status > 299) throw new Error(`beforeUpload hook ${urlForLogs(target.url)} answered HTTP ${response.status}`);
   if (text.trim() === '') return undefined;
   let answer: { allow?: unknown; reason?: unknown } | null;
   try {
     answer = JSON.parse(text) as typeof answer;
   } catch {
-    throw new Error(`beforeUpload hook ${target.url} answered something other than JSON`);
+    throw new Error(`beforeUpload hook ${urlForLogs(target.url)} answered something other than JSON`);
   }
   if (answer?.allow === true) return undefined;
-  if (answer?.allow !== false) throw new Error(`beforeUpload hook ${target.url} answered without "allow": true or false`);
+  if (answer?.allow !== false) throw new Error(`beforeUpload hook ${urlForLogs(target.url)} answered without "allow": true or false`);
   // The server makes it one line of at most 200 characters (server/hooks.ts).
   return { deny: typeof answer.reason === 'string' && answer.reason.trim() !== '' ? answer.reason : 'Upload refused.' };
 }

@@ -16,6 +16,16 @@ import { createHmac } from 'node:crypto';
 import type { HookDelivery } from './hook-event.js';
 import type { Logger } from './logger.js';
 
+
+/** A hook URL as logs show it: its origin only, since chat and automation services put their token in the path or query. */
+export function urlForLogs(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
 export interface WebhookTarget {
   url: string;
   /** The HMAC key; null: no X-Ferry-Signature header. */
@@ -81,7 +91,7 @@ export async function deliver(target: WebhookTarget, d: HookDelivery, stop?: Abo
 export async function deliverLogged(target: WebhookTarget, d: HookDelivery, logger: Logger, stop?: AbortSignal): Promise<DeliveryOutcome> {
   const started = performance.now();
   const outcome = await deliver(target, d, stop);
-  const fields = { event: d.event, eventId: d.id, url: target.url, ...outcome, durationMs: Math.round(performance.now() - started) };
+  const fields = { event: d.event, eventId: d.id, url: urlForLogs(target.url), ...outcome, durationMs: Math.round(performance.now() - started) };
   if (outcome.delivered) logger.debug(fields, 'webhook delivered');
   else logger.warn(fields, 'webhook not delivered');
   return outcome;

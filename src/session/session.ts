@@ -236,7 +236,7 @@ export class Session implements LineSink {
   reply(code: number, text: string | readonly string[]): void {
     if (this.#closed || this.#socket.writableEnded) return;
     this.#socket.write(formatReply(code, text));
-    if (channels.reply.hasSubscribers) channels.reply.publish({ sessionId: this.id, code });
+    this.#replied(code);
     if (this.#socket.writableLength > REPLY_BACKLOG_MAX_BYTES) {
       this.log.warn('client does not read its replies; closing');
       this.#socket.destroy();
@@ -244,12 +244,16 @@ export class Session implements LineSink {
     }
   }
 
+  #replied(code: number): void {
+    if (channels.reply.hasSubscribers) channels.reply.publish({ sessionId: this.id, code });
+  }
+
   /** Send a last reply and close the control connection once it is flushed. */
   closeWith(code: number, text: string): void {
     if (this.#closed) return;
     this.#closing = true;
     this.#socket.end(formatReply(code, text));
-    if (channels.reply.hasSubscribers) channels.reply.publish({ sessionId: this.id, code });
+    this.#replied(code);
     // A peer that never reads must not keep us waiting forever.
     setTimeout(() => this.#socket.destroy(), 2000).unref();
   }
@@ -313,7 +317,7 @@ export class Session implements LineSink {
       this.#quitReceived = true;
       this.#notifyCloseWaiters();
     }
-    if (command && this.#transfer && this.#runsNow(command.verb)) {
+    if (command && this.#transfer && this.#runsNow(command)) {
       void this.#execute(command);
       return;
     }
@@ -346,9 +350,9 @@ export class Session implements LineSink {
    * instead of making us answer each (measured before: 150 such clients took
    * the server to 1.9 GB and kept new clients from their greeting).
    */
-  #runsNow(verb: string): boolean {
-    if (verb === 'ABOR') return true;
-    if (!this.host.commands.get(verb)?.duringTransfer) return false;
+  #runsNow(command: ParsedCommand): boolean {
+    if (command.verb === 'ABOR') return true;
+    if (!findCommand(this.host.commands, command.verb, command.arg)?.spec.duringTransfer) return false;
     const now = Date.now();
     if (now - this.#lastStatBesideTransfer < STAT_BESIDE_TRANSFER_MS) return false;
     if (this.#socket.writableLength > REPLY_BACKLOG_PAUSE_BYTES) return false;
@@ -361,8 +365,7 @@ export class Session implements LineSink {
     const transfer = this.#transfer;
     if (transfer && transfer.socket === null) transfer.controller.abort();
     for (const entry of this.#queue) {
-      const spec = entry.command && this.host.commands.get(entry.command.verb);
-      if (spec?.transfer) entry.cancelled = true;
+      if (entry.command && findCommand(this.host.commands, entry.command.verb, entry.command.arg)?.spec.transfer) entry.cancelled = true;
     }
   }
 
@@ -523,11 +526,20 @@ export class Session implements LineSink {
     this.#notifyCloseWaiters();
     this.#dataChannel?.close();
     this.#dataChannel = null;
-    const account = this.account;
+    // A transfer still running (its upload committing, or settling its abort)
+    // reports first: its event and its end come before logout and disconnect,
+    // and its storage is closed only once it is done with it.
+    if (transfer) void transfer.done.then(() => this.#disconnected());
+    else this.#disconnected();
+  }
+
+  /** The end of a closed session: logout (when logged in), then disconnect. */
+  #disconnected(): void {
+    const username = this.account?.username ?? null;
     this.#endLogin();
-    const durationMs = Date.now() - this.connectedAt;
-    this.host.notify('disconnect', { sessionId: this.id, remoteAddress: this.remoteAddress, username: account?.username ?? null, durationMs });
-    if (channels.sessionClose.hasSubscribers) channels.sessionClose.publish({ sessionId: this.id, remoteAddress: this.remoteAddress, username: account?.username ?? null, durationMs });
+    const info = { sessionId: this.id, remoteAddress: this.remoteAddress, username, durationMs: Date.now() - this.connectedAt };
+    this.host.notify('disconnect', info);
+    if (channels.sessionClose.hasSubscribers) channels.sessionClose.publish(info);
   }
 
   onClose(listener: () => void): void {
@@ -597,7 +609,7 @@ export class Session implements LineSink {
     this.#awaitingHandshake = true;
     raw.off('data', Session.#onData);
     raw.write(formatReply(code, text));
-    if (channels.reply.hasSubscribers) channels.reply.publish({ sessionId: this.id, code });
+    this.#replied(code);
     // Wrap now, not once the reply is flushed: the client starts its
     // handshake as soon as it reads 234, and the TLS socket must be reading
     // by then. The reply is ahead of any TLS byte in the same stream.
@@ -702,7 +714,7 @@ export class Session implements LineSink {
    * the client left during authentication; throws TOO_MANY_SESSIONS when
    * the user is at its limit.
    */
-  async login(account: Account): Promise<boolean> {
+  async login(account: Account, tlsPolicy = this.#login.kind === 'user-given' ? this.#login.tlsPolicy : 'optional'): Promise<boolean> {
     const limits = effectiveLimits(this.host.options.perUserLimits, account.limits);
     // Every session is counted, limited or not: a reload that sets a limit
     // then counts the sessions already in, and the count is exact from then on.
@@ -724,7 +736,6 @@ export class Session implements LineSink {
       this.#releaseSlot(slot);
       return false;
     }
-    const tlsPolicy = this.#login.kind === 'user-given' ? this.#login.tlsPolicy : 'optional';
     // The storage policies (maximum file size, quotas) wrap the account's storage once, here.
     const storage = this.host.quotas.wrap(account.storage, account.username, limits, this.host.options.maxFileSizeBytes);
     this.#login = { kind: 'logged-in', account, storage, tlsPolicy, limits, slot, at: Date.now() };
@@ -790,6 +801,17 @@ export class Session implements LineSink {
     const full = { ...this.who, ...request } as HookRequests[K];
     if (!this.host.hooks.has(name)) return Promise.resolve(full);
     return this.host.hooks.run(name, full, this.host.options.hookTimeoutMs, this.log);
+  }
+
+  /**
+   * Ask the hooks about an action on `request.path` (beforeUpload,
+   * beforeDownload): resolves to the path to act on. A path a hook rewrote
+   * is normalised as an absolute virtual path and checked for `permission`
+   * like the client's own.
+   */
+  async hookedPath<K extends 'beforeUpload' | 'beforeDownload'>(name: K, request: Omit<HookRequests[K], 'sessionId' | 'remoteAddress' | 'username'>, permission: Permission): Promise<string> {
+    const asked = await this.runHook(name, request);
+    return asked.path === request.path ? request.path : this.rewrittenPath(asked.path, permission);
   }
 
   /** A path a hook rewrote: normalised as an absolute virtual path, and checked for `permission` like the client's own. */

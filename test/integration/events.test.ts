@@ -5,12 +5,13 @@
  * hooks that refuse, rewrite, throw and time out.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile, mkdir, access } from 'node:fs/promises';
+import { readFile, writeFile, mkdir, mkdtemp, rm, access } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { Client } from 'basic-ftp';
 import { Readable } from 'node:stream';
-import type { FtpServer, ServerEvents } from '../../src/index.js';
+import { createServer, LocalStorage, UserListAuthenticator, type FtpServer, type ServerEvents } from '../../src/index.js';
 import { RawClient, readAll, uploadBytes } from '../helpers/ftp-raw.js';
 import { PASSWORD, startServer, USER } from '../helpers/server.js';
 
@@ -140,6 +141,23 @@ describe('events', () => {
     assert.ok(!seen.some((s) => s.name === 'file-sent'));
   });
 
+  test('a client that vanishes mid-upload: upload-aborted comes before logout and disconnect', async (t) => {
+    const { server, port, root } = await startServer(t);
+    const seen = record(server);
+    await writeFile(path.join(root, 'keep.bin'), 'old');
+    const client = await RawClient.login(port, USER, PASSWORD);
+    await client.command('TYPE I', 200);
+    const data = await client.passive();
+    await client.command('STOR keep.bin', 150);
+    data.write(Buffer.alloc(1000, 1));
+    await new Promise((r) => setTimeout(r, 100));
+    client.socket.destroy();
+    data.destroy();
+    await until(() => seen.some((s) => s.name === 'disconnect'), 'disconnect');
+    assert.deepEqual(seen.map((s) => s.name), ['connect', 'login', 'upload-aborted', 'logout', 'disconnect']);
+    assert.equal(await readFile(path.join(root, 'keep.bin'), 'utf8'), 'old');
+  });
+
   test('login-failed says why: unknown user, wrong password, TLS required', async (t) => {
     const { server, port } = await startServer(t);
     const seen = record(server);
@@ -239,14 +257,33 @@ describe('awaited hooks', () => {
     assert.deepEqual(seen.find((s) => s.name === 'rename')!.info.to, '/archive/moved.txt');
   });
 
-  test('a rewrite outside what the user may touch is refused like the client\'s own path', async (t) => {
-    const { port } = await startServer(t, { permissions: 'elr', beforeListen: (s) => s.hook('beforeDownload', () => ({ path: '/../../etc/passwd' })) });
+  test('a rewrite to a path the user may not use is refused like the client\'s own path: nothing read, nothing written', async (t) => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'ferry-hook-perm-'));
+    t.after(() => rm(root, { recursive: true, force: true }));
+    await mkdir(path.join(root, 'private'));
+    await mkdir(path.join(root, 'readonly'));
+    await writeFile(path.join(root, 'private', 'secret.txt'), 'secret');
+    await writeFile(path.join(root, 'open.txt'), 'open');
+    const authenticator = new UserListAuthenticator([
+      { username: USER, password: PASSWORD, storage: new LocalStorage(root), permissions: 'elrw', directoryPermissions: { '/private': 'el', '/readonly': 'elr' } },
+    ]);
+    const server = createServer({ authenticator, host: '127.0.0.1', port: 0, loginFailureDelayMs: 10 });
+    server.hook('beforeDownload', () => ({ path: '/private/secret.txt' }));
+    server.hook('beforeUpload', ({ path: p }) => ({ path: `/readonly${p}` }));
+    const seen = record(server);
+    const { port } = await server.listen();
+    t.after(() => server.close(0));
     const client = await RawClient.login(port, USER, PASSWORD);
     t.after(() => client.close());
-    const data = await client.passive();
-    const reply = await client.command('RETR anything');
+    let data = await client.passive();
+    assert.equal((await client.command('RETR open.txt')).code, 550);
     data.destroy();
-    assert.ok(reply.code === 550 || reply.code === 451, `${reply.code} ${reply.text}`);
+    data = await client.passive();
+    assert.equal((await client.command('STOR new.txt')).code, 550);
+    data.destroy();
+    await assert.rejects(access(path.join(root, 'readonly', 'new.txt')));
+    await client.command('NOOP', 200);
+    assert.deepEqual(seen.filter((s) => s.name === 'file-sent' || s.name === 'file-received'), []);
   });
 
   test('hooks are registered before listen(), and only known names', async (t) => {

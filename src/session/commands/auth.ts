@@ -1,6 +1,6 @@
 /** Login and logout: USER, PASS, REIN, QUIT, ACCT (RFC 959 §4.1.1). */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRefusal, type Account, type LoginRefusal } from '../../auth/types.js';
+import { isRefusal, type Account, type LoginRefusal, type TlsPolicy } from '../../auth/types.js';
 import { channels, type LoginFailureReason } from '../../observability/channels.js';
 import { ErrorCodes, FerryError, needsOperator, replyForError } from '../../errors.js';
 import { refusalText } from '../../limits/defender.js';
@@ -14,12 +14,14 @@ export function loginFailed(session: Session, username: string, reason: LoginFai
 }
 
 async function pass(session: Session, password: string): Promise<void> {
-  let username = session.pendingUsername;
-  if (username === null) {
+  // `given` is the name the client sent (events and logs report it); `username` the one a beforeLogin hook may have put instead.
+  const given = session.pendingUsername;
+  if (given === null) {
     if (session.loggedIn) session.reply(230, 'Already logged in.');
     else session.reply(503, 'Send USER first.');
     return;
   }
+  let username = given;
   const { options } = session.host;
   // A banned address never gets to try a password, right or wrong (its
   // connections opened before the ban, or by a guesser holding many). A
@@ -27,19 +29,26 @@ async function pass(session: Session, password: string): Promise<void> {
   const before = await session.host.shared.defender.verdict(session.remoteAddress).catch(() => 'allowed' as const);
   if (before !== 'allowed') {
     session.logout();
-    loginFailed(session, username, 'banned');
+    loginFailed(session, given, 'banned');
     session.closeWith(421, refusalText(before));
     return;
   }
   // Every refusal is answered at the same moment after PASS, however long the check took.
   const answerAt = Date.now() + options.loginFailureDelayMs;
+  let tlsPolicy: TlsPolicy | undefined;
   try {
     username = (await session.runHook('beforeLogin', { username, secure: session.secure })).username;
+    if (username !== given) {
+      // USER checked the TLS policy of the name the client gave; the account it now logs into may have its own.
+      tlsPolicy = session.tlsPolicyFor(username);
+      if (tlsPolicy !== 'optional' && !session.secure) throw new FerryError(ErrorCodes.TLS_REQUIRED_FOR_LOGIN, `a beforeLogin hook chose user ${username}, who must use TLS`);
+    }
   } catch (err) {
     // Refused by the embedder's policy, not a guess: no offence is scored, but it counts as an attempt.
     session.logout();
     session.failedLogins++;
-    loginFailed(session, username, (err as FerryError).code === ErrorCodes.HOOK_DENIED ? 'denied-by-hook' : 'error');
+    const code = (err as FerryError).code;
+    loginFailed(session, given, code === ErrorCodes.HOOK_DENIED ? 'denied-by-hook' : code === ErrorCodes.TLS_REQUIRED_FOR_LOGIN ? 'tls-required' : 'error');
     await sleep(Math.max(0, answerAt - Date.now()));
     const { text } = replyForError(err);
     if (session.failedLogins >= options.maxLoginAttempts) session.closeWith(421, 'Too many failed logins; closing connection.');
@@ -60,7 +69,7 @@ async function pass(session: Session, password: string): Promise<void> {
       // The password was right: no failed login to count or delay, and the
       // operator, not the client, must act (chown the folder, fix runAs).
       session.logout();
-      loginFailed(session, username, 'error');
+      loginFailed(session, given, 'error');
       session.log.warn({ username, reason: err.message }, 'login refused: the account\'s home folder cannot be opened by the server process; check its owner and mode (and runAs)');
       const { code, text } = replyForError(err);
       session.closeWith(code, text);
@@ -71,12 +80,12 @@ async function pass(session: Session, password: string): Promise<void> {
   }
   if (answer && !isRefusal(answer)) {
     try {
-      if (!(await session.login(answer))) return; // the client left while we checked
+      if (!(await session.login(answer, tlsPolicy))) return; // the client left while we checked
     } catch (err) {
       // Over maxSessions (or it could not be checked): the password was right, so no failed login counts.
       session.logout();
       const tooMany = (err as FerryError).code === ErrorCodes.TOO_MANY_SESSIONS;
-      loginFailed(session, username, tooMany ? 'too-many-sessions' : 'error');
+      loginFailed(session, given, tooMany ? 'too-many-sessions' : 'error');
       if (needsOperator(err)) session.log.error({ username, reason: (err as Error).message }, 'login refused: a limit could not be checked');
       else session.log.info({ username, reason: (err as Error).message }, 'login refused');
       const { code, text } = replyForError(err);
@@ -90,7 +99,7 @@ async function pass(session: Session, password: string): Promise<void> {
   }
   session.logout(); // a new USER is needed either way
   session.failedLogins++;
-  loginFailed(session, username, answer?.refused ?? 'wrong-password');
+  loginFailed(session, given, answer?.refused ?? 'wrong-password');
   // An unknown user and a wrong password score alike: a ban must not tell which names exist.
   const verdict = await session.offence('login-failed');
   await sleep(Math.max(0, answerAt - Date.now()));

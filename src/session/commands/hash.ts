@@ -42,8 +42,7 @@ async function digest(
   const signal = session.transferSignal!;
   const storage = session.storage;
   // A hash tells what a download would (§6): the beforeDownload hooks may refuse it, or point it where RETR would go.
-  const asked = await session.runHook('beforeDownload', { path: requested, offset: range?.start ?? 0 });
-  const path = asked.path === requested ? requested : session.rewrittenPath(asked.path, 'r');
+  const path = await session.hookedPath('beforeDownload', { path: requested, offset: range?.start ?? 0 }, 'r');
   const info = await storage.stat(path);
   if (info.type === 'dir') {
     throw new FerryError(directory === 'hash-of-directory' ? ErrorCodes.HASH_OF_DIRECTORY : ErrorCodes.IS_A_DIRECTORY, `hash of a directory: ${path}`);

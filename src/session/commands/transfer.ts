@@ -28,8 +28,7 @@ async function retrieve(session: Session, requested: string): Promise<void> {
   if (refuseAsciiRestart(session) || refuseRangedTransfer(session)) return;
   const started = Date.now();
   const offset = session.restOffset;
-  const asked = await session.runHook('beforeDownload', { path: requested, offset });
-  const path = asked.path === requested ? requested : session.rewrittenPath(asked.path, 'r');
+  const path = await session.hookedPath('beforeDownload', { path: requested, offset }, 'r');
   const source = await session.storage.read(path, { start: offset });
   const ascii = session.transferType === 'A';
   const ok = await session.transferData(path, `Opening ${modeName(session)} mode data connection for ${baseName(path)}.`, (socket, signal, throttle) =>
@@ -52,19 +51,19 @@ function uploadMode(options: WriteOptions): UploadMode {
 }
 
 /** Shared by STOR, APPE and STOU once the target and the write mode are known. */
-async function store(session: Session, requested: string, options: WriteOptions, preliminary?: string): Promise<void> {
+async function store(session: Session, requested: string, options: WriteOptions): Promise<void> {
   if (refuseRangedTransfer(session)) return;
   const started = Date.now();
   const mode = uploadMode(options);
   const offset = options.start ?? 0;
-  const asked = await session.runHook('beforeUpload', { path: requested, size: session.allocatedBytes, mode, offset });
-  const path = asked.path === requested ? requested : session.rewrittenPath(asked.path, mode === 'append' ? 'a' : 'w');
+  const path = await session.hookedPath('beforeUpload', { path: requested, size: session.allocatedBytes, mode, offset }, mode === 'append' ? 'a' : 'w');
   const sink: StorageWritable = await session.storage.write(path, options);
   // Errors reach us through the pipeline or not at all (an abort before any
   // data flowed); an unobserved 'error' event must never crash the process.
   sink.on('error', (err) => session.log.debug({ err: err.message }, 'upload stream ended with an error'));
   const ascii = session.transferType === 'A';
-  const text = preliminary ?? `Ok to send data for ${baseName(path)}.`;
+  // RFC 1123 §4.1.2.9: STOU's 150 names the file as "FILE: name" (the name a hook may have changed).
+  const text = mode === 'unique' ? `FILE: ${baseName(path)}` : `Ok to send data for ${baseName(path)}.`;
   const wholeFile = mode === 'replace' || mode === 'unique';
   let digest = null as UploadDigest | null;
   const beforeCommit = async (signal: AbortSignal, hashed: UploadDigest | null): Promise<void> => {
@@ -205,8 +204,7 @@ export const transferCommands: CommandSpec[] = [
         } catch (err) {
           if ((err as FerryError).code !== ErrorCodes.NOT_FOUND) throw err;
         }
-        // RFC 1123 §4.1.2.9: the 150 reply carries the name as "FILE: name".
-        return store(session, target, { exclusive: true }, `FILE: ${baseName(target)}`);
+        return store(session, target, { exclusive: true });
       }
       throw new FerryError(ErrorCodes.EXISTS, 'no unique name found');
     },
