@@ -21,6 +21,23 @@ export interface UploadHookTarget {
 /** What a beforeUpload hook returns: nothing (go on) or a refusal. */
 export type UploadVerdict = undefined | { deny: string };
 
+/** An answer is a small JSON object: a service that sends more is not one we understand, and must not fill memory. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+async function readCapped(response: Response, max: number, url: string): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of response.body ?? []) {
+    length += chunk.length;
+    if (length > max) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new Error(`beforeUpload hook ${urlForLogs(url)} answered more than ${max} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** Ask the hook about `request` (see above); throws when it cannot say. */
 export async function askUploadHook(target: UploadHookTarget, request: object): Promise<UploadVerdict> {
   const body = JSON.stringify(request);
@@ -31,8 +48,11 @@ export async function askUploadHook(target: UploadHookTarget, request: object): 
     signal: AbortSignal.timeout(target.timeoutMs),
     redirect: 'manual',
   });
-  const text = await response.text();
-  if (response.status < 200 || response.status > 299) throw new Error(`beforeUpload hook ${urlForLogs(target.url)} answered HTTP ${response.status}`);
+  if (response.status < 200 || response.status > 299) {
+    await response.body?.cancel();
+    throw new Error(`beforeUpload hook ${urlForLogs(target.url)} answered HTTP ${response.status}`);
+  }
+  const text = await readCapped(response, MAX_ANSWER_BYTES, target.url);
   if (text.trim() === '') return undefined;
   let answer: { allow?: unknown; reason?: unknown } | null;
   try {
