@@ -31,11 +31,11 @@ export async function hookSettings(hooks: Config['hooks']): Promise<HookSettings
       if (secret === '') throw new Error('the file is empty');
       return secret;
     } catch (err) {
-      throw new ConfigError([`${where}.secretFile: cannot read ${hook.secretFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+      throw new ConfigError([`${where}.secretFile: cannot read ${hook.secretFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): write the secret there, readable by the server's user, or give it as secret`]);
     }
   };
   const webhooks = await Promise.all(
-    hooks.webhooks.map(async ({ secret, secretFile, ...hook }, i) => ({ ...hook, events: hook.events as EventName[], secret: await secretOf({ secret, secretFile }, `hooks.webhooks[${i}]`) })),
+    hooks.webhooks.map(async ({ secret, secretFile, ...hook }, i) => ({ ...hook, events: hook.events as EventName[], secret: await secretOf({ secret, secretFile }, `hooks.webhooks.${i}`) })),
   );
   const commands = hooks.commands.map((hook) => ({ ...hook, events: hook.events as EventName[] }));
   const upload = hooks.beforeUpload;

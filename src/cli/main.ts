@@ -20,6 +20,8 @@ import { serve, type ServeFlags } from './serve.js';
 import { VERSION } from './version.js';
 import { addBan, listBans, removeBan } from './ban.js';
 import { addUser, changePassword, deleteUser, listUsers, printHash, setUser, showUser } from './users.js';
+import { hookSettings } from './hooks.js';
+import { checkLogFiles } from '../observability/log-output.js';
 
 
 function parseWorkers(value: string): number {
@@ -142,8 +144,14 @@ program
       const nobody = await nobodyCanLogIn(config);
       if (nobody) warnings.push(nobody);
       const users = config.users.file ? Object.keys(await readUsersFile(config.users.file)).length : 0;
-      // Build what serve would build (certificate and key loaded, ports compared): what serve refuses, this refuses.
+      // Build what serve would build (certificate and key loaded, ports compared, secret files read, log files
+      // writable): what serve refuses, this refuses.
       resolveOptions(await buildServerOptions(config));
+      await hookSettings(config.hooks);
+      await checkLogFiles([
+        ['logging.file', config.logging.file],
+        ['logging.transferLog', config.logging.transferLog],
+      ]);
       for (const warning of warnings) process.stderr.write(`ferry: warning: ${warning}\n`);
       const { tls } = config;
       const ftps = tls.cert ? `, FTPS (policy ${tls.policy}${tls.implicitPort !== null ? `, implicit port ${tls.implicitPort}` : ''})` : ', no FTPS';

@@ -179,10 +179,11 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   ];
 
   if (cluster.isWorker) {
-    const { passivePorts } = clusterWorkerSettings();
+    const { passivePorts, index } = clusterWorkerSettings();
     // The primary admits connections for the whole cluster and keeps the
-    // state every worker must agree on (shared.ts); workers call it.
-    const clusterOverrides = { passivePorts, shared: workerSharedState() };
+    // state every worker must agree on (shared.ts); workers call it. Session
+    // ids carry the worker's number: one log file, one id per session.
+    const clusterOverrides = { passivePorts, shared: workerSharedState(), sessionIdPrefix: `${index}-` };
     const server = await startServer(await build(config), clusterOverrides, usageOrConfig);
     // The primary runs the hooks of bans; each worker those of its own sessions' events.
     hooks.attach(server, new Set(EVENT_NAMES.filter((name) => !PRIMARY_EVENTS.has(name))));

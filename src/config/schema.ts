@@ -126,9 +126,20 @@ const s3Storage = section({
   }
 });
 
-/** A hook's URL: fetch refuses user:password@ in a URL, so the file does too (the secret signs instead). */
-const hookUrl = () => checked('an http:// or https:// URL without user:password@ (requests are signed with secret)', (v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v) && !new URL(v).username && !new URL(v).password);
-const EVENTS_HELP = `a list of event names (${EVENT_NAMES.join(', ')})`;
+/** The ports fetch refuses to connect to (the Fetch standard's "bad port" list): a hook there could never be reached. */
+const FETCH_BAD_PORTS = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135,
+  137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720,
+  1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+]);
+/** A hook's URL: fetch refuses user:password@ in a URL and a few ports, so the file does too (the secret signs instead). */
+const hookUrl = () =>
+  checked('an http:// or https:// URL without user:password@ (requests are signed with secret), on a port HTTP clients may use (not 6000, 6667, ...)', (v) => {
+    if (!/^https?:\/\/[^\s]+$/.test(v) || !URL.canParse(v)) return false;
+    const url = new URL(v);
+    return !url.username && !url.password && !FETCH_BAD_PORTS.has(Number(url.port));
+  });
+const EVENTS_HELP = `a list of at least one event name (${EVENT_NAMES.join(', ')})`;
 const eventList = () => z.array(z.enum(EVENT_NAMES as [string, ...string[]], { error: `an event name (${EVENT_NAMES.join(', ')})` }), { error: EVENTS_HELP }).min(1, { error: EVENTS_HELP });
 const absolutePath = (what: string) => checked(`an absolute path to ${what}`, (v) => v.startsWith('/'));
 /** A webhook's or beforeUpload's key: `secret`, or `secretFile` (read at start and on reload), not both. */
@@ -145,7 +156,7 @@ const hooksSection = section({
     .array(
       section({
         events: eventList(),
-        command: z.array(text('a program or argument'), { error: 'a list: the program, then its arguments (no shell)' }).min(1, { error: 'a list: the program, then its arguments (no shell)' }),
+        command: z.array(text('a program or argument'), { error: 'a list: the program, then its arguments (no shell)' }).min(1, { error: 'a list of at least the program, then its arguments (no shell)' }),
         env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), text('a text'), { error: 'a mapping of environment variable names to texts' }).default({}),
         ...numberSettings(HOOK_COMMAND),
       }),
@@ -161,6 +172,10 @@ const hooksSection = section({
   // As authHook: a url turns it on.
   beforeUpload: section({ url: hookUrl().nullable().default(null), ...secretKeys, ...numberSettings(UPLOAD_HOOK) })
     .superRefine(oneSecret)
+    .superRefine((hook, ctx) => {
+      // A secret without a url would validate and do nothing.
+      if (hook.url === null && (hook.secret !== null || hook.secretFile !== null)) ctx.addIssue({ code: 'custom', path: ['url'], message: 'a URL to ask before each upload: its secret is set, but without url the hook is off' });
+    })
     .prefault({}),
 }).prefault({});
 

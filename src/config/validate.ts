@@ -99,7 +99,7 @@ function valueAt(value: unknown, path: PropertyKey[]): unknown {
 function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (value === null) return 'null (empty)';
-  if (typeof value === 'object') return Array.isArray(value) ? 'a list' : 'a mapping';
+  if (typeof value === 'object') return Array.isArray(value) ? (value.length === 0 ? 'an empty list' : 'a list') : 'a mapping';
   return String(value);
 }
 

@@ -64,14 +64,17 @@ export class EventHooks {
 
   /** Queue every hook that names `event`. */
   dispatch(event: EventName, info: unknown): void {
+    // One document per event, made only when a hook wants it: every hook of it sees the same id and time.
+    let document: ReturnType<typeof delivery> | undefined;
+    const of = () => (document ??= delivery(event, info));
     for (const hook of this.#settings.commands) {
       if (!hook.events.includes(event)) continue;
-      const d = delivery(event, info);
+      const d = of();
       if (!this.#commands.push(() => runCommandLogged(hook, d, this.#logger).then(() => undefined))) this.#dropped('command', hook.command[0]!, event);
     }
     for (const hook of this.#settings.webhooks) {
       if (!hook.events.includes(event)) continue;
-      const d = delivery(event, info);
+      const d = of();
       if (!this.#webhooks.push(() => deliverLogged(hook, d, this.#logger, this.#stop.signal).then(() => undefined))) this.#dropped('webhook', urlForLogs(hook.url), event);
     }
   }

@@ -16,7 +16,9 @@
  * the process exits or dies, at the cost of a write(2) per line, which
  * the data path never does (it logs per command, not per chunk).
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { pino } from 'pino';
 import { prettyLine } from './pretty.js';
 
@@ -81,13 +83,9 @@ export class AppendFile {
   constructor(path: string, setting: string) {
     this.#path = path;
     this.#setting = setting;
-    try {
-      // Opened once by hand first, so the error is thrown here with its code
-      // rather than emitted later by the stream.
-      closeSync(openSync(path, 'a'));
-    } catch (err) {
-      throw new Error(`${setting}: cannot open ${path} for appending (${errorCode(err)}); create its folder and let the server's user (runAs) write there, or choose another path`);
-    }
+    // Opened once by hand first, so the error is thrown here with its code
+    // rather than emitted later by the stream.
+    openForAppending(path, setting);
     this.#stream = pino.destination({ dest: path, append: true, sync: true });
     // A failed write must not crash the server: say so on standard error and go on.
     this.#stream.on('error', (err: Error) => this.#tell(`${setting} ${path}: ${err.message}`));
@@ -121,6 +119,35 @@ export class AppendFile {
     if (message === this.#told) return;
     this.#told = message;
     process.stderr.write(`ferry: ${message}\n`);
+  }
+}
+
+/** Open (creating) and close `path` for appending; an Error naming `setting` and what to do when that fails. */
+function openForAppending(path: string, setting: string): void {
+  try {
+    closeSync(openSync(path, 'a'));
+  } catch (err) {
+    const code = errorCode(err);
+    const what = code === 'EISDIR' ? 'it is a folder; give the path of a file in it' : code === 'ENOENT' ? 'create its folder, or choose another path' : "let the server's user (runAs) write there, or choose another path";
+    throw new Error(`${setting}: cannot open ${path} for appending (${code}): ${what}`);
+  }
+}
+
+/**
+ * For check-config: the log files serve would open, without creating them.
+ * Throws what serve would say.
+ */
+export async function checkLogFiles(files: ReadonlyArray<[setting: string, path: string | null]>): Promise<void> {
+  for (const [setting, path] of files) {
+    if (path === null) continue;
+    const info = await stat(path).catch(() => null);
+    if (info?.isDirectory()) throw new Error(`${setting}: cannot open ${path} for appending (EISDIR): it is a folder; give the path of a file in it`);
+    try {
+      await access(info ? path : dirname(path), constants.W_OK);
+    } catch (err) {
+      const code = errorCode(err);
+      throw new Error(`${setting}: cannot open ${path} for appending (${code}): ${code === 'ENOENT' ? 'create its folder, or choose another path' : "let the server's user (runAs) write there, or choose another path"}`);
+    }
   }
 }
 

@@ -105,6 +105,12 @@ export interface FtpServerOptions {
    * beyond it the action is refused with 451 and a warn line. Default 5000.
    */
   hookTimeoutMs?: number;
+  /**
+   * Put before each session id ("1", "2", ...): several servers whose logs
+   * or events meet (cluster workers: "0-1", "1-1") keep them apart.
+   * Default ''.
+   */
+  sessionIdPrefix?: string;
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
   /**
@@ -156,6 +162,7 @@ export interface ResolvedOptions extends Readonly<Record<LimitName, number>> {
   readonly greeting: readonly string[];
   readonly allowActiveMode: boolean;
   readonly hookTimeoutMs: number;
+  readonly sessionIdPrefix: string;
   readonly uploadSha256: boolean;
   readonly perUserLimits: Readonly<Required<AccountLimits>>;
   readonly defender: DefenderSettings;
@@ -207,6 +214,7 @@ export function resolveOptions(options: FtpServerOptions): ResolvedOptions {
     ...resolveNumbers<LimitName>(LIMITS, options),
     allowActiveMode: options.allowActiveMode ?? DEFAULTS.allowActiveMode,
     hookTimeoutMs: wholeNumberOption('hookTimeoutMs', options.hookTimeoutMs, DEFAULTS.hookTimeoutMs, 1),
+    sessionIdPrefix: options.sessionIdPrefix ?? '',
     uploadSha256: options.uploadSha256 ?? DEFAULTS.uploadSha256,
     perUserLimits: Object.freeze(resolveNumbers<PerUserLimitName>(PER_USER_LIMITS, options.perUserLimits, 'perUserLimits.')),
     defender: resolveDefenderSettings(options.defender),

@@ -82,12 +82,15 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
   /** Awaited hooks (beforeUpload, ...): added with hook() before the server serves, then locked. */
   readonly hooks = new Hooks();
   #nextId = 1;
+  /** Set once: session ids stay unique in a process's logs and events across a reconfigure. */
+  readonly #sessionIdPrefix: string;
   #closing: Promise<void> | null = null;
 
   constructor(options: FtpServerOptions) {
     super();
     this.#options = resolveOptions(options);
     this.commands = commandTable(options.commands);
+    this.#sessionIdPrefix = this.#options.sessionIdPrefix;
     const given = options.shared ?? {};
     this.#defender = given.defender ? null : new Defender(this.#options.defender, { logger: this.#options.logger, onBan: (info) => this.notify('ban', info), onUnban: (info) => this.notify('unban', info) });
     this.shared = completeSharedState({ ...given, defender: given.defender ?? local(this.#defender!) });
@@ -269,9 +272,9 @@ export class FtpServer extends EventEmitter<ServerEvents> implements SessionHost
     if (kind.implicitTls) {
       // Replies written before the handshake completes wait inside the TLS socket.
       const binding = this.tls!.bind();
-      session = new Session(String(this.#nextId++), binding.wrapControl(socket, this.#options.tls!.requestClientCert), this, binding, kind.peer);
+      session = new Session(`${this.#sessionIdPrefix}${this.#nextId++}`, binding.wrapControl(socket, this.#options.tls!.requestClientCert), this, binding, kind.peer);
     } else {
-      session = new Session(String(this.#nextId++), socket, this, undefined, kind.peer);
+      session = new Session(`${this.#sessionIdPrefix}${this.#nextId++}`, socket, this, undefined, kind.peer);
     }
     this.#sessions.add(session);
     session.onClose(() => {

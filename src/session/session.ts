@@ -739,6 +739,8 @@ export class Session implements LineSink {
     // The storage policies (maximum file size, quotas) wrap the account's storage once, here.
     const storage = this.host.quotas.wrap(account.storage, account.username, limits, this.host.options.maxFileSizeBytes);
     this.#login = { kind: 'logged-in', account, storage, tlsPolicy, limits, slot, at: Date.now() };
+    // Every line about the session from now on names its user.
+    this.#log = this.host.logger.child({ sessionId: this.id, remoteAddress: this.remoteAddress, username: account.username });
     this.cwd = '/';
     this.failedLogins = 0;
     if (this.#loginTimer) clearTimeout(this.#loginTimer);
@@ -776,6 +778,7 @@ export class Session implements LineSink {
   logout(): void {
     this.#endLogin();
     this.#login = { kind: 'anonymous' };
+    this.#log = null;
     if (!this.#closed) this.#startLoginTimer();
     this.cwd = '/';
     this.transferType = 'A';

@@ -74,6 +74,21 @@ test('check-config: exit 0 and a summary when valid, exit 1 and every problem wh
   const broken = await runCliToEnd(['serve', '--config', 'bad.yaml'], dir);
   assert.equal(broken.code, 1);
   assert.match(broken.stderr, /bad\.yaml:1: port/);
+
+  // What serve finds when it opens things (log files, a webhook's secret file), check-config finds too; and a setting that would do nothing is refused.
+  const refused: Array<[string, RegExp]> = [
+    ['logging:\n  file: /nonexistent/dir/ferry.log\n', /logging\.file: cannot open \/nonexistent\/dir\/ferry\.log for appending \(ENOENT\): create its folder/],
+    ['logging:\n  transferLog: /tmp\n', /logging\.transferLog: cannot open \/tmp for appending \(EISDIR\): it is a folder/],
+    ['hooks:\n  webhooks:\n    - events: [file-received]\n      url: http://127.0.0.1:8080/x\n      secretFile: /nonexistent.secret\n', /hooks\.webhooks\.0\.secretFile: cannot read \/nonexistent\.secret \(ENOENT\)/],
+    ['hooks:\n  beforeUpload:\n    secret: s\n', /hooks\.beforeUpload\.url: .*without url the hook is off/],
+    ['hooks:\n  webhooks:\n    - events: [file-received]\n      url: http://127.0.0.1:6000/x\n', /hooks\.webhooks\.0\.url: .*not 6000/],
+  ];
+  for (const [yaml, message] of refused) {
+    await writeFile(path.join(dir, 'opened.yaml'), `storage:\n  root: files\n${yaml}`);
+    const result = await runCliToEnd(['check-config', 'opened.yaml'], dir);
+    assert.equal(result.code, 1, `${yaml}: ${result.stdout}`);
+    assert.match(result.stderr, message);
+  }
 });
 
 test('hash-password prints a hash that verifies, read from stdin; a password over two lines is refused', async (t) => {
