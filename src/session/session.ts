@@ -79,6 +79,8 @@ interface Transfer {
   readonly startedAt: number;
   /** Why the data transfer failed, for the aborted events and the log. */
   failure: string | null;
+  /** Bytes done by a command without a data connection (a HASH), for STAT. */
+  progress: number;
   /** The transfer:start message, once the 150 went out (the channel's end message repeats it). */
   started: TransferStartMessage | null;
   /** The outcome the events report (an upload whose commit won a race with ABOR completed). */
@@ -467,6 +469,7 @@ export class Session implements LineSink {
       upload: false,
       startedAt: Date.now(),
       failure: null,
+      progress: 0,
       started: null,
       ok: false,
     };
@@ -953,10 +956,19 @@ export class Session implements LineSink {
       : rates.throttle(ratesFor('upload', options.uploadBytesPerSecond, username, limits.uploadBytesPerSecond));
   }
 
-  /** Bytes moved on the data connection so far, for STAT and events. */
+  /** Bytes moved on the data connection so far (or done by a HASH), for STAT and events. */
   get transferredBytes(): number {
-    const socket = this.#transfer?.socket;
-    return socket ? socket.bytesRead + socket.bytesWritten : 0;
+    const transfer = this.#transfer;
+    const socket = transfer?.socket;
+    return socket ? socket.bytesRead + socket.bytesWritten : (transfer?.progress ?? 0);
+  }
+
+  /** A transfer command without a data connection (HASH) says where it is: STAT shows it. */
+  transferProgress(path: string, bytes: number): void {
+    const transfer = this.#transfer;
+    if (!transfer) return;
+    transfer.path = path;
+    transfer.progress = bytes;
   }
 
   transferStatus(): string | null {

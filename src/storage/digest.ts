@@ -47,6 +47,8 @@ export interface DigestRequest {
   end: number;
   size: number;
   signal: AbortSignal;
+  /** Told the bytes hashed so far, after each chunk read (STAT shows them). */
+  onProgress?: (bytes: number) => void;
 }
 
 /** The digest, lowercase hex. Throws ABORTED when `signal` fires first. */
@@ -58,12 +60,12 @@ export async function digestFile(storage: Storage, request: DigestRequest): Prom
   const digest = createDigest(algorithm);
   if (end === start) return digest.hex();
   const source = await storage.read(path, { start });
-  await hashStream(source, digest, end - start, signal);
+  await hashStream(source, digest, end - start, signal, request.onProgress);
   return digest.hex();
 }
 
 /** Feeds `length` bytes of `source` to `digest`, then destroys it. NOT_FOUND-like errors of the stream pass through. */
-async function hashStream(source: Readable, digest: Digest, length: number, signal: AbortSignal): Promise<void> {
+async function hashStream(source: Readable, digest: Digest, length: number, signal: AbortSignal, onProgress?: (bytes: number) => void): Promise<void> {
   const abort = (): void => {
     source.destroy(new FerryError(ErrorCodes.ABORTED, 'hash aborted'));
   };
@@ -75,6 +77,7 @@ async function hashStream(source: Readable, digest: Digest, length: number, sign
       const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
       digest.update(part);
       left -= part.length;
+      onProgress?.(length - left);
       if (left === 0) break;
     }
   } finally {

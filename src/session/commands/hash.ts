@@ -53,7 +53,8 @@ async function digest(
   if (!release) throw new FerryError(ErrorCodes.HASH_BUSY, `${session.host.options.maxConcurrentHashes} hashes running (limits.maxConcurrentHashes)`);
   const started = Date.now();
   try {
-    const hex = await digestFile(storage, { path, algorithm, start: bytes.start, end: bytes.end, size: info.size, signal });
+    session.transferProgress(path, 0);
+    const hex = await digestFile(storage, { path, algorithm, start: bytes.start, end: bytes.end, size: info.size, signal, onProgress: (done) => session.transferProgress(path, done) });
     session.log.debug({ path, algorithm, bytes: bytes.end - bytes.start, durationMs: Date.now() - started }, 'hash computed');
     return { hex, bytes };
   } catch (err) {
