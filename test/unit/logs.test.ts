@@ -172,7 +172,7 @@ test('JSON lines carry an ISO time and the level by name; a renamed file is foll
 
 test('a log file that cannot be opened is refused at once, naming the setting and the way out', async (t) => {
   const dir = await tempDir(t);
-  assert.throws(() => createLogOutput({ level: 'info', format: 'json', file: path.join(dir, 'missing', 'ferry.log') }), /^Error: logging\.file: cannot open .*missing\/ferry\.log for appending \(ENOENT\); create its folder/);
+  assert.throws(() => createLogOutput({ level: 'info', format: 'json', file: path.join(dir, 'missing', 'ferry.log') }), /^Error: logging\.file: cannot open .*missing\/ferry\.log for appending \(ENOENT\): create its folder/);
 });
 
 test('a reopen that fails keeps writing to the file it had, and says so on standard error', async (t) => {
