@@ -8,25 +8,19 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test, type TestContext } from 'node:test';
-import { crc32 } from 'node:zlib';
 import { LocalStorage, type ReadOptions } from '../../src/index.js';
 import { RawClient } from '../helpers/ftp-raw.js';
 import { PASSWORD, startServer, USER, type TestServerOptions } from '../helpers/server.js';
+import { NODE_DIGESTS } from '../helpers/digests.js';
 
-const NODE: Record<string, (data: Buffer) => string> = {
-  'SHA-256': (data) => createHash('sha256').update(data).digest('hex'),
-  'SHA-512': (data) => createHash('sha512').update(data).digest('hex'),
-  'SHA-1': (data) => createHash('sha1').update(data).digest('hex'),
-  MD5: (data) => createHash('md5').update(data).digest('hex'),
-  CRC32: (data) => crc32(data).toString(16).padStart(8, '0'),
-};
+const NODE = NODE_DIGESTS;
 const X_COMMANDS: Record<string, string> = { XCRC: 'CRC32', XMD5: 'MD5', XSHA1: 'SHA-1', XSHA256: 'SHA-256', XSHA512: 'SHA-512' };
 
 /** Larger than one read chunk of the local storage, and not a multiple of it. */

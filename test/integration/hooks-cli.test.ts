@@ -7,16 +7,15 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/validate.js';
 import { startCli } from '../helpers/cli.js';
+import { listenLocal } from '../helpers/local-http.js';
 
 async function until(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -36,13 +35,7 @@ async function receiver(t: TestContext) {
       res.writeHead(204).end();
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`, got };
+  return { url: `${await listenLocal(t, server)}/events`, got };
 }
 
 const RECORDER = `
@@ -125,13 +118,7 @@ test('hooks.beforeUpload: the URL allows, refuses (curl sees 550 and the reason)
       else res.writeHead(200).end(file.includes('empty') ? '' : '{"allow": true}');
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/may-i`;
+  const url = `${await listenLocal(t, server)}/may-i`;
   await writeFile(path.join(dir, 'ferry.yaml'), `host: 127.0.0.1\nport: 0\nstorage:\n  root: files\nhooks:\n  beforeUpload:\n    url: ${url}\n    secret: s3\n    timeoutMs: 500\n`);
   const ferry = await startCli(t, ['serve', '--config', 'ferry.yaml', '--user', 'alice:pw', '--write'], dir, 30_000);
   await writeFile(path.join(dir, 'local'), 'data');

@@ -6,10 +6,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -19,9 +17,10 @@ import { EventHooks, type EventHooksSettings } from '../../src/observability/eve
 import { delivery } from '../../src/observability/hook-event.js';
 import { KILL_GRACE_MS, runCommand } from '../../src/observability/hook-commands.js';
 import { deliver } from '../../src/observability/webhooks.js';
-import { silentLogger, type Logger } from '../../src/observability/logger.js';
+import type { Logger } from '../../src/observability/logger.js';
 import type { ServerEvents } from '../../src/observability/events.js';
 import { PASSWORD, USER, startServer, type TestServer } from '../helpers/server.js';
+import { listenLocal } from '../helpers/local-http.js';
 
 type Received = ServerEvents['file-received'][0];
 
@@ -82,13 +81,7 @@ async function httpServer(t: TestContext, answer: (n: number) => { status: numbe
       }, delayMs).unref();
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, got };
+  return { url: `${await listenLocal(t, server)}/hook`, got };
 }
 
 describe('the upload SHA-256', () => {

@@ -7,26 +7,20 @@
  * of its ETag matches) without reading it, for whole objects only.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { after, describe, test, type TestContext } from 'node:test';
-import { crc32 } from 'node:zlib';
 import { PutObjectCommand, PutObjectTaggingCommand } from '@aws-sdk/client-s3';
 import { S3Storage } from '../../src/index.js';
 import { cephSkip, stopSharedCeph } from '../helpers/ceph.js';
 import { RawClient, uploadBytes } from '../helpers/ftp-raw.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { PASSWORD, startServer, USER, type TestServerOptions } from '../helpers/server.js';
+import { NODE_DIGESTS } from '../helpers/digests.js';
 
 after(stopSharedCeph);
 
 const MIB = 1024 * 1024;
-const NODE: Record<string, (data: Buffer) => string> = {
-  'SHA-256': (data) => createHash('sha256').update(data).digest('hex'),
-  'SHA-512': (data) => createHash('sha512').update(data).digest('hex'),
-  'SHA-1': (data) => createHash('sha1').update(data).digest('hex'),
-  MD5: (data) => createHash('md5').update(data).digest('hex'),
-  CRC32: (data) => crc32(data).toString(16).padStart(8, '0'),
-};
+const NODE = NODE_DIGESTS;
 
 async function setup(t: TestContext, options: TestServerOptions = {}): Promise<{ s3: TestS3; storage: S3Storage; client: RawClient }> {
   const s3 = await startS3(t);
