@@ -7,7 +7,6 @@
 import { readFileSync } from 'node:fs';
 import { access, constants, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
 import { AnonymousAuthenticator } from '../auth/anonymous.js';
 import { HttpAuthenticator } from '../auth/http-hook.js';
 import { VerificationCache } from '../auth/password.js';

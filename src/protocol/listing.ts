@@ -34,8 +34,6 @@ const SIZE_WIDTH = 13;
 // of one directory mostly share a day), and the time of day comes from a
 // table of two-digit strings.
 
-const MS_PER_DAY = 86_400_000;
-
 /** "00" .. "99". */
 const TWO_DIGITS: readonly string[] = Array.from({ length: 100 }, (_, i) => (i < 10 ? `0${i}` : String(i)));
 

@@ -14,7 +14,7 @@ import { Session, type SessionHost } from '../session/session.js';
 import { TlsContext } from '../tls/context.js';
 import type { TlsCredentials } from '../tls/options.js';
 import { Defender, guard } from '../limits/defender.js';
-import { AdmissionGate, refuse, turnAway } from './admission.js';
+import { AdmissionGate, refuse } from './admission.js';
 import { ProxyProtocolAcceptor, type Peer } from './proxy-protocol.js';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from './options.js';
 import { local, ownerId } from './shared.js';

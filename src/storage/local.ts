@@ -49,7 +49,7 @@
  *
  * No synchronous fs calls anywhere.
  */
-import { constants as fsConstants, type Dir, type Dirent, type Stats } from 'node:fs';
+import { constants as fsConstants, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { sep } from 'node:path';

@@ -38,7 +38,7 @@ import { ErrorCodes, FerryError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { HashAlgorithm } from '../protocol/hash.js';
 import { checkOffset, checkWrite, parsePath } from './paths.js';
-import { loadSdk, MAX_PARTS, SharedClient, type S3ConnectionOptions, type S3Sdk } from './s3-client.js';
+import { loadSdk, SharedClient, type S3ConnectionOptions, type S3Sdk } from './s3-client.js';
 import { fromS3Error, isNotFound, s3Call } from './s3-errors.js';
 import { copyObject, forEachLimited } from './s3-copy.js';
 import { DirCache } from './s3-dir-cache.js';

@@ -13,8 +13,6 @@ import type { FileInfo } from '../../storage/types.js';
 import type { CommandSpec } from '../command.js';
 import type { Session } from '../session.js';
 
-/** Bytes gathered before a write: large enough to amortise syscalls, small enough to stay flat. */
-const BATCH_CHARS = 64 * 1024;
 /** STAT <path> answers over the control connection; bound the reply. */
 const MAX_STAT_ENTRIES = 10_000;
 
