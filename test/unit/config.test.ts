@@ -297,11 +297,11 @@ test('settings that are valid but weaken a protection or can never apply are war
   assert.deepEqual(await problemsOf('masqueradeAddress: 0.0.0.0\n').then((p) => p.length), 1, '0.0.0.0 is refused');
 });
 
-test('every key of limits, defender and proxyProtocol set in a file reaches the server\'s settings (none validates and stays unused)', async () => {
+test('every key of limits, defender and proxyProtocol, and uploadSha256, set in a file reaches the server\'s settings (none validates and stays unused)', async () => {
   const { resolveOptions } = await import('../../src/server/options.js');
   const { serverOptions } = await import('../../src/config/build.js');
   const defaults = (await withFile('port: 2121\n')).loaded.config as unknown as Record<string, Record<string, unknown>>;
-  const keys = leafPaths(configSchema).filter((p) => ['limits', 'defender', 'proxyProtocol'].includes(p[0]!));
+  const keys = leafPaths(configSchema).filter((p) => ['limits', 'defender', 'proxyProtocol', 'uploadSha256'].includes(p[0]!));
   assert.ok(keys.length > 25, `the sections have their keys (${keys.length})`);
   for (const keyPath of keys) {
     // A value other than the default, valid for the key: a number one higher (or 2 for a ratio), true/false flipped, a list of one address.

@@ -49,3 +49,40 @@ test('the multipart ETag is the MD5 of the parts\' MD5s and their count; a part 
   assert.equal(multipartEtag(parts), `${expected}-2`);
   assert.equal(multipartEtag([{ PartNumber: 1, ETag: 'not-an-md5' }]), '');
 });
+
+test('every key of hooks set in a file reaches the hooks\' settings (none validates and stays unused)', async () => {
+  const { parseYaml, validate } = await import('../../src/config/validate.js');
+  const { configSchema } = await import('../../src/config/schema.js');
+  const { hookSettings } = await import('../../src/cli/hooks.js');
+  const yaml = `hooks:
+  concurrency: 7
+  queueSize: 9
+  commands:
+    - events: [file-received, ban]
+      command: [/bin/echo, hi]
+      env: { QUEUE: in }
+      timeoutMs: 1234
+  webhooks:
+    - events: [login-failed]
+      url: http://127.0.0.1:8080/w
+      secret: s1
+      timeoutMs: 2345
+      retries: 5
+      retryDelayMs: 67
+  beforeUpload:
+    url: http://127.0.0.1:8080/u
+    secret: s2
+    timeoutMs: 3456
+`;
+  const { source, value } = parseYaml('ferry.yaml', yaml);
+  const settings = await hookSettings(validate(configSchema, value, source).hooks);
+  assert.deepEqual(settings, {
+    events: {
+      concurrency: 7,
+      queueSize: 9,
+      commands: [{ events: ['file-received', 'ban'], command: ['/bin/echo', 'hi'], env: { QUEUE: 'in' }, timeoutMs: 1234 }],
+      webhooks: [{ events: ['login-failed'], url: 'http://127.0.0.1:8080/w', secret: 's1', timeoutMs: 2345, retries: 5, retryDelayMs: 67 }],
+    },
+    beforeUpload: { url: 'http://127.0.0.1:8080/u', secret: 's2', timeoutMs: 3456 },
+  });
+});
