@@ -28,7 +28,7 @@ export function banHandlers(defender: Shared<Defender>): Record<string, ControlH
 }
 
 /** "90s", "30m", "12h", "7d" -> milliseconds; null when not a duration. */
-export function parseDuration(text: string): number | null {
+function parseDuration(text: string): number | null {
   const match = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
   if (!match) return null;
   const ms = Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];

@@ -15,7 +15,7 @@ import type { FtpServer } from '../server/server.js';
 import { askUploadHook, type UploadHookTarget } from '../observability/upload-hook.js';
 
 /** At shutdown, how long hooks of the last events (disconnects) may still run before the process exits. */
-export const HOOKS_DRAIN_MS = 2000;
+const HOOKS_DRAIN_MS = 2000;
 
 interface HookSettings {
   events: EventHooksSettings;
@@ -75,10 +75,8 @@ export class DaemonHooks {
    */
   register(server: FtpServer): void {
     if (!this.#settings.beforeUpload) return;
-    server.hook('beforeUpload', async (request) => {
-      const target = this.#settings.beforeUpload;
-      return target ? askUploadHook(target, request) : undefined;
-    });
+    // Read at each upload: a reload may change its url, secret or timeout (never turn it off: see prepareReload).
+    server.hook('beforeUpload', (request) => askUploadHook(this.#settings.beforeUpload!, request));
   }
 
   /**
@@ -90,10 +88,8 @@ export class DaemonHooks {
   async prepareReload(config: Config): Promise<() => void> {
     const settings = await hookSettings(config.hooks);
     return () => {
-      if ((settings.beforeUpload === null) !== (this.#settings.beforeUpload === null)) {
-        this.#logger.warn({ settings: ['hooks.beforeUpload.url'] }, 'these settings change only on restart');
-        settings.beforeUpload = this.#settings.beforeUpload;
-      }
+      // Turning it on or off takes a restart (serve.ts says so with the other such settings).
+      if ((settings.beforeUpload === null) !== (this.#settings.beforeUpload === null)) settings.beforeUpload = this.#settings.beforeUpload;
       const old = this.#events;
       this.#settings = settings;
       this.#events = new EventHooks(settings.events, this.#logger);

@@ -10,6 +10,7 @@ import type { Worker } from 'node:cluster';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { MetricsListener } from '../server/metrics-listener.js';
+import { createMetrics } from '../observability/metrics-api.js';
 import { fail } from './fail.js';
 
 export type MetricsRole = { process: 'single' } | { process: 'primary'; labelOf: (worker: Worker) => string } | { process: 'worker' };
@@ -17,8 +18,7 @@ export type MetricsRole = { process: 'single' } | { process: 'primary'; labelOf:
 /** What the caller closes on shutdown; null when metrics are off or this process does not serve them (a worker). */
 export async function startMetrics(settings: Config['metrics'], role: MetricsRole, logger: Logger): Promise<MetricsListener | null> {
   if (!settings.enabled) return null;
-  const { createMetrics } = await import('../observability/metrics.js');
-  const { registry } = createMetrics();
+  const { registry } = await createMetrics();
   if (role.process === 'worker') {
     const { answerMetricsRequests } = await import('../observability/metrics-cluster.js');
     answerMetricsRequests(registry);

@@ -8,6 +8,7 @@
  * that standard output stays one JSON line per log line.
  */
 import cluster from 'node:cluster';
+import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import os from 'node:os';
 import type { Command } from 'commander';
@@ -34,7 +35,7 @@ import { s3Location, s3StorageFromFlags, type S3Flags } from './s3-flags.js';
 import { VERSION } from './version.js';
 import { DaemonHooks } from './hooks.js';
 import { EVENT_NAMES, PRIMARY_EVENTS } from '../observability/hook-event.js';
-import { eventChannel, publishEvent } from '../observability/channels.js';
+import { publishEvent } from '../observability/channels.js';
 import { createLogOutput, type LogOutput } from '../observability/log-output.js';
 import { TransferLog } from '../observability/transfer-log.js';
 import type { MetricsListener } from '../server/metrics-listener.js';
@@ -176,6 +177,8 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
   const restartOnly = (next: Config) => [
     ...(['workers', 'runAs', 'metrics'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key])),
     ...(['format', 'file', 'transferLog'] as const).filter((key) => next.logging[key] !== config.logging[key]).map((key) => `logging.${key}`),
+    // The beforeUpload hook is registered before the server serves: on or off only at a restart.
+    ...((next.hooks.beforeUpload.url === null) !== (config.hooks.beforeUpload.url === null) ? ['hooks.beforeUpload.url'] : []),
   ];
 
   if (cluster.isWorker) {
@@ -212,8 +215,19 @@ export async function serve(flags: ServeFlags, command: Command): Promise<void> 
       const options = resolveOptions({ ...serverOptions(config), authenticator: { authenticate: async () => null } });
       primary = new ClusterPrimary({ ...options, workers, logger, onWorkerExit: sweep });
       // Bans happen here, in the primary: its logs, diagnostics channel (metrics) and hooks see them.
-      const defenderHooks = { logger, onBan: (info: BanInfo) => publishEvent('ban', info), onUnban: (info: UnbanInfo) => publishEvent('unban', info) };
-      hooks.attach(eventChannel(), PRIMARY_EVENTS);
+      const bans = new EventEmitter();
+      const defenderHooks = {
+        logger,
+        onBan: (info: BanInfo) => {
+          publishEvent('ban', info);
+          bans.emit('ban', info);
+        },
+        onUnban: (info: UnbanInfo) => {
+          publishEvent('unban', info);
+          bans.emit('unban', info);
+        },
+      };
+      hooks.attach(bans, PRIMARY_EVENTS);
       const objects = createSharedObjects({ defender: options.defender, defenderHooks });
       for (const [name, object] of Object.entries(objects)) hostForWorkers(name, object);
       // The primary admits every connection, so the defender's bans are checked there; workers report offences to it.

@@ -12,6 +12,7 @@ import { accessAs } from '../server/privileges.js';
 import { configSchema, type Config } from './schema.js';
 import { readUsersFile } from './users-file.js';
 import { closest, ConfigError, leafPaths, leafSchema, parseYaml, settingNamed, validate, type Source } from './validate.js';
+import { envName as fieldEnvName } from '../observability/hook-event.js';
 
 export interface ConfigOverride {
   path: string[];
@@ -43,8 +44,8 @@ export const CONFIG_ENV = 'FERRY_CONFIG';
 /** The password of `ferry --user NAME` (src/cli/cli-users.ts): not a setting either. */
 export const USER_PASSWORD_ENV = 'FERRY_USER_PASSWORD';
 
-const snake = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
-export const envName = (keyPath: readonly string[]) => `FERRY_${keyPath.map(snake).join('_')}`;
+/** FERRY_ and the key path in upper snake case (limits.maxConnections → FERRY_LIMITS_MAX_CONNECTIONS), as hooks name event fields. */
+export const envName = (keyPath: readonly string[]) => fieldEnvName(keyPath.join('_'));
 
 const ENV_KEYS = new Map(leafPaths(configSchema).map((p) => [envName(p), p]));
 /** Keys holding paths, resolved against the folder of whatever set them. */

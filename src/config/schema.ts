@@ -179,8 +179,11 @@ const hooksSection = section({
     .prefault({}),
 }).prefault({});
 
+/** An address (or host name) to listen on. */
+const listenHost = (expected: string) => checked(expected, (v) => net.isIP(v) !== 0 || isHostName(v));
+
 export const configSchema = z.strictObject({
-  host: checked('an address or host name to listen on, like 0.0.0.0, :: or localhost', (v) => net.isIP(v) !== 0 || isHostName(v)).default(DEFAULTS.host),
+  host: listenHost('an address or host name to listen on, like 0.0.0.0, :: or localhost').default(DEFAULTS.host),
   port: wholeNumber(0, 65535).default(DEFAULTS.port),
   passivePorts: text(PORT_RANGE)
     .superRefine((v, ctx) => {
@@ -263,7 +266,7 @@ export const configSchema = z.strictObject({
   hooks: hooksSection,
   metrics: section({
     enabled: bool().default(METRICS.enabled),
-    host: checked('an address to listen on, like 127.0.0.1 (this machine only), 0.0.0.0 or ::', (v) => net.isIP(v) !== 0 || isHostName(v)).default(METRICS.host),
+    host: listenHost('an address to listen on, like 127.0.0.1 (this machine only), 0.0.0.0 or ::').default(METRICS.host),
     port: wholeNumber(0, 65535).default(METRICS.port),
     path: checked('a URL path starting with /, like /metrics', (v) => /^\/[A-Za-z0-9._~!$&'()*+,;=:@\/-]*$/.test(v)).default(METRICS.path),
   }).prefault({}),

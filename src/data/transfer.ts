@@ -22,12 +22,12 @@
  * every 'drain' of the destination. Without a throttle nothing is added,
  * not even a per-chunk check.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Socket } from 'node:net';
 import { CrlfToLf, LfToCrlf } from '../protocol/ascii.js';
 import { ErrorCodes, FerryError } from '../errors.js';
+import { createDigest, type Digest } from '../storage/digest.js';
 import { isChunkSource, type ChunkSource } from '../storage/types.js';
 import type { Throttle } from '../limits/throttle.js';
 
@@ -123,16 +123,13 @@ export function receiveFromSocket(socket: Socket, sink: Writable, options: Recei
   const source = stages[stages.length - 1]!;
   // The digest sees exactly what the sink is given: the chunks pipe() writes,
   // from the same 'data' events, before any stage could reuse them.
-  let hash: Hash | null = null;
+  const hash: Digest | null = options.digest ? createDigest('SHA-256') : null;
   let size = 0;
   const onData = (chunk: Buffer): void => {
     hash!.update(chunk);
     size += chunk.length;
   };
-  if (options.digest) {
-    hash = createHash('sha256');
-    source.on('data', onData);
-  }
+  if (hash) source.on('data', onData);
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     const stop = (err: unknown): void => {
@@ -176,7 +173,7 @@ export function receiveFromSocket(socket: Socket, sink: Writable, options: Recei
     );
     source.pipe(sink, { end: false });
   }).then(async () => {
-    await options.beforeCommit(hash ? { sha256: hash.digest('hex'), size } : null);
+    await options.beforeCommit(hash ? { sha256: hash.hex(), size } : null);
     sink.end();
     await finished(sink);
   });

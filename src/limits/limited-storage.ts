@@ -26,7 +26,7 @@
  * each change is computed against a file nobody else changes meanwhile.
  */
 import type { Readable } from 'node:stream';
-import { ErrorCodes, FerryError } from '../errors.js';
+import { ErrorCodes, FerryError, fromSystemError } from '../errors.js';
 import type { FileInfo, ReadOptions, Storage, StorageCapabilities, StorageWritable, WriteOptions } from '../storage/types.js';
 import type { QuotaLimits, Usage } from './quota-ledger.js';
 import { meterUpload } from './upload-meter.js';
@@ -108,8 +108,8 @@ async function statOrNull(storage: Storage, path: string): Promise<FileInfo | nu
   try {
     return await storage.stat(path);
   } catch (err) {
-    if (err instanceof FerryError && err.code === ErrorCodes.NOT_FOUND) return null;
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const known = fromSystemError(err);
+    if (known instanceof FerryError && known.code === ErrorCodes.NOT_FOUND) return null;
     throw err;
   }
 }

@@ -138,26 +138,3 @@ export const channels = {
 export function publishEvent<K extends keyof ServerEvents>(name: K, info: ServerEvents[K][0]): void {
   if (channels.event.hasSubscribers) channels.event.publish({ name, info } as EventMessage);
 }
-
-/**
- * `ferry:event` as an emitter of events by name (on/off), for code written
- * against FtpServer's events: the cluster primary's daemon hooks hear its
- * bans this way.
- */
-export function eventChannel(): { on(name: string, listener: (info: unknown) => void): void; off(name: string, listener: (info: unknown) => void): void } {
-  const subscribed = new Map<(info: unknown) => void, (message: EventMessage) => void>();
-  return {
-    on(name, listener) {
-      const onMessage = (message: EventMessage): void => {
-        if (message.name === name) listener(message.info);
-      };
-      subscribed.set(listener, onMessage);
-      channels.event.subscribe(onMessage);
-    },
-    off(_name, listener) {
-      const onMessage = subscribed.get(listener);
-      if (onMessage) channels.event.unsubscribe(onMessage);
-      subscribed.delete(listener);
-    },
-  };
-}

@@ -27,7 +27,7 @@ export interface CommandHook {
 /** Between the timeout's SIGTERM and SIGKILL. */
 export const KILL_GRACE_MS = 2000;
 /** Output kept for the log, per stream. */
-export const OUTPUT_LOG_BYTES = 1024;
+const OUTPUT_LOG_BYTES = 1024;
 
 const INHERITED = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ'];
 

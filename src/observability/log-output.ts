@@ -127,9 +127,7 @@ function openForAppending(path: string, setting: string): void {
   try {
     closeSync(openSync(path, 'a'));
   } catch (err) {
-    const code = errorCode(err);
-    const what = code === 'EISDIR' ? 'it is a folder; give the path of a file in it' : code === 'ENOENT' ? 'create its folder, or choose another path' : "let the server's user (runAs) write there, or choose another path";
-    throw new Error(`${setting}: cannot open ${path} for appending (${code}): ${what}`);
+    throw cannotAppend(setting, path, errorCode(err));
   }
 }
 
@@ -141,14 +139,18 @@ export async function checkLogFiles(files: ReadonlyArray<[setting: string, path:
   for (const [setting, path] of files) {
     if (path === null) continue;
     const info = await stat(path).catch(() => null);
-    if (info?.isDirectory()) throw new Error(`${setting}: cannot open ${path} for appending (EISDIR): it is a folder; give the path of a file in it`);
+    if (info?.isDirectory()) throw cannotAppend(setting, path, 'EISDIR');
     try {
       await access(info ? path : dirname(path), constants.W_OK);
     } catch (err) {
-      const code = errorCode(err);
-      throw new Error(`${setting}: cannot open ${path} for appending (${code}): ${code === 'ENOENT' ? 'create its folder, or choose another path' : "let the server's user (runAs) write there, or choose another path"}`);
+      throw cannotAppend(setting, path, errorCode(err));
     }
   }
+}
+
+function cannotAppend(setting: string, path: string, code: string): Error {
+  const what = code === 'EISDIR' ? 'it is a folder; give the path of a file in it' : code === 'ENOENT' ? 'create its folder, or choose another path' : "let the server's user (runAs) write there, or choose another path";
+  return new Error(`${setting}: cannot open ${path} for appending (${code}): ${what}`);
 }
 
 const errorCode = (err: unknown) => (err as NodeJS.ErrnoException).code ?? (err as Error).message;

@@ -35,7 +35,7 @@ type Request = { type: 'ferry:metrics-request'; id: number };
 type Response = { type: 'ferry:metrics'; id: number; metrics?: MetricsJson; error?: string };
 
 /** How long a scrape waits for the workers: well inside Prometheus's default 10 s scrape timeout. */
-export const WORKER_SCRAPE_TIMEOUT_MS = 2000;
+const WORKER_SCRAPE_TIMEOUT_MS = 2000;
 
 /** In a cluster worker: answer the primary's requests with `registry`'s values. */
 export function answerMetricsRequests(registry: Registry): void {

@@ -19,7 +19,7 @@ export interface UploadHookTarget {
 }
 
 /** What a beforeUpload hook returns: nothing (go on) or a refusal. */
-export type UploadVerdict = undefined | { deny: string };
+type UploadVerdict = undefined | { deny: string };
 
 /** An answer is a small JSON object: a service that sends more is not one we understand, and must not fill memory. */
 const MAX_ANSWER_BYTES = 64 * 1024;

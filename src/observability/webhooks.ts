@@ -13,6 +13,7 @@
  * the receiver refuses it, and asking again would not change that).
  */
 import { createHmac } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { HookDelivery } from './hook-event.js';
 import type { Logger } from './logger.js';
 
@@ -83,7 +84,7 @@ export async function deliver(target: WebhookTarget, d: HookDelivery, stop?: Abo
     }
     if (attempt > target.retries || stop?.aborted) return { delivered: false, attempts: attempt, status, error };
     const pauseMs = Math.min(target.retryDelayMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
-    await pause(pauseMs, stop);
+    await sleep(pauseMs, undefined, { signal: stop }).catch(() => undefined);
   }
 }
 
@@ -101,16 +102,4 @@ export async function deliverLogged(target: WebhookTarget, d: HookDelivery, logg
 function describe(err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   return cause?.code ?? cause?.message ?? (err as Error).message;
-}
-
-function pause(ms: number, stop?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      stop?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    stop?.addEventListener('abort', done, { once: true });
-  });
 }

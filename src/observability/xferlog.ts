@@ -44,7 +44,7 @@ export function ctime(date: Date): string {
 }
 
 /** A field without spaces or control characters (the format cannot quote them). */
-export const xferlogField = (value: string) => (value === '' ? '_' : value.replace(/[\s\x00-\x1f\x7f]/g, '_'));
+const xferlogField = (value: string) => (value === '' ? '_' : value.replace(/[\s\x00-\x1f\x7f]/g, '_'));
 
 export function xferlogLine(record: XferRecord): string {
   // Whole seconds as the format has them; at least 1 so that an analyser dividing bytes by time never divides by 0.

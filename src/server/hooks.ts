@@ -49,7 +49,7 @@ export type HookAnswer<K extends HookName> = void | undefined | { deny: string }
 
 export type Hook<K extends HookName> = (request: Readonly<HookRequests[K]>) => HookAnswer<K> | Promise<HookAnswer<K>>;
 
-export const HOOK_NAMES: readonly HookName[] = ['beforeLogin', 'beforeUpload', 'beforeDownload', 'beforeDelete', 'beforeRename'];
+const HOOK_NAMES: readonly HookName[] = ['beforeLogin', 'beforeUpload', 'beforeDownload', 'beforeDelete', 'beforeRename'];
 
 /** The longest refusal text sent to a client: one reply line. */
 const MAX_REASON_CHARS = 200;

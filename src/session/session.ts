@@ -477,6 +477,7 @@ export class Session implements LineSink {
     try {
       await spec.handler(this, context);
     } finally {
+      const bytes = this.transferredBytes;
       this.#transfer = null;
       this.restOffset = 0;
       this.allocatedBytes = null;
@@ -484,7 +485,7 @@ export class Session implements LineSink {
         const { started } = transfer;
         channels.transferEnd.publish({
           ...started,
-          bytes: transfer.socket ? transfer.socket.bytesRead + transfer.socket.bytesWritten : 0,
+          bytes,
           durationMs: Date.now() - started.startedAt,
           ok: transfer.ok,
           reason: transfer.ok ? null : (transfer.failure ?? 'transfer did not complete'),

@@ -374,11 +374,9 @@ export class S3Storage implements Storage {
   async usage(): Promise<{ bytes: number; files: number }> {
     const total = { bytes: 0, files: 0 };
     const folders = await this.#countKeys(this.#dirKey(this.#segments('/')), '/', total);
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      for (let i = next++; i < folders.length; i = next++) await this.#countKeys(folders[i]!, undefined, total);
-    };
-    await Promise.all(Array.from({ length: Math.min(USAGE_CONCURRENCY, folders.length) }, worker));
+    await forEachLimited(folders, USAGE_CONCURRENCY, async (folder) => {
+      await this.#countKeys(folder, undefined, total);
+    });
     return total;
   }
 

@@ -1,7 +1,7 @@
 /** Login and logout: USER, PASS, REIN, QUIT, ACCT (RFC 959 §4.1.1). */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRefusal, type Account, type LoginRefusal, type TlsPolicy } from '../../auth/types.js';
-import { channels, type LoginFailureReason } from '../../observability/channels.js';
+import { channels, type LoginFailureReason, type LoginMessage } from '../../observability/channels.js';
 import { ErrorCodes, FerryError, needsOperator, replyForError } from '../../errors.js';
 import { refusalText } from '../../limits/defender.js';
 import type { CommandSpec } from '../command.js';
@@ -10,7 +10,11 @@ import type { Session } from '../session.js';
 /** A login that did not succeed: the event, the channel, nothing else (callers reply). */
 export function loginFailed(session: Session, username: string, reason: LoginFailureReason): void {
   session.host.notify('login-failed', { sessionId: session.id, remoteAddress: session.remoteAddress, username, reason });
-  if (channels.login.hasSubscribers) channels.login.publish({ sessionId: session.id, remoteAddress: session.remoteAddress, username, outcome: reason });
+  publishLogin(session, username, reason);
+}
+
+function publishLogin(session: Session, username: string, outcome: LoginMessage['outcome']): void {
+  if (channels.login.hasSubscribers) channels.login.publish({ sessionId: session.id, remoteAddress: session.remoteAddress, username, outcome });
 }
 
 async function pass(session: Session, password: string): Promise<void> {
@@ -93,7 +97,7 @@ async function pass(session: Session, password: string): Promise<void> {
       return;
     }
     session.host.notify('login', { ...session.who, secure: session.secure });
-    if (channels.login.hasSubscribers) channels.login.publish({ sessionId: session.id, remoteAddress: session.remoteAddress, username, outcome: 'success' });
+    publishLogin(session, username, 'success');
     session.reply(230, 'Login successful.');
     return;
   }
